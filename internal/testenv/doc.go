@@ -1,0 +1,8 @@
+// Package testenv is shared test infrastructure: capability checks that skip
+// locally but fail in CI, and the paths of the artifacts that `make` builds.
+//
+// A test that needs a capability calls Require. When the capability is
+// missing the test is skipped, unless ULP_TEST_REQUIRE names it (CI sets
+// ULP_TEST_REQUIRE=all), in which case the test fails: a green CI run can
+// never mean that the real-process tests did not run.
+package testenv

@@ -1,0 +1,117 @@
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Capabilities understood by Require.
+const (
+	Root   = "root"   // running as uid 0
+	Ptrace = "ptrace" // may ptrace own children
+	CC     = "cc"     // a C compiler on PATH
+	SSHD   = "sshd"   // OpenSSH's sshd binary
+	Build  = "build"  // the artifacts of `make` exist (build/ulp, build/libpulp.so.0)
+)
+
+// Required reports whether ULP_TEST_REQUIRE demands capability c.
+func Required(c string) bool {
+	for _, f := range strings.Split(os.Getenv("ULP_TEST_REQUIRE"), ",") {
+		f = strings.TrimSpace(f)
+		if f == c || f == "all" {
+			return true
+		}
+	}
+	return false
+}
+
+// Require skips t (or fails it, when the capability is required) unless
+// every capability in caps is available.
+func Require(t testing.TB, caps ...string) {
+	t.Helper()
+	for _, c := range caps {
+		if why := missing(c); why != "" {
+			if Required(c) {
+				t.Fatalf("capability %q required by ULP_TEST_REQUIRE but missing: %s", c, why)
+			}
+			t.Skipf("skipping: capability %q missing: %s", c, why)
+		}
+	}
+}
+
+func missing(c string) string {
+	switch c {
+	case Root:
+		if os.Geteuid() != 0 {
+			return "not running as root"
+		}
+	case Ptrace:
+		if runtime.GOOS != "linux" {
+			return "not linux"
+		}
+		if b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope"); err == nil {
+			if s := strings.TrimSpace(string(b)); s == "3" {
+				return "yama ptrace_scope is 3"
+			}
+		}
+	case CC:
+		if _, err := exec.LookPath("cc"); err != nil {
+			return "no cc on PATH"
+		}
+	case SSHD:
+		if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+			return "no /usr/sbin/sshd (apt-get install openssh-server)"
+		}
+	case Build:
+		for _, f := range []string{"ulp", "libpulp.so.0"} {
+			if _, err := os.Stat(filepath.Join(BuildDir(), f)); err != nil {
+				return "run make first: " + err.Error()
+			}
+		}
+	default:
+		return "unknown capability"
+	}
+	return ""
+}
+
+var rootOnce = sync.OnceValue(func() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+})
+
+// ModuleRoot returns the repository's top folder.
+func ModuleRoot() string { return rootOnce() }
+
+// BuildDir returns the folder holding the artifacts of `make`: $ULP_BUILD_DIR
+// when set, else build/ under the module root.
+func BuildDir() string {
+	if d := os.Getenv("ULP_BUILD_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(ModuleRoot(), "build")
+}
+
+// Artifact returns the path of a file built by make (e.g. "ulp",
+// "libpulp.so.0"), requiring the Build capability.
+func Artifact(t testing.TB, name string) string {
+	t.Helper()
+	Require(t, Build)
+	return filepath.Join(BuildDir(), name)
+}
+
+// CompileC compiles C sources with cc into out, failing t on error. args are
+// passed to cc before the sources (e.g. "-shared", "-fPIC").
+func CompileC(t testing.TB, out string, args []string, srcs ...string) {
+	t.Helper()
+	Require(t, CC)
+	cmdArgs := append(append([]string{"-o", out}, args...), srcs...)
+	cmd := exec.Command("cc", cmdArgs...)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cc %s: %v\n%s", strings.Join(cmdArgs, " "), err, b)
+	}
+}

@@ -1,0 +1,4 @@
+// Package cli is the cobra command tree of the ulp agent: one file per
+// command, each turning flags into calls on the engine packages and their
+// results into text, NDJSON and exit statuses. It holds no patching logic.
+package cli

@@ -1,0 +1,119 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit statuses of ulp. They are listed under EXIT STATUS in `ulp --help`
+// and in docs/cli.md; ExitCode is the only place that maps errors to them.
+const (
+	ExitOK           = 0 // success; for trigger: no process reported ERROR
+	ExitFailure      = 1 // at least one ERROR; for check: not applied; for livepatchable: no
+	ExitUsage        = 2 // bad usage or invalid input (nothing was changed)
+	ExitInconsistent = 3 // a process may have been left inconsistent (see stderr)
+)
+
+// ExitError carries a specific exit status up to main. Err may be nil when
+// the command already printed everything it had to say.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageError marks err as bad usage or invalid input (exit status 2).
+func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+
+// globalOptions are the flags shared by every command.
+type globalOptions struct {
+	quiet   bool
+	verbose bool
+	log     *slog.Logger
+}
+
+const exitStatusHelp = `
+EXIT STATUS
+  0  success (trigger: no process reported ERROR)
+  1  at least one ERROR; check: patch not applied; livepatchable: not livepatchable
+  2  bad usage or invalid input; nothing was changed
+  3  a process may have been left inconsistent (explained on stderr)
+`
+
+// NewRoot returns the `ulp` command tree.
+func NewRoot() *cobra.Command {
+	g := &globalOptions{}
+	root := &cobra.Command{
+		Use:   "ulp",
+		Short: "User-space live patching: build, apply and inspect livepatches",
+		Long: "ulp builds livepatch containers and applies them to running processes that\n" +
+			"preload libpulp.so.0, without restarting them.\n" + exitStatusHelp,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			if g.quiet && g.verbose {
+				return usageError(errors.New("-q and -v are mutually exclusive"))
+			}
+			level := slog.LevelWarn
+			if g.verbose {
+				level = slog.LevelDebug
+			}
+			g.log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: level}))
+			return nil
+		},
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
+	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug information on stderr")
+	root.AddCommand(
+		newPackerCommand(g),
+		newDumpCommand(g),
+		newLivepatchableCommand(g),
+		newExtractCommand(g),
+		newPostCommand(g),
+		newTriggerCommand(g),
+		newPatchesCommand(g),
+		newCheckCommand(g),
+		newMessagesCommand(g),
+		newSetPatchableCommand(g),
+	)
+	return root
+}
+
+// ExitCode prints err (once) on w and returns the exit status for it.
+func ExitCode(w io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitFailure
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		code = ee.Code
+		if ee.Err == nil {
+			return code
+		}
+	}
+	fmt.Fprintf(w, "ulp: %v\n", err)
+	return code
+}
+
+// Run executes the ulp command tree with args and returns the exit status.
+func Run(args []string) int {
+	root := NewRoot()
+	root.SetArgs(args)
+	err := root.Execute()
+	return ExitCode(os.Stderr, err)
+}

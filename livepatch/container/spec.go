@@ -1,0 +1,57 @@
+package container
+
+// Kind tells what a metadata section describes.
+type Kind uint8
+
+// The section kinds: .ulp holds an Apply spec, .ulp.rev a Revert spec.
+const (
+	Apply  Kind = 1
+	Revert Kind = 2
+)
+
+// Section names inside a livepatch container.
+const (
+	SectionApply    = ".ulp"
+	SectionRevert   = ".ulp.rev"
+	SectionComments = ".ulp.comments"
+)
+
+// ID identifies a patch: a SHA-256 content hash (see docs/container-format.md).
+type ID [32]byte
+
+// Target names the object a patch applies to.
+type Target struct {
+	Name    string // basename of the library, or of the executable
+	BuildID []byte // GNU build-id of the target, any length
+}
+
+// Func is one function replacement.
+type Func struct {
+	Old       string // symbol name in the target
+	New       string // symbol name in the livepatch
+	OldOffset uint64 // st_value of Old in the target file (offset from the load bias)
+	NewOffset uint64 // st_value of New in the livepatch file
+}
+
+// Ref is a data reference filled in at apply time: the livepatch variable at
+// PatchOffset receives the address of the target variable at TargetOffset
+// (or, when TLS, a tls_index for it).
+type Ref struct {
+	TargetVar    string
+	PatchRef     string
+	TargetOffset uint64
+	PatchOffset  uint64
+	TLS          bool
+}
+
+// Spec is the decoded description of a livepatch container. A Spec is plain
+// data: reading one never touches a process.
+type Spec struct {
+	Kind     Kind
+	ID       ID
+	Target   Target
+	Funcs    []Func // empty in a Revert spec
+	Refs     []Ref  // empty in a Revert spec
+	Comments string // free text from the description's '!' lines
+	Labels   []string
+}

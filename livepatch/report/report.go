@@ -1,0 +1,85 @@
+package report
+
+import "time"
+
+// Schema strings carried in every record's "schema" field.
+const (
+	TriggerSchema = "ulp.trigger/v1"
+	PatchesSchema = "ulp.patches/v1"
+)
+
+// Result is the outcome of one trigger on one process.
+type Result string
+
+// The three outcomes, printed verbatim in the human output too.
+const (
+	Success Result = "SUCCESS"
+	Skipped Result = "SKIPPED"
+	Error   Result = "ERROR"
+)
+
+// Record types, in the "type" field.
+const (
+	TypeProcess = "process"
+	TypeSummary = "summary"
+)
+
+// Process is one per-process line of `ulp trigger --json`.
+type Process struct {
+	Schema  string `json:"schema"`
+	Type    string `json:"type"` // TypeProcess
+	PID     int    `json:"pid"`
+	Comm    string `json:"comm"`
+	Patch   string `json:"patch"`            // container path
+	PatchID string `json:"patch_id"`         // hex
+	Action  string `json:"action"`           // "apply", "revert", "revert-all", "replace"
+	Result  Result `json:"result"`           // SUCCESS, SKIPPED or ERROR
+	Reason  string `json:"reason,omitempty"` // why SKIPPED or ERROR
+	// Inconsistent is set when the process may have been left in a state
+	// other than "old code" or "new code" (exit status 3).
+	Inconsistent bool    `json:"inconsistent,omitempty"`
+	Timings      Timings `json:"timings"`
+}
+
+// Timings are the phases of one trigger, in microseconds.
+type Timings struct {
+	TotalUS  int64 `json:"total_us"`
+	AttachUS int64 `json:"attach_us"`
+	LoadUS   int64 `json:"load_us"`  // container load inside the process (threads running)
+	WriteUS  int64 `json:"write_us"` // code write (all threads stopped)
+	DetachUS int64 `json:"detach_us"`
+	PauseUS  int64 `json:"pause_us"` // longest time every thread was stopped
+}
+
+// Summary is the last line of `ulp trigger --json`.
+type Summary struct {
+	Schema         string `json:"schema"`
+	Type           string `json:"type"` // TypeSummary
+	Candidates     int    `json:"candidates"`
+	Patched        int    `json:"patched"` // processes with at least one SUCCESS
+	Skipped        int    `json:"skipped"`
+	Failed         int    `json:"failed"`
+	PatchesApplied int    `json:"patches_applied"`
+	Inconsistent   int    `json:"inconsistent"`
+}
+
+// AppliedPatch is one entry of a process's ledger.
+type AppliedPatch struct {
+	ID        string    `json:"id"` // hex
+	Container string    `json:"container"`
+	Target    string    `json:"target"`
+	AppliedAt time.Time `json:"applied_at"`
+	Labels    []string  `json:"labels,omitempty"`
+	Functions int       `json:"functions"`
+}
+
+// PatchedProcess is one line of `ulp patches --json`.
+type PatchedProcess struct {
+	Schema    string         `json:"schema"`
+	PID       int            `json:"pid"`
+	Comm      string         `json:"comm"`
+	Libraries []string       `json:"livepatchable_libraries"`
+	Patches   []AppliedPatch `json:"patches"`
+	// Error is set when the process could not be read (e.g. permission).
+	Error string `json:"error,omitempty"`
+}
