@@ -1,0 +1,354 @@
+package abi
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Symbol is the name of the one data symbol the runtime exports.
+const Symbol = "ulp_abi"
+
+// Identification of the block and of a request.
+const (
+	Magic        uint32 = 0x31504c55       // ULP_ABI_MAGIC, the bytes "ULP1"
+	Version      uint32 = 1                // ULP_ABI_VERSION
+	RequestMagic uint64 = 0x5145525f504c55 // ULP_REQUEST_MAGIC, the bytes "ULP_REQ"
+)
+
+// Sizes of the fixed arrays.
+const (
+	MsgMax           = 256   // ULP_MSG_MAX
+	ReasonMax        = 256   // ULP_REASON_MAX
+	VersionMax       = 32    // ULP_VERSION_MAX
+	PathMax          = 4096  // ULP_PATH_MAX
+	NameMax          = 256   // ULP_NAME_MAX
+	RingSize         = 8192  // ULP_RING_SIZE
+	StaticLedgerSize = 16384 // ULP_STATIC_LEDGER_SIZE
+)
+
+// State is ulp_abi.state: whether the runtime accepts patches.
+type State uint32
+
+// The runtime states.
+const (
+	StateReady      State = 0 // patching enabled
+	StateUserOff    State = 1 // LIBPULP_DISABLE_ON_PATH/USERS/GROUPS matched
+	StateRuntimeOff State = 2 // `ulp set_patchable -p PID disable`
+	StateBroken     State = 3 // an internal problem; Block.Reason says which
+)
+
+func (s State) String() string {
+	switch s {
+	case StateReady:
+		return "ready"
+	case StateUserOff:
+		return "disabled by user"
+	case StateRuntimeOff:
+		return "disabled at run time"
+	case StateBroken:
+		return "broken"
+	}
+	return fmt.Sprintf("state(%d)", uint32(s))
+}
+
+// CallState is ulp_call.state.
+type CallState uint32
+
+// The states of the call slot.
+const (
+	CallIdle    CallState = 0
+	CallRunning CallState = 1 // a hijacked thread is inside the runtime
+	CallDone    CallState = 2 // Result, Out and Msg are final for Call.ID
+)
+
+// Op is ulp_request.op.
+type Op uint32
+
+// The operations a hijacked thread performs (see ulp_abi.h for out[]).
+const (
+	OpPing       Op = 0
+	OpLoad       Op = 1
+	OpGrowLedger Op = 2
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpPing:
+		return "ping"
+	case OpLoad:
+		return "load"
+	case OpGrowLedger:
+		return "grow-ledger"
+	}
+	return fmt.Sprintf("op(%d)", uint32(o))
+}
+
+// Result is ulp_call.result; 0 is success.
+type Result int32
+
+// The results of a call.
+const (
+	OK        Result = 0
+	EAgain    Result = 1 // the thread is inside malloc or the dynamic loader: retry
+	EDisabled Result = 2 // state is not READY
+	ENoTarget Result = 3 // the target object is not loaded
+	EDlopen   Result = 4 // Call.Msg holds dlerror()
+	ENoMem    Result = 5
+	EInval    Result = 6 // a malformed request
+)
+
+func (r Result) String() string {
+	switch r {
+	case OK:
+		return "ok"
+	case EAgain:
+		return "busy, try again"
+	case EDisabled:
+		return "patching disabled"
+	case ENoTarget:
+		return "target not loaded"
+	case EDlopen:
+		return "dlopen failed"
+	case ENoMem:
+		return "out of memory"
+	case EInval:
+		return "malformed request"
+	}
+	return fmt.Sprintf("result(%d)", int32(r))
+}
+
+// Indices into Request.GPR, in the entry stub's pop order.
+const (
+	R15 = iota
+	R14
+	R13
+	R12
+	RBP
+	RBX
+	R11
+	R10
+	R9
+	R8
+	RAX
+	RCX
+	RDX
+	RSI
+	RDI
+	NumGPR
+)
+
+// Indices into Request.Iret, the iretq frame.
+const (
+	IretRIP = iota
+	IretCS
+	IretRFLAGS
+	IretRSP
+	IretSS
+	NumIret
+)
+
+// Byte offsets inside struct ulp_abi, for reading or writing single fields
+// of a live block.
+const (
+	OffMagic       = 0
+	OffVersion     = 4
+	OffSize        = 8
+	OffState       = 12
+	OffEntry       = 16
+	OffLedger      = 24
+	OffLedgerCap   = 32
+	OffLedgerLen   = 40
+	OffLedgerSeq   = 48
+	OffLoadedAt    = 56
+	OffCall        = 64
+	OffCallID      = OffCall + 0
+	OffCallState   = OffCall + 8
+	OffCallResult  = OffCall + 12
+	OffCallOut     = OffCall + 16
+	OffCallMsg     = OffCall + 48
+	OffReason      = OffCall + CallSize
+	OffVersionStr  = OffReason + ReasonMax
+	OffRing        = OffVersionStr + VersionMax
+	OffRingSeq     = OffRing + 0
+	OffRingHead    = OffRing + 8
+	OffRingBuf     = OffRing + 16
+	CallSize       = 48 + MsgMax
+	RingStructSize = 16 + RingSize
+	BlockSize      = OffRing + RingStructSize // sizeof(struct ulp_abi)
+)
+
+// Byte offsets inside struct ulp_request.
+const (
+	ReqOffMagic  = 0
+	ReqOffID     = 8
+	ReqOffOp     = 16
+	ReqOffArg    = 24
+	ReqOffPath   = 56
+	ReqOffTarget = ReqOffPath + PathMax
+	ReqOffGPR    = ReqOffTarget + NameMax
+	ReqOffIret   = ReqOffGPR + 8*NumGPR
+	RequestSize  = ReqOffIret + 8*NumIret // sizeof(struct ulp_request)
+)
+
+// Call is struct ulp_call.
+type Call struct {
+	ID     uint64
+	State  CallState
+	Result Result
+	Out    [4]uint64
+	Msg    [MsgMax]byte
+}
+
+// Ring is struct ulp_ring, the message ring.
+type Ring struct {
+	Seq  uint64
+	Head uint64
+	Buf  [RingSize]byte
+}
+
+// Block is struct ulp_abi, the runtime's exported block.
+type Block struct {
+	Magic      uint32
+	Version    uint32
+	Size       uint32
+	State      State
+	Entry      uint64
+	Ledger     uint64
+	LedgerCap  uint64
+	LedgerLen  uint64
+	LedgerSeq  uint64
+	LoadedAt   uint64
+	Call       Call
+	Reason     [ReasonMax]byte
+	VersionStr [VersionMax]byte
+	Ring       Ring
+}
+
+// Request is struct ulp_request.
+type Request struct {
+	Magic  uint64
+	ID     uint64
+	Op     Op
+	Pad    uint32
+	Arg    [4]uint64
+	Path   [PathMax]byte
+	Target [NameMax]byte
+	GPR    [NumGPR]uint64
+	Iret   [NumIret]uint64
+}
+
+// Errors returned by the decoders.
+var (
+	// ErrShort means fewer bytes than the structure needs.
+	ErrShort = errors.New("abi: short buffer")
+	// ErrMismatch means the block's magic, version or size is not this
+	// package's: the process runs a runtime this agent does not understand,
+	// or the address is wrong.
+	ErrMismatch = errors.New("abi: runtime block mismatch")
+	// ErrTooLong means a string does not fit its field with its NUL.
+	ErrTooLong = errors.New("abi: string too long")
+)
+
+// DecodeBlock decodes and validates a struct ulp_abi read from a target.
+// It checks magic, version and size before anything else is trusted.
+func DecodeBlock(b []byte) (*Block, error) {
+	if len(b) < BlockSize {
+		return nil, fmt.Errorf("%w: %d bytes, block needs %d", ErrShort, len(b), BlockSize)
+	}
+	var blk Block
+	if _, err := binary.Decode(b[:BlockSize], binary.LittleEndian, &blk); err != nil {
+		return nil, fmt.Errorf("abi: decode block: %w", err)
+	}
+	switch {
+	case blk.Magic != Magic:
+		return nil, fmt.Errorf("%w: magic %#x, want %#x", ErrMismatch, blk.Magic, Magic)
+	case blk.Version != Version:
+		return nil, fmt.Errorf("%w: version %d, want %d", ErrMismatch, blk.Version, Version)
+	case blk.Size != BlockSize:
+		return nil, fmt.Errorf("%w: size %d, want %d", ErrMismatch, blk.Size, BlockSize)
+	}
+	return &blk, nil
+}
+
+// DecodeCall decodes a struct ulp_call (CallSize bytes).
+func DecodeCall(b []byte) (*Call, error) {
+	if len(b) < CallSize {
+		return nil, fmt.Errorf("%w: %d bytes, call needs %d", ErrShort, len(b), CallSize)
+	}
+	var c Call
+	if _, err := binary.Decode(b[:CallSize], binary.LittleEndian, &c); err != nil {
+		return nil, fmt.Errorf("abi: decode call: %w", err)
+	}
+	return &c, nil
+}
+
+// NewRequest returns a request with its magic, id and op set.
+func NewRequest(id uint64, op Op) *Request {
+	return &Request{Magic: RequestMagic, ID: id, Op: op}
+}
+
+// SetPath stores the container path (ULP_OP_LOAD).
+func (r *Request) SetPath(p string) error { return setCString(r.Path[:], p) }
+
+// SetTarget stores the target basename, "" for the main program (ULP_OP_LOAD).
+func (r *Request) SetTarget(name string) error { return setCString(r.Target[:], name) }
+
+// Marshal returns the request's RequestSize bytes as the target sees them.
+func (r *Request) Marshal() []byte {
+	b := make([]byte, RequestSize)
+	le := binary.LittleEndian
+	le.PutUint64(b[ReqOffMagic:], r.Magic)
+	le.PutUint64(b[ReqOffID:], r.ID)
+	le.PutUint32(b[ReqOffOp:], uint32(r.Op))
+	le.PutUint32(b[ReqOffOp+4:], r.Pad)
+	for i, v := range r.Arg {
+		le.PutUint64(b[ReqOffArg+8*i:], v)
+	}
+	copy(b[ReqOffPath:], r.Path[:])
+	copy(b[ReqOffTarget:], r.Target[:])
+	for i, v := range r.GPR {
+		le.PutUint64(b[ReqOffGPR+8*i:], v)
+	}
+	for i, v := range r.Iret {
+		le.PutUint64(b[ReqOffIret+8*i:], v)
+	}
+	return b
+}
+
+// String returns the NUL-terminated text of a fixed array (Msg, Reason,
+// VersionStr); an array with no NUL yields all of it.
+func String(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	return string(b)
+}
+
+// Text returns the ring's retained text, oldest byte first: the last
+// min(Head, RingSize) bytes written. The first line may be cut.
+func (r *Ring) Text() string {
+	n := r.Head
+	if n > RingSize {
+		n = RingSize
+	}
+	start := (r.Head - n) % RingSize
+	out := make([]byte, 0, n)
+	out = append(out, r.Buf[start:min(start+n, RingSize)]...)
+	if rest := int(n) - len(out); rest > 0 {
+		out = append(out, r.Buf[:rest]...)
+	}
+	return string(out)
+}
+
+func setCString(dst []byte, s string) error {
+	if len(s) >= len(dst) {
+		return fmt.Errorf("%w: %d bytes, field holds %d", ErrTooLong, len(s), len(dst)-1)
+	}
+	for i := range dst {
+		dst[i] = 0
+	}
+	copy(dst, s)
+	return nil
+}
