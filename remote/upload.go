@@ -1,0 +1,198 @@
+package remote
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/pkg/sftp"
+)
+
+// Uploaded describes the file at the destination after [Client.Upload].
+type Uploaded struct {
+	Path   string
+	SHA256 string // hex
+	Size   int64
+	// Skipped reports that the host already had this content at Path, so
+	// nothing was transferred.
+	Skipped bool
+}
+
+// Upload makes dst on the host hold data with permissions mode.
+//
+// When dst already has data's sha256 (checked with sha256sum on the host)
+// the transfer is skipped; the mode is still set. Otherwise data is written
+// to a temporary file next to dst (".NAME.tmp-RANDOM", created
+// exclusively), synced with fsync@openssh.com when the server offers it,
+// given mode, verified by size and sha256 on the host, and renamed over dst
+// with posix-rename@openssh.com. On any failure the temporary file is
+// removed when the connection still allows it, dst is left as it was, and
+// the error wraps [ErrUpload]. The folder of dst must exist.
+//
+// Cancelling ctx aborts the transfer by closing the SFTP session.
+func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.FileMode) (Uploaded, error) {
+	sum := sha256.Sum256(data)
+	want := Uploaded{Path: dst, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
+	fail := func(err error) (Uploaded, error) {
+		return Uploaded{}, fmt.Errorf("remote: upload %s to %s: %w: %w", dst, c.addr, ErrUpload, err)
+	}
+	if !path.IsAbs(dst) || strings.HasSuffix(dst, "/") {
+		return fail(errors.New("destination must be an absolute file path"))
+	}
+	sc, err := c.sftpClient()
+	if err != nil {
+		return fail(err)
+	}
+	if _, ok := sc.HasExtension("posix-rename@openssh.com"); !ok {
+		return fail(ErrNoAtomicRename)
+	}
+	// Abort a hung transfer on ctx: closing the SFTP client fails every
+	// pending request; the next call opens a fresh one.
+	stop := context.AfterFunc(ctx, func() { c.dropSFTP(sc) })
+	defer stop()
+	ctxErr := func(err error) error {
+		if ctx.Err() != nil {
+			return fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
+		if errors.Is(err, sftp.ErrSSHFxConnectionLost) || errors.Is(err, os.ErrClosed) {
+			c.dropSFTP(sc)
+			return fmt.Errorf("%w: %w", ErrConnLost, err)
+		}
+		return err
+	}
+
+	if fi, err := sc.Stat(dst); err == nil && fi.Mode().IsRegular() && fi.Size() == want.Size {
+		got, err := c.remoteSHA256(ctx, dst)
+		if err != nil {
+			return fail(ctxErr(err))
+		}
+		if got == want.SHA256 {
+			if fi.Mode().Perm() != mode.Perm() {
+				if err := sc.Chmod(dst, mode.Perm()); err != nil {
+					return fail(ctxErr(fmt.Errorf("chmod: %w", err)))
+				}
+			}
+			want.Skipped = true
+			return want, nil
+		}
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fail(ctxErr(fmt.Errorf("stat: %w", err)))
+	}
+
+	tmp, err := tempName(dst)
+	if err != nil {
+		return fail(err)
+	}
+	if err := c.writeTemp(sc, tmp, data, mode); err != nil {
+		_ = sc.Remove(tmp)
+		return fail(ctxErr(err))
+	}
+	got, err := c.remoteSHA256(ctx, tmp)
+	if err == nil && got != want.SHA256 {
+		err = fmt.Errorf("verify: sha256 on host is %s, want %s", got, want.SHA256)
+	}
+	if err != nil {
+		_ = sc.Remove(tmp)
+		return fail(ctxErr(err))
+	}
+	if err := sc.PosixRename(tmp, dst); err != nil {
+		_ = sc.Remove(tmp)
+		return fail(ctxErr(fmt.Errorf("rename: %w", err)))
+	}
+	return want, nil
+}
+
+// writeTemp creates tmp exclusively and fills it with data, synced, with
+// mode, checking the size the server reports.
+func (c *Client) writeTemp(sc *sftp.Client, tmp string, data []byte, mode fs.FileMode) error {
+	f, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", tmp, err)
+	}
+	n, err := f.ReadFrom(bytes.NewReader(data))
+	if err == nil && n != int64(len(data)) {
+		err = fmt.Errorf("wrote %d of %d bytes", n, len(data))
+	}
+	if err == nil {
+		if _, ok := sc.HasExtension("fsync@openssh.com"); ok {
+			if err = f.Sync(); err != nil {
+				err = fmt.Errorf("fsync: %w", err)
+			}
+		}
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := sc.Chmod(tmp, mode.Perm()); err != nil {
+		return fmt.Errorf("chmod: %w", err)
+	}
+	// pkg/sftp has returned nil from ReadFrom after the server died
+	// (pkg/sftp#300): trust only what the server reports.
+	fi, err := sc.Stat(tmp)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", tmp, err)
+	}
+	if fi.Size() != int64(len(data)) {
+		return fmt.Errorf("verify: %s has %d bytes on host, want %d", tmp, fi.Size(), len(data))
+	}
+	return nil
+}
+
+// remoteSHA256 returns the hex sha256 of file on the host, computed there
+// by sha256sum.
+func (c *Client) remoteSHA256(ctx context.Context, file string) (string, error) {
+	res, err := c.Run(ctx, []string{"sha256sum", "--", file}, nil)
+	if err != nil {
+		return "", fmt.Errorf("sha256sum: %w", err)
+	}
+	sum, _, _ := strings.Cut(string(res.Stdout), " ")
+	if len(sum) != 64 {
+		return "", fmt.Errorf("sha256sum: unexpected output %q", lastLine(res.Stdout))
+	}
+	return sum, nil
+}
+
+func tempName(dst string) (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	dir, name := path.Split(dst)
+	return dir + "." + name + ".tmp-" + hex.EncodeToString(b[:]), nil
+}
+
+// sftpClient returns the shared SFTP session, opening it on first use.
+func (c *Client) sftpClient() (*sftp.Client, error) {
+	c.sftpMu.Lock()
+	defer c.sftpMu.Unlock()
+	if c.sftp != nil {
+		return c.sftp, nil
+	}
+	sc, err := sftp.NewClient(c.ssh, sftp.UseConcurrentWrites(true), sftp.UseFstat(true))
+	if err != nil {
+		return nil, fmt.Errorf("%w: open sftp: %w", ErrConnLost, err)
+	}
+	c.sftp = sc
+	return sc, nil
+}
+
+// dropSFTP closes sc and forgets it if it is still the shared session.
+func (c *Client) dropSFTP(sc *sftp.Client) {
+	c.sftpMu.Lock()
+	if c.sftp == sc {
+		c.sftp = nil
+	}
+	c.sftpMu.Unlock()
+	sc.Close()
+}
