@@ -1,0 +1,62 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/binary"
+)
+
+// Sizes of the pad mechanism (x86_64, -fpatchable-function-entry=16,14).
+const (
+	padLen     = 14 // bytes before the entry: jmp *0(%rip) + 8-byte address
+	jmpLen     = 6  // ff 25 00 00 00 00
+	slotLen    = 8  // the absolute address read by the jmp
+	entryLen   = 2  // the redirected entry bytes
+	endbr64Len = 4  // f3 0f 1e fa
+	// windowLen is how many bytes from Addr-14 describe a function's state:
+	// the pad, an optional endbr64 and the entry bytes.
+	windowLen = padLen + endbr64Len + entryLen
+)
+
+var (
+	jmpIndirect = []byte{0xff, 0x25, 0x00, 0x00, 0x00, 0x00}
+	endbr64     = []byte{0xf3, 0x0f, 0x1e, 0xfa}
+)
+
+// PadBytes returns the 14 bytes written at entry-14 to jump to newAddr:
+// `ff 25 00 00 00 00` (jmp *0(%rip)) and the little-endian address.
+func PadBytes(newAddr uint64) []byte {
+	b := make([]byte, padLen)
+	copy(b, jmpIndirect)
+	binary.LittleEndian.PutUint64(b[jmpLen:], newAddr)
+	return b
+}
+
+// EntryBytes returns the 2 bytes written at the entry (at entry+4 after an
+// endbr64, entryOffset 4): a short jump back to entry-14, `eb f0` or `eb ec`.
+func EntryBytes(entryOffset uint8) []byte {
+	// rel8 is counted from the end of the 2-byte jump.
+	rel := -int(padLen + int(entryOffset) + entryLen)
+	return []byte{0xeb, byte(int8(rel))}
+}
+
+// EntryOffset returns where the 2 redirected entry bytes sit in the code
+// starting at a function's entry: 4 after an endbr64, else 0.
+func EntryOffset(code []byte) uint8 {
+	if bytes.HasPrefix(code, endbr64) {
+		return endbr64Len
+	}
+	return 0
+}
+
+// isEntryNop reports whether b (2 bytes) is an unpatched entry: the 2-byte
+// NOP `66 90` that `ulp post` writes, or two 1-byte NOPs `90 90`.
+func isEntryNop(b []byte) bool {
+	return bytes.Equal(b, []byte{0x66, 0x90}) || bytes.Equal(b, []byte{0x90, 0x90})
+}
+
+// isFreshPad reports whether pad (14 bytes) may be overwritten on a first
+// apply: all NOPs as the compiler emitted them, or the unreachable jump a
+// previous full revert left behind.
+func isFreshPad(pad []byte) bool {
+	return bytes.Equal(pad, bytes.Repeat([]byte{0x90}, padLen)) || bytes.HasPrefix(pad, jmpIndirect)
+}
