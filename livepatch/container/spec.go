@@ -1,5 +1,7 @@
 package container
 
+import "fmt"
+
 // Kind tells what a metadata section describes.
 type Kind uint8
 
@@ -8,6 +10,16 @@ const (
 	Apply  Kind = 1
 	Revert Kind = 2
 )
+
+func (k Kind) String() string {
+	switch k {
+	case Apply:
+		return "apply"
+	case Revert:
+		return "revert"
+	}
+	return fmt.Sprintf("kind(%d)", uint8(k))
+}
 
 // Section names inside a livepatch container.
 const (
@@ -19,10 +31,32 @@ const (
 // ID identifies a patch: a SHA-256 content hash (see docs/container-format.md).
 type ID [32]byte
 
+// String returns the ID as 64 lowercase hex digits.
+func (id ID) String() string { return fmt.Sprintf("%x", id[:]) }
+
 // Target names the object a patch applies to.
 type Target struct {
 	Name    string // basename of the library, or of the executable
 	BuildID []byte // GNU build-id of the target, any length
+}
+
+// Mechanism says how calls to an old function are redirected.
+type Mechanism uint8
+
+// Redirection mechanisms. The numbers are part of the .ulp format.
+const (
+	// MechPad uses the pad of -fpatchable-function-entry=16,14: 14 NOP
+	// bytes before the entry are rewritten into an indirect jump, and the
+	// 2 NOP bytes at OldOffset+EntryOffset into a short jump back to it.
+	MechPad Mechanism = 1
+)
+
+func (m Mechanism) String() string {
+	switch m {
+	case MechPad:
+		return "pad"
+	}
+	return fmt.Sprintf("mechanism(%d)", uint8(m))
 }
 
 // Func is one function replacement.
@@ -31,6 +65,12 @@ type Func struct {
 	New       string // symbol name in the livepatch
 	OldOffset uint64 // st_value of Old in the target file (offset from the load bias)
 	NewOffset uint64 // st_value of New in the livepatch file
+	// Mechanism is how Old is redirected; recorded at pack time from the
+	// target's bytes.
+	Mechanism Mechanism
+	// EntryOffset is the byte offset, from OldOffset, of the two NOP bytes
+	// of the pad: 0, or 4 after an endbr64.
+	EntryOffset uint8
 }
 
 // Ref is a data reference filled in at apply time: the livepatch variable at

@@ -1,0 +1,132 @@
+package elfsym
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// Schema is the "schema" field of the `ulp extract` JSON dump.
+const Schema = "ulp.extract/v1"
+
+// Limits applied to a JSON dump, which may come from anywhere.
+const (
+	// MaxDumpSize bounds the bytes read from a JSON dump.
+	MaxDumpSize = 256 << 20
+	maxName     = 255
+	maxSymName  = 4096
+)
+
+type jsonDump struct {
+	Schema  string       `json:"schema"`
+	Name    string       `json:"name"`
+	BuildID string       `json:"build_id"`
+	Symbols []jsonSymbol `json:"symbols"`
+}
+
+type jsonSymbol struct {
+	Name        string `json:"name"`
+	Offset      uint64 `json:"offset"`
+	Size        uint64 `json:"size"`
+	Type        Type   `json:"type"`
+	Bind        Bind   `json:"bind"`
+	Pad         bool   `json:"pad,omitempty"`
+	EntryOffset uint8  `json:"entry_offset,omitempty"`
+}
+
+// WriteJSON writes o as an `ulp extract` dump (schema [Schema]).
+func (o *Object) WriteJSON(w io.Writer) error {
+	d := jsonDump{
+		Schema:  Schema,
+		Name:    o.Name,
+		BuildID: hex.EncodeToString(o.BuildID),
+		Symbols: make([]jsonSymbol, len(o.Symbols)),
+	}
+	for i, s := range o.Symbols {
+		d.Symbols[i] = jsonSymbol(s)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", " ")
+	return enc.Encode(d)
+}
+
+// ReadJSON reads an `ulp extract` dump, at most [MaxDumpSize] bytes, and
+// validates every field; a malformed dump yields an error wrapping
+// [ErrInvalidDump] and a nil Object.
+func ReadJSON(r io.Reader) (*Object, error) {
+	lr := &io.LimitedReader{R: r, N: MaxDumpSize + 1}
+	dec := json.NewDecoder(lr)
+	dec.DisallowUnknownFields()
+	var d jsonDump
+	if err := dec.Decode(&d); err != nil {
+		if lr.N <= 0 {
+			return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDump, MaxDumpSize)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalidDump, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: data after the JSON object", ErrInvalidDump)
+	}
+	obj, err := d.object()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidDump, err)
+	}
+	return obj, nil
+}
+
+func (d *jsonDump) object() (*Object, error) {
+	if d.Schema != Schema {
+		return nil, fmt.Errorf("schema %q, want %q", d.Schema, Schema)
+	}
+	switch {
+	case d.Name == "" || len(d.Name) > maxName:
+		return nil, fmt.Errorf("name of %d bytes, want 1 to %d", len(d.Name), maxName)
+	case strings.ContainsAny(d.Name, "/\x00") || d.Name == "." || d.Name == "..":
+		return nil, fmt.Errorf("name %q is not a file basename", d.Name)
+	}
+	if len(d.BuildID) > 2*MaxBuildID {
+		return nil, fmt.Errorf("build_id of %d hex digits, at most %d", len(d.BuildID), 2*MaxBuildID)
+	}
+	bid, err := hex.DecodeString(d.BuildID)
+	if err != nil {
+		return nil, fmt.Errorf("build_id: %w", err)
+	}
+	if len(bid) == 0 {
+		bid = nil
+	}
+	obj := &Object{Name: d.Name, BuildID: bid, Symbols: make([]Symbol, len(d.Symbols))}
+	for i, s := range d.Symbols {
+		if err := s.validate(); err != nil {
+			return nil, fmt.Errorf("symbol %d: %w", i, err)
+		}
+		obj.Symbols[i] = Symbol(s)
+	}
+	obj.Symbols = dedup(obj.Symbols)
+	return obj, nil
+}
+
+func (s *jsonSymbol) validate() error {
+	if s.Name == "" || len(s.Name) > maxSymName || strings.ContainsRune(s.Name, 0) {
+		return fmt.Errorf("name of %d bytes (1 to %d, no NUL)", len(s.Name), maxSymName)
+	}
+	switch s.Type {
+	case TypeFunc, TypeIFunc, TypeObject, TypeTLS, TypeCommon, TypeNone:
+	default:
+		return fmt.Errorf("%q: unknown type %q", s.Name, s.Type)
+	}
+	switch s.Bind {
+	case BindLocal, BindGlobal, BindWeak, BindUnique:
+	default:
+		return fmt.Errorf("%q: unknown bind %q", s.Name, s.Bind)
+	}
+	if s.Pad && s.Type != TypeFunc {
+		return fmt.Errorf("%q: pad on a %s symbol", s.Name, s.Type)
+	}
+	if s.EntryOffset != 0 && (!s.Pad || s.EntryOffset != uint8(len(endbr64))) {
+		return fmt.Errorf("%q: entry_offset %d, want 0, or 4 with pad", s.Name, s.EntryOffset)
+	}
+	return nil
+}
