@@ -9,12 +9,12 @@ import (
 
 // hostRange is one [beg:end:step] part of a host pattern.
 type hostRange struct {
-	alpha      bool
-	beg, end   int64
-	step       int64
-	width      int // zero-padded width of numeric ranges, 0 for none
-	prefix     string
-	count      int64
+	alpha    bool
+	beg, end int64
+	step     int64
+	width    int // zero-padded width of numeric ranges, 0 for none
+	prefix   string
+	count    int64
 }
 
 // expandRange expands Ansible host ranges in pattern: "web[01:03]" gives
