@@ -1,0 +1,13 @@
+// Package procfs reads what Linux publishes about a process under /proc
+// without stopping it: the memory map (maps), status, the thread list
+// (task), comm, exe and the auxiliary vector, and the process's memory
+// through process_vm_readv (a plain read of a running process, not ptrace).
+//
+// The Parse* functions are pure parsers of the files' bytes, safe on hostile
+// input; the other functions read the files of a live process. Errors keep
+// the underlying errno: test them with errors.Is against [ErrNoProcess] or
+// fs.ErrPermission.
+//
+// procfs never writes to a process and never attaches to one: that belongs
+// to livepatch/ptrace.
+package procfs
