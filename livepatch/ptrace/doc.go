@@ -1,0 +1,19 @@
+// Package ptrace owns every ptrace(2) and wait4(2) call of ulp.
+//
+// A Process is a target seized with PTRACE_SEIZE: all of its threads are
+// traced but keep running until the caller interrupts some or all of them.
+// Each Process has its own tracer: one goroutine locked to one OS thread,
+// never unlocked, that issues every ptrace request for that process (the
+// kernel ties a tracee to the tracing thread, not to the Go program). The
+// thread exits with the goroutine after Detach.
+//
+// Memory is read with process_vm_readv, data written with process_vm_writev,
+// and code written with pwrite on /proc/PID/mem (process_vm_writev cannot
+// write read-only text; the kernel's /proc/PID/mem path writes through page
+// protections, so the target's mappings never change).
+//
+// The package never sets PTRACE_O_EXITKILL: a target must survive the death
+// of the agent at any moment, and the kernel detaches every tracee when the
+// tracer exits. A second agent's PTRACE_SEIZE fails with EPERM while one
+// holds a process, which makes holding a Process an exclusive lock.
+package ptrace

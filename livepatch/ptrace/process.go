@@ -1,0 +1,616 @@
+package ptrace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Errors reported by Process methods. They are sentinels for errors.Is; the
+// errors returned wrap them with the PID or TID concerned.
+var (
+	// ErrExited means the target process exited while it was held.
+	ErrExited = errors.New("process exited")
+	// ErrThreadExited means one thread exited; the process may live on.
+	ErrThreadExited = errors.New("thread exited")
+	// ErrBusy means another tracer (another agent, a debugger) holds the
+	// process: retry later.
+	ErrBusy = errors.New("process is traced by another program")
+	// ErrDetached means the Process was already detached.
+	ErrDetached = errors.New("process detached")
+	// ErrNotStopped means the thread is running; the request needs a stop.
+	ErrNotStopped = errors.New("thread is not stopped")
+)
+
+// stopKind tells why a thread is in a ptrace-stop.
+type stopKind uint8
+
+const (
+	stopInterrupt stopKind = iota + 1 // PTRACE_EVENT_STOP by SIGTRAP: PTRACE_INTERRUPT or a new thread
+	stopSignal                        // signal-delivery-stop: sig is re-injected on resume
+	stopGroup                         // group-stop (job control): resumed with PTRACE_LISTEN
+	stopEvent                         // PTRACE_EVENT_CLONE and other events
+)
+
+// thread is one traced task. Only the tracer goroutine touches it.
+type thread struct {
+	tid         int
+	stopped     bool
+	kind        stopKind
+	sig         int  // signal to re-inject (stopSignal)
+	wantStop    bool // the caller asked for this thread to stay stopped
+	interrupted bool // PTRACE_INTERRUPT sent, its stop not seen yet
+}
+
+// Process is a seized target. Every thread is traced; threads run unless the
+// caller stopped them. A Process must be released with Detach, on every path.
+// Its methods must not be called concurrently.
+type Process struct {
+	pid       int
+	tr        *tracer
+	tracerTID int
+	mem       *os.File
+	log       *slog.Logger
+
+	// Owned by the tracer goroutine.
+	threads  map[int]*thread
+	stopAll  bool // new threads stay stopped
+	exited   bool
+	detached bool
+
+	stopStart time.Time
+	lastPause time.Duration
+}
+
+// ThreadState describes one thread of a seized process.
+type ThreadState struct {
+	TID     int
+	Stopped bool
+	// Signal is a signal the thread was about to receive when it stopped; it
+	// is delivered when the thread resumes or is detached.
+	Signal int
+}
+
+// Seize attaches to every thread of process pid with PTRACE_SEIZE, without
+// stopping any of them, rescanning /proc/PID/task until no new thread
+// appears. Threads created later are traced automatically
+// (PTRACE_O_TRACECLONE). The caller must call Detach.
+//
+// An EPERM is returned with advice (already traced by another PID, yama
+// ptrace_scope, another user's process) and the errno still wrapped; a
+// process held by another tracer gives an error matching ErrBusy.
+func Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if pid <= 0 {
+		return nil, fmt.Errorf("seize: invalid pid %d", pid)
+	}
+	if pid == os.Getpid() {
+		return nil, fmt.Errorf("seize %d: refusing to trace ourselves", pid)
+	}
+	p := &Process{
+		pid:     pid,
+		tr:      newTracer(),
+		log:     log.With("pid", pid),
+		threads: make(map[int]*thread),
+	}
+	var err error
+	p.tr.do(func() {
+		p.tracerTID = unix.Gettid()
+		err = p.seizeAll(ctx)
+	})
+	if err == nil {
+		p.mem, err = os.OpenFile("/proc/"+strconv.Itoa(pid)+"/mem", os.O_RDWR, 0)
+	}
+	if err != nil {
+		p.Detach()
+		return nil, err
+	}
+	return p, nil
+}
+
+// PID returns the process id.
+func (p *Process) PID() int { return p.pid }
+
+// run runs f on the tracer thread; ErrDetached once the tracer is gone.
+func (p *Process) run(f func() error) error {
+	var err error
+	if !p.tr.do(func() {
+		if p.detached {
+			err = ErrDetached
+			return
+		}
+		err = f()
+	}) {
+		return ErrDetached
+	}
+	return err
+}
+
+// seizeAll seizes every task until a scan finds nothing new.
+func (p *Process) seizeAll(ctx context.Context) error {
+	for round := 0; ; round++ {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("seize %d: %w", p.pid, err)
+		}
+		if round > 1000 {
+			return fmt.Errorf("seize %d: thread list does not settle", p.pid)
+		}
+		tids, err := listTasks(p.pid)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("seize %d: %w", p.pid, ErrExited)
+			}
+			return fmt.Errorf("seize %d: %w", p.pid, err)
+		}
+		added := 0
+		for _, tid := range tids {
+			if _, ok := p.threads[tid]; ok {
+				continue
+			}
+			err := ptrace(unix.PTRACE_SEIZE, tid, 0, unix.PTRACE_O_TRACECLONE)
+			switch {
+			case err == nil:
+			case errors.Is(err, unix.ESRCH):
+				continue // exited meanwhile
+			case errors.Is(err, unix.EPERM) && tracerOf(p.pid, tid) == p.tracerTID:
+				// Created by a thread we already trace: attached by
+				// PTRACE_O_TRACECLONE; its first stop is on its way.
+			default:
+				return seizeError(p.pid, tid, err)
+			}
+			p.threads[tid] = &thread{tid: tid}
+			added++
+		}
+		if _, err := p.drain(); err != nil {
+			return err
+		}
+		if _, ok := p.threads[p.pid]; !ok && round == 0 {
+			return fmt.Errorf("seize %d: %w", p.pid, ErrExited)
+		}
+		if added == 0 {
+			p.log.Debug("seized", "threads", len(p.threads))
+			return nil
+		}
+	}
+}
+
+// listTasks returns the thread ids in /proc/PID/task.
+func listTasks(pid int) ([]int, error) {
+	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+	if err != nil {
+		return nil, err
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
+// Threads returns the traced threads, sorted by TID.
+func (p *Process) Threads() []ThreadState {
+	var out []ThreadState
+	p.run(func() error {
+		p.drain()
+		for _, th := range p.threads {
+			out = append(out, ThreadState{TID: th.tid, Stopped: th.stopped, Signal: th.sig})
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b ThreadState) int { return a.TID - b.TID })
+	return out
+}
+
+// Poll handles pending ptrace events without blocking: it resumes threads
+// that stopped for a signal (re-injecting it) or for a new clone, and notes
+// threads that exited. Call it while waiting for something the running
+// threads do. It returns ErrExited once the process is gone.
+func (p *Process) Poll() error {
+	return p.run(func() error {
+		if _, err := p.drain(); err != nil {
+			return err
+		}
+		if p.exited {
+			return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+		}
+		return nil
+	})
+}
+
+// Interrupt stops thread tid with PTRACE_INTERRUPT and waits for the stop.
+func (p *Process) Interrupt(ctx context.Context, tid int) error {
+	return p.run(func() error {
+		th, err := p.thread(tid)
+		if err != nil {
+			return err
+		}
+		th.wantStop = true
+		if err := p.interrupt(th); err != nil {
+			return err
+		}
+		return p.waitUntil(ctx, func() (bool, error) {
+			if _, ok := p.threads[tid]; !ok {
+				return false, fmt.Errorf("interrupt thread %d: %w", tid, ErrThreadExited)
+			}
+			return th.stopped, nil
+		})
+	})
+}
+
+// StopAll stops every thread (including threads created meanwhile) and waits
+// until all are in a ptrace-stop. The stop window it opens lasts until
+// ResumeAll or Detach; LastPause reports its length.
+func (p *Process) StopAll(ctx context.Context) error {
+	return p.run(func() error {
+		p.stopStart = time.Now()
+		p.stopAll = true
+		return p.waitUntil(ctx, func() (bool, error) {
+			all := true
+			for _, th := range p.threads {
+				th.wantStop = true
+				if !th.stopped {
+					all = false
+					if err := p.interrupt(th); err != nil {
+						return false, err
+					}
+				}
+			}
+			return all, nil
+		})
+	})
+}
+
+// ResumeAll resumes every stopped thread, re-injecting pending signals, and
+// ends the stop window opened by StopAll.
+func (p *Process) ResumeAll() error {
+	return p.run(func() error {
+		var err error
+		p.stopAll = false
+		for _, th := range p.threads {
+			th.wantStop = false
+			if th.stopped {
+				if e := p.cont(th); e != nil && err == nil {
+					err = e
+				}
+			}
+		}
+		p.endWindow()
+		return err
+	})
+}
+
+// Resume resumes thread tid (re-injecting a pending signal).
+func (p *Process) Resume(tid int) error {
+	return p.run(func() error {
+		th, err := p.thread(tid)
+		if err != nil {
+			return err
+		}
+		th.wantStop = false
+		if th.stopped {
+			return p.cont(th)
+		}
+		return nil
+	})
+}
+
+// LastPause returns the length of the last completed stop window (StopAll to
+// ResumeAll or Detach).
+func (p *Process) LastPause() time.Duration { return p.lastPause }
+
+func (p *Process) endWindow() {
+	if !p.stopStart.IsZero() {
+		p.lastPause = time.Since(p.stopStart)
+		p.stopStart = time.Time{}
+	}
+}
+
+// Regs returns the registers of stopped thread tid.
+func (p *Process) Regs(tid int) (Regs, error) {
+	var regs Regs
+	err := p.run(func() error {
+		if _, err := p.stoppedThread(tid); err != nil {
+			return err
+		}
+		return getRegs(tid, &regs)
+	})
+	if err != nil {
+		return Regs{}, fmt.Errorf("get registers of thread %d: %w", tid, err)
+	}
+	return regs, nil
+}
+
+// SetRegs sets the registers of stopped thread tid.
+func (p *Process) SetRegs(tid int, regs Regs) error {
+	err := p.run(func() error {
+		if _, err := p.stoppedThread(tid); err != nil {
+			return err
+		}
+		return setRegs(tid, &regs)
+	})
+	if err != nil {
+		return fmt.Errorf("set registers of thread %d: %w", tid, err)
+	}
+	return nil
+}
+
+// Detach releases the process: stopped threads are detached with their
+// pending signals, and the tracer thread exits, which makes the kernel detach
+// every thread still running (including any that a call interrupted but that
+// has not reported its stop). No thread is stopped for it. Detach is
+// idempotent, needs no context and is safe on every error path.
+func (p *Process) Detach() error {
+	first := false
+	err := p.run(func() error {
+		first = true
+		p.detached = true
+		p.drain()
+		var err error
+		for _, th := range p.threads {
+			if !th.stopped {
+				continue
+			}
+			if e := ptrace(unix.PTRACE_DETACH, th.tid, 0, uintptr(th.sig)); e != nil && !errors.Is(e, unix.ESRCH) && err == nil {
+				err = fmt.Errorf("detach thread %d: %w", th.tid, e)
+			}
+		}
+		p.endWindow()
+		return err
+	})
+	if !first {
+		return nil
+	}
+	p.tr.stop()
+	// The kernel detaches the remaining tracees when the tracer thread
+	// exits; wait until it is gone so that TracerPid reads 0 afterwards.
+	if p.tracerTID != 0 {
+		task := "/proc/self/task/" + strconv.Itoa(p.tracerTID)
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
+			if _, e := os.Stat(task); e != nil {
+				break
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
+	}
+	if p.mem != nil {
+		p.mem.Close()
+	}
+	p.log.Debug("detached", "pause", p.lastPause)
+	return err
+}
+
+// thread returns the thread with id tid.
+func (p *Process) thread(tid int) (*thread, error) {
+	if p.exited {
+		return nil, fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+	}
+	th, ok := p.threads[tid]
+	if !ok {
+		return nil, fmt.Errorf("thread %d: %w", tid, ErrThreadExited)
+	}
+	return th, nil
+}
+
+func (p *Process) stoppedThread(tid int) (*thread, error) {
+	th, err := p.thread(tid)
+	if err != nil {
+		return nil, err
+	}
+	if !th.stopped {
+		return nil, ErrNotStopped
+	}
+	return th, nil
+}
+
+// interrupt sends PTRACE_INTERRUPT once per pending stop.
+func (p *Process) interrupt(th *thread) error {
+	if th.stopped || th.interrupted {
+		return nil
+	}
+	err := ptrace(unix.PTRACE_INTERRUPT, th.tid, 0, 0)
+	if errors.Is(err, unix.ESRCH) {
+		p.forget(th.tid)
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("interrupt thread %d: %w", th.tid, err)
+	}
+	th.interrupted = true
+	return nil
+}
+
+// cont resumes a stopped thread the way its stop requires.
+func (p *Process) cont(th *thread) error {
+	var err error
+	switch th.kind {
+	case stopGroup:
+		// Keep the job-control stop: the thread stays stopped for its
+		// process group but we no longer hold it.
+		err = ptrace(unix.PTRACE_LISTEN, th.tid, 0, 0)
+	default:
+		err = ptrace(unix.PTRACE_CONT, th.tid, 0, uintptr(th.sig))
+	}
+	th.stopped, th.sig, th.kind = false, 0, 0
+	if errors.Is(err, unix.ESRCH) {
+		return nil // exiting; its exit is reported by wait4
+	}
+	if err != nil {
+		return fmt.Errorf("resume thread %d: %w", th.tid, err)
+	}
+	return nil
+}
+
+// forget drops a thread that exited.
+func (p *Process) forget(tid int) {
+	delete(p.threads, tid)
+	if len(p.threads) == 0 {
+		p.exited = true
+	}
+}
+
+// drain handles every pending wait4 event of our tracees and reports how
+// many there were. It never blocks.
+func (p *Process) drain() (int, error) {
+	n := 0
+	for {
+		var ws unix.WaitStatus
+		// __WNOTHREAD: only tracees of this thread; other tracers in this
+		// program (other Processes) must not see our events.
+		wpid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if errors.Is(err, unix.ECHILD) {
+			if len(p.threads) > 0 {
+				p.threads = make(map[int]*thread)
+				p.exited = true
+			}
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("wait4: %w", err)
+		}
+		if wpid == 0 {
+			return n, nil
+		}
+		n++
+		p.handle(wpid, ws)
+	}
+}
+
+// handle applies one wait4 status.
+func (p *Process) handle(tid int, ws unix.WaitStatus) {
+	if ws.Exited() || ws.Signaled() {
+		p.log.Debug("thread exited", "tid", tid, "status", uint32(ws))
+		if tid == p.pid {
+			p.exited = true
+			p.threads = make(map[int]*thread)
+			return
+		}
+		p.forget(tid)
+		return
+	}
+	if !ws.Stopped() {
+		return
+	}
+	th, ok := p.threads[tid]
+	if !ok {
+		// A new thread (PTRACE_O_TRACECLONE) reporting its first stop
+		// before its parent's clone event.
+		th = &thread{tid: tid, wantStop: p.stopAll}
+		p.threads[tid] = th
+	}
+	sig := int(ws.StopSignal())
+	event := int(ws>>16) & 0xff
+	th.stopped = true
+	th.sig = 0
+	switch event {
+	case 0:
+		th.kind, th.sig = stopSignal, sig
+	case unix.PTRACE_EVENT_STOP:
+		switch syscall.Signal(sig) {
+		case unix.SIGSTOP, unix.SIGTSTP, unix.SIGTTIN, unix.SIGTTOU:
+			th.kind = stopGroup
+		default:
+			th.kind = stopInterrupt
+			th.interrupted = false
+		}
+	case unix.PTRACE_EVENT_CLONE:
+		th.kind = stopEvent
+		if msg, err := unix.PtraceGetEventMsg(tid); err == nil {
+			if _, ok := p.threads[int(msg)]; !ok {
+				p.threads[int(msg)] = &thread{tid: int(msg), wantStop: p.stopAll}
+			}
+		}
+	default:
+		th.kind = stopEvent
+	}
+	p.log.Debug("thread stopped", "tid", tid, "kind", th.kind, "signal", sig, "event", event)
+	if p.stopAll {
+		th.wantStop = true
+	}
+	if !th.wantStop {
+		p.cont(th)
+	}
+}
+
+// waitUntil polls wait4 with a short backoff until cond holds, ctx ends or
+// the process exits. Threads that became zombies (they never stop) are
+// dropped from the set while waiting.
+func (p *Process) waitUntil(ctx context.Context, cond func() (bool, error)) error {
+	const minBackoff, maxBackoff = 2 * time.Microsecond, time.Millisecond
+	backoff := minBackoff
+	start := time.Now()
+	lastReap := start
+	for {
+		n, err := p.drain()
+		if err != nil {
+			return err
+		}
+		if p.exited {
+			return fmt.Errorf("pid %d: %w", p.pid, ErrExited)
+		}
+		ok, err := cond()
+		if err != nil || ok {
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("wait for pid %d: %w", p.pid, err)
+		}
+		if time.Since(lastReap) > 5*time.Millisecond {
+			p.reapZombies()
+			lastReap = time.Now()
+		}
+		if n > 0 {
+			backoff = minBackoff
+			continue
+		}
+		time.Sleep(backoff)
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// reapZombies forgets running threads that have exited but whose exit the
+// kernel does not report yet (a thread-group leader that called
+// pthread_exit stays a zombie until the whole group exits; it never stops).
+func (p *Process) reapZombies() {
+	for tid, th := range p.threads {
+		if th.stopped {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+		if err != nil {
+			p.forget(tid)
+			continue
+		}
+		if st := taskState(b); st == 'Z' || st == 'X' || st == 'x' {
+			p.forget(tid)
+		}
+	}
+}
+
+// taskState returns the state letter of a /proc/PID/task/TID/stat line
+// (the field after the last ')', since comm may contain anything).
+func taskState(stat []byte) byte {
+	for i := len(stat) - 1; i >= 0; i-- {
+		if stat[i] == ')' {
+			if i+2 < len(stat) {
+				return stat[i+2]
+			}
+			return 0
+		}
+	}
+	return 0
+}
