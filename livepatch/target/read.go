@@ -1,0 +1,157 @@
+package target
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"strings"
+	"time"
+
+	"ulp/livepatch/abi"
+	"ulp/livepatch/ledger"
+	"ulp/livepatch/procfs"
+)
+
+// maxAttempts bounds the retries of one seqlock read.
+const maxAttempts = 200
+
+// maxLedger bounds the ledger bytes read from a process (the runtime
+// refuses to grow the area beyond 1 GiB; a ledger is far smaller).
+const maxLedger = 64 << 20
+
+func sleep(ctx context.Context, attempt int) error {
+	d := time.Duration(min(attempt, 50)) * 100 * time.Microsecond
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// LedgerArea is the ledger memory the runtime provides, as published in
+// the ABI block.
+type LedgerArea struct {
+	Addr uint64 // address of the ledger bytes
+	Cap  uint64 // their capacity
+	Len  uint64 // bytes in use
+	Seq  uint64 // the seqlock counter (even: stable)
+}
+
+func (p *Process) readLedgerArea() (LedgerArea, error) {
+	b := make([]byte, abi.OffLoadedAt-abi.OffLedger)
+	if err := procfs.ReadMem(p.PID, p.ABI+abi.OffLedger, b); err != nil {
+		return LedgerArea{}, err
+	}
+	le := binary.LittleEndian
+	return LedgerArea{
+		Addr: le.Uint64(b[abi.OffLedger-abi.OffLedger:]),
+		Cap:  le.Uint64(b[abi.OffLedgerCap-abi.OffLedger:]),
+		Len:  le.Uint64(b[abi.OffLedgerLen-abi.OffLedger:]),
+		Seq:  le.Uint64(b[abi.OffLedgerSeq-abi.OffLedger:]),
+	}, nil
+}
+
+// ReadLedgerBytes returns the encoded ledger of the process and the area it
+// was read from, consistent under the ledger seqlock: the counter was even
+// and unchanged around the read. It retries while a writer is active and
+// fails with ErrBusy after a bounded number of attempts.
+func (p *Process) ReadLedgerBytes(ctx context.Context) ([]byte, LedgerArea, error) {
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := waitRetry(ctx, attempt); err != nil {
+				return nil, LedgerArea{}, err
+			}
+		}
+		a, err := p.readLedgerArea()
+		if err != nil {
+			return nil, a, err
+		}
+		if a.Seq%2 == 1 {
+			continue
+		}
+		if a.Len > a.Cap || a.Len > maxLedger {
+			// Torn or corrupt: only trusted if the counter did not move.
+			if b, err := p.readLedgerArea(); err != nil || b.Seq != a.Seq {
+				continue
+			}
+			return nil, a, fmt.Errorf("pid %d: %w: ledger length %d, capacity %d", p.PID, ErrFormat, a.Len, a.Cap)
+		}
+		buf := make([]byte, a.Len)
+		if err := procfs.ReadMem(p.PID, a.Addr, buf); err != nil {
+			return nil, a, err
+		}
+		var seq [8]byte
+		if err := procfs.ReadMem(p.PID, p.ABI+abi.OffLedgerSeq, seq[:]); err != nil {
+			return nil, a, err
+		}
+		if binary.LittleEndian.Uint64(seq[:]) == a.Seq {
+			return buf, a, nil
+		}
+	}
+	return nil, LedgerArea{}, fmt.Errorf("pid %d: read ledger: %w", p.PID, ErrBusy)
+}
+
+// ReadLedger reads and decodes the process's ledger (see ReadLedgerBytes).
+func (p *Process) ReadLedger(ctx context.Context) (*ledger.Ledger, error) {
+	b, _, err := p.ReadLedgerBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := ledger.Decode(b)
+	if err != nil {
+		return nil, fmt.Errorf("pid %d: %w: %w", p.PID, ErrFormat, err)
+	}
+	return l, nil
+}
+
+// ReadRing returns the lines of the runtime's message ring, oldest first,
+// read consistently under the ring's seqlock. When the ring has wrapped,
+// the oldest, partly overwritten line is dropped.
+func (p *Process) ReadRing(ctx context.Context) ([]string, error) {
+	b := make([]byte, abi.RingStructSize)
+	for attempt := 0; attempt < maxAttempts; attempt++ {
+		if attempt > 0 {
+			if err := waitRetry(ctx, attempt); err != nil {
+				return nil, err
+			}
+		}
+		if err := procfs.ReadMem(p.PID, p.ABI+abi.OffRing, b); err != nil {
+			return nil, err
+		}
+		var seq [8]byte
+		if err := procfs.ReadMem(p.PID, p.ABI+abi.OffRingSeq, seq[:]); err != nil {
+			return nil, err
+		}
+		s0 := binary.LittleEndian.Uint64(b)
+		if s0%2 == 1 || binary.LittleEndian.Uint64(seq[:]) != s0 {
+			continue
+		}
+		var r abi.Ring
+		r.Seq, r.Head = s0, binary.LittleEndian.Uint64(b[8:])
+		copy(r.Buf[:], b[16:])
+		return ringLines(&r), nil
+	}
+	return nil, fmt.Errorf("pid %d: read messages: %w", p.PID, ErrBusy)
+}
+
+// ringLines splits the ring's text into lines, dropping a first line cut
+// by wrap-around and a last line still without its newline.
+func ringLines(r *abi.Ring) []string {
+	text := r.Text()
+	if r.Head > abi.RingSize {
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			text = text[i+1:]
+		} else {
+			text = ""
+		}
+	}
+	if i := strings.LastIndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	} else {
+		return nil
+	}
+	return strings.Split(text, "\n")
+}
