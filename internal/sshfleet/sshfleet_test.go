@@ -1,0 +1,95 @@
+package sshfleet_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/internal/sshfleet"
+)
+
+// TestStart_HostsAreSeparate checks, with OpenSSH's own client, that each
+// host answers on its own address, runs in its own PID namespace, has a
+// private StateDir and an empty root .bashrc.
+func TestStart_HostsAreSeparate(t *testing.T) {
+	f := sshfleet.Start(t, 2)
+	for i, h := range f.Hosts {
+		if err := os.WriteFile(filepath.Join(h.Root, "whoami"), []byte(h.Name), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "ssh", "-F", "none", "-o", "BatchMode=yes",
+			"-o", "UserKnownHostsFile="+h.KnownHosts, "-o", "StrictHostKeyChecking=yes",
+			"-i", h.Identity, "root@"+h.Addr,
+			"cat "+sshfleet.StateDir+"/whoami; echo; echo $$; wc -c < /root/.bashrc; ls "+sshfleet.StateDir).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ssh %s: %v\n%s", h.Addr, err, out)
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if len(lines) != 4 || lines[0] != h.Name || lines[2] != "0" || lines[3] != "whoami" {
+			t.Errorf("host %d (%s): got %q, want [%s PID 0 whoami]", i, h.Addr, lines, h.Name)
+		}
+		// The login shell's PID is small: it lives in the host's own PID
+		// namespace, not in ours.
+		if len(lines) > 1 && len(lines[1]) > 4 {
+			t.Errorf("host %d: shell PID %s does not look namespaced", i, lines[1])
+		}
+	}
+}
+
+// TestHost_KillAndRestart checks that Kill stops the whole host and that
+// Restart brings it back on the same address with the same key.
+func TestHost_KillAndRestart(t *testing.T) {
+	f := sshfleet.Start(t, 1)
+	h := f.Hosts[0]
+	pid, err := h.SSHDPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd, err := h.Command(t.Context(), "sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan struct{})
+	go func() { cmd.Wait(); close(waited) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-waited })
+	h.Kill()
+	if alive(pid) {
+		t.Errorf("sshd %d still alive after Kill", pid)
+	}
+	select {
+	case <-waited: // the process started inside the host died with it
+	case <-time.After(10 * time.Second):
+		t.Error("process inside the host survived Kill")
+	}
+	h.Restart(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "ssh", "-F", "none", "-o", "BatchMode=yes",
+		"-o", "UserKnownHostsFile="+h.KnownHosts, "-o", "StrictHostKeyChecking=yes",
+		"-i", h.Identity, "root@"+h.Addr, "true").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh after restart: %v\n%s", err, out)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie (a killed process
+// reparented to an init that does not reap stays a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
