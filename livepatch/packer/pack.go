@@ -1,0 +1,234 @@
+package packer
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/dsc"
+	"ulp/livepatch/elfsym"
+)
+
+// MaxLivepatchSize bounds the livepatch file read into memory.
+const MaxLivepatchSize = 1 << 30
+
+// Options tune Pack.
+type Options struct {
+	// Out is where the container is written; empty means in place, over
+	// the livepatch named by the description.
+	Out string
+	// DebugRoot is searched for the target's separate debuginfo by
+	// build-id (see elfsym.DebuginfoPath); empty disables the search.
+	DebugRoot string
+}
+
+// Result describes a packed container.
+type Result struct {
+	Out    string // the file written
+	Apply  *container.Spec
+	Revert *container.Spec
+}
+
+// Pack resolves desc, builds the metadata and writes the container.
+//
+// Problems with the input (a missing or malformed livepatch or target, a
+// name that does not resolve) are returned as *dsc.Error values, joined, and
+// nothing is written. Other errors come from writing the result; no
+// temporary file is left behind in either case.
+func Pack(desc *dsc.Desc, o Options) (*Result, error) {
+	lpData, lp, err := readLivepatch(desc)
+	if err != nil {
+		return nil, err
+	}
+	target, err := elfsym.Load(desc.Target, elfsym.LoadOptions{DebugRoot: o.DebugRoot})
+	if err != nil {
+		return nil, desc.Errorf(desc.TargetPos, "target: %v", err)
+	}
+	if len(target.BuildID) == 0 {
+		return nil, desc.Errorf(desc.TargetPos, "target %s has no GNU build-id (link it with -Wl,--build-id)", desc.Target)
+	}
+	apply, err := resolve(desc, lp, target)
+	if err != nil {
+		return nil, err
+	}
+	apply.ID, err = patchID(lp.BuildID, apply)
+	if err != nil {
+		return nil, err
+	}
+	revert := &container.Spec{Kind: container.Revert, ID: apply.ID, Target: apply.Target,
+		Comments: apply.Comments, Labels: apply.Labels}
+	applyData, err := container.Marshal(apply)
+	if err != nil {
+		return nil, err
+	}
+	revertData, err := container.Marshal(revert)
+	if err != nil {
+		return nil, err
+	}
+	packed, err := AddSections(lpData, []Section{
+		{Name: container.SectionApply, Data: applyData},
+		{Name: container.SectionRevert, Data: revertData},
+		{Name: container.SectionComments, Data: []byte(apply.Comments)},
+	})
+	if err != nil {
+		return nil, desc.Errorf(desc.LivepatchPos, "livepatch: %v", err)
+	}
+	out := o.Out
+	if out == "" {
+		out = desc.Livepatch
+	}
+	perm := os.FileMode(0o755)
+	if fi, err := os.Stat(desc.Livepatch); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	if err := writeFileAtomic(out, perm, func(w io.Writer) error {
+		_, err := w.Write(packed)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("write container %s: %w", out, err)
+	}
+	return &Result{Out: out, Apply: apply, Revert: revert}, nil
+}
+
+// readLivepatch reads the livepatch: an x86-64 ELF shared object with a GNU
+// build-id.
+func readLivepatch(desc *dsc.Desc) ([]byte, *elfsym.Object, error) {
+	at := desc.LivepatchPos
+	fi, err := os.Stat(desc.Livepatch)
+	if err != nil {
+		return nil, nil, desc.Errorf(at, "livepatch: %v", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, desc.Errorf(at, "livepatch %s is not a regular file", desc.Livepatch)
+	}
+	if fi.Size() > MaxLivepatchSize {
+		return nil, nil, desc.Errorf(at, "livepatch %s is larger than %d bytes", desc.Livepatch, MaxLivepatchSize)
+	}
+	data, err := os.ReadFile(desc.Livepatch)
+	if err != nil {
+		return nil, nil, desc.Errorf(at, "livepatch: %v", err)
+	}
+	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
+		return nil, nil, desc.Errorf(at, "livepatch %s is not an ELF file", desc.Livepatch)
+	}
+	ef, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, nil, desc.Errorf(at, "livepatch %s: %v", desc.Livepatch, err)
+	}
+	if ef.Type != elf.ET_DYN || ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 || isPIE(ef) {
+		return nil, nil, desc.Errorf(at, "livepatch %s is a %s %s file, want an x86-64 shared object", desc.Livepatch, ef.Machine, kind(ef))
+	}
+	lp, err := elfsym.Read(bytes.NewReader(data), filepath.Base(desc.Livepatch))
+	if err != nil {
+		return nil, nil, desc.Errorf(at, "livepatch %s: %v", desc.Livepatch, err)
+	}
+	if len(lp.BuildID) == 0 {
+		return nil, nil, desc.Errorf(at, "livepatch %s has no GNU build-id (link it with -Wl,--build-id)", desc.Livepatch)
+	}
+	return data, lp, nil
+}
+
+// resolve turns every line of desc into the Apply spec, collecting every
+// problem.
+func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error) {
+	spec := &container.Spec{
+		Kind:     container.Apply,
+		Target:   container.Target{Name: target.Name, BuildID: target.BuildID},
+		Comments: desc.CommentText(),
+	}
+	spec.Labels = container.Labels(spec.Comments)
+	var errs []error
+	for _, f := range desc.Funcs {
+		var old elfsym.Symbol
+		var err error
+		if f.HasOldOffset {
+			old, err = target.LookupAt(f.Old, f.OldOffset, elfsym.TypeFunc)
+		} else {
+			old, err = target.Lookup(f.Old, elfsym.TypeFunc)
+		}
+		if err != nil {
+			errs = append(errs, desc.Errorf(f.Pos, "old function: %v", err))
+		} else if !old.Pad {
+			errs = append(errs, desc.Errorf(f.Pos, "old function %q at %#x in %s has no patchable entry pad (build the target with -fpatchable-function-entry=16,14)", f.Old, old.Offset, target.Name))
+		}
+		nf, err := lp.Lookup(f.New, elfsym.TypeFunc)
+		if err != nil {
+			errs = append(errs, desc.Errorf(f.NewPos, "new function: %v", err))
+		}
+		spec.Funcs = append(spec.Funcs, container.Func{
+			Old: f.Old, New: f.New,
+			OldOffset: old.Offset, NewOffset: nf.Offset,
+			Mechanism: container.MechPad, EntryOffset: old.EntryOffset,
+		})
+	}
+	for _, r := range desc.Refs {
+		ref := container.Ref{TargetVar: r.TargetVar, PatchRef: r.PatchRef, TLS: r.TLS,
+			TargetOffset: r.TargetOffset, PatchOffset: r.PatchOffset}
+		if !r.HasOffsets {
+			targetTypes := []elfsym.Type{elfsym.TypeObject, elfsym.TypeFunc, elfsym.TypeCommon}
+			if r.TLS {
+				targetTypes = []elfsym.Type{elfsym.TypeTLS}
+			}
+			tv, err := target.Lookup(r.TargetVar, targetTypes...)
+			if err != nil {
+				errs = append(errs, desc.Errorf(r.Pos, "target variable: %v", err))
+			}
+			pr, err := lp.Lookup(r.PatchRef, elfsym.TypeObject)
+			if err != nil {
+				errs = append(errs, desc.Errorf(r.RefPos, "patch reference: %v", err))
+			}
+			ref.TargetOffset, ref.PatchOffset = tv.Offset, pr.Offset
+		}
+		spec.Refs = append(spec.Refs, ref)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return spec, nil
+}
+
+// idDomain starts the hashed input of a patch id; see
+// docs/container-format.md.
+const idDomain = "ulp patch id v1\x00"
+
+// patchID is SHA-256 over idDomain, the livepatch build-id (one length
+// byte, then the bytes), the .ulp payload of spec with a zero ID, and the
+// comment text.
+func patchID(buildID []byte, spec *container.Spec) (container.ID, error) {
+	zero := *spec
+	zero.ID = container.ID{}
+	payload, err := container.Marshal(&zero)
+	if err != nil {
+		return container.ID{}, err
+	}
+	h := sha256.New()
+	h.Write([]byte(idDomain))
+	h.Write([]byte{byte(len(buildID))})
+	h.Write(buildID)
+	h.Write(payload)
+	h.Write([]byte(spec.Comments))
+	var id container.ID
+	h.Sum(id[:0])
+	return id, nil
+}
+
+// dfPIE is DF_1_PIE of DT_FLAGS_1 (<elf.h>): a position-independent executable.
+const dfPIE = 0x08000000
+
+func isPIE(ef *elf.File) bool {
+	flags, err := ef.DynValue(elf.DT_FLAGS_1)
+	return err == nil && len(flags) > 0 && flags[0]&dfPIE != 0
+}
+
+func kind(ef *elf.File) string {
+	if isPIE(ef) {
+		return "PIE executable"
+	}
+	return ef.Type.String()
+}
