@@ -7,7 +7,7 @@
 // kernel ties a tracee to the tracing thread, not to the Go program). The
 // thread exits with the goroutine after Detach.
 //
-// Memory is read with process_vm_readv, data written with process_vm_writev,
+// Data is written with process_vm_writev (reads are livepatch/procfs's),
 // and code written with pwrite on /proc/PID/mem (process_vm_writev cannot
 // write read-only text; the kernel's /proc/PID/mem path writes through page
 // protections, so the target's mappings never change).

@@ -7,31 +7,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ReadMem reads len(b) bytes at addr in the target with process_vm_readv.
-// It works whether the threads run or not.
-func (p *Process) ReadMem(addr uint64, b []byte) error {
-	return ReadMem(p.pid, addr, b)
-}
-
-// ReadMem reads len(b) bytes at addr of process pid with process_vm_readv,
-// without stopping or tracing it. A short read is an error.
-func ReadMem(pid int, addr uint64, b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	local := []unix.Iovec{{Base: &b[0]}}
-	local[0].SetLen(len(b))
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
-	n, err := unix.ProcessVMReadv(pid, local, remote, 0)
-	if err != nil {
-		return fmt.Errorf("read %d bytes at %#x of pid %d: %w", len(b), addr, pid, err)
-	}
-	if n != len(b) {
-		return fmt.Errorf("read %d bytes at %#x of pid %d: short read of %d: %w", len(b), addr, pid, n, io.ErrUnexpectedEOF)
-	}
-	return nil
-}
-
 // WriteData writes b at addr with process_vm_writev. The memory must be
 // writable in the target (data, stack, the runtime's ledger); use WriteText
 // for code.

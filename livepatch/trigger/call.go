@@ -1,0 +1,294 @@
+package trigger
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"ulp/livepatch/abi"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/ptrace"
+)
+
+// Kernel return values of an interrupted system call that the kernel would
+// restart (include/linux/errno.h), and __NR_restart_syscall for x86_64
+// (arch/x86/entry/syscalls/syscall_64.tbl).
+const (
+	errRestartSys          = -512
+	errRestartNoIntr       = -513
+	errRestartNoHand       = -514
+	errRestartRestartBlock = -516
+	nrRestartSyscall       = 219
+)
+
+// redZone is the x86_64 System V red zone below %rsp that leaf code may use.
+const redZone = 128
+
+// runtimeInfo is what the agent knows about the runtime in one process.
+type runtimeInfo struct {
+	ABI       uint64 // address of ulp_abi
+	Entry     uint64 // ulp_abi.entry, the hijack entry stub
+	TextStart uint64 // the runtime's executable mapping
+	TextEnd   uint64
+}
+
+// callError is a call the runtime answered with a non-zero result.
+type callError struct {
+	Op     abi.Op
+	Result abi.Result
+	Msg    string
+}
+
+func (e *callError) Error() string {
+	if e.Msg != "" {
+		return fmt.Sprintf("%v: %v: %s", e.Op, e.Result, e.Msg)
+	}
+	return fmt.Sprintf("%v: %v", e.Op, e.Result)
+}
+
+// errNoThread: no thread could be hijacked in this round.
+var errNoThread = errors.New("no thread available for the call")
+
+var callID atomic.Uint64
+
+func init() {
+	callID.Store(uint64(time.Now().UnixNano()))
+}
+
+// call makes the runtime in p run req on one of p's threads and returns its
+// result. The thread is interrupted, given a request and its own resume
+// frame on its stack, and resumed at the entry stub; it returns to its own
+// context by itself. The call's completion is read from ulp_abi.call with
+// process_vm_readv while the process runs. Threads answering EAGAIN (inside
+// malloc or the loader) are skipped for another; when every thread was
+// tried, call returns the EAGAIN callError.
+func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
+	req.ID = callID.Add(1)
+	if err := waitIdle(ctx, p, rt); err != nil {
+		return nil, err
+	}
+	tried := map[int]bool{}
+	var last error = errNoThread
+	for {
+		tid, err := pickThread(p, rt, tried)
+		if err != nil {
+			return nil, last
+		}
+		tried[tid] = true
+		res, err := callOn(ctx, p, rt, tid, req)
+		if err != nil {
+			var ce *callError
+			if errors.As(err, &ce) && ce.Result == abi.EAgain {
+				last = err
+				req.ID = callID.Add(1)
+				continue
+			}
+			if errors.Is(err, errSkipThread) {
+				continue
+			}
+			return nil, err
+		}
+		return res, nil
+	}
+}
+
+// errSkipThread: the chosen thread cannot take the call now.
+var errSkipThread = errors.New("thread cannot take the call")
+
+// waitIdle waits while another call is in flight (a previous agent may have
+// died after starting one).
+func waitIdle(ctx context.Context, p *ptrace.Process, rt runtimeInfo) error {
+	backoff := 50 * time.Microsecond
+	for {
+		c, err := readCall(p.PID(), rt)
+		if err != nil {
+			return err
+		}
+		if c.State != abi.CallRunning {
+			return nil
+		}
+		if err := p.Poll(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("another call is running in the process: %w", ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 10*time.Millisecond)
+	}
+}
+
+// pickThread chooses a thread not yet tried: sleeping threads first (their
+// interruption disturbs no work), then running ones; never a thread in
+// uninterruptible sleep.
+func pickThread(p *ptrace.Process, rt runtimeInfo, tried map[int]bool) (int, error) {
+	type cand struct {
+		tid  int
+		rank int
+	}
+	var cs []cand
+	for _, th := range p.Threads() {
+		if tried[th.TID] {
+			continue
+		}
+		rank := 1
+		switch threadState(p.PID(), th.TID) {
+		case 'S':
+			rank = 0
+		case 'D', 'Z', 'X', 0:
+			continue
+		}
+		cs = append(cs, cand{th.TID, rank})
+	}
+	if len(cs) == 0 {
+		return 0, errNoThread
+	}
+	slices.SortStableFunc(cs, func(a, b cand) int { return a.rank - b.rank })
+	return cs[0].tid, nil
+}
+
+// threadState returns the state letter of a task, 0 if unknown.
+func threadState(pid, tid int) byte {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == ')' {
+			if i+2 < len(b) {
+				return b[i+2]
+			}
+			break
+		}
+	}
+	return 0
+}
+
+// callOn runs req on thread tid.
+func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req *abi.Request) (*abi.Call, error) {
+	ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	err := p.Interrupt(ictx, tid)
+	cancel()
+	if err != nil {
+		p.Resume(tid) // let a late stop go on
+		if errors.Is(err, ptrace.ErrExited) || ctx.Err() != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
+	}
+	regs, err := p.Regs(tid)
+	if err != nil {
+		p.Resume(tid)
+		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
+	}
+	if signalPending(p, tid) || (regs.Rip >= rt.TextStart && regs.Rip < rt.TextEnd) {
+		p.Resume(tid)
+		return nil, errSkipThread
+	}
+	frame, hijack := buildFrame(regs, rt.Entry)
+	req.GPR, req.Iret = frame.GPR, frame.Iret
+	if err := p.WriteData(hijack.Rdi, req.Marshal()); err != nil {
+		p.Resume(tid)
+		return nil, fmt.Errorf("%w: write request: %w", errSkipThread, err)
+	}
+	if err := p.SetRegs(tid, hijack); err != nil {
+		p.Resume(tid)
+		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
+	}
+	if err := p.Resume(tid); err != nil {
+		return nil, err
+	}
+	return waitDone(ctx, p, rt, req)
+}
+
+// signalPending reports whether tid stopped for a signal (it is resumed
+// with the signal instead of being hijacked).
+func signalPending(p *ptrace.Process, tid int) bool {
+	for _, th := range p.Threads() {
+		if th.TID == tid {
+			return th.Signal != 0
+		}
+	}
+	return true
+}
+
+// buildFrame returns the resume frame of a thread stopped with regs (its
+// registers, with an interrupted restartable system call rewound so that it
+// is restarted), and the registers that send it into the entry stub with the
+// request below its red zone.
+func buildFrame(regs ptrace.Regs, entry uint64) (abi.Request, ptrace.Regs) {
+	var f abi.Request
+	rax, rip := regs.Rax, regs.Rip
+	if int64(regs.Orig_rax) >= 0 {
+		switch int64(regs.Rax) {
+		case errRestartSys, errRestartNoIntr, errRestartNoHand:
+			rax, rip = regs.Orig_rax, regs.Rip-2
+		case errRestartRestartBlock:
+			rax, rip = nrRestartSyscall, regs.Rip-2
+		}
+	}
+	f.GPR = [abi.NumGPR]uint64{
+		abi.R15: regs.R15, abi.R14: regs.R14, abi.R13: regs.R13, abi.R12: regs.R12,
+		abi.RBP: regs.Rbp, abi.RBX: regs.Rbx, abi.R11: regs.R11, abi.R10: regs.R10,
+		abi.R9: regs.R9, abi.R8: regs.R8, abi.RAX: rax, abi.RCX: regs.Rcx,
+		abi.RDX: regs.Rdx, abi.RSI: regs.Rsi, abi.RDI: regs.Rdi,
+	}
+	f.Iret = [abi.NumIret]uint64{
+		abi.IretRIP: rip, abi.IretCS: regs.Cs, abi.IretRFLAGS: regs.Eflags,
+		abi.IretRSP: regs.Rsp, abi.IretSS: regs.Ss,
+	}
+	reqAddr := (regs.Rsp - redZone - abi.RequestSize) &^ 63
+	h := regs
+	h.Rip = entry
+	h.Rdi = reqAddr
+	h.Rsp = reqAddr - 64
+	h.Orig_rax = ^uint64(0) // no syscall restart at the stub
+	return f, h
+}
+
+// readCall reads ulp_abi.call.
+func readCall(pid int, rt runtimeInfo) (*abi.Call, error) {
+	b := make([]byte, abi.CallSize)
+	if err := procfs.ReadMem(pid, rt.ABI+abi.OffCall, b); err != nil {
+		return nil, err
+	}
+	return abi.DecodeCall(b)
+}
+
+// waitDone polls ulp_abi.call until the runtime reports req done, servicing
+// ptrace events meanwhile, then sets the slot back to IDLE.
+func waitDone(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
+	backoff := 10 * time.Microsecond
+	for {
+		c, err := readCall(p.PID(), rt)
+		if err != nil {
+			return nil, err
+		}
+		if c.State == abi.CallDone && c.ID == req.ID {
+			idle := binary.LittleEndian.AppendUint32(nil, uint32(abi.CallIdle))
+			if err := p.WriteData(rt.ABI+abi.OffCallState, idle); err != nil {
+				return nil, err
+			}
+			if c.Result != abi.OK {
+				return c, &callError{Op: req.Op, Result: c.Result, Msg: abi.String(c.Msg[:])}
+			}
+			return c, nil
+		}
+		if err := p.Poll(); err != nil {
+			return nil, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%v call %d did not finish: %w", req.Op, req.ID, ctx.Err())
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Millisecond)
+	}
+}

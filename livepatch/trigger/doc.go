@@ -1,0 +1,17 @@
+// Package trigger applies, reverts and replaces livepatches in one running
+// process that preloads the runtime (libpulp.so.0), and reports the outcome
+// as a report.Process.
+//
+// The sequence, for one process: preflight without stopping anything
+// (runtime present and READY, target object loaded with the right build-id,
+// patch not yet applied, container valid); seize every thread
+// (livepatch/ptrace), which is also the lock against a second agent; have
+// one interrupted thread load the container inside the process through the
+// runtime's entry stub while the other threads run (the injected call);
+// fill in data and TLS references; then stop every thread once, write the
+// planned code bytes (livepatch/ledger) and the ledger, and detach.
+//
+// An injected call never needs the agent to finish: the hijacked thread
+// returns to its own context from the stub, so a SIGKILL of the agent at any
+// moment leaves a working process.
+package trigger
