@@ -37,7 +37,7 @@ type Object struct {
 	Name    string // basename of Path
 	Deleted bool   // the file was removed or replaced on disk after mapping
 	Start   uint64 // where file offset 0 is mapped (the ELF header)
-	End     uint64 // end of the highest mapping of the file
+	End     uint64 // end of its highest PT_LOAD segment (page aligned)
 	Bias    uint64 // load bias: an object's st_value + Bias is its address
 	BuildID []byte // from the mapped PT_NOTE; nil when the object has none
 	Main    bool   // the process's executable
@@ -142,7 +142,7 @@ func objects(pid int, maps []procfs.Mapping, exe string) ([]Object, error) {
 		if slices.ContainsFunc(out, func(o Object) bool { return o.Start == m.Start }) {
 			continue
 		}
-		o, err := readObject(pid, m, maps)
+		o, err := readObject(pid, m)
 		if errors.Is(err, ErrFormat) {
 			continue // not an ELF object (a data file mapped by the process)
 		}
@@ -156,7 +156,7 @@ func objects(pid int, maps []procfs.Mapping, exe string) ([]Object, error) {
 	return out, nil
 }
 
-func readObject(pid int, m procfs.Mapping, maps []procfs.Mapping) (Object, error) {
+func readObject(pid int, m procfs.Mapping) (Object, error) {
 	o := Object{Start: m.Start, End: m.End}
 	hb := make([]byte, 64)
 	if m.End-m.Start < 64 {
@@ -180,13 +180,11 @@ func readObject(pid int, m procfs.Mapping, maps []procfs.Mapping) (Object, error
 	if o.Bias, err = loadBias(m.Start, phs); err != nil {
 		return o, err
 	}
-	// The object's extent: the mappings of the same file that follow.
-	i := slices.IndexFunc(maps, func(n procfs.Mapping) bool { return n.Start == m.Start })
-	for _, n := range maps[i+1:] {
-		if n.Path != m.Path || n.Inode != m.Inode || n.Offset == 0 {
-			break
+	// The object's extent: its PT_LOAD segments, .bss included.
+	for _, ph := range phs {
+		if end := o.Bias + ph.vaddr + ph.memsz; ph.typ == elf.PT_LOAD && end > o.End && end >= o.Bias {
+			o.End = (end + pageSize - 1) &^ (pageSize - 1)
 		}
-		o.End = n.End
 	}
 	for _, ph := range phs {
 		if ph.typ != elf.PT_NOTE {

@@ -1,0 +1,316 @@
+package target
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/internal/testenv"
+	"ulp/livepatch/abi"
+	"ulp/livepatch/container"
+	"ulp/livepatch/elfsym"
+	"ulp/livepatch/ledger"
+)
+
+const victimBuildID = "0123456789abcdef0123456789abcdef01234567"
+
+// victim is a running testdata/victim.c.
+type victim struct {
+	pid    int
+	abi    uint64 // &ulp_abi as the process sees it (0 without the runtime)
+	answer uint64 // &libvictim_answer
+	lib    string // path of libvictim.so
+}
+
+// buildVictim compiles the victim and its library into a new folder.
+func buildVictim(t *testing.T) (exe, lib string) {
+	t.Helper()
+	dir := t.TempDir()
+	lib = filepath.Join(dir, "libvictim.so")
+	testenv.CompileC(t, lib, []string{"-shared", "-fPIC", "-O2", "-fpatchable-function-entry=16,14",
+		"-Wl,--build-id=0x" + victimBuildID}, "testdata/libvictim.c")
+	exe = filepath.Join(dir, "victim")
+	testenv.CompileC(t, exe, []string{"-O2", "-L" + dir, "-Wl,-rpath," + dir}, "testdata/victim.c", "-lvictim", "-ldl")
+	return exe, lib
+}
+
+// startVictim runs the victim, with the runtime preloaded when preload is
+// set, and waits for its "ready" line. It is killed and reaped at cleanup.
+func startVictim(t *testing.T, preload bool) *victim {
+	t.Helper()
+	testenv.Require(t, testenv.CC)
+	exe, lib := buildVictim(t)
+	cmd := exec.Command(exe)
+	cmd.Env = os.Environ()
+	if preload {
+		cmd.Env = append(cmd.Env, "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
+	}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	v := &victim{pid: cmd.Process.Pid, lib: lib}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				t.Fatal("victim exited before it was ready")
+			}
+			var p uintptr
+			switch {
+			case strings.HasPrefix(line, "abi "):
+				if line != "abi (nil)" {
+					fmt.Sscanf(line, "abi %v", &p)
+				}
+				v.abi = uint64(p)
+			case strings.HasPrefix(line, "answer "):
+				fmt.Sscanf(line, "answer %v", &p)
+				v.answer = uint64(p)
+			case strings.HasPrefix(line, "ready"):
+				go io.Copy(io.Discard, stdout)
+				return v
+			}
+		case <-timeout:
+			t.Fatal("victim not ready after 10s")
+		}
+	}
+}
+
+func TestOpen(t *testing.T) {
+	v := startVictim(t, true)
+	p, err := Open(v.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Comm != "victim" || p.PID != v.pid {
+		t.Errorf("pid %d comm %q", p.PID, p.Comm)
+	}
+	if p.ABI != v.abi || p.ABI == 0 {
+		t.Errorf("ABI at %#x, the process says %#x", p.ABI, v.abi)
+	}
+	if p.Runtime == nil || p.Runtime.Name != RuntimeName || !p.Runtime.Contains(p.ABI) {
+		t.Errorf("runtime %+v", p.Runtime)
+	}
+	lib := p.Object("libvictim.so")
+	if lib == nil {
+		t.Fatalf("libvictim.so not among %v", names(p))
+	}
+	if got := fmt.Sprintf("%x", lib.BuildID); got != victimBuildID {
+		t.Errorf("build-id %s, want %s", got, victimBuildID)
+	}
+	obj, err := elfsym.Open(v.lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sym, err := obj.Lookup("libvictim_answer", elfsym.TypeFunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lib.Bias+sym.Offset != v.answer {
+		t.Errorf("bias %#x + offset %#x = %#x, the process says %#x", lib.Bias, sym.Offset, lib.Bias+sym.Offset, v.answer)
+	}
+	if m := p.Main(); m == nil || m.Name != "victim" || len(m.BuildID) == 0 {
+		t.Errorf("main object %+v", m)
+	}
+	if libc := p.Object("libc.so.6"); libc == nil || len(libc.BuildID) != 20 {
+		t.Errorf("libc.so.6: %+v", libc)
+	}
+	blk, err := p.ReadABI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if blk.State != abi.StateReady || blk.LedgerCap < abi.StaticLedgerSize || blk.Entry == 0 {
+		t.Errorf("block: state %v, ledger cap %d, entry %#x", blk.State, blk.LedgerCap, blk.Entry)
+	}
+	if at := time.Unix(int64(blk.LoadedAt), 0); time.Since(at) > time.Minute || time.Until(at) > time.Minute {
+		t.Errorf("loaded at %v", at)
+	}
+}
+
+func names(p *Process) []string {
+	var out []string
+	for _, o := range p.Objects {
+		out = append(out, o.Name)
+	}
+	return out
+}
+
+func TestOpenWithoutRuntime(t *testing.T) {
+	v := startVictim(t, false)
+	if _, err := Open(v.pid); !errors.Is(err, ErrNoRuntime) {
+		t.Errorf("Open of a process without the runtime: %v, want ErrNoRuntime", err)
+	}
+	p, err := Inspect(v.pid)
+	if err != nil || p.Runtime != nil || p.Object("libvictim.so") == nil {
+		t.Errorf("Inspect = %+v, %v", p, err)
+	}
+}
+
+func TestList(t *testing.T) {
+	with := startVictim(t, true)
+	without := startVictim(t, false)
+	found, err := List()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids := make([]int, 0, len(found))
+	for _, f := range found {
+		if f.Err == nil {
+			pids = append(pids, f.PID)
+		}
+	}
+	if !slices.Contains(pids, with.pid) {
+		t.Errorf("List misses %d: %v", with.pid, found)
+	}
+	if slices.Contains(pids, without.pid) || slices.Contains(pids, os.Getpid()) {
+		t.Errorf("List has %d (no runtime) or ourselves: %v", without.pid, found)
+	}
+}
+
+// writeMem writes into the victim through /proc/PID/mem, as the trigger
+// does while it holds the process.
+func writeMem(t *testing.T, pid int, addr uint64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, int64(addr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func u64(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+
+func TestReadLedger(t *testing.T) {
+	testenv.Require(t, testenv.Ptrace)
+	v := startVictim(t, true)
+	p, err := Open(v.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	l, err := p.ReadLedger(ctx)
+	if err != nil || len(l.Patches) != 0 {
+		t.Fatalf("fresh ledger: %+v, %v", l, err)
+	}
+
+	want := &ledger.Ledger{
+		Patches: []ledger.Patch{{ID: container.ID{7}, Container: "/x/lp.so", Target: "libvictim.so",
+			AppliedAt: time.Unix(1700000000, 0).UTC(), Labels: []string{"bsc#1"},
+			Redirects: []ledger.Redirect{{Old: v.answer, New: 0x1234}}}},
+		Stacks: []ledger.Stack{{Addr: v.answer, Mechanism: ledger.Pad, Orig: []byte{0x90, 0x90},
+			Entries: []ledger.Entry{{Patch: container.ID{7}, New: 0x1234}}}},
+	}
+	enc, err := ledger.Encode(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	area, err := p.readLedgerArea()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer's protocol: odd counter, bytes and length, even counter.
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+1))
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if _, err := p.ReadLedger(short); err == nil {
+		t.Errorf("ReadLedger during a write succeeded")
+	}
+	writeMem(t, v.pid, area.Addr, enc)
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerLen, u64(uint64(len(enc))))
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+2))
+	got, err := p.ReadLedger(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Equal(want) {
+		t.Errorf("ledger %+v, want %+v", got, want)
+	}
+
+	// Garbage under a stable counter is an error, not a panic.
+	writeMem(t, v.pid, area.Addr, []byte("garbage!"))
+	if _, err := p.ReadLedger(ctx); !errors.Is(err, ErrFormat) {
+		t.Errorf("ReadLedger of garbage: %v, want ErrFormat", err)
+	}
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerLen, u64(area.Cap+1))
+	if _, err := p.ReadLedger(ctx); !errors.Is(err, ErrFormat) {
+		t.Errorf("ReadLedger with length above capacity: %v, want ErrFormat", err)
+	}
+}
+
+func TestReadRing(t *testing.T) {
+	v := startVictim(t, true)
+	p, err := Open(v.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := p.ReadRing(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(lines, func(s string) bool { return strings.Contains(s, "libpulp loaded") }) {
+		t.Errorf("ring lines %q lack the runtime's load message", lines)
+	}
+}
+
+func TestRingLines(t *testing.T) {
+	ring := func(head uint64, text string) *abi.Ring {
+		r := &abi.Ring{Head: head}
+		for i := range text {
+			r.Buf[(head-uint64(len(text))+uint64(i))%abi.RingSize] = text[i]
+		}
+		return r
+	}
+	full := strings.Repeat("x", abi.RingSize-5) + "\nabc\n" // exactly RingSize bytes
+	tests := []struct {
+		name string
+		r    *abi.Ring
+		want []string
+	}{
+		{"empty", ring(0, ""), nil},
+		{"two lines", ring(8, "one\ntwo\n"), []string{"one", "two"}},
+		{"unfinished last line", ring(7, "one\ntwo"), []string{"one"}},
+		{"wrapped: first line cut", ring(abi.RingSize+100, full), []string{"abc"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ringLines(tt.r); !slices.Equal(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
