@@ -244,14 +244,14 @@ func noteBuildID(r io.Reader, size uint64, bo binary.ByteOrder) ([]byte, error) 
 	for len(data) >= 12 {
 		namesz, descsz, typ := bo.Uint32(data), bo.Uint32(data[4:]), bo.Uint32(data[8:])
 		data = data[12:]
+		// The last note may end without the padding to 4 bytes.
 		nameEnd := align4(uint64(namesz))
-		descEnd := nameEnd + align4(uint64(descsz))
-		if descEnd > uint64(len(data)) {
+		if nameEnd+uint64(descsz) > uint64(len(data)) {
 			return nil, errors.New("truncated note")
 		}
 		name := data[:namesz]
 		desc := data[nameEnd : nameEnd+uint64(descsz)]
-		data = data[descEnd:]
+		data = data[min(nameEnd+align4(uint64(descsz)), uint64(len(data))):]
 		if typ == ntGNUBuildID && string(name) == "GNU\x00" {
 			if len(desc) == 0 || len(desc) > MaxBuildID {
 				return nil, fmt.Errorf("build-id of %d bytes, want 1 to %d", len(desc), MaxBuildID)
