@@ -479,10 +479,10 @@ func TestPrograms(t *testing.T) {
 	dir := fixtures(t)
 	lib := testenv.Artifact(t, "libpulp.so.0")
 	for _, c := range []struct {
-		name   string
-		exe    string
-		uid    uint32 // run as this user when not 0
-		want   string
+		name string
+		exe  string
+		uid  uint32 // run as this user when not 0
+		want string
 	}{
 		// libearly.so's constructor allocates before the runtime's runs.
 		{"constructor before ours", "simple", 0, "simple: early constructor ran"},
