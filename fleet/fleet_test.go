@@ -1,0 +1,553 @@
+package fleet
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"ulp/inventory"
+	"ulp/remote"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if d := cmp.Diff(string(want), string(got)); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, d)
+	}
+}
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+var (
+	testAgent = NewArtifact("ulp", []byte("agent binary"))
+	testFix   = NewArtifact("fix.so", []byte("container one"))
+	testFix2  = NewArtifact("fix2.so", []byte("container two"))
+)
+
+func hosts(names ...string) []inventory.Host {
+	out := make([]inventory.Host, len(names))
+	for i, n := range names {
+		g := []string{"all"}
+		if strings.HasPrefix(n, "c") {
+			g = append(g, "canary")
+		}
+		out[i] = inventory.Host{Name: n, Addr: n, Port: 22, Groups: g, Vars: map[string]any{}}
+	}
+	return out
+}
+
+func TestPlan_Golden(t *testing.T) {
+	inv, err := inventory.Load("../inventory/testdata/prod.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := inv.Select("web:db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs[2].Vars = map[string]any{StagingVar: "/opt/ulp"}
+	tests := []struct {
+		name string
+		opts Options
+	}{
+		{"apply", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, Canary: []string{"group:canary", "1"}}},
+		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true}},
+		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
+		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := NewPlan(hs, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			if err := p.WriteText(&b); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, "plan-"+tt.name+".golden", []byte(b.String()))
+		})
+	}
+}
+
+func TestPlan_Waves(t *testing.T) {
+	hs := hosts("c1", "a1", "a2", "c2", "a3", "a4", "a5", "a6", "a7", "a8")
+	tests := []struct {
+		canary []string
+		want   string // waves as "name:hosts|..."
+		err    string
+	}{
+		{nil, "all:c1,a1,a2,c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"0"}, "all:c1,a1,a2,c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"1"}, "canary 1:c1|rest:a1,a2,c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"group:canary"}, "canary 1:c1,c2|rest:a1,a2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"1", "25%"}, "canary 1:c1|canary 2:a1,a2|rest:c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"5%"}, "canary 1:c1|rest:a1,a2,c2,a3,a4,a5,a6,a7,a8", ""}, // truncated, at least 1
+		{[]string{"100%"}, "canary 1:c1,a1,a2,c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"20"}, "canary 1:c1,a1,a2,c2,a3,a4,a5,a6,a7,a8", ""},
+		{[]string{"group:nope"}, "", `no remaining host is in group "nope"`},
+		{[]string{"x"}, "", "want a host count"},
+		{[]string{"0%"}, "", "percentage"},
+		{[]string{"-1"}, "", "want a host count"},
+	}
+	for _, tt := range tests {
+		p, err := NewPlan(hs, Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, Canary: tt.canary})
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) || !errors.Is(err, ErrPlan) {
+				t.Errorf("canary %q: err = %v, want %q", tt.canary, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("canary %q: %v", tt.canary, err)
+			continue
+		}
+		var ws []string
+		for _, w := range p.Waves {
+			var ns []string
+			for _, h := range w.Hosts {
+				ns = append(ns, h.Host.Name)
+			}
+			ws = append(ws, w.Name+":"+strings.Join(ns, ","))
+		}
+		if got := strings.Join(ws, "|"); got != tt.want {
+			t.Errorf("canary %q: waves %s, want %s", tt.canary, got, tt.want)
+		}
+	}
+}
+
+func TestPlan_Errors(t *testing.T) {
+	hs := hosts("a")
+	bad := hosts("b")
+	bad[0].Vars = map[string]any{StagingVar: "relative/dir"}
+	tests := []struct {
+		name  string
+		hosts []inventory.Host
+		opts  Options
+		want  []string
+	}{
+		{"nothing", hs, Options{Action: Apply, Agent: testAgent}, []string{"at least one container"}},
+		{"no hosts", nil, Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}}, []string{"no hosts"}},
+		{"no agent", hs, Options{Action: Apply, Containers: []Artifact{testFix}}, []string{"no agent"}},
+		{"bad action", hs, Options{Action: "nuke", Agent: testAgent}, []string{"unknown action"}},
+		{"dup", hs, Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix, testFix}}, []string{"given twice"}},
+		{"bad name", hs, Options{Action: Apply, Agent: testAgent, Containers: []Artifact{NewArtifact("../x", nil)}}, []string{"plain file name"}},
+		{"bad lib", hs, Options{Action: Revert, Agent: testAgent, RevertAll: "a/b"}, []string{"not a library"}},
+		{"status args", hs, Options{Action: Status, Agent: testAgent, Containers: []Artifact{testFix}}, []string{"no containers"}},
+		{"staging", bad, Options{Action: Status, Agent: testAgent}, []string{`host b: staging folder "relative/dir"`}},
+		{"bad sha", hs, Options{Action: Status, Agent: Artifact{Name: "ulp", SHA256: "zz"}}, []string{"64 hex"}},
+		{"all at once", nil, Options{Action: Apply}, []string{"at least one container", "no hosts", "no agent"}},
+	}
+	for _, tt := range tests {
+		_, err := NewPlan(tt.hosts, tt.opts)
+		for _, w := range tt.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: err = %v, want %q", tt.name, err, w)
+			}
+		}
+	}
+}
+
+func TestParseTrigger(t *testing.T) {
+	procs, sum, err := ParseTrigger(readFile(t, "trigger-ok.ndjson"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(procs) != 2 || sum.Patched != 1 || sum.Skipped != 1 || procs[1].Reason != "target library not loaded" {
+		t.Errorf("got %+v %+v", procs, sum)
+	}
+	bad := []struct{ in, want string }{
+		{``, "no summary"},
+		{`{"schema":"ulp.trigger/v1","type":"process","pid":1,"result":"SUCCESS"}`, "no summary"},
+		{`{"schema":"other/v1","type":"summary"}`, "schema"},
+		{`{"schema":"ulp.trigger/v1","type":"bogus"}`, "unknown record type"},
+		{`{"schema":"ulp.trigger/v1","type":"process","pid":0,"result":"SUCCESS"}`, "pid 0"},
+		{`{"schema":"ulp.trigger/v1","type":"process","pid":3,"result":"MAYBE"}`, "unknown result"},
+		{`{"schema":"ulp.trigger/v1","type":"summary","failed":-1}`, "negative"},
+		{`{"schema":"ulp.trigger/v1","type":"summary"}` + "\n" + `{"schema":"ulp.trigger/v1","type":"summary"}`, "after the summary"},
+		{`{"schema":"ulp.trigger/v1","type":"process","pid":"x"}`, "invalid agent output"},
+		{`{not json`, "invalid agent output"},
+	}
+	for _, tt := range bad {
+		_, _, err := ParseTrigger([]byte(tt.in))
+		if err == nil || !errors.Is(err, ErrBadReport) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("ParseTrigger(%s) err = %v, want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestParsePatches(t *testing.T) {
+	procs, err := ParsePatches(readFile(t, "patches.ndjson"))
+	if err != nil || len(procs) != 2 || procs[0].Patches[0].ID != "ab12" {
+		t.Fatalf("got %+v, %v", procs, err)
+	}
+	for _, in := range []string{`{"schema":"x","pid":1}`, `{"schema":"ulp.patches/v1","pid":-1}`,
+		`{"schema":"ulp.patches/v1","pid":1,"patches":[{"id":""}]}`, `{"schema":"ulp.patches/v1","pid":1,"patches":5}`} {
+		if _, err := ParsePatches([]byte(in)); !errors.Is(err, ErrBadReport) {
+			t.Errorf("ParsePatches(%s) err = %v", in, err)
+		}
+	}
+}
+
+func FuzzParseTrigger(f *testing.F) {
+	for _, n := range []string{"trigger-ok.ndjson", "trigger-error.ndjson"} {
+		f.Add(readFile(f, n))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		procs, _, err := ParseTrigger(data)
+		if err != nil && procs != nil {
+			t.Fatal("records with an error")
+		}
+		for _, p := range procs {
+			if p.PID <= 0 {
+				t.Fatalf("pid %d accepted", p.PID)
+			}
+		}
+	})
+}
+
+func FuzzParsePatches(f *testing.F) {
+	f.Add(readFile(f, "patches.ndjson"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		procs, err := ParsePatches(data)
+		if err != nil && procs != nil {
+			t.Fatal("records with an error")
+		}
+	})
+}
+
+// fakeHost scripts one host of the fake fleet.
+type fakeHost struct {
+	dialErr    error
+	uploadErr  error
+	triggerOut string // stdout of trigger
+	exitCode   int    // of trigger
+	block      bool   // trigger blocks until ctx ends
+	patchesOut string
+}
+
+// fakeDialer is an in-memory fleet that records concurrency.
+type fakeDialer struct {
+	hosts            map[string]*fakeHost
+	active, maxAct   atomic.Int64
+	uploads, maxUp   atomic.Int64
+	started, running chan string
+	mu               sync.Mutex
+	runs             map[string][][]string
+}
+
+func newFake() *fakeDialer {
+	return &fakeDialer{hosts: map[string]*fakeHost{}, runs: map[string][][]string{}, started: make(chan string, 1000)}
+}
+
+func (d *fakeDialer) Dial(ctx context.Context, h inventory.Host) (Conn, error) {
+	fh := d.hosts[h.Name]
+	if fh == nil {
+		fh = &fakeHost{triggerOut: string(okOut)}
+	}
+	if fh.dialErr != nil {
+		return nil, fh.dialErr
+	}
+	n := d.active.Add(1)
+	for {
+		m := d.maxAct.Load()
+		if n <= m || d.maxAct.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	d.started <- h.Name
+	return &fakeConn{d: d, name: h.Name, h: fh}, nil
+}
+
+type fakeConn struct {
+	d    *fakeDialer
+	name string
+	h    *fakeHost
+}
+
+var okOut = []byte(`{"schema":"ulp.trigger/v1","type":"process","pid":1,"result":"SUCCESS"}
+{"schema":"ulp.trigger/v1","type":"process","pid":2,"result":"SKIPPED"}
+{"schema":"ulp.trigger/v1","type":"summary","candidates":2,"patched":1,"skipped":1}
+`)
+
+func (c *fakeConn) Run(ctx context.Context, argv []string, _ io.Reader) (remote.Result, error) {
+	c.d.mu.Lock()
+	c.d.runs[c.name] = append(c.d.runs[c.name], argv)
+	c.d.mu.Unlock()
+	switch argv[1] {
+	case "trigger":
+		if c.h.block {
+			<-ctx.Done()
+			return remote.Result{ExitCode: -1}, ctx.Err()
+		}
+		res := remote.Result{Stdout: []byte(c.h.triggerOut), ExitCode: c.h.exitCode}
+		if c.h.exitCode != 0 {
+			return res, &remote.ExitError{Argv: argv, Code: c.h.exitCode}
+		}
+		return res, nil
+	case "patches":
+		return remote.Result{Stdout: []byte(c.h.patchesOut)}, nil
+	}
+	return remote.Result{}, nil
+}
+
+func (c *fakeConn) Upload(ctx context.Context, data []byte, dst string, mode fs.FileMode) (remote.Uploaded, error) {
+	n := c.d.uploads.Add(1)
+	defer c.d.uploads.Add(-1)
+	for {
+		m := c.d.maxUp.Load()
+		if n <= m || c.d.maxUp.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	time.Sleep(time.Millisecond) // let uploads overlap so the limit is exercised
+	if c.h.uploadErr != nil {
+		return remote.Uploaded{}, c.h.uploadErr
+	}
+	if strings.Contains(dst, "/bin/ulp-") && mode != 0o755 {
+		return remote.Uploaded{}, fmt.Errorf("agent mode %v", mode)
+	}
+	return remote.Uploaded{Path: dst, Skipped: strings.HasSuffix(dst, ".so") && c.name == "a1"}, nil
+}
+
+func (c *fakeConn) Close() error { c.d.active.Add(-1); return nil }
+
+func testLog(t *testing.T) *slog.Logger { return slog.New(slog.NewTextHandler(t.Output(), nil)) }
+
+func plan(t *testing.T, names []string, canary ...string) *Plan {
+	t.Helper()
+	p, err := NewPlan(hosts(names...), Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, Canary: canary})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func states(res *Result) string {
+	var s []string
+	for _, h := range res.Hosts {
+		s = append(s, h.Host+"="+string(h.State))
+	}
+	return strings.Join(s, " ")
+}
+
+func TestRun_AllHosts(t *testing.T) {
+	var names []string
+	for i := range 40 {
+		names = append(names, fmt.Sprintf("a%d", i))
+	}
+	d := newFake()
+	r := &Rollout{Dialer: d, Parallel: 5, UploadParallel: 2, Log: testLog(t)}
+	res, err := r.Run(t.Context(), plan(t, names, "2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := res.Counts(); c[StateOK] != 40 {
+		t.Fatalf("counts %v", c)
+	}
+	if m := d.maxAct.Load(); m > 5 {
+		t.Errorf("%d hosts at once, limit 5", m)
+	}
+	if m := d.maxUp.Load(); m > 2 {
+		t.Errorf("%d uploads at once, limit 2", m)
+	}
+	h := res.Hosts[3]
+	// okOut per trigger: pid 1 SUCCESS, pid 2 SKIPPED; two triggers, and
+	// the counts are of distinct processes.
+	if h.Patched != 1 || h.Skipped != 1 || h.Failed != 0 || len(h.Processes) != 4 || h.Uploaded != 3 {
+		t.Errorf("host result %+v", h)
+	}
+	if a1 := res.Hosts[1]; a1.Unchanged != 2 || a1.Uploaded != 1 {
+		t.Errorf("a1 uploads %d/%d, want 1 sent 2 unchanged", a1.Uploaded, a1.Unchanged)
+	}
+	// The plan's steps are what ran, in order.
+	runs := d.runs["a7"]
+	want := [][]string{res0(plan(t, names, "2"), 7, 0), res0(plan(t, names, "2"), 7, 4), res0(plan(t, names, "2"), 7, 5)}
+	if d := cmp.Diff(want, runs); d != "" {
+		t.Errorf("commands on a7 (-plan +ran):\n%s", d)
+	}
+}
+
+// res0 returns the argv of step s of host i of the plan.
+func res0(p *Plan, i, s int) []string {
+	for _, w := range p.Waves {
+		if i < len(w.Hosts) {
+			return w.Hosts[i].Steps[s].Argv
+		}
+		i -= len(w.Hosts)
+	}
+	return nil
+}
+
+func TestRun_Gate(t *testing.T) {
+	errOut := string(readFile(t, "trigger-error.ndjson"))
+	unreach := fmt.Errorf("remote: dial: %w: refused", remote.ErrUnreachable)
+	tests := []struct {
+		name        string
+		hosts       map[string]*fakeHost
+		canary      []string
+		maxFailures int
+		want        string
+		stopped     bool
+	}{
+		{"canary unreachable stops", map[string]*fakeHost{"c1": {dialErr: unreach}}, []string{"1"}, 0,
+			"c1=failed a1=not_attempted a2=not_attempted a3=not_attempted", true},
+		{"canary ERROR stops", map[string]*fakeHost{"c1": {triggerOut: errOut, exitCode: 1}}, []string{"1"}, 0,
+			"c1=error a1=not_attempted a2=not_attempted a3=not_attempted", true},
+		{"canary failure tolerated", map[string]*fakeHost{"c1": {dialErr: unreach}}, []string{"1"}, 1,
+			"c1=failed a1=ok a2=ok a3=ok", false},
+		{"threshold exceeded, not reached", map[string]*fakeHost{"c1": {dialErr: unreach}, "a1": {dialErr: unreach}}, []string{"1"}, 1,
+			"c1=failed a1=failed a2=not_attempted a3=not_attempted", true},
+		{"last host fails: nothing stopped", map[string]*fakeHost{"a3": {dialErr: unreach}}, []string{"1"}, 0,
+			"c1=ok a1=ok a2=ok a3=failed", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := newFake()
+			d.hosts = tt.hosts
+			r := &Rollout{Dialer: d, Parallel: 1, MaxFailures: tt.maxFailures, Log: testLog(t)}
+			res, err := r.Run(t.Context(), plan(t, []string{"c1", "a1", "a2", "a3"}, tt.canary...))
+			if got := states(res); got != tt.want {
+				t.Errorf("states %s, want %s", got, tt.want)
+			}
+			if errors.Is(err, ErrStopped) != tt.stopped || (res.Stopped != "") != tt.stopped {
+				t.Errorf("err %v, stopped %q; want stopped %v", err, res.Stopped, tt.stopped)
+			}
+			if err == nil {
+				t.Error("a failed host must give an error")
+			}
+			var he *HostError
+			if !errors.As(err, &he) {
+				t.Errorf("err %v has no *HostError", err)
+			}
+		})
+	}
+}
+
+func TestRun_Classes(t *testing.T) {
+	errOut := string(readFile(t, "trigger-error.ndjson"))
+	d := newFake()
+	d.hosts = map[string]*fakeHost{
+		"a1": {dialErr: fmt.Errorf("remote: dial: %w: refused", remote.ErrUnreachable)},
+		"a2": {dialErr: fmt.Errorf("x: %w", remote.ErrHostKeyMismatch)},
+		"a3": {dialErr: fmt.Errorf("x: %w", remote.ErrHostKeyUnknown)},
+		"a4": {dialErr: fmt.Errorf("x: %w", remote.ErrAuth)},
+		"a5": {uploadErr: fmt.Errorf("x: %w: disk full", remote.ErrUpload)},
+		"a6": {triggerOut: "", exitCode: 2},
+		"a7": {triggerOut: "garbage\n{\"schema\":1}\n"},
+		"a8": {triggerOut: errOut, exitCode: 1},
+		"a9": {triggerOut: strings.Replace(errOut, `"failed":1`, `"failed":1,"inconsistent":1`, 1), exitCode: 3},
+		"b1": {triggerOut: string(okOut)},
+	}
+	r := &Rollout{Dialer: d, Parallel: 4, MaxFailures: 100, Log: testLog(t)}
+	res, err := r.Run(t.Context(), plan(t, []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1"}))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	var got []string
+	for _, h := range res.Hosts {
+		got = append(got, h.Host+"="+h.Class())
+	}
+	want := "a1=unreachable a2=host_key_changed a3=host_key_unknown a4=auth_failed a5=upload_failed a6=agent_error a7=agent_error a8=patch_failed a9=patch_failed b1=success"
+	if strings.Join(got, " ") != want {
+		t.Errorf("classes\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if res.Hosts[8].Inconsistent != 2 || !strings.Contains(res.Hosts[8].Err.Error(), "inconsistent") {
+		t.Errorf("a9: %+v", res.Hosts[8])
+	}
+	if res.Hosts[4].Phase != "upload" || res.Hosts[0].Phase != "connect" {
+		t.Errorf("phases %q %q", res.Hosts[4].Phase, res.Hosts[0].Phase)
+	}
+}
+
+func TestRun_Cancel(t *testing.T) {
+	d := newFake()
+	d.hosts = map[string]*fakeHost{"a3": {block: true}, "a4": {block: true}}
+	r := &Rollout{Dialer: d, Parallel: 2, MaxFailures: 100, Log: testLog(t)}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		// Cancel once both blocking hosts are in flight.
+		n := 0
+		for name := range d.started {
+			if name == "a3" || name == "a4" {
+				if n++; n == 2 {
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	res, err := r.Run(ctx, plan(t, []string{"a1", "a2", "a3", "a4", "a5", "a6"}))
+	if !errors.Is(err, context.Canceled) || !res.Cancelled {
+		t.Fatalf("err %v cancelled %v", err, res.Cancelled)
+	}
+	want := "a1=ok a2=ok a3=interrupted a4=interrupted a5=not_attempted a6=not_attempted"
+	if got := states(res); got != want {
+		t.Errorf("states %s, want %s", got, want)
+	}
+	if d.active.Load() != 0 {
+		t.Errorf("%d connections left open", d.active.Load())
+	}
+}
+
+func TestRun_HostTimeout(t *testing.T) {
+	d := newFake()
+	d.hosts = map[string]*fakeHost{"a1": {block: true}}
+	r := &Rollout{Dialer: d, HostTimeout: 50 * time.Millisecond, MaxFailures: 5}
+	res, _ := r.Run(t.Context(), plan(t, []string{"a1", "a2"}))
+	if c := res.Hosts[0].Class(); c != "timeout" || res.Hosts[1].State != StateOK {
+		t.Errorf("a1 class %s, %s", c, states(res))
+	}
+}
+
+func TestAggregate(t *testing.T) {
+	d := newFake()
+	pout := string(readFile(t, "patches.ndjson"))
+	d.hosts = map[string]*fakeHost{"a1": {patchesOut: pout}, "a2": {patchesOut: pout}, "a3": {patchesOut: ""},
+		"a4": {dialErr: fmt.Errorf("%w: x", remote.ErrUnreachable)}}
+	p, err := NewPlan(hosts("a1", "a2", "a3", "a4"), Options{Action: Status, Agent: testAgent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _ := (&Rollout{Dialer: d, MaxFailures: 10}).Run(t.Context(), p)
+	rep := Aggregate(res)
+	got, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "aggregate.golden", append(got, '\n'))
+}

@@ -1,0 +1,125 @@
+package fleet
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"ulp/livepatch/report"
+)
+
+// ErrBadReport means the agent's --json output could not be understood.
+var ErrBadReport = errors.New("invalid agent output")
+
+// maxRecords bounds the records accepted from one command's output.
+const maxRecords = 1 << 20
+
+// records calls f with every line of out that starts with '{'. Other lines
+// (login banners, MOTD noise) are ignored.
+func records(out []byte, f func(line []byte) error) error {
+	n := 0
+	for len(out) > 0 {
+		line := out
+		if i := bytes.IndexByte(out, '\n'); i >= 0 {
+			line, out = out[:i], out[i+1:]
+		} else {
+			out = nil
+		}
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] != '{' {
+			continue
+		}
+		if n++; n > maxRecords {
+			return fmt.Errorf("%w: more than %d records", ErrBadReport, maxRecords)
+		}
+		if err := f(line); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ParseTrigger parses the NDJSON of `ulp trigger --json`: process records
+// followed by exactly one summary record. Hostile input gives an error
+// wrapping ErrBadReport, never a panic.
+func ParseTrigger(out []byte) ([]report.Process, report.Summary, error) {
+	var procs []report.Process
+	var sum *report.Summary
+	err := records(out, func(line []byte) error {
+		var head struct{ Schema, Type string }
+		if err := json.Unmarshal(line, &head); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadReport, err)
+		}
+		if head.Schema != report.TriggerSchema {
+			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, head.Schema, report.TriggerSchema)
+		}
+		if sum != nil {
+			return fmt.Errorf("%w: record after the summary", ErrBadReport)
+		}
+		switch head.Type {
+		case report.TypeProcess:
+			var p report.Process
+			if err := json.Unmarshal(line, &p); err != nil {
+				return fmt.Errorf("%w: process record: %v", ErrBadReport, err)
+			}
+			if p.PID <= 0 {
+				return fmt.Errorf("%w: process record with pid %d", ErrBadReport, p.PID)
+			}
+			switch p.Result {
+			case report.Success, report.Skipped, report.Error:
+			default:
+				return fmt.Errorf("%w: pid %d: unknown result %q", ErrBadReport, p.PID, p.Result)
+			}
+			procs = append(procs, p)
+		case report.TypeSummary:
+			var s report.Summary
+			if err := json.Unmarshal(line, &s); err != nil {
+				return fmt.Errorf("%w: summary record: %v", ErrBadReport, err)
+			}
+			if s.Candidates < 0 || s.Patched < 0 || s.Skipped < 0 || s.Failed < 0 || s.PatchesApplied < 0 || s.Inconsistent < 0 {
+				return fmt.Errorf("%w: negative count in summary", ErrBadReport)
+			}
+			sum = &s
+		default:
+			return fmt.Errorf("%w: unknown record type %q", ErrBadReport, head.Type)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, report.Summary{}, err
+	}
+	if sum == nil {
+		return nil, report.Summary{}, fmt.Errorf("%w: no summary record", ErrBadReport)
+	}
+	return procs, *sum, nil
+}
+
+// ParsePatches parses the NDJSON of `ulp patches --json`: one record per
+// process with the runtime.
+func ParsePatches(out []byte) ([]report.PatchedProcess, error) {
+	var procs []report.PatchedProcess
+	err := records(out, func(line []byte) error {
+		var p report.PatchedProcess
+		if err := json.Unmarshal(line, &p); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadReport, err)
+		}
+		if p.Schema != report.PatchesSchema {
+			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, p.Schema, report.PatchesSchema)
+		}
+		if p.PID <= 0 {
+			return fmt.Errorf("%w: process record with pid %d", ErrBadReport, p.PID)
+		}
+		for _, ap := range p.Patches {
+			if ap.ID == "" {
+				return fmt.Errorf("%w: pid %d: patch without id", ErrBadReport, p.PID)
+			}
+		}
+		procs = append(procs, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return procs, nil
+}

@@ -1,0 +1,342 @@
+package fleet
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"ulp/inventory"
+)
+
+// Action is what a rollout does on each host.
+type Action string
+
+// The actions.
+const (
+	// Apply uploads the containers and applies them to every process that
+	// has the runtime (`ulp trigger --json C`), one container after the
+	// other; with RevertAll the first trigger also reverts every patch on
+	// that library in the same stop window (atomic replace).
+	Apply Action = "apply"
+	// Revert uploads the containers and reverts them, last first; with
+	// RevertAll it then reverts every patch on that library.
+	Revert Action = "revert"
+	// Status runs `ulp patches --json` (no containers).
+	Status Action = "status"
+)
+
+// DefaultStagingDir is where the agent and containers are stored on hosts,
+// unless the setting or the host variable ulp_staging_dir says otherwise.
+// It must be on a filesystem that allows exec.
+const DefaultStagingDir = "/var/lib/ulp"
+
+// StagingVar is the host variable that overrides the staging folder.
+const StagingVar = "ulp_staging_dir"
+
+// Artifact is a file uploaded to hosts: the agent or a container.
+type Artifact struct {
+	Name   string `json:"name"`
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+	data   []byte
+}
+
+// NewArtifact returns the artifact called name (a base name) with data.
+func NewArtifact(name string, data []byte) Artifact {
+	sum := sha256.Sum256(data)
+	return Artifact{Name: name, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data)), data: data}
+}
+
+// Options say what to plan.
+type Options struct {
+	Action     Action
+	Agent      Artifact
+	Containers []Artifact
+	// RevertAll is a library name (e.g. libcrypto.so.3) for --revert-all.
+	RevertAll string
+	// StagingDir is the absolute folder on hosts (DefaultStagingDir).
+	StagingDir string
+	// Canary lists the canary waves, each a host count ("1"), a percentage
+	// of all hosts ("10%", truncated, at least 1) or a group
+	// ("group:canary"). The remaining hosts form the last wave.
+	Canary []string
+	// Sudo records that commands run under `sudo -n` (shown in the plan).
+	Sudo bool
+}
+
+// Plan is the complete description of a rollout: Run follows it exactly and
+// a dry run prints it.
+type Plan struct {
+	Action     Action     `json:"action"`
+	Agent      Artifact   `json:"agent"`
+	Containers []Artifact `json:"containers,omitempty"`
+	RevertAll  string     `json:"revert_all,omitempty"`
+	Sudo       bool       `json:"sudo,omitempty"`
+	Waves      []Wave     `json:"waves"`
+}
+
+// Wave is a set of hosts run together; waves run one after the other.
+type Wave struct {
+	Name   string     `json:"name"`
+	Canary bool       `json:"canary"`
+	Hosts  []HostPlan `json:"hosts"`
+}
+
+// HostPlan is one host and the steps it runs, in order.
+type HostPlan struct {
+	Host  inventory.Host `json:"host"`
+	Steps []Step         `json:"steps"`
+}
+
+// StepKind names a step.
+type StepKind string
+
+// The steps a host runs.
+const (
+	StepMkdir   StepKind = "mkdir"   // create the staging folders
+	StepUpload  StepKind = "upload"  // upload an artifact (skipped when its sha256 is there)
+	StepTrigger StepKind = "trigger" // run `ulp trigger --json ...`
+	StepPatches StepKind = "patches" // run `ulp patches --json`
+)
+
+// Step is one step of a host.
+type Step struct {
+	Kind StepKind `json:"kind"`
+	// Artifact and Path: what an upload step writes, and where.
+	Artifact string `json:"artifact,omitempty"`
+	Path     string `json:"path,omitempty"`
+	// Argv is the command a mkdir, trigger or patches step runs.
+	Argv []string `json:"argv,omitempty"`
+	art  *Artifact
+	mode fs.FileMode
+}
+
+// ErrPlan marks invalid plan options.
+var ErrPlan = errors.New("invalid plan")
+
+// NewPlan plans opts over hosts (in the order given). It is pure: it does
+// not connect anywhere.
+func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrPlan}, args...)...))
+	}
+	switch opts.Action {
+	case Apply:
+		if len(opts.Containers) == 0 {
+			bad("apply needs at least one container")
+		}
+	case Revert:
+		if len(opts.Containers) == 0 && opts.RevertAll == "" {
+			bad("revert needs containers or a library for --revert-all")
+		}
+	case Status:
+		if len(opts.Containers) > 0 || opts.RevertAll != "" {
+			bad("status takes no containers")
+		}
+	default:
+		bad("unknown action %q", opts.Action)
+	}
+	if len(hosts) == 0 {
+		bad("no hosts")
+	}
+	if opts.Agent.SHA256 == "" {
+		bad("no agent binary")
+	}
+	if opts.RevertAll != "" && !validFileName(opts.RevertAll) {
+		bad("--revert-all: %q is not a library file name", opts.RevertAll)
+	}
+	if opts.Agent.SHA256 != "" && !validSHA256(opts.Agent.SHA256) {
+		bad("agent sha256 %q is not 64 hex digits", opts.Agent.SHA256)
+	}
+	seen := map[string]bool{}
+	for _, c := range opts.Containers {
+		if !validSHA256(c.SHA256) {
+			bad("container %s: sha256 %q is not 64 hex digits", c.Name, c.SHA256)
+		}
+		if !validFileName(c.Name) {
+			bad("container name %q is not a plain file name", c.Name)
+		}
+		if seen[c.SHA256] {
+			bad("container %s given twice", c.Name)
+		}
+		seen[c.SHA256] = true
+	}
+	staging := opts.StagingDir
+	if staging == "" {
+		staging = DefaultStagingDir
+	}
+	waves, err := splitWaves(hosts, opts.Canary)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	p := &Plan{Action: opts.Action, Agent: opts.Agent, Containers: opts.Containers, RevertAll: opts.RevertAll, Sudo: opts.Sudo}
+	for _, w := range waves {
+		for i, h := range w.Hosts {
+			dir := staging
+			if v, ok := h.Host.Vars[StagingVar]; ok {
+				s, _ := v.(string)
+				dir = s
+			}
+			if !path.IsAbs(dir) || path.Clean(dir) != dir || dir == "/" {
+				bad("host %s: staging folder %q must be a clean absolute path", h.Host.Name, dir)
+				continue
+			}
+			w.Hosts[i].Steps = p.steps(dir)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	p.Waves = waves
+	return p, nil
+}
+
+// steps returns the steps of one host whose staging folder is dir.
+func (p *Plan) steps(dir string) []Step {
+	agentPath := path.Join(dir, "bin", "ulp-"+p.Agent.SHA256[:16])
+	dirs := []string{path.Join(dir, "bin")}
+	for _, c := range p.Containers {
+		dirs = append(dirs, path.Join(dir, "patches", c.SHA256[:16]))
+	}
+	steps := []Step{
+		{Kind: StepMkdir, Argv: append([]string{"mkdir", "-p", "--"}, dirs...)},
+		{Kind: StepUpload, Artifact: p.Agent.Name, Path: agentPath, art: &p.Agent, mode: 0o755},
+	}
+	paths := make([]string, len(p.Containers))
+	for i := range p.Containers {
+		c := &p.Containers[i]
+		paths[i] = path.Join(dir, "patches", c.SHA256[:16], c.Name)
+		steps = append(steps, Step{Kind: StepUpload, Artifact: c.Name, Path: paths[i], art: c, mode: 0o644})
+	}
+	trigger := func(args ...string) Step {
+		return Step{Kind: StepTrigger, Argv: append([]string{agentPath, "trigger", "--json"}, args...)}
+	}
+	switch p.Action {
+	case Apply:
+		for i, cp := range paths {
+			if i == 0 && p.RevertAll != "" {
+				steps = append(steps, trigger("--revert-all="+p.RevertAll, cp))
+			} else {
+				steps = append(steps, trigger(cp))
+			}
+		}
+	case Revert:
+		for i := len(paths) - 1; i >= 0; i-- {
+			steps = append(steps, trigger("--revert", paths[i]))
+		}
+		if p.RevertAll != "" {
+			steps = append(steps, trigger("--revert-all="+p.RevertAll))
+		}
+	case Status:
+		steps = append(steps, Step{Kind: StepPatches, Argv: []string{agentPath, "patches", "--json"}})
+	}
+	return steps
+}
+
+// splitWaves puts hosts into the canary waves described by specs, then the
+// rest.
+func splitWaves(hosts []inventory.Host, specs []string) ([]Wave, error) {
+	left := hosts
+	var waves []Wave
+	var errs []error
+	for i, spec := range specs {
+		spec = strings.TrimSpace(spec)
+		var take, rest []inventory.Host
+		switch {
+		case strings.HasPrefix(spec, "group:"):
+			g := strings.TrimPrefix(spec, "group:")
+			for _, h := range left {
+				if contains(h.Groups, g) {
+					take = append(take, h)
+				} else {
+					rest = append(rest, h)
+				}
+			}
+			if len(take) == 0 {
+				errs = append(errs, fmt.Errorf("%w: canary %q: no remaining host is in group %q", ErrPlan, spec, g))
+			}
+		default:
+			n, err := canaryCount(spec, len(hosts))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n = min(n, len(left))
+			take, rest = left[:n], left[n:]
+		}
+		if len(take) > 0 {
+			waves = append(waves, Wave{Name: fmt.Sprintf("canary %d", i+1), Canary: true, Hosts: hostPlans(take)})
+		}
+		left = rest
+	}
+	if len(left) > 0 {
+		name := "all"
+		if len(waves) > 0 {
+			name = "rest"
+		}
+		waves = append(waves, Wave{Name: name, Hosts: hostPlans(left)})
+	}
+	return waves, errors.Join(errs...)
+}
+
+// canaryCount parses "N" or "P%" of total hosts (Ansible's truncation, at
+// least 1).
+func canaryCount(spec string, total int) (int, error) {
+	if pct, ok := strings.CutSuffix(spec, "%"); ok {
+		p, err := strconv.ParseFloat(pct, 64)
+		if err != nil || p <= 0 || p > 100 {
+			return 0, fmt.Errorf("%w: canary %q: a percentage must be in (0, 100]", ErrPlan, spec)
+		}
+		return max(1, int(p*float64(total)/100)), nil
+	}
+	n, err := strconv.Atoi(spec)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%w: canary %q: want a host count, a percentage or group:NAME", ErrPlan, spec)
+	}
+	return n, nil
+}
+
+func hostPlans(hosts []inventory.Host) []HostPlan {
+	out := make([]HostPlan, len(hosts))
+	for i, h := range hosts {
+		out[i] = HostPlan{Host: h}
+	}
+	return out
+}
+
+func contains(s []string, v string) bool {
+	for _, e := range s {
+		if e == v {
+			return true
+		}
+	}
+	return false
+}
+
+// validFileName reports whether s is a plain file name.
+func validFileName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00\n\r") && len(s) <= 255
+}
+
+func validSHA256(s string) bool {
+	_, err := hex.DecodeString(s)
+	return len(s) == 64 && err == nil
+}
+
+// NumHosts returns the number of hosts in the plan.
+func (p *Plan) NumHosts() int {
+	n := 0
+	for _, w := range p.Waves {
+		n += len(w.Hosts)
+	}
+	return n
+}

@@ -1,0 +1,401 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"ulp/livepatch/report"
+	"ulp/remote"
+)
+
+// Errors of a rollout, for errors.Is.
+var (
+	// ErrStopped means the canary gate or the failure threshold stopped the
+	// rollout: some hosts were not attempted.
+	ErrStopped = errors.New("rollout stopped")
+	// ErrProcessFailed means the agent ran and reported ERROR for at least
+	// one process, or a process that may be inconsistent.
+	ErrProcessFailed = errors.New("processes failed")
+	// ErrInternal means a host's goroutine panicked (a bug in ulpfleet).
+	ErrInternal = errors.New("internal error")
+)
+
+// Defaults for zero fields of Rollout.
+const (
+	DefaultParallel       = 16
+	DefaultUploadParallel = 4
+)
+
+// Rollout executes plans. Its fields are read-only during Run; one Rollout
+// may run several plans one after the other.
+type Rollout struct {
+	Dialer Dialer
+	// Parallel is the number of hosts worked on at once within a wave (a
+	// sliding window: a new host starts as soon as one finishes).
+	Parallel int
+	// UploadParallel is the number of uploads in flight at once across all
+	// hosts.
+	UploadParallel int
+	// MaxFailures is the number of failed hosts tolerated: once more hosts
+	// than this have failed, no new host starts, and no wave after a canary
+	// wave starts. 0 stops at the first failure.
+	MaxFailures int
+	// HostTimeout bounds the work on one host (0: no bound).
+	HostTimeout time.Duration
+	// Log receives per-host progress at Debug and failures at Warn; nil
+	// discards.
+	Log *slog.Logger
+	// Observe, when set, is called when a wave starts and when a host
+	// starts and finishes. Calls come from several goroutines, one at a
+	// time, and must not block for long.
+	Observe func(Event)
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+// The events.
+const (
+	WaveStarted EventKind = iota
+	HostStarted
+	HostDone
+)
+
+// Event is a progress notification.
+type Event struct {
+	Kind  EventKind
+	Wave  int    // index into Plan.Waves
+	Host  string // HostStarted, HostDone
+	Total int    // hosts in the plan
+	// Result is set for HostDone.
+	Result *HostResult
+}
+
+// State is the coarse outcome of one host.
+type State string
+
+// The states.
+const (
+	StateOK           State = "ok"            // every step done, no process reported ERROR
+	StateError        State = "error"         // the agent ran; some process reported ERROR or may be inconsistent
+	StateFailed       State = "failed"        // a step failed: connect, upload, or the agent itself
+	StateInterrupted  State = "interrupted"   // cancelled while in progress
+	StateNotAttempted State = "not_attempted" // never started (stopped or cancelled before)
+)
+
+// HostResult is the outcome of one host.
+type HostResult struct {
+	Host  string
+	Wave  int
+	State State
+	// Phase is the step that failed: "connect" or a StepKind.
+	Phase string
+	// Err is nil for StateOK and StateNotAttempted; otherwise a *HostError.
+	Err error
+	// Processes are the agent's per-process records of every trigger step.
+	Processes []report.Process
+	// Patched, Skipped and Failed count distinct processes: Patched had at
+	// least one SUCCESS, Failed at least one ERROR, Skipped only SKIPPED.
+	Patched, Skipped, Failed int
+	// Inconsistent is the agent's count of processes that may have been
+	// left inconsistent.
+	Inconsistent int
+	// Uploaded and Unchanged count artifacts sent and artifacts already on
+	// the host with the right sha256.
+	Uploaded, Unchanged int
+	// Patches is the output of `ulp patches --json` (status plans).
+	Patches  []report.PatchedProcess
+	Duration time.Duration
+}
+
+// Failed reports whether the host counts as a failure for the gate.
+func (hr *HostResult) failed() bool { return hr.State == StateError || hr.State == StateFailed }
+
+// HostError is the error of one host: where it failed and why.
+type HostError struct {
+	Host  string
+	Phase string
+	Err   error
+}
+
+func (e *HostError) Error() string { return fmt.Sprintf("host %s: %s: %v", e.Host, e.Phase, e.Err) }
+func (e *HostError) Unwrap() error { return e.Err }
+
+// Result is the outcome of a rollout.
+type Result struct {
+	Action Action
+	// Hosts holds one result per planned host, in plan order.
+	Hosts []HostResult
+	// Stopped says why the gate or threshold stopped the rollout ("" when
+	// it was not stopped).
+	Stopped string
+	// Cancelled is set when the context ended before the rollout did.
+	Cancelled bool
+	Duration  time.Duration
+}
+
+// Counts counts hosts per state.
+func (r *Result) Counts() map[State]int {
+	c := map[State]int{}
+	for _, h := range r.Hosts {
+		c[h.State]++
+	}
+	return c
+}
+
+// Run executes p. Waves run one after the other; within a wave up to
+// Parallel hosts run at once. It returns the result of every host and the
+// joined error of every failed host, plus ErrStopped (wrapped) when the
+// gate or threshold stopped the rollout and ctx's error when ctx ended.
+// Hosts in flight when ctx ends are cancelled and reported interrupted;
+// hosts not yet started are reported not attempted.
+func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
+	start := time.Now()
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	parallel := r.Parallel
+	if parallel <= 0 {
+		parallel = DefaultParallel
+	}
+	upPar := r.UploadParallel
+	if upPar <= 0 {
+		upPar = DefaultUploadParallel
+	}
+	uploads := make(chan struct{}, upPar)
+	total := p.NumHosts()
+	res := &Result{Action: p.Action, Hosts: make([]HostResult, total)}
+	offset := make([]int, len(p.Waves))
+	n := 0
+	for wi, w := range p.Waves {
+		offset[wi] = n
+		for _, h := range w.Hosts {
+			res.Hosts[n] = HostResult{Host: h.Host.Name, Wave: wi, State: StateNotAttempted}
+			n++
+		}
+	}
+	var obsMu sync.Mutex
+	observe := func(e Event) {
+		if r.Observe != nil {
+			e.Total = total
+			obsMu.Lock()
+			r.Observe(e)
+			obsMu.Unlock()
+		}
+	}
+	var failures atomic.Int64
+	tripped := func() bool { return failures.Load() > int64(r.MaxFailures) }
+
+	for wi, w := range p.Waves {
+		if ctx.Err() != nil || tripped() {
+			break
+		}
+		observe(Event{Kind: WaveStarted, Wave: wi})
+		var g errgroup.Group
+		g.SetLimit(parallel)
+		for j := range w.Hosts {
+			if ctx.Err() != nil || tripped() {
+				break
+			}
+			slot := &res.Hosts[offset[wi]+j]
+			hp := &w.Hosts[j]
+			g.Go(func() error {
+				// The slot may have opened after the threshold tripped.
+				if ctx.Err() != nil || tripped() {
+					return nil
+				}
+				observe(Event{Kind: HostStarted, Wave: wi, Host: hp.Host.Name})
+				hr := r.host(ctx, log.With("host", hp.Host.Name), wi, hp, uploads)
+				if hr.failed() {
+					failures.Add(1)
+				}
+				*slot = hr
+				observe(Event{Kind: HostDone, Wave: wi, Host: hp.Host.Name, Result: &hr})
+				return nil
+			})
+		}
+		_ = g.Wait() // host goroutines never return errors
+		if ctx.Err() == nil && tripped() {
+			gate := "failure threshold"
+			if w.Canary {
+				gate = "canary gate"
+			}
+			res.Stopped = fmt.Sprintf("%s: %d host(s) failed, more than --max-failures %d (in wave %d, %s)",
+				gate, failures.Load(), r.MaxFailures, wi+1, w.Name)
+		}
+	}
+	res.Cancelled = ctx.Err() != nil
+	res.Duration = time.Since(start)
+	var errs []error
+	for _, h := range res.Hosts {
+		if h.Err != nil {
+			errs = append(errs, h.Err)
+		}
+	}
+	if res.Stopped != "" && res.Counts()[StateNotAttempted] > 0 {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrStopped, res.Stopped))
+	} else if res.Stopped != "" {
+		res.Stopped = "" // the last hosts failed: nothing was left to stop
+	}
+	if res.Cancelled {
+		errs = append(errs, ctx.Err())
+	}
+	return res, errors.Join(errs...)
+}
+
+// host runs the steps of one host.
+func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *HostPlan, uploads chan struct{}) (hr HostResult) {
+	start := time.Now()
+	hr = HostResult{Host: hp.Host.Name, Wave: wave}
+	defer func() {
+		if v := recover(); v != nil {
+			log.Error("panic", "panic", v, "stack", string(debug.Stack()))
+			hr.State, hr.Phase = StateFailed, "internal"
+			hr.Err = &HostError{Host: hp.Host.Name, Phase: "internal", Err: fmt.Errorf("%w: %v", ErrInternal, v)}
+		}
+		hr.Duration = time.Since(start)
+	}()
+	hctx := ctx
+	if r.HostTimeout > 0 {
+		var cancel context.CancelFunc
+		hctx, cancel = context.WithTimeout(ctx, r.HostTimeout)
+		defer cancel()
+	}
+	fail := func(phase string, err error) HostResult {
+		hr.State, hr.Phase = StateFailed, phase
+		if ctx.Err() != nil {
+			hr.State = StateInterrupted
+		}
+		if hctx.Err() != nil && !errors.Is(err, hctx.Err()) {
+			err = fmt.Errorf("%w (%w)", hctx.Err(), err)
+		}
+		hr.Err = &HostError{Host: hp.Host.Name, Phase: phase, Err: err}
+		log.Warn("host failed", "phase", phase, "err", err)
+		return hr
+	}
+	log.Debug("connect", "addr", hp.Host.Address())
+	conn, err := r.Dialer.Dial(hctx, hp.Host)
+	if err != nil {
+		return fail("connect", err)
+	}
+	defer conn.Close()
+	for _, s := range hp.Steps {
+		log.Debug("step", "kind", s.Kind, "path", s.Path)
+		switch s.Kind {
+		case StepMkdir:
+			if _, err := conn.Run(hctx, s.Argv, nil); err != nil {
+				return fail(string(s.Kind), err)
+			}
+		case StepUpload:
+			select {
+			case uploads <- struct{}{}:
+			case <-hctx.Done():
+				return fail(string(s.Kind), hctx.Err())
+			}
+			if s.art == nil {
+				<-uploads
+				return fail(string(s.Kind), fmt.Errorf("%w: upload step without data", ErrInternal))
+			}
+			up, err := conn.Upload(hctx, s.art.data, s.Path, s.mode)
+			<-uploads
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			if up.Skipped {
+				hr.Unchanged++
+			} else {
+				hr.Uploaded++
+			}
+		case StepTrigger:
+			out, err := conn.Run(hctx, s.Argv, nil)
+			var xe *remote.ExitError
+			// Exit 1 (some ERROR) and 3 (maybe inconsistent) still print
+			// the records; anything else is a failure of the agent.
+			if err != nil && !(errors.As(err, &xe) && (xe.Code == 1 || xe.Code == 3)) {
+				return fail(string(s.Kind), err)
+			}
+			procs, sum, perr := ParseTrigger(out.Stdout)
+			if perr != nil {
+				if err != nil {
+					perr = fmt.Errorf("%w; %w", err, perr)
+				}
+				return fail(string(s.Kind), perr)
+			}
+			hr.Processes = append(hr.Processes, procs...)
+			hr.Inconsistent += sum.Inconsistent
+			if xe != nil && xe.Code == 3 && sum.Inconsistent == 0 {
+				hr.Inconsistent++
+			}
+		case StepPatches:
+			out, err := conn.Run(hctx, s.Argv, nil)
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			procs, err := ParsePatches(out.Stdout)
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			hr.Patches = procs
+		default:
+			return fail(string(s.Kind), fmt.Errorf("%w: unknown step", ErrInternal))
+		}
+	}
+	hr.Patched, hr.Skipped, hr.Failed = countProcesses(hr.Processes)
+	hr.State = StateOK
+	if hr.Failed > 0 || hr.Inconsistent > 0 {
+		hr.State, hr.Phase = StateError, string(StepTrigger)
+		err := fmt.Errorf("%w: %d process(es) reported ERROR, %d patched", ErrProcessFailed, hr.Failed, hr.Patched)
+		if hr.Inconsistent > 0 {
+			err = fmt.Errorf("%w: %d process(es) may be inconsistent and should be restarted", ErrProcessFailed, hr.Inconsistent)
+		}
+		hr.Err = &HostError{Host: hp.Host.Name, Phase: hr.Phase, Err: err}
+		log.Warn("processes failed", "failed", hr.Failed, "inconsistent", hr.Inconsistent)
+	}
+	log.Debug("host done", "state", hr.State, "patched", hr.Patched)
+	return hr
+}
+
+// countProcesses counts distinct processes: patched had at least one
+// SUCCESS, failed at least one ERROR (a process can be both), skipped
+// neither.
+func countProcesses(procs []report.Process) (patched, skipped, failed int) {
+	type agg struct{ ok, err bool }
+	by := map[int]*agg{}
+	var order []int
+	for _, p := range procs {
+		a, ok := by[p.PID]
+		if !ok {
+			a = &agg{}
+			by[p.PID] = a
+			order = append(order, p.PID)
+		}
+		switch p.Result {
+		case report.Success:
+			a.ok = true
+		case report.Error:
+			a.err = true
+		}
+	}
+	for _, pid := range order {
+		a := by[pid]
+		if a.ok {
+			patched++
+		}
+		if a.err {
+			failed++
+		}
+		if !a.ok && !a.err {
+			skipped++
+		}
+	}
+	return patched, skipped, failed
+}
