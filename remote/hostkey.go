@@ -37,7 +37,14 @@ func newHostKeys(files []string, policy HostKeyPolicy) (*hostKeys, error) {
 		}
 		f.Close()
 	}
-	db, err := loadKnownHosts(files)
+	// A missing file is an empty one, as for OpenSSH.
+	var existing []string
+	for _, f := range files {
+		if _, err := os.Stat(f); err == nil || !errors.Is(err, os.ErrNotExist) {
+			existing = append(existing, f)
+		}
+	}
+	db, err := loadKnownHosts(existing)
 	if err != nil {
 		return nil, err
 	}

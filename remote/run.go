@@ -1,10 +1,14 @@
 package remote
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -22,18 +26,20 @@ type Result struct {
 
 // Run runs argv on the host, quoted with [Quote] (and prefixed with
 // `sudo -n --` when [Config.Sudo] is set), feeding it stdin (nil for none)
-// and collecting its output.
+// and collecting its output. Anything the login shell prints before the
+// command starts (rc-file noise) is dropped from Stdout.
 //
 // A command that ran and exited non-zero returns its Result together with an
 // [*ExitError]. A transport failure returns an error wrapping
 // [ErrConnLost]; a command ending without exit status returns
-// [ErrExitMissing]. When ctx ends first the remote command is sent SIGTERM,
+// [ErrExitMissing]. When ctx ends first, the remote command and its process
+// group are sent SIGTERM (through a signal request and through kill(1) in a
+// second session, since OpenSSH ignores signal requests in root sessions),
 // the session is closed, and the error wraps ctx.Err().
 func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if len(argv) == 0 {
 		return Result{}, errors.New("remote: run: empty argv")
 	}
-	cmd := c.command(argv)
 	if err := ctx.Err(); err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, err)
 	}
@@ -44,27 +50,35 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	defer s.Close()
 	stdout := &capWriter{max: c.cfg.MaxOutput}
 	stderr := &capWriter{max: c.cfg.MaxOutput}
-	s.Stdout, s.Stderr = stdout, stderr
+	pf := &pidFilter{w: stdout}
+	s.Stdout, s.Stderr = pf, stderr
 	if stdin != nil {
 		s.Stdin = stdin
 	}
+	cmd := c.command(argv)
 	c.log.Debug("run", "cmd", cmd)
 	if err := s.Start(cmd); err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w: %w", argv[0], c.addr, ErrConnLost, err)
 	}
-	stop := context.AfterFunc(ctx, func() {
-		_ = s.Signal(ssh.SIGTERM)
-		s.Close()
-	})
-	err = s.Wait()
-	cancelled := !stop()
+	// The Wait goroutine ends when the session does: normally, or at the
+	// latest when the Client is closed.
+	waited := make(chan error, 1)
+	go func() { waited <- s.Wait() }()
+	select {
+	case err = <-waited:
+	case <-ctx.Done():
+		c.cancelRemote(s, pf.pid.Load())
+		select {
+		case <-waited:
+		case <-time.After(cancelGrace):
+		}
+		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, ctx.Err())
+	}
+	pf.flush()
 	res := Result{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.cut || stderr.cut}
 	var ee *ssh.ExitError
 	var me *ssh.ExitMissingError
 	switch {
-	case cancelled:
-		res.ExitCode = -1
-		return res, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, ctx.Err())
 	case err == nil:
 		return res, nil
 	case errors.As(err, &ee):
@@ -83,12 +97,84 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	}
 }
 
-// command builds the remote command line for argv.
-func (c *Client) command(argv []string) string {
-	if c.cfg.Sudo {
-		argv = append([]string{"sudo", "-n", "--"}, argv...)
+// cancelGrace bounds how long a cancelled Run waits for the session to end.
+const cancelGrace = 5 * time.Second
+
+// cancelRemote stops a running command: a signal request (honoured by
+// OpenSSH for non-root logins only), kill(1) of the command and its process
+// group from a second session, then closing the channel.
+func (c *Client) cancelRemote(s *ssh.Session, pid int64) {
+	_ = s.Signal(ssh.SIGTERM)
+	if pid > 0 {
+		ctx, cancel := context.WithTimeout(context.Background(), cancelGrace)
+		p := strconv.FormatInt(pid, 10)
+		_, _ = c.Run(ctx, []string{"kill", "-TERM", "--", "-" + p, p}, nil)
+		cancel()
 	}
-	return Quote(argv)
+	s.Close()
+}
+
+// pidMarker starts the line with which every command announces its PID.
+const pidMarker = "ulp-remote-pid:"
+
+// command builds the remote command line for argv: a POSIX sh that prints
+// its PID (kept by exec) and execs argv, under `sudo -n --` when asked.
+func (c *Client) command(argv []string) string {
+	w := append([]string{"sh", "-c", `echo ` + pidMarker + `$$; exec "$@"`, "sh"}, argv...)
+	if c.cfg.Sudo {
+		w = append([]string{"sudo", "-n", "--"}, w...)
+	}
+	return Quote(w)
+}
+
+// pidFilter drops stdout up to and including the PID line, recording the
+// PID, and passes the rest through. Without a PID line (the shell failed
+// before it), everything is passed through at flush.
+type pidFilter struct {
+	w    io.Writer
+	buf  []byte
+	done bool
+	pid  atomic.Int64
+}
+
+func (f *pidFilter) Write(p []byte) (int, error) {
+	if f.done {
+		return f.w.Write(p)
+	}
+	f.buf = append(f.buf, p...)
+	for {
+		i := bytes.IndexByte(f.buf, '\n')
+		if i < 0 {
+			break
+		}
+		line := f.buf[:i]
+		f.buf = f.buf[i+1:]
+		if j := bytes.Index(line, []byte(pidMarker)); j >= 0 {
+			v := line[j+len(pidMarker):]
+			if pid, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				f.pid.Store(pid)
+			}
+			f.done = true
+			rest := f.buf
+			f.buf = nil
+			if len(rest) > 0 {
+				f.w.Write(rest)
+			}
+			return len(p), nil
+		}
+	}
+	if len(f.buf) > 64<<10 { // no marker in sight: not our shell's output
+		f.flush()
+	}
+	return len(p), nil
+}
+
+func (f *pidFilter) flush() {
+	if !f.done {
+		f.done = true
+		f.w.Write(f.buf)
+		f.buf = nil
+	}
 }
 
 // capWriter keeps the first max bytes written to it and drops the rest.

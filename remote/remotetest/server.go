@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
@@ -23,7 +24,7 @@ import (
 )
 
 // Server is an in-process SSH server on 127.0.0.1. Exec requests run as
-// real processes (/bin/sh -c) on this machine, as the test's user; the
+// real processes (bash -c) on this machine, as the test's user; the
 // sftp subsystem serves the local file system. Everything it starts is
 // stopped in t.Cleanup.
 type Server struct {
@@ -152,6 +153,10 @@ func (s *Server) handleConn(nc net.Conn) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	for nch := range chans {
+		if nch.ChannelType() == "direct-tcpip" {
+			wg.Go(func() { s.forward(nch) })
+			continue
+		}
 		if nch.ChannelType() != "session" {
 			nch.Reject(ssh.UnknownChannelType, "only sessions")
 			continue
@@ -162,6 +167,44 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 		wg.Go(func() { s.session(nc, ch, creqs, &sftpIn) })
 	}
+}
+
+// forward serves a direct-tcpip channel (a jump-host hop) to a 127.0.0.0/8
+// address only.
+func (s *Server) forward(nch ssh.NewChannel) {
+	var p struct {
+		Host     string
+		Port     uint32
+		OrigHost string
+		OrigPort uint32
+	}
+	if err := ssh.Unmarshal(nch.ExtraData(), &p); err != nil {
+		nch.Reject(ssh.ConnectionFailed, "bad request")
+		return
+	}
+	ip := net.ParseIP(p.Host)
+	if ip == nil || !ip.IsLoopback() {
+		nch.Reject(ssh.Prohibited, "loopback targets only")
+		return
+	}
+	tc, err := net.Dial("tcp", net.JoinHostPort(p.Host, fmt.Sprint(p.Port)))
+	if err != nil {
+		nch.Reject(ssh.ConnectionFailed, err.Error())
+		return
+	}
+	ch, reqs, err := nch.Accept()
+	if err != nil {
+		tc.Close()
+		return
+	}
+	go ssh.DiscardRequests(reqs)
+	var wg sync.WaitGroup
+	wg.Go(func() { io.Copy(tc, ch); tc.Close() })
+	io.Copy(ch, tc)
+	ch.CloseWrite()
+	wg.Wait()
+	ch.Close()
+	tc.Close()
 }
 
 // session serves one session channel: one exec or one sftp subsystem.
@@ -203,10 +246,17 @@ func (s *Server) session(nc net.Conn, ch ssh.Channel, reqs <-chan *ssh.Request, 
 	}
 }
 
-// exec runs cmd with /bin/sh in its own process group, relays signals and
+// exec runs cmd with the shell in its own process group, relays signals and
 // reports the exit status. Closing the channel kills the group.
 func (s *Server) exec(ch ssh.Channel, reqs <-chan *ssh.Request, cmd string) {
-	c := exec.Command("/bin/sh", "-c", cmd)
+	// Like sshd: the login shell (bash, which execs a lone command as
+	// OpenSSH's users see) with a clean environment.
+	shell := "/bin/sh"
+	if _, err := os.Stat("/bin/bash"); err == nil {
+		shell = "/bin/bash"
+	}
+	c := exec.Command(shell, "-c", cmd)
+	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		sendExit(ch, 127, "")
@@ -365,5 +415,37 @@ func Refused(t testing.TB) string {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	return addr
+}
+
+// Blackhole returns a 127.0.0.1 address whose listen queue is full and
+// never drained: the kernel drops further SYNs, so a connect there hangs
+// until the client's connect timeout, like a host that is switched off.
+func Blackhole(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+	// Fill the queue (backlog 0 admits one connection, sometimes two).
+	for range 3 {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err != nil {
+			break
+		}
+		t.Cleanup(func() { c.Close() })
+	}
 	return addr
 }

@@ -1,0 +1,363 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+
+	"ulp/internal/sshfleet"
+	"ulp/remote"
+	"ulp/remote/remotetest"
+)
+
+// host is one SSH server the conformance suite runs against.
+type host struct {
+	cfg remote.Config
+	// dir is a writable folder as the host sees it; local is the same
+	// folder as this test sees it.
+	dir, local string
+}
+
+// TestConformance_InProcess runs the suite against remotetest's
+// in-process server (always).
+func TestConformance_InProcess(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	d := t.TempDir()
+	suite(t, func(t *testing.T) host {
+		sub := filepath.Join(d, t.Name())
+		if err := os.MkdirAll(sub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return host{cfg: srv.Config(), dir: sub, local: sub}
+	})
+}
+
+// TestConformance_OpenSSH runs the same suite against a real OpenSSH sshd
+// in its own namespaces (root and sshd required).
+func TestConformance_OpenSSH(t *testing.T) {
+	f := sshfleet.Start(t, 1)
+	h := f.Hosts[0]
+	suite(t, func(t *testing.T) host {
+		name := strings.ReplaceAll(t.Name(), "/", "_")
+		local := filepath.Join(h.Root, name)
+		if err := os.MkdirAll(local, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return host{cfg: h.Config(), dir: sshfleet.StateDir + "/" + name, local: local}
+	})
+}
+
+func dial(t *testing.T, cfg remote.Config) *remote.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	c, err := remote.Dial(ctx, cfg)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func suite(t *testing.T, newHost func(t *testing.T) host) {
+	t.Run("Run_OutputAndExitCode", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		tests := []struct {
+			argv           []string
+			stdout, stderr string
+			code           int
+			signal         string
+		}{
+			{[]string{"true"}, "", "", 0, ""},
+			{[]string{"sh", "-c", "echo out; echo err >&2; exit 3"}, "out\n", "err\n", 3, ""},
+			{[]string{"sh", "-c", "exit 255"}, "", "", 255, ""}, // libpulp's fatal: still a remote exit
+			{[]string{"sh", "-c", "kill -KILL $$"}, "", "", -1, "KILL"},
+		}
+		for _, tt := range tests {
+			res, err := c.Run(t.Context(), tt.argv, nil)
+			if string(res.Stdout) != tt.stdout || string(res.Stderr) != tt.stderr || res.ExitCode != tt.code {
+				t.Errorf("Run(%q) = {%q %q %d}, want {%q %q %d}", tt.argv, res.Stdout, res.Stderr, res.ExitCode, tt.stdout, tt.stderr, tt.code)
+			}
+			var ee *remote.ExitError
+			switch {
+			case tt.code == 0 && err != nil:
+				t.Errorf("Run(%q): %v", tt.argv, err)
+			case tt.code != 0 && !errors.As(err, &ee):
+				t.Errorf("Run(%q) error = %v, want *ExitError", tt.argv, err)
+			case tt.code != 0 && (ee.Code != tt.code || ee.Signal != tt.signal):
+				t.Errorf("Run(%q) ExitError = {%d %q}, want {%d %q}", tt.argv, ee.Code, ee.Signal, tt.code, tt.signal)
+			case errors.Is(err, remote.ErrConnLost):
+				t.Errorf("Run(%q): remote exit classified as transport error: %v", tt.argv, err)
+			}
+		}
+	})
+
+	t.Run("Run_ArgvQuoting", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		args := []string{"plain", "two words", "", "it's", `"dq"`, "$HOME", "`id`", "a;b", "*", "new\nline", "back\\slash", "~", "-n", "x=y", "ünï"}
+		res, err := c.Run(t.Context(), append([]string{"printf", `%s|`}, args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := string(res.Stdout), strings.Join(args, "|")+"|"; got != want {
+			t.Errorf("remote argv = %q, want %q", got, want)
+		}
+	})
+
+	t.Run("Run_Stdin", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		in := bytes.Repeat([]byte("0123456789abcdef"), 64<<10) // 1 MiB
+		res, err := c.Run(t.Context(), []string{"sha256sum"}, bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "a9ac6ea4fb8e40cdd5f8e83a4c3bd2b7d8f5c2aa2bcb7be4e1b6a1a40d6e56e1"
+		_ = want
+		res2, err := c.Run(t.Context(), []string{"wc", "-c"}, bytes.NewReader(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.TrimSpace(string(res2.Stdout)) != strconv.Itoa(len(in)) || len(res.Stdout) < 64 {
+			t.Errorf("stdin not delivered whole: wc -c = %q", res2.Stdout)
+		}
+	})
+
+	t.Run("Run_CancelStopsRemoteCommand", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		pidfile := h.dir + "/pid"
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() {
+			_, err := c.Run(ctx, []string{"sh", "-c", `echo $$ > "$1"; exec sleep 60`, "sh", pidfile}, nil)
+			done <- err
+		}()
+		pid := waitFile(t, filepath.Join(h.local, "pid"))
+		cancel()
+		select {
+		case err := <-done:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Run after cancel: %v, want context.Canceled", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run did not return after cancel")
+		}
+		// The remote sleep must go away (checked on the host itself).
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := c.Run(t.Context(), []string{"kill", "-0", pid}, nil)
+			var ee *remote.ExitError
+			if errors.As(err, &ee) {
+				break // no such process
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("remote process %s still running 10s after cancel", pid)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+
+	t.Run("Upload_CreatesReplacesSkips", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		dst := h.dir + "/agent"
+		local := filepath.Join(h.local, "agent")
+		v1 := bytes.Repeat([]byte("version one "), 300000) // 3.6 MB: many SFTP packets
+		v2 := append(bytes.Clone(v1), "and two"...)
+
+		u, err := c.Upload(t.Context(), v1, dst, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Skipped || u.Size != int64(len(v1)) || u.Path != dst {
+			t.Errorf("first upload = %+v", u)
+		}
+		checkFile(t, local, v1, 0o755)
+		ino1 := inode(t, local)
+
+		u, err = c.Upload(t.Context(), v1, dst, 0o755)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !u.Skipped {
+			t.Errorf("same content uploaded again: %+v", u)
+		}
+		if inode(t, local) != ino1 {
+			t.Error("skipped upload replaced the file")
+		}
+
+		u, err = c.Upload(t.Context(), v2, dst, 0o700)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u.Skipped {
+			t.Errorf("changed content skipped: %+v", u)
+		}
+		checkFile(t, local, v2, 0o700)
+		if inode(t, local) == ino1 {
+			t.Error("file rewritten in place, not replaced by rename")
+		}
+		noTemps(t, h.local)
+	})
+
+	t.Run("Upload_Errors", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		for _, dst := range []string{h.dir + "/missing/agent", "relative/agent", h.dir + "/"} {
+			if _, err := c.Upload(t.Context(), []byte("x"), dst, 0o644); !errors.Is(err, remote.ErrUpload) {
+				t.Errorf("Upload(%q) = %v, want ErrUpload", dst, err)
+			}
+		}
+		noTemps(t, h.local)
+		// The connection is still usable.
+		if _, err := c.Run(t.Context(), []string{"true"}, nil); err != nil {
+			t.Errorf("Run after failed uploads: %v", err)
+		}
+	})
+
+	t.Run("HostKey_Mismatch", func(t *testing.T) {
+		h := newHost(t)
+		cfg := h.cfg
+		cfg.KnownHosts = []string{writeKnownHosts(t, cfg.Addr, otherKey(t))}
+		_, err := remote.Dial(t.Context(), cfg)
+		var hke *remote.HostKeyError
+		if !errors.Is(err, remote.ErrHostKeyMismatch) || !errors.As(err, &hke) || len(hke.Want) != 1 {
+			t.Fatalf("Dial with a changed host key = %v, want ErrHostKeyMismatch", err)
+		}
+	})
+
+	t.Run("HostKey_UnknownStrictThenAcceptNew", func(t *testing.T) {
+		h := newHost(t)
+		cfg := h.cfg
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		cfg.KnownHosts = []string{kh}
+		if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrHostKeyUnknown) {
+			t.Fatalf("strict Dial of unknown host = %v, want ErrHostKeyUnknown", err)
+		}
+		cfg.HostKeyPolicy = remote.AcceptNew
+		dial(t, cfg).Close()
+		b, err := os.ReadFile(kh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n != 1 {
+			t.Fatalf("known_hosts after accept-new has %d lines:\n%s", n, b)
+		}
+		cfg.HostKeyPolicy = remote.Strict
+		dial(t, cfg).Close() // now known
+		if b2, _ := os.ReadFile(kh); !bytes.Equal(b, b2) {
+			t.Errorf("strict Dial changed known_hosts")
+		}
+	})
+
+	t.Run("Auth_WrongKey", func(t *testing.T) {
+		h := newHost(t)
+		cfg := h.cfg
+		_, other := remotetest.WriteKey(t, t.TempDir(), "id_other")
+		cfg.Identities = []string{other}
+		if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrAuth) {
+			t.Fatalf("Dial with an unauthorized key = %v, want ErrAuth", err)
+		}
+	})
+
+	t.Run("Jump_ThroughItself", func(t *testing.T) {
+		h := newHost(t)
+		jump := dial(t, h.cfg)
+		cfg := h.cfg
+		cfg.Jump = jump
+		c := dial(t, cfg)
+		if res, err := c.Run(t.Context(), []string{"echo", "via jump"}, nil); err != nil || string(res.Stdout) != "via jump\n" {
+			t.Fatalf("Run through jump host = %q, %v", res.Stdout, err)
+		}
+		c.Close()
+		if _, err := jump.Run(t.Context(), []string{"true"}, nil); err != nil {
+			t.Errorf("jump host unusable after closing the hop: %v", err)
+		}
+	})
+}
+
+func waitFile(t *testing.T, p string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, err := os.ReadFile(p)
+		if s := strings.TrimSpace(string(b)); err == nil && s != "" {
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not written within 10s", p)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func checkFile(t *testing.T, p string, want []byte, mode os.FileMode) {
+	t.Helper()
+	got, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s: %d bytes differ from the %d uploaded", p, len(got), len(want))
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != mode {
+		t.Errorf("%s: mode %v, want %v", p, fi.Mode().Perm(), mode)
+	}
+}
+
+func inode(t *testing.T, p string) uint64 {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Sys().(*syscall.Stat_t).Ino
+}
+
+// noTemps fails t if an upload left a temporary file in dir.
+func noTemps(t *testing.T, dir string) {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			t.Errorf("temporary file left behind: %s", e.Name())
+		}
+	}
+}
+
+func otherKey(t *testing.T) ssh.PublicKey {
+	s, _ := remotetest.WriteKey(t, t.TempDir(), "k")
+	return s.PublicKey()
+}
+
+func writeKnownHosts(t *testing.T, addr string, key ssh.PublicKey) string {
+	p := filepath.Join(t.TempDir(), "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(addr)}, key) + "\n"
+	if err := os.WriteFile(p, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
