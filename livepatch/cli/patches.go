@@ -1,18 +1,242 @@
 package cli
 
 import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	"ulp/livepatch/abi"
+	"ulp/livepatch/ledger"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
 )
 
+type patchesOptions struct {
+	process string
+	json    bool
+	buildID bool
+}
+
 func newPatchesCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "patches",
-		Short:  "not implemented yet",
-		Hidden: true,
+	var opts patchesOptions
+	cmd := &cobra.Command{
+		Use:   "patches [-p PID|NAME-GLOB] [--json]",
+		Short: "List processes with the runtime, their livepatchable libraries and applied patches",
+		Long: "patches lists the processes that preload libpulp.so.0, the libraries of each\n" +
+			"that can be live patched, and the live patches applied to them with their\n" +
+			"load time and bug labels. It reads each process's memory without stopping it.\n" +
+			"A process that cannot be read is listed with the reason.\n" + `
+EXIT STATUS
+  0  every selected process was listed
+  1  at least one process could not be read (its block says why)
+  2  bad usage
+`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("patches: not implemented yet")
+			return runPatches(cmd.Context(), g, opts, cmd.OutOrStdout())
 		},
 	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.process, "process", "p", "", "a PID, or a glob matched against process names (default: every process with the runtime)")
+	f.BoolVar(&opts.json, "json", false, "print one JSON record per process (schema "+report.PatchesSchema+")")
+	f.BoolVarP(&opts.buildID, "build-id", "b", false, "print the build-id of each library")
+	return cmd
+}
+
+// patchedLib is one livepatchable library of a process, with its patches.
+type patchedLib struct {
+	obj     *target.Object
+	patches []ledger.Patch
+}
+
+// processView is what `ulp patches` knows about one process.
+type processView struct {
+	pid    int
+	comm   string
+	err    error
+	state  abi.State
+	reason string
+	libs   []patchedLib
+}
+
+func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io.Writer) error {
+	found, err := target.Select(opts.process)
+	if err != nil {
+		return usageError(err)
+	}
+	padded := paddedCache{log: g.log, known: make(map[string]bool)}
+	failed := 0
+	enc := json.NewEncoder(w)
+	for i, f := range found {
+		v := inspect(ctx, f, &padded)
+		if v.err != nil {
+			failed++
+		}
+		if opts.json {
+			if err := enc.Encode(v.record()); err != nil {
+				return err
+			}
+			continue
+		}
+		if i > 0 {
+			fmt.Fprintln(w)
+		}
+		v.print(w, opts.buildID)
+	}
+	if len(found) == 0 && !opts.json {
+		g.log.Info("no process with the runtime found", "runtime", target.RuntimeName)
+	}
+	if failed > 0 {
+		return &ExitError{Code: ExitFailure}
+	}
+	return nil
+}
+
+// inspect reads one process without stopping it.
+func inspect(ctx context.Context, f target.Found, padded *paddedCache) processView {
+	v := processView{pid: f.PID, comm: f.Comm, err: f.Err}
+	if v.err != nil {
+		return v
+	}
+	p, err := target.Open(f.PID)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	v.comm = p.Comm
+	blk, err := p.ReadABI()
+	if err != nil {
+		v.err = err
+		return v
+	}
+	v.state, v.reason = blk.State, abi.String(blk.Reason[:])
+	l, err := p.ReadLedger(ctx)
+	if err != nil {
+		v.err = err
+		return v
+	}
+	for i := range p.Objects {
+		o := &p.Objects[i]
+		lib := patchedLib{obj: o}
+		for _, pt := range l.Patches {
+			if pt.Target == o.Name {
+				lib.patches = append(lib.patches, pt)
+			}
+		}
+		if len(lib.patches) > 0 || o == p.Runtime || padded.has(p, o) {
+			v.libs = append(v.libs, lib)
+		}
+	}
+	// Patches whose target is no longer among the objects (never expected).
+	for _, pt := range l.Patches {
+		if p.Object(pt.Target) == nil {
+			v.libs = append(v.libs, patchedLib{obj: &target.Object{Path: pt.Target + " (not loaded)", Name: pt.Target}, patches: []ledger.Patch{pt}})
+		}
+	}
+	return v
+}
+
+// paddedCache remembers which objects carry patchable entries, by build-id
+// (or path when an object has none), across the processes of one listing.
+type paddedCache struct {
+	log   *slog.Logger
+	known map[string]bool
+}
+
+func (c *paddedCache) has(p *target.Process, o *target.Object) bool {
+	key := "path:" + o.Path
+	if len(o.BuildID) > 0 {
+		key = "id:" + hex.EncodeToString(o.BuildID)
+	}
+	if v, ok := c.known[key]; ok {
+		return v
+	}
+	obj, err := p.Symbols(o)
+	if err != nil {
+		c.log.Debug("cannot read symbols; not listing the object", "pid", p.PID, "object", o.Path, "err", err)
+		c.known[key] = false
+		return false
+	}
+	n, _ := obj.PaddedFuncs()
+	c.known[key] = n > 0
+	return n > 0
+}
+
+// describe turns a process read error into the reason printed for it.
+func describe(err error) string {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return fmt.Sprintf("cannot read process: %v (run ulp as the process's owner or as root)", err)
+	case errors.Is(err, target.ErrNoRuntime):
+		return fmt.Sprintf("%v (start it with LD_PRELOAD=%s)", err, target.RuntimeName)
+	}
+	return err.Error()
+}
+
+func (v *processView) print(w io.Writer, buildID bool) {
+	fmt.Fprintf(w, "PID: %d, name: %s\n", v.pid, v.comm)
+	if v.err != nil {
+		fmt.Fprintf(w, "  error: %s\n", describe(v.err))
+		return
+	}
+	if v.state != abi.StateReady {
+		status := v.state.String()
+		if v.reason != "" {
+			status += ": " + v.reason
+		}
+		fmt.Fprintf(w, "  Livepatching status: %s\n", status)
+	}
+	fmt.Fprintln(w, "  Livepatchable libraries:")
+	if len(v.libs) == 0 {
+		fmt.Fprintln(w, "    (none)")
+	}
+	for _, lib := range v.libs {
+		if buildID && len(lib.obj.BuildID) > 0 {
+			fmt.Fprintf(w, "    in %s (build-id %x):\n", lib.obj.Path, lib.obj.BuildID)
+		} else {
+			fmt.Fprintf(w, "    in %s:\n", lib.obj.Path)
+		}
+		for _, pt := range lib.patches {
+			fmt.Fprintf(w, "      livepatch: %s", filepath.Base(pt.Container))
+			if !pt.AppliedAt.IsZero() {
+				fmt.Fprintf(w, " loaded on %s", pt.AppliedAt.Local().Format("2006-01-02 15:04:05 MST"))
+			}
+			fmt.Fprintln(w)
+			if len(pt.Labels) > 0 {
+				fmt.Fprintf(w, "        bug labels: %s\n", strings.Join(pt.Labels, ", "))
+			}
+		}
+	}
+}
+
+func (v *processView) record() report.PatchedProcess {
+	r := report.PatchedProcess{Schema: report.PatchesSchema, PID: v.pid, Comm: v.comm,
+		Libraries: []string{}, Patches: []report.AppliedPatch{}}
+	if v.err != nil {
+		r.Error = describe(v.err)
+		return r
+	}
+	for _, lib := range v.libs {
+		r.Libraries = append(r.Libraries, lib.obj.Path)
+		for _, pt := range lib.patches {
+			r.Patches = append(r.Patches, report.AppliedPatch{
+				ID:        hex.EncodeToString(pt.ID[:]),
+				Container: pt.Container,
+				Target:    pt.Target,
+				AppliedAt: pt.AppliedAt,
+				Labels:    pt.Labels,
+				Functions: len(pt.Redirects),
+			})
+		}
+	}
+	return r
 }

@@ -207,29 +207,38 @@ func readObject(pid int, m procfs.Mapping) (Object, error) {
 	return o, nil
 }
 
-// abiAddress finds ulp_abi in the runtime's ELF file (.dynsym, via
-// elfsym) and adds the runtime's load bias. The file must be the mapped
-// one: its build-id must equal the build-id in memory.
+// abiAddress finds ulp_abi in the runtime's symbols and adds its load bias.
 func abiAddress(p *Process) (uint64, error) {
-	rt := p.Runtime
+	obj, err := p.Symbols(p.Runtime)
+	if err != nil {
+		return 0, err
+	}
+	sym, err := obj.Lookup(abi.Symbol, elfsym.TypeObject)
+	if err != nil {
+		return 0, fmt.Errorf("%w: runtime %s: %w", ErrFormat, p.Runtime.Path, err)
+	}
+	return p.Runtime.Bias + sym.Offset, nil
+}
+
+// Symbols reads the symbols of o (one of p.Objects) from its ELF file: the
+// file the process mapped when it can be reached through /proc, else the
+// file at o.Path, which must then have o's build-id.
+func (p *Process) Symbols(o *Object) (*elfsym.Object, error) {
 	var lastErr error
-	for _, path := range objectFiles(p.PID, rt, p.maps) {
+	for _, path := range objectFiles(p.PID, o, p.maps) {
 		obj, err := elfsym.Open(path)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		if rt.BuildID != nil && !slices.Equal(obj.BuildID, rt.BuildID) {
-			lastErr = fmt.Errorf("%w: %s: build-id %x differs from the mapped runtime's %x", ErrFormat, path, obj.BuildID, rt.BuildID)
+		if o.BuildID != nil && !slices.Equal(obj.BuildID, o.BuildID) {
+			lastErr = fmt.Errorf("%w: %s: build-id %x differs from the mapped object's %x", ErrFormat, path, obj.BuildID, o.BuildID)
 			continue
 		}
-		sym, err := obj.Lookup(abi.Symbol, elfsym.TypeObject)
-		if err != nil {
-			return 0, fmt.Errorf("%w: runtime %s: %w", ErrFormat, rt.Path, err)
-		}
-		return rt.Bias + sym.Offset, nil
+		obj.Name = o.Name
+		return obj, nil
 	}
-	return 0, fmt.Errorf("read runtime file %s: %w", rt.Path, lastErr)
+	return nil, fmt.Errorf("read symbols of %s: %w", o.Path, lastErr)
 }
 
 // objectFiles lists where the file of o can be opened, best first: the
