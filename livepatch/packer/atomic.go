@@ -8,11 +8,11 @@ import (
 	"path/filepath"
 )
 
-// writeFileAtomic replaces path with what write produces: it writes a
+// WriteFileAtomic replaces path with what write produces: it writes a
 // temporary file in path's folder, sets perm, fsyncs, renames it over path
 // and fsyncs the folder. On any error the temporary file is removed and path
 // is untouched.
-func writeFileAtomic(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
+func WriteFileAtomic(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {

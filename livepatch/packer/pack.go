@@ -87,7 +87,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 	if fi, err := os.Stat(desc.Livepatch); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	if err := writeFileAtomic(out, perm, func(w io.Writer) error {
+	if err := WriteFileAtomic(out, perm, func(w io.Writer) error {
 		_, err := w.Write(packed)
 		return err
 	}); err != nil {

@@ -389,7 +389,7 @@ func TestWriteFileAtomic_InjectedWriteError(t *testing.T) {
 		t.Fatal(err)
 	}
 	injected := errors.New("disk on fire")
-	err := writeFileAtomic(path, 0o644, func(w io.Writer) error {
+	err := WriteFileAtomic(path, 0o644, func(w io.Writer) error {
 		if _, err := w.Write([]byte("partial")); err != nil {
 			return err
 		}
@@ -404,7 +404,7 @@ func TestWriteFileAtomic_InjectedWriteError(t *testing.T) {
 	if got := packertest.ListDir(t, dir); !slices.Equal(got, []string{"f"}) {
 		t.Errorf("folder holds %v, want only f", got)
 	}
-	if err := writeFileAtomic(path, 0o600, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
+	if err := WriteFileAtomic(path, 0o600, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)

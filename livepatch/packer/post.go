@@ -55,7 +55,7 @@ func Post(path string) (PostResult, error) {
 	if res.Merged == 0 {
 		return res, nil
 	}
-	err = writeFileAtomic(path, fi.Mode().Perm(), func(w io.Writer) error {
+	err = WriteFileAtomic(path, fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
