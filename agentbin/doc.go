@@ -1,0 +1,15 @@
+// Package agentbin holds the static ulp agent that ulpfleet uploads to
+// hosts, embedded at build time so that a push needs no other file.
+//
+// `make` builds build/ulp and copies it to agentbin/bin/ulp before building
+// ulpfleet; //go:embed picks it up from there. A binary built without that
+// step (plain `go build ./...`, `go test`) embeds no agent, and [Agent]
+// returns [ErrNoAgent].
+//
+// The agent's identity is its content: [Info.SHA256] is the sha256 of the
+// embedded bytes, and [Info.Version] is "sha256:" plus its first 12 hex
+// digits. This needs no version string kept in step with the agent's
+// source, and it is exactly what a host's copy is compared with (sha256sum
+// on the host, see remote.Client.Upload): two agents with the same Version
+// are the same bytes.
+package agentbin
