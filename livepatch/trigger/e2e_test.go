@@ -1,0 +1,91 @@
+package trigger
+
+import (
+	"testing"
+
+	"ulp/livepatch/report"
+)
+
+func TestApplyRevert(t *testing.T) {
+	tests := []struct {
+		name   string
+		cflags []string
+	}{
+		{"plain", []string{"-fcf-protection=none"}},
+		{"endbr64", []string{"-fcf-protection=full"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fx := buildFixture(t, tt.cflags...)
+			p := fx.startApp(t)
+			expect(t, p, map[string]string{"value": "100", "intra": "101"})
+			rep := mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
+			if rep.PatchID == "" || rep.Comm != "app" {
+				t.Errorf("report %+v", rep)
+			}
+			p.untraced(t)
+			// -Bsymbolic: the call inside the library is redirected too.
+			expect(t, p, map[string]string{"value": "200", "intra": "201"})
+			mustTrig(t, p.pid, revert(fx.lp["lp200"]), report.Success)
+			p.untraced(t)
+			expect(t, p, map[string]string{"value": "100", "intra": "101"})
+		})
+	}
+}
+
+func TestStackedPatchesRevertedOutOfOrder(t *testing.T) {
+	fx := buildFixture(t)
+	p := fx.startApp(t)
+	for _, n := range []string{"lp200", "lp300", "lp400"} {
+		mustTrig(t, p.pid, apply(fx.lp[n]), report.Success)
+	}
+	expect(t, p, map[string]string{"value": "400"})
+	steps := []struct{ revert, want string }{
+		{"lp300", "400"},
+		{"lp400", "200"},
+		{"lp200", "100"},
+	}
+	for _, s := range steps {
+		mustTrig(t, p.pid, revert(fx.lp[s.revert]), report.Success)
+		expect(t, p, map[string]string{"value": s.want})
+	}
+}
+
+func TestAlreadyApplied(t *testing.T) {
+	fx := buildFixture(t)
+	p := fx.startApp(t)
+	mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
+	rep := mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Skipped)
+	if rep.Reason != ReasonApplied {
+		t.Errorf("reason %q", rep.Reason)
+	}
+	rep = mustTrig(t, p.pid, revert(fx.lp["lp300"]), report.Skipped)
+	if rep.Reason != ReasonNotApplied {
+		t.Errorf("reason %q", rep.Reason)
+	}
+	expect(t, p, map[string]string{"value": "200"})
+}
+
+func TestStaticArgsDataTLS(t *testing.T) {
+	fx := buildFixture(t)
+	p := fx.startApp(t)
+	expect(t, p, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
+	mustTrig(t, p.pid, apply(fx.lp["misc"]), report.Success)
+	// 1*1+2*2+...+10*10 = 385; 10*0.5+20*1.5+...+100*9.5 = 10*385-5*55 = 3575
+	expect(t, p, map[string]string{"hidden": "60", "args": "3960", "counter": "1042", "tls": "2009"})
+	mustTrig(t, p.pid, revert(fx.lp["misc"]), report.Success)
+	expect(t, p, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
+}
+
+func TestTwoLibrariesAndMainProgram(t *testing.T) {
+	fx := buildFixture(t)
+	p := fx.startApp(t)
+	mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
+	mustTrig(t, p.pid, apply(fx.lp["two"]), report.Success)
+	mustTrig(t, p.pid, apply(fx.lp["main"]), report.Success)
+	expect(t, p, map[string]string{"value": "200", "two": "22", "main": "11"})
+	mustTrig(t, p.pid, revert(fx.lp["two"]), report.Success)
+	expect(t, p, map[string]string{"value": "200", "two": "2", "main": "11"})
+	mustTrig(t, p.pid, revert(fx.lp["main"]), report.Success)
+	expect(t, p, map[string]string{"value": "200", "two": "2", "main": "1"})
+}

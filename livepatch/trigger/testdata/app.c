@@ -1,0 +1,52 @@
+/* The patched program of the trigger tests. It prints "ready", then answers
+ * each command on stdin with one line; the main thread waits in read(2)
+ * between commands. main_value is a patchable function of the executable. */
+#include <stdio.h>
+#include <string.h>
+
+int calc_value(void);
+int calc_intra(void);
+int calc_hidden(void);
+long calc_args(int, int, int, int, int, int, int, int, int, int, double, double, double,
+               double, double, double, double, double, double, double);
+int calc_counter(void);
+int calc_tls(void);
+int two_value(void);
+
+__attribute__((noipa)) int main_value(void) { return 1; }
+
+int main(void) {
+  char line[256];
+  printf("ready\n");
+  fflush(stdout);
+  while (fgets(line, sizeof line, stdin)) {
+    line[strcspn(line, "\n")] = 0;
+    long v;
+    if (!strcmp(line, "value"))
+      v = calc_value();
+    else if (!strcmp(line, "intra"))
+      v = calc_intra();
+    else if (!strcmp(line, "hidden"))
+      v = calc_hidden();
+    else if (!strcmp(line, "args"))
+      v = calc_args(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 0.5, 1.5, 2.5, 3.5, 4.5, 5.5, 6.5, 7.5, 8.5,
+                    9.5);
+    else if (!strcmp(line, "counter"))
+      v = calc_counter();
+    else if (!strcmp(line, "tls"))
+      v = calc_tls();
+    else if (!strcmp(line, "two"))
+      v = two_value();
+    else if (!strcmp(line, "main"))
+      v = main_value();
+    else {
+      printf("unknown %s\n", line);
+      fflush(stdout);
+      continue;
+    }
+    printf("%ld\n", v);
+    fflush(stdout);
+  }
+  perror("fgets");
+  return 1;
+}

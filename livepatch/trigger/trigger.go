@@ -1,0 +1,618 @@
+package trigger
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"ulp/livepatch/abi"
+	"ulp/livepatch/container"
+	"ulp/livepatch/ledger"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/ptrace"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
+)
+
+// Action is what a trigger does to a process.
+type Action string
+
+// The actions, as printed in report.Process.Action.
+const (
+	ActApply     Action = "apply"
+	ActRevert    Action = "revert"
+	ActRevertAll Action = "revert-all"
+	ActReplace   Action = "replace"
+)
+
+// Request is one trigger on one process.
+type Request struct {
+	Action Action
+	// Container is the livepatch container (apply, revert, replace).
+	Container string
+	// Lib is the target basename whose patches are reverted (revert-all,
+	// replace).
+	Lib string
+}
+
+// Options tune a trigger.
+type Options struct {
+	// Retries is how many more times the container load is attempted when
+	// every thread of the process was busy in malloc or the dynamic loader
+	// (and the seize retried while another tracer holds the process).
+	Retries int
+	// Timeout bounds the whole trigger of one process; 0 means 30 s.
+	Timeout time.Duration
+	// Log receives debug logs; nil discards them.
+	Log *slog.Logger
+}
+
+// Reasons printed after SKIPPED.
+const (
+	ReasonNotLoaded  = "target library not loaded"
+	ReasonBuildID    = "build-id mismatch"
+	ReasonApplied    = "already applied"
+	ReasonNotApplied = "not applied"
+	ReasonBlocked    = "blocked by user"
+	ReasonExited     = "process exited"
+	ReasonNoPatches  = "no patches on"
+)
+
+// outcome is a SKIPPED or ERROR decision with its reason.
+type outcome struct {
+	result       report.Result
+	reason       string
+	inconsistent bool
+}
+
+func (o *outcome) Error() string { return string(o.result) + " " + o.reason }
+
+func skipped(format string, args ...any) *outcome {
+	return &outcome{result: report.Skipped, reason: fmt.Sprintf(format, args...)}
+}
+
+func failed(format string, args ...any) *outcome {
+	return &outcome{result: report.Error, reason: fmt.Sprintf(format, args...)}
+}
+
+// Run performs req on process pid and reports the outcome. It never returns
+// an error: every failure is a report.Process with Result ERROR or SKIPPED
+// and a reason, and Inconsistent set when code may have been left half
+// written.
+func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
+	t0 := time.Now()
+	if o.Timeout <= 0 {
+		o.Timeout = 30 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	r := &run{pid: pid, req: req, o: o, log: o.Log.With("pid", pid, "action", string(req.Action))}
+	r.rep = report.Process{
+		Schema: report.TriggerSchema,
+		Type:   report.TypeProcess,
+		PID:    pid,
+		Patch:  req.Container,
+		Action: string(req.Action),
+	}
+	if req.Container != "" {
+		if abs, err := filepath.Abs(req.Container); err == nil {
+			r.rep.Patch = abs
+		}
+	}
+	err := r.do(ctx)
+	if r.proc != nil {
+		td := time.Now()
+		if e := r.proc.Detach(); e != nil && err == nil {
+			err = failed("detach: %v", e)
+		}
+		r.rep.Timings.DetachUS += time.Since(td).Microseconds()
+		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
+	}
+	switch oc := (*outcome)(nil); {
+	case err == nil:
+		r.rep.Result = report.Success
+	case errors.As(err, &oc):
+		r.rep.Result, r.rep.Reason, r.rep.Inconsistent = oc.result, oc.reason, oc.inconsistent
+	default:
+		r.rep.Result, r.rep.Reason = report.Error, err.Error()
+	}
+	r.rep.Timings.TotalUS = time.Since(t0).Microseconds()
+	r.log.Debug("trigger done", "result", r.rep.Result, "reason", r.rep.Reason, "timings", r.rep.Timings)
+	return r.rep
+}
+
+// run is the state of one trigger.
+type run struct {
+	pid  int
+	req  Request
+	o    Options
+	log  *slog.Logger
+	rep  report.Process
+	tp   *target.Process
+	rt   runtimeInfo
+	proc *ptrace.Process
+
+	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
+	obj  *target.Object  // the target object of spec
+}
+
+func (r *run) do(ctx context.Context) error {
+	// Preflight: nothing is stopped or written.
+	if err := r.readContainer(); err != nil {
+		return err
+	}
+	if err := r.openTarget(); err != nil {
+		return err
+	}
+	l, err := r.tp.ReadLedger(ctx)
+	if err != nil {
+		return failed("read ledger: %v", err)
+	}
+	if err := r.check(l); err != nil {
+		return err
+	}
+	// Take the process: the seize is the lock against a second agent.
+	ta := time.Now()
+	if err := r.seize(ctx); err != nil {
+		return err
+	}
+	r.rep.Timings.AttachUS = time.Since(ta).Microseconds()
+	// Under the lock, the ledger is ours: read it again.
+	if l, err = r.tp.ReadLedger(ctx); err != nil {
+		return failed("read ledger: %v", err)
+	}
+	if err := r.check(l); err != nil {
+		return err
+	}
+	var patch ledger.Patch
+	if r.req.Action == ActApply || r.req.Action == ActReplace {
+		tl := time.Now()
+		if patch, err = r.load(ctx); err != nil {
+			return err
+		}
+		r.rep.Timings.LoadUS = time.Since(tl).Microseconds()
+	}
+	mem := procfs.Mem{PID: r.pid}
+	var plan *ledger.Plan
+	switch r.req.Action {
+	case ActApply:
+		plan, err = ledger.Apply(l, patch, mem)
+	case ActRevert:
+		plan, err = ledger.Revert(l, r.spec.ID, mem)
+	case ActRevertAll:
+		plan, err = ledger.RevertAll(l, r.req.Lib, mem)
+	case ActReplace:
+		plan, err = ledger.Replace(l, r.req.Lib, patch, mem)
+	}
+	if err != nil {
+		return planError(err)
+	}
+	enc, err := ledger.Encode(plan.Ledger)
+	if err != nil {
+		return failed("encode ledger: %v", err)
+	}
+	if err := r.ensureLedgerCap(ctx, uint64(len(enc))); err != nil {
+		return err
+	}
+	if err := r.writeCode(ctx, plan); err != nil {
+		return err
+	}
+	if err := r.writeLedger(enc); err != nil {
+		return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true}
+	}
+	r.message(plan)
+	return nil
+}
+
+// readContainer reads the container of apply, revert and replace.
+func (r *run) readContainer() error {
+	if r.req.Container == "" {
+		return nil
+	}
+	c, err := container.Open(r.req.Container)
+	if err != nil {
+		return failed("invalid container: %v", err)
+	}
+	r.spec = c.Apply
+	if r.req.Action == ActRevert {
+		r.spec = c.Revert
+	}
+	r.rep.PatchID = r.spec.ID.String()
+	if r.req.Action == ActReplace && r.spec.Target.Name != r.req.Lib {
+		return failed("container patches %s, not %s", r.spec.Target.Name, r.req.Lib)
+	}
+	return nil
+}
+
+// openTarget finds the runtime and its block, and checks its state.
+func (r *run) openTarget() error {
+	tp, err := target.Open(r.pid)
+	switch {
+	case errors.Is(err, procfs.ErrNoProcess):
+		return skipped(ReasonExited)
+	case errors.Is(err, target.ErrNoRuntime):
+		return failed("%s is not loaded in process %d: start it with LD_PRELOAD=/path/to/%s",
+			target.RuntimeName, r.pid, target.RuntimeName)
+	case errors.Is(err, fs.ErrPermission):
+		return failed("no permission to inspect process %d (run as root)", r.pid)
+	case err != nil:
+		return failed("inspect process: %v", err)
+	}
+	r.tp = tp
+	r.rep.Comm = tp.Comm
+	blk, err := tp.ReadABI()
+	if err != nil {
+		return failed("read runtime block: %v", err)
+	}
+	switch blk.State {
+	case abi.StateReady:
+	case abi.StateUserOff, abi.StateRuntimeOff:
+		return skipped("%s (%s)", ReasonBlocked, abi.String(blk.Reason[:]))
+	default:
+		return failed("runtime disabled: %s", abi.String(blk.Reason[:]))
+	}
+	r.rt = runtimeInfo{ABI: tp.ABI, Entry: blk.Entry, TextStart: tp.Runtime.Start, TextEnd: tp.Runtime.End}
+	return nil
+}
+
+// check decides SKIPPED cases from the ledger and the loaded objects.
+func (r *run) check(l *ledger.Ledger) error {
+	switch r.req.Action {
+	case ActRevert:
+		if l.Patch(r.spec.ID) == nil {
+			return skipped(ReasonNotApplied)
+		}
+		return nil
+	case ActRevertAll:
+		if r.tp.Object(r.req.Lib) == nil {
+			return skipped(ReasonNotLoaded)
+		}
+		if !hasPatchOn(l, r.req.Lib) {
+			return skipped("%s %s", ReasonNoPatches, r.req.Lib)
+		}
+		return nil
+	}
+	// apply, replace: the new patch's target must be loaded with the same
+	// build-id.
+	r.obj = r.tp.Object(r.spec.Target.Name)
+	if r.obj == nil {
+		return skipped(ReasonNotLoaded)
+	}
+	if !bytes.Equal(r.obj.BuildID, r.spec.Target.BuildID) {
+		return skipped(ReasonBuildID)
+	}
+	if r.req.Action == ActApply && l.Patch(r.spec.ID) != nil {
+		return skipped(ReasonApplied)
+	}
+	// Check that every function can be patched before anything is mapped:
+	// plan against the current code with placeholder replacements.
+	probe := r.ledgerPatch(r.obj.Bias, 1)
+	var err error
+	if r.req.Action == ActReplace {
+		_, err = ledger.Replace(l, r.req.Lib, probe, procfs.Mem{PID: r.pid})
+	} else {
+		_, err = ledger.Apply(l, probe, procfs.Mem{PID: r.pid})
+	}
+	if err != nil {
+		return planError(err)
+	}
+	return nil
+}
+
+func hasPatchOn(l *ledger.Ledger, lib string) bool {
+	for _, p := range l.Patches {
+		if p.Target == lib {
+			return true
+		}
+	}
+	return false
+}
+
+// planError maps a ledger planning error to an outcome.
+func planError(err error) error {
+	switch {
+	case errors.Is(err, ledger.ErrAlreadyApplied):
+		return skipped(ReasonApplied)
+	case errors.Is(err, ledger.ErrNotApplied):
+		return skipped(ReasonNotApplied)
+	}
+	var mm *ledger.MismatchError
+	if errors.As(err, &mm) {
+		return &outcome{result: report.Error, reason: err.Error(), inconsistent: true}
+	}
+	return failed("%v", err)
+}
+
+// ledgerPatch returns the ledger record of the new patch for a container
+// loaded at bias cbias (1 = a placeholder for planning before the load).
+func (r *run) ledgerPatch(tbias, cbias uint64) ledger.Patch {
+	p := ledger.Patch{
+		ID:        r.spec.ID,
+		Container: r.rep.Patch,
+		Target:    r.spec.Target.Name,
+		BuildID:   r.spec.Target.BuildID,
+		AppliedAt: time.Now().UTC(),
+		Labels:    r.spec.Labels,
+	}
+	for _, f := range r.spec.Funcs {
+		p.Redirects = append(p.Redirects, ledger.Redirect{Old: tbias + f.OldOffset, New: cbias + f.NewOffset})
+	}
+	return p
+}
+
+// seize attaches to the process, retrying while another tracer holds it.
+func (r *run) seize(ctx context.Context) error {
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		p, err := ptrace.Seize(ctx, r.pid, r.log)
+		if err == nil {
+			r.proc = p
+			return nil
+		}
+		switch {
+		case errors.Is(err, ptrace.ErrExited):
+			return skipped(ReasonExited)
+		case errors.Is(err, ptrace.ErrBusy) && attempt < max(r.o.Retries, 1)*10 && ctx.Err() == nil:
+			r.log.Debug("process busy, retrying", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 50*time.Millisecond)
+			continue
+		}
+		if ctx.Err() != nil {
+			return failed("timeout: %v", err)
+		}
+		return failed("%v", err)
+	}
+}
+
+// load makes the process dlopen the container and fills in its references.
+// It returns the ledger record of the new patch with real addresses.
+func (r *run) load(ctx context.Context) (ledger.Patch, error) {
+	req := abi.NewRequest(0, abi.OpLoad)
+	if err := req.SetPath(r.rep.Patch); err != nil {
+		return ledger.Patch{}, failed("container path: %v", err)
+	}
+	name := r.spec.Target.Name
+	if r.obj.Main {
+		name = ""
+	}
+	if err := req.SetTarget(name); err != nil {
+		return ledger.Patch{}, failed("target name: %v", err)
+	}
+	var c *abi.Call
+	var err error
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		c, err = call(ctx, r.proc, r.rt, req)
+		var ce *callError
+		if errors.As(err, &ce) && ce.Result == abi.EAgain && attempt < r.o.Retries && ctx.Err() == nil {
+			r.log.Debug("load: every thread busy, retrying", "attempt", attempt+1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 20*time.Millisecond)
+			continue
+		}
+		break
+	}
+	var ce *callError
+	switch {
+	case errors.As(err, &ce):
+		switch ce.Result {
+		case abi.EDisabled:
+			return ledger.Patch{}, skipped("%s (%s)", ReasonBlocked, ce.Msg)
+		case abi.ENoTarget:
+			return ledger.Patch{}, skipped(ReasonNotLoaded)
+		case abi.EAgain:
+			return ledger.Patch{}, failed("load: every thread stayed busy in malloc or the dynamic loader (try --retries)")
+		}
+		return ledger.Patch{}, failed("load: %v", err)
+	case errors.Is(err, ptrace.ErrExited):
+		return ledger.Patch{}, skipped(ReasonExited)
+	case err != nil:
+		return ledger.Patch{}, failed("load: %v", err)
+	}
+	cbias, tbias, modid := c.Out[1], c.Out[2], c.Out[3]
+	if tbias != r.obj.Bias {
+		return ledger.Patch{}, failed("target %s loaded at %#x, expected %#x", r.spec.Target.Name, tbias, r.obj.Bias)
+	}
+	r.log.Debug("loaded", "container_bias", cbias, "target_bias", tbias, "tls_module", modid)
+	for _, ref := range r.spec.Refs {
+		addr := cbias + ref.PatchOffset
+		var b []byte
+		if ref.TLS {
+			if modid == 0 {
+				return ledger.Patch{}, failed("reference %s: %s has no TLS", ref.PatchRef, r.spec.Target.Name)
+			}
+			// struct tls_index {ti_module, ti_offset}; TLS_DTV_OFFSET is 0 on x86_64.
+			b = binary.LittleEndian.AppendUint64(b, modid)
+			b = binary.LittleEndian.AppendUint64(b, ref.TargetOffset)
+		} else {
+			b = binary.LittleEndian.AppendUint64(b, tbias+ref.TargetOffset)
+		}
+		// Through /proc/PID/mem: the variable may sit in RELRO memory that
+		// the loader made read-only. Nothing reads it before the patch is
+		// live.
+		if err := r.proc.WriteText(addr, b); err != nil {
+			return ledger.Patch{}, failed("reference %s: %v", ref.PatchRef, err)
+		}
+	}
+	return r.ledgerPatch(tbias, cbias), nil
+}
+
+// ensureLedgerCap grows the runtime's ledger area when n bytes do not fit.
+func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
+	_, area, err := r.tp.ReadLedgerBytes(ctx)
+	if err != nil {
+		return failed("read ledger: %v", err)
+	}
+	if n <= area.Cap {
+		return nil
+	}
+	req := abi.NewRequest(0, abi.OpGrowLedger)
+	req.Arg[0] = max(n, 2*area.Cap)
+	if _, err := call(ctx, r.proc, r.rt, req); err != nil {
+		return failed("grow ledger: %v", err)
+	}
+	return nil
+}
+
+// maxSplitRetries bounds the stop windows retried because a thread was
+// stopped in the middle of bytes to be written.
+const maxSplitRetries = 50
+
+// writeCode stops every thread, checks that none sits inside the bytes to
+// be written, writes them in plan order and resumes the threads.
+func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
+	if len(plan.Writes) == 0 {
+		return nil
+	}
+	for attempt := 0; ; attempt++ {
+		tw := time.Now()
+		if err := r.proc.StopAll(ctx); err != nil {
+			r.proc.ResumeAll()
+			if errors.Is(err, ptrace.ErrExited) {
+				return skipped(ReasonExited)
+			}
+			return failed("stop threads: %v", err)
+		}
+		split, err := r.splitting(plan)
+		if err != nil {
+			r.proc.ResumeAll()
+			return failed("%v", err)
+		}
+		if split != 0 {
+			r.proc.ResumeAll()
+			r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
+			if attempt >= maxSplitRetries || ctx.Err() != nil {
+				return failed("thread %d stays inside the code to be patched", split)
+			}
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Microsecond)
+			continue
+		}
+		for i, w := range plan.Writes {
+			if err := r.proc.WriteText(w.Addr, w.Data); err != nil {
+				r.proc.ResumeAll()
+				// Writes are ordered so that any prefix leaves old or new
+				// code, but the ledger no longer matches.
+				return &outcome{result: report.Error, reason: fmt.Sprintf("write code: %v", err), inconsistent: i > 0}
+			}
+		}
+		if err := r.proc.ResumeAll(); err != nil {
+			return failed("resume threads: %v", err)
+		}
+		r.rep.Timings.WriteUS = time.Since(tw).Microseconds()
+		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
+		return nil
+	}
+}
+
+// splitting returns a thread stopped inside the bytes to be written, or 0.
+func (r *run) splitting(plan *ledger.Plan) (int, error) {
+	for _, th := range r.proc.Threads() {
+		regs, err := r.proc.Regs(th.TID)
+		if errors.Is(err, ptrace.ErrThreadExited) {
+			continue
+		}
+		if err != nil {
+			return 0, err
+		}
+		if plan.Splits(regs.Rip) {
+			return th.TID, nil
+		}
+	}
+	return 0, nil
+}
+
+// writeLedger stores the encoded ledger under the ledger seqlock.
+func (r *run) writeLedger(enc []byte) error {
+	_, area, err := r.tp.ReadLedgerBytes(context.Background())
+	if err != nil {
+		return err
+	}
+	if uint64(len(enc)) > area.Cap {
+		return fmt.Errorf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
+	}
+	le := binary.LittleEndian
+	seq := area.Seq + 1 // odd: writing
+	if area.Seq&1 == 1 {
+		seq = area.Seq + 2 // a writer died mid-write: stay odd, move on
+	}
+	if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, seq)); err != nil {
+		return err
+	}
+	if err := r.proc.WriteData(area.Addr, enc); err != nil {
+		return err
+	}
+	if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerLen, le.AppendUint64(nil, uint64(len(enc)))); err != nil {
+		return err
+	}
+	return r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, seq+1))
+}
+
+// message appends one line about the change to the runtime's ring.
+func (r *run) message(plan *ledger.Plan) {
+	var line string
+	switch r.req.Action {
+	case ActApply:
+		line = fmt.Sprintf("ulp: applied %s (%s) to %s: %d functions", r.rep.PatchID[:16], r.rep.Patch, r.spec.Target.Name, len(r.spec.Funcs))
+	case ActRevert:
+		line = fmt.Sprintf("ulp: reverted %s (%s)", r.rep.PatchID[:16], r.rep.Patch)
+	case ActRevertAll:
+		line = fmt.Sprintf("ulp: reverted every patch on %s", r.req.Lib)
+	case ActReplace:
+		line = fmt.Sprintf("ulp: replaced the patches on %s by %s (%s)", r.req.Lib, r.rep.PatchID[:16], r.rep.Patch)
+	}
+	if err := appendRing(r.proc, r.rt.ABI, line); err != nil {
+		r.log.Warn("message ring", "err", err)
+	}
+}
+
+// appendRing writes one line to the message ring following its seqlock
+// protocol. The agent writes only while it holds the process and no call
+// runs, so the runtime does not write at the same time.
+func appendRing(p *ptrace.Process, abiAddr uint64, line string) error {
+	var hdr [16]byte
+	if err := procfs.ReadMem(p.PID(), abiAddr+abi.OffRingSeq, hdr[:]); err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	seq, head := le.Uint64(hdr[0:]), le.Uint64(hdr[8:])
+	if seq&1 == 0 {
+		seq++
+	} else {
+		seq += 2
+	}
+	if err := p.WriteData(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq)); err != nil {
+		return err
+	}
+	text := []byte(line + "\n")
+	if len(text) > abi.RingSize {
+		text = text[len(text)-abi.RingSize:]
+	}
+	for len(text) > 0 {
+		off := head % abi.RingSize
+		n := min(uint64(len(text)), abi.RingSize-off)
+		if err := p.WriteData(abiAddr+abi.OffRingBuf+off, text[:n]); err != nil {
+			return err
+		}
+		text, head = text[n:], head+n
+	}
+	if err := p.WriteData(abiAddr+abi.OffRingHead, le.AppendUint64(nil, head)); err != nil {
+		return err
+	}
+	return p.WriteData(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq+1))
+}
