@@ -1,0 +1,344 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/internal/testenv"
+	"ulp/livepatch/abi"
+	"ulp/livepatch/dsc"
+	"ulp/livepatch/ledger"
+	"ulp/livepatch/packer"
+	"ulp/livepatch/packer/packertest"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
+)
+
+// inspectRun runs the ulp command tree in this process and returns its
+// stdout, stderr and exit status.
+func inspectRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	root := NewRoot()
+	var out, errb bytes.Buffer
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err := root.ExecuteContext(t.Context())
+	code = ExitCode(&errb, err)
+	return out.String(), errb.String(), code
+}
+
+// holder is a running testdata/holder.c with the runtime preloaded.
+type holder struct {
+	pid        int
+	foo, fooLP uint64
+	stdin      io.Writer
+	lines      chan string
+}
+
+func startHolder(t *testing.T, dir, targetLib, livepatch string) *holder {
+	t.Helper()
+	exe := filepath.Join(dir, "holder")
+	testenv.CompileC(t, exe, []string{"-O1"}, "testdata/holder.c", "-ldl")
+	cmd := exec.Command(exe, targetLib, livepatch)
+	cmd.Env = append(os.Environ(), "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		stdin.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	h := &holder{pid: cmd.Process.Pid, stdin: stdin, lines: make(chan string, 16)}
+	go func() {
+		defer close(h.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			h.lines <- sc.Text()
+		}
+	}()
+	for {
+		line := h.next(t)
+		var p uintptr
+		switch {
+		case strings.HasPrefix(line, "foo_lp "):
+			fmt.Sscanf(line, "foo_lp %v", &p)
+			h.fooLP = uint64(p)
+		case strings.HasPrefix(line, "foo "):
+			fmt.Sscanf(line, "foo %v", &p)
+			h.foo = uint64(p)
+		case line == "ready":
+			return h
+		}
+	}
+}
+
+func (h *holder) next(t *testing.T) string {
+	t.Helper()
+	select {
+	case line, ok := <-h.lines:
+		if !ok {
+			t.Fatal("holder exited")
+		}
+		return line
+	case <-time.After(10 * time.Second):
+		t.Fatal("no output from holder in 10s")
+	}
+	return ""
+}
+
+// call makes the holder call foo(1) and returns what it printed.
+func (h *holder) call(t *testing.T) string {
+	t.Helper()
+	if _, err := io.WriteString(h.stdin, "call\n"); err != nil {
+		t.Fatal(err)
+	}
+	return h.next(t)
+}
+
+// pokeMem writes b at addr through /proc/PID/mem, as the trigger does.
+func pokeMem(t *testing.T, pid int, addr uint64, b []byte) {
+	t.Helper()
+	f, err := os.OpenFile(fmt.Sprintf("/proc/%d/mem", pid), os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(b, int64(addr)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// commit performs plan on the holder the way the trigger does (code writes
+// in order, then the ledger under its seqlock). The holder blocks in read()
+// meanwhile, so no thread can be inside the rewritten bytes.
+func commit(t *testing.T, p *target.Process, plan *ledger.Plan) {
+	t.Helper()
+	for _, w := range plan.Writes {
+		pokeMem(t, p.PID, w.Addr, w.Data)
+	}
+	enc, err := ledger.Encode(plan.Ledger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, area, err := p.ReadLedgerBytes(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uint64(len(enc)) > area.Cap {
+		t.Fatalf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
+	}
+	le := binary.LittleEndian
+	pokeMem(t, p.PID, p.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, area.Seq+1))
+	pokeMem(t, p.PID, area.Addr, enc)
+	pokeMem(t, p.PID, p.ABI+abi.OffLedgerLen, le.AppendUint64(nil, uint64(len(enc))))
+	pokeMem(t, p.PID, p.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, area.Seq+2))
+}
+
+func TestInspectCommands(t *testing.T) {
+	testenv.Require(t, testenv.Ptrace)
+	fx := packertest.Build(t, packertest.Options{})
+	d, err := dsc.ParseFile(fx.WriteDsc(t, "lp.dsc", "! fixes bsc#1200316\nlivepatch.so\n@libtarget.so.1\nfoo:foo_lp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := packer.Pack(d, packer.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHolder(t, fx.Dir, fx.Target, res.Out)
+	pid := strconv.Itoa(h.pid)
+	original := h.call(t)
+
+	out, errOut, code := inspectRun(t, "check", "-p", pid, res.Out)
+	if code != ExitFailure || !strings.Contains(out, "not applied") {
+		t.Errorf("check before apply: exit %d, %q %q", code, out, errOut)
+	}
+	out, errOut, code = inspectRun(t, "patches", "-p", pid)
+	runtime := testenv.Artifact(t, "libpulp.so.0")
+	want := fmt.Sprintf("PID: %d, name: holder\n  Livepatchable libraries:\n    in %s:\n    in %s:\n", h.pid, fx.Target, runtime)
+	if code != ExitOK || out != want {
+		t.Errorf("patches before apply: exit %d\n got %q\nwant %q\n%s", code, out, want, errOut)
+	}
+
+	// Apply foo -> foo_lp with the ledger's plan, on the real code.
+	p, err := target.Open(h.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.ReadLedger(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec := res.Apply
+	lib := p.Object(spec.Target.Name)
+	if lib == nil || lib.Bias+spec.Funcs[0].OldOffset != h.foo {
+		t.Fatalf("target object %+v does not put foo at %#x", lib, h.foo)
+	}
+	appliedAt := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	plan, err := ledger.Apply(l, ledger.Patch{
+		ID: spec.ID, Container: res.Out, Target: spec.Target.Name, BuildID: spec.Target.BuildID,
+		AppliedAt: appliedAt, Labels: spec.Labels,
+		Redirects: []ledger.Redirect{{Old: h.foo, New: h.fooLP}},
+	}, procfs.Mem{PID: h.pid})
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, p, plan)
+	if got := h.call(t); got != "1001" {
+		t.Fatalf("foo(1) after apply = %s, want 1001 (was %s)", got, original)
+	}
+
+	out, _, code = inspectRun(t, "check", "-p", pid, res.Out)
+	if code != ExitOK || !strings.HasSuffix(out, "livepatch.so applied\n") {
+		t.Errorf("check after apply: exit %d, %q", code, out)
+	}
+	if out, _, code = inspectRun(t, "-q", "check", "-p", pid, res.Out); code != ExitOK || out != "" {
+		t.Errorf("check -q: exit %d, %q", code, out)
+	}
+	out, _, code = inspectRun(t, "patches", "-p", "hold*")
+	want = fmt.Sprintf("PID: %d, name: holder\n  Livepatchable libraries:\n    in %s:\n      livepatch: livepatch.so loaded on %s\n        bug labels: bsc#1200316\n    in %s:\n",
+		h.pid, fx.Target, appliedAt.Local().Format("2006-01-02 15:04:05 MST"), runtime)
+	if code != ExitOK || out != want {
+		t.Errorf("patches after apply: exit %d\n got %q\nwant %q", code, out, want)
+	}
+	out, _, code = inspectRun(t, "patches", "-p", pid, "--json")
+	var rec report.PatchedProcess
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || code != ExitOK {
+		t.Fatalf("patches --json: exit %d, %v: %q", code, err, out)
+	}
+	wantRec := report.AppliedPatch{ID: hex.EncodeToString(spec.ID[:]), Container: res.Out, Target: "libtarget.so.1",
+		AppliedAt: appliedAt, Labels: []string{"bsc#1200316"}, Functions: 1}
+	if rec.Schema != report.PatchesSchema || rec.PID != h.pid || rec.Comm != "holder" || len(rec.Patches) != 1 ||
+		fmt.Sprint(rec.Patches[0]) != fmt.Sprint(wantRec) || strings.Join(rec.Libraries, ",") != fx.Target+","+runtime {
+		t.Errorf("patches --json = %+v\nwant patch %+v", rec, wantRec)
+	}
+
+	// Revert: the original code comes back and check says "not applied".
+	if l, err = p.ReadLedger(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if plan, err = ledger.Revert(l, spec.ID, procfs.Mem{PID: h.pid}); err != nil {
+		t.Fatal(err)
+	}
+	commit(t, p, plan)
+	if got := h.call(t); got != original {
+		t.Errorf("foo(1) after revert = %s, want %s", got, original)
+	}
+	if _, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != ExitFailure {
+		t.Errorf("check after revert: exit %d", code)
+	}
+
+	out, _, code = inspectRun(t, "messages", "-p", pid)
+	if code != ExitOK || !strings.Contains(out, "libpulp loaded") {
+		t.Errorf("messages: exit %d, %q", code, out)
+	}
+}
+
+func TestInspectErrors(t *testing.T) {
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
+	noRuntime := strconv.Itoa(sleeper.Process.Pid)
+	missing := filepath.Join(t.TempDir(), "missing.so")
+
+	tests := []struct {
+		args     []string
+		code     int
+		inStdout string
+		inStderr string
+	}{
+		{[]string{"patches", "-p", noRuntime}, ExitFailure, "libpulp.so.0 not loaded in process (start it with LD_PRELOAD", ""},
+		{[]string{"patches", "-p", "["}, ExitUsage, "", "bad process selector"},
+		{[]string{"patches", "extra"}, ExitUsage, "", ""},
+		{[]string{"check", "-p", noRuntime, missing}, ExitUsage, "", "missing.so"},
+		{[]string{"check", missing}, ExitUsage, "", "needs -p PID"},
+		{[]string{"check", "-p", "x", missing}, ExitUsage, "", ""},
+		{[]string{"messages", "-p", noRuntime}, ExitFailure, "", "not loaded"},
+		{[]string{"messages"}, ExitUsage, "", "needs -p PID"},
+		{[]string{"messages", "-p", "0"}, ExitUsage, "", "bad pid"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, errOut, code := inspectRun(t, tt.args...)
+			if code != tt.code || !strings.Contains(out, tt.inStdout) || !strings.Contains(errOut, tt.inStderr) {
+				t.Errorf("exit %d (want %d)\nstdout %q (want %q)\nstderr %q (want %q)", code, tt.code, out, tt.inStdout, errOut, tt.inStderr)
+			}
+		})
+	}
+}
+
+// TestPatchesPermission runs `ulp patches` as nobody against a root
+// process with the runtime: the process is reported with the reason and
+// the exit status is 1, no crash and no silent skip.
+func TestPatchesPermission(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.CC)
+	fx := packertest.Build(t, packertest.Options{})
+	h := startHolder(t, fx.Dir, fx.Target, fx.Livepatch)
+	dir, err := os.MkdirTemp("", "ulp-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	self, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "cli.test")
+	if err := os.WriteFile(bin, self, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"patches", "-p", strconv.Itoa(h.pid)}, {"patches", "-p", "holder"}} {
+		cmd := exec.Command(bin, "-test.run=^TestInspectHelper$")
+		cmd.Env = append(os.Environ(), "ULP_INSPECT_HELPER_ARGS="+strings.Join(args, "\x1f"))
+		cmd.SysProcAttr = asNobody()
+		out, err := cmd.Output()
+		var ee *exec.ExitError
+		if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure {
+			t.Errorf("%v as nobody: %v, want exit status 1\n%s", args, err, out)
+		}
+		want := fmt.Sprintf("PID: %d, name: holder\n  error: cannot read process:", h.pid)
+		if !strings.HasPrefix(string(out), want) || !strings.Contains(string(out), "permission denied") {
+			t.Errorf("%v as nobody printed %q, want it to start with %q", args, out, want)
+		}
+	}
+}
+
+// TestInspectHelper is the body of the helper process of
+// TestPatchesPermission: it runs ulp with the arguments in the environment.
+func TestInspectHelper(t *testing.T) {
+	args := os.Getenv("ULP_INSPECT_HELPER_ARGS")
+	if args == "" {
+		return // only meaningful as the helper process of TestPatchesPermission
+	}
+	os.Exit(Run(strings.Split(args, "\x1f")))
+}
+
