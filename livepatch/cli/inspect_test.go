@@ -341,4 +341,3 @@ func TestInspectHelper(t *testing.T) {
 	}
 	os.Exit(Run(strings.Split(args, "\x1f")))
 }
-
