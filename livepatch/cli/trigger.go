@@ -1,18 +1,195 @@
 package cli
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"time"
 
 	"github.com/spf13/cobra"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
+	"ulp/livepatch/trigger"
 )
 
+type triggerOptions struct {
+	process   string
+	revert    bool
+	revertAll string
+	json      bool
+	retries   int
+	timeout   time.Duration
+}
+
 func newTriggerCommand(g *globalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:    "trigger",
-		Short:  "not implemented yet",
-		Hidden: true,
+	var opts triggerOptions
+	cmd := &cobra.Command{
+		Use:   "trigger -p PID [--revert] [--revert-all=LIB] [LIVEPATCH.so]",
+		Short: "Apply or revert a livepatch in a running process",
+		Long: `trigger applies the livepatch container LIVEPATCH.so to process PID, which must
+have been started with libpulp.so.0 preloaded. With --revert it undoes that
+patch. With --revert-all=LIB it undoes every patch on the library LIB (a
+basename such as libcrypto.so.3); given a LIVEPATCH.so too, it reverts them and
+applies the new patch in one stop of the process (atomic replace), and if the
+new patch is invalid nothing is reverted.
+
+The container is loaded by one thread of the process while the others keep
+running; the threads are stopped only while the code is written.
+
+For each process it prints one line: SUCCESS, SKIPPED <reason> (target library
+not loaded, build-id mismatch, already applied, not applied, blocked by user,
+process exited) or ERROR <reason>. With --json it prints one ulp.trigger/v1
+record per process and a summary record instead (see docs/json.md).
+
+-p also takes a glob matched against the process name of every process that
+preloads the runtime; lines then start with "PID N (NAME): ".
+` + exitStatusHelp,
+		Args: usageMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return errors.New("trigger: not implemented yet")
+			return runTrigger(cmd.Context(), g, opts, args, cmd.Flags().Changed("process"), cmd.OutOrStdout())
 		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&opts.process, "process", "p", "", "the process: a `PID`, or a glob matched against process names")
+	f.BoolVar(&opts.revert, "revert", false, "revert LIVEPATCH.so instead of applying it")
+	f.StringVar(&opts.revertAll, "revert-all", "", "revert every patch on library `LIB` (then apply LIVEPATCH.so, if given)")
+	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
+	f.IntVarP(&opts.retries, "retries", "r", 20, "attempts when every thread is busy in malloc or the loader, or another agent holds the process")
+	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
+	return cmd
+}
+
+// usageMaxArgs is cobra.MaximumNArgs with exit status 2.
+func usageMaxArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > n {
+			return usageError(fmt.Errorf("%s takes at most %d argument(s), got %d", cmd.Name(), n, len(args)))
+		}
+		return nil
+	}
+}
+
+// triggerRequest checks the flags and the container before any process is
+// touched: bad usage and an invalid container are exit status 2.
+func triggerRequest(opts triggerOptions, args []string) (trigger.Request, error) {
+	var req trigger.Request
+	if len(args) == 1 {
+		req.Container = args[0]
+	}
+	switch {
+	case opts.retries < 0:
+		return req, usageError(errors.New("--retries must not be negative"))
+	case opts.timeout <= 0:
+		return req, usageError(errors.New("--timeout must be positive"))
+	case opts.revert && opts.revertAll != "":
+		return req, usageError(errors.New("--revert and --revert-all are mutually exclusive"))
+	case opts.revert && req.Container == "":
+		return req, usageError(errors.New("--revert needs LIVEPATCH.so"))
+	case opts.revert:
+		req.Action = trigger.ActRevert
+	case opts.revertAll != "" && req.Container == "":
+		req.Action, req.Lib = trigger.ActRevertAll, opts.revertAll
+	case opts.revertAll != "":
+		req.Action, req.Lib = trigger.ActReplace, opts.revertAll
+	case req.Container == "":
+		return req, usageError(errors.New("trigger needs LIVEPATCH.so (or --revert-all=LIB)"))
+	default:
+		req.Action = trigger.ActApply
+	}
+	if req.Container != "" {
+		c, err := container.Open(req.Container)
+		if err != nil {
+			return req, usageError(fmt.Errorf("invalid container: %w", err))
+		}
+		if req.Action == trigger.ActReplace && c.Apply.Target.Name != req.Lib {
+			return req, usageError(fmt.Errorf("%s patches %s, not %s", req.Container, c.Apply.Target.Name, req.Lib))
+		}
+	}
+	return req, nil
+}
+
+func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args []string, hasProcess bool, w io.Writer) error {
+	if !hasProcess || opts.process == "" {
+		return usageError(errors.New("trigger needs -p PID"))
+	}
+	req, err := triggerRequest(opts, args)
+	if err != nil {
+		return err
+	}
+	found, err := target.Select(opts.process)
+	if err != nil {
+		return usageError(err)
+	}
+	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log}
+	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary}
+	enc := json.NewEncoder(w)
+	many := len(found) != 1
+	for _, f := range found {
+		rep := trigger.Run(ctx, f.PID, req, o)
+		sum.Candidates++
+		switch rep.Result {
+		case report.Success:
+			sum.Patched++
+			if req.Action == trigger.ActApply || req.Action == trigger.ActReplace {
+				sum.PatchesApplied++
+			}
+		case report.Skipped:
+			sum.Skipped++
+		case report.Error:
+			sum.Failed++
+		}
+		if rep.Inconsistent {
+			sum.Inconsistent++
+		}
+		if opts.json {
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+			continue
+		}
+		printResult(w, g, rep, many)
+	}
+	if opts.json {
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	} else if many && !g.quiet {
+		fmt.Fprintf(w, "processes: %d, patched: %d, skipped: %d, failed: %d\n",
+			sum.Candidates, sum.Patched, sum.Skipped, sum.Failed)
+	}
+	switch {
+	case sum.Inconsistent > 0:
+		return &ExitError{Code: ExitInconsistent, Err: fmt.Errorf(
+			"%d process(es) may run a mix of old and new code: see their ERROR lines, check with `ulp patches`, and restart them if in doubt",
+			sum.Inconsistent)}
+	case sum.Failed > 0:
+		return &ExitError{Code: ExitFailure}
+	}
+	return nil
+}
+
+// printResult prints the human line of one process: SUCCESS, SKIPPED
+// <reason> or ERROR <reason>, prefixed with the process when several were
+// selected. -q keeps only ERROR lines; -v adds the timings.
+func printResult(w io.Writer, g *globalOptions, rep report.Process, many bool) {
+	if g.quiet && rep.Result != report.Error {
+		return
+	}
+	line := string(rep.Result)
+	if rep.Reason != "" {
+		line += " " + rep.Reason
+	}
+	if many {
+		line = fmt.Sprintf("PID %d (%s): %s", rep.PID, rep.Comm, line)
+	}
+	fmt.Fprintln(w, line)
+	if g.verbose {
+		t := rep.Timings
+		fmt.Fprintf(w, "  timings: total %d µs, attach %d µs, load %d µs, write %d µs, detach %d µs, pause %d µs\n",
+			t.TotalUS, t.AttachUS, t.LoadUS, t.WriteUS, t.DetachUS, t.PauseUS)
 	}
 }
