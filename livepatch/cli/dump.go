@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -30,7 +29,7 @@ func newDumpCommand(g *globalOptions) *cobra.Command {
 --revert): the patch id, the target's name and build-id, every replaced
 function with its recorded offsets and mechanism, the data references, the
 comments and the bug labels. --json prints one JSON object (schema ` + DumpSchema + `).`,
-		Args: cobra.ExactArgs(1),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDump(opts, args[0], cmd.OutOrStdout())
 		},
@@ -80,11 +79,7 @@ type dumpReference struct {
 func runDump(opts dumpOptions, path string, stdout io.Writer) error {
 	c, err := container.Open(path)
 	if err != nil {
-		var fe *container.FormatError
-		if errors.As(err, &fe) || errors.Is(err, container.ErrNotContainer) {
-			return usageError(err)
-		}
-		return err
+		return usageError(err)
 	}
 	spec, section := c.Apply, container.SectionApply
 	if opts.revert {

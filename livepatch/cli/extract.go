@@ -25,7 +25,7 @@ binding, entry pad) of FILE as JSON (schema ` + elfsym.Schema + `), so that a
 livepatch can be packed against the dump instead of the binary: name the
 dump in the description's @ line. Symbols of a separate debuginfo file (-d,
 or found under --debug-root by build-id) are merged in.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runExtract(opts, args[0], cmd.OutOrStdout())
 		},

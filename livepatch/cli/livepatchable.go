@@ -16,7 +16,7 @@ func newLivepatchableCommand(g *globalOptions) *cobra.Command {
 		Long: `livepatchable tells whether FILE (an ELF file, or an 'ulp extract' JSON
 dump) has functions carrying the entry pad of -fpatchable-function-entry=16,14
 (mechanism "pad"), and how many of them do. Exit status 0: yes; 1: no.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLivepatchable(g, args[0], cmd.OutOrStdout())
 		},

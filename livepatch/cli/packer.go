@@ -28,7 +28,7 @@ and the target (an ELF file or an 'ulp extract' JSON dump), and embeds the
 into OUT with -o. The write is atomic. Problems with the description are
 printed as file:line:col: error: message, with exit status 2, and nothing is
 written. The format is specified in docs/container-format.md.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPacker(g, opts, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -80,4 +80,14 @@ func printDescErrors(err error, stderr io.Writer) bool {
 		printed = true
 	}
 	return printed
+}
+
+// usageExactArgs is cobra.ExactArgs with exit status 2 (bad usage).
+func usageExactArgs(n int) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
+			return usageError(err)
+		}
+		return nil
+	}
 }

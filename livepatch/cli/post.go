@@ -19,7 +19,7 @@ after every padded function entry into one 2-byte NOP (66 90), so that no
 thread can ever be stopped between them. Run it once after linking; running
 it again changes nothing. The file is replaced atomically.
 Exit status 1 when FILE has no padded function.`,
-		Args: cobra.ExactArgs(1),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPost(g, args[0], cmd.OutOrStdout())
 		},
@@ -29,10 +29,10 @@ Exit status 1 when FILE has no padded function.`,
 func runPost(g *globalOptions, path string, stdout io.Writer) error {
 	res, err := packer.Post(path)
 	if err != nil {
-		if errors.Is(err, packer.ErrNoPads) {
-			return &ExitError{Code: ExitFailure, Err: err}
+		if errors.Is(err, packer.ErrInvalidInput) {
+			return usageError(err)
 		}
-		return err
+		return err // ErrNoPads, or writing failed: exit status 1
 	}
 	if !g.quiet {
 		fmt.Fprintf(stdout, "%s: merged %d entries, %d already merged\n", path, res.Merged, res.Already)

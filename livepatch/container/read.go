@@ -45,14 +45,14 @@ func Read(r io.ReaderAt) (*File, error) {
 		return nil, &FormatError{Msg: "not an ELF file", Err: err}
 	}
 	c := &File{}
-	if c.BuildID, err = elfsym.BuildID(ef); err != nil {
-		return nil, fmt.Errorf("container build-id: %w", err)
-	}
 	if c.Apply, err = readSpec(ef, SectionApply, Apply); err != nil {
 		return nil, err
 	}
 	if c.Revert, err = readSpec(ef, SectionRevert, Revert); err != nil {
 		return nil, err
+	}
+	if c.BuildID, err = elfsym.BuildID(ef); err != nil {
+		return nil, fmt.Errorf("container build-id: %w", err)
 	}
 	if c.Apply.ID != c.Revert.ID {
 		return nil, &FormatError{Section: SectionRevert, Msg: "patch id differs from " + SectionApply, Val: c.Revert.ID}

@@ -10,8 +10,14 @@ import (
 	"ulp/livepatch/elfsym"
 )
 
-// ErrNoPads means a file has no function with the entry pad.
-var ErrNoPads = errors.New("no function carries the patchable entry pad (-fpatchable-function-entry=16,14)")
+// Errors of Post callers branch on.
+var (
+	// ErrNoPads means a file has no function with the entry pad.
+	ErrNoPads = errors.New("no function carries the patchable entry pad (-fpatchable-function-entry=16,14)")
+	// ErrInvalidInput tags the errors of Post that come from its input
+	// file (missing, unreadable, not ELF) rather than from writing it.
+	ErrInvalidInput = errors.New("invalid input")
+)
 
 // PostResult counts what Post did.
 type PostResult struct {
@@ -28,18 +34,18 @@ func Post(path string) (PostResult, error) {
 	var res PostResult
 	fi, err := os.Stat(path)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	if !fi.Mode().IsRegular() || fi.Size() > MaxLivepatchSize {
-		return res, fmt.Errorf("%s: not a regular file of at most %d bytes", path, MaxLivepatchSize)
+		return res, fmt.Errorf("%w: %s: not a regular file of at most %d bytes", ErrInvalidInput, path, MaxLivepatchSize)
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return res, err
+		return res, fmt.Errorf("%w: %w", ErrInvalidInput, err)
 	}
 	sites, err := elfsym.PadSites(bytes.NewReader(data))
 	if err != nil {
-		return res, fmt.Errorf("%s: %w", path, err)
+		return res, fmt.Errorf("%w: %s: %w", ErrInvalidInput, path, err)
 	}
 	if len(sites) == 0 {
 		return res, fmt.Errorf("%s: %w", path, ErrNoPads)
@@ -55,9 +61,11 @@ func Post(path string) (PostResult, error) {
 	if res.Merged == 0 {
 		return res, nil
 	}
-	err = WriteFileAtomic(path, fi.Mode().Perm(), func(w io.Writer) error {
+	if err := WriteFileAtomic(path, fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
-	})
-	return res, err
+	}); err != nil {
+		return res, fmt.Errorf("write %s: %w", path, err)
+	}
+	return res, nil
 }

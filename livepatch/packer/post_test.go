@@ -107,8 +107,8 @@ func TestPost_Errors(t *testing.T) {
 	}{
 		{"no pads", plain, ErrNoPads},
 		{"missing", filepath.Join(dir, "nope"), os.ErrNotExist},
-		{"folder", dir, nil},
-		{"not elf", text, nil},
+		{"folder", dir, ErrInvalidInput},
+		{"not elf", text, ErrInvalidInput},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,269 @@
+package cli
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/packer/packertest"
+)
+
+// runBuildCommand runs `ulp args...` in process and returns its stdout,
+// stderr and exit status.
+func runBuildCommand(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	root := NewRoot()
+	root.SetArgs(args)
+	root.SetOut(&stdout)
+	root.SetErr(&stderr)
+	code := ExitCode(&stderr, root.Execute())
+	return stdout.String(), stderr.String(), code
+}
+
+func mustSym(t *testing.T, path, name string) uint64 {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, _ := f.Symbols()
+	for _, s := range syms {
+		if s.Name == name && s.Section != elf.SHN_UNDEF {
+			return s.Value
+		}
+	}
+	t.Fatalf("%s: no symbol %s", path, name)
+	return 0
+}
+
+const cliDsc = `! CVE-2024-2961: fix foo
+livepatch.so
+@libtarget.so.1
+foo:foo_lp
+helper:helper_lp
+#counter:counter_ref
+#%tlsvar:tlsvar_idx
+`
+
+func TestBuildCommands_EndToEnd(t *testing.T) {
+	fx := packertest.Build(t, packertest.Options{CFProtection: true})
+	probe := packertest.Probe(t, fx.Dir)
+	dscPath := fx.WriteDsc(t, "p.dsc", cliDsc)
+
+	out, stderr, code := runBuildCommand(t, "packer", dscPath)
+	if code != 0 || !strings.HasPrefix(out, "packed "+fx.Livepatch+": patch ") {
+		t.Fatalf("packer: %d\n%s%s", code, out, stderr)
+	}
+	if b, err := exec.Command("readelf", "-SW", fx.Livepatch).Output(); err != nil ||
+		!strings.Contains(string(b), " .ulp ") || !strings.Contains(string(b), " .ulp.rev ") {
+		t.Errorf("readelf -S: %v\n%s", err, b)
+	}
+	if got, err := packertest.Call(t, probe, fx.Livepatch, "foo_lp", "1"); err != nil || got != "1001" {
+		t.Errorf("dlopen packed container: %q, %v", got, err)
+	}
+
+	// dump --json carries every field of the container.
+	out, stderr, code = runBuildCommand(t, "dump", "--json", fx.Livepatch)
+	if code != 0 {
+		t.Fatalf("dump --json: %d %s", code, stderr)
+	}
+	var d dumpJSON
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	c, err := container.Open(fx.Livepatch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := dumpJSON{
+		Schema: DumpSchema, Container: fx.Livepatch, ContainerBuildID: hex.EncodeToString(c.BuildID),
+		Section: ".ulp", Kind: "apply", PatchID: c.Apply.ID.String(),
+		Target: dumpTarget{Name: "libtarget.so.1", BuildID: hex.EncodeToString(c.Apply.Target.BuildID)},
+		Functions: []dumpFunction{
+			{"foo", "foo_lp", mustSym(t, fx.Target, "foo"), mustSym(t, fx.Livepatch, "foo_lp"), "pad", 4},
+			{"helper", "helper_lp", mustSym(t, fx.Target, "helper"), mustSym(t, fx.Livepatch, "helper_lp"), "pad", 4},
+		},
+		References: []dumpReference{
+			{"counter", "counter_ref", mustSym(t, fx.Target, "counter"), mustSym(t, fx.Livepatch, "counter_ref"), false},
+			{"tlsvar", "tlsvar_idx", mustSym(t, fx.Target, "tlsvar"), mustSym(t, fx.Livepatch, "tlsvar_idx"), true},
+		},
+		Comments: "CVE-2024-2961: fix foo",
+		Labels:   []string{"CVE-2024-2961"},
+	}
+	if !reflect.DeepEqual(d, want) {
+		t.Errorf("dump --json:\n got %+v\nwant %+v", d, want)
+	}
+	if len(c.Apply.Target.BuildID) != 20 || c.Apply.ID == (container.ID{}) {
+		t.Errorf("build-id %x, id %v", c.Apply.Target.BuildID, c.Apply.ID)
+	}
+
+	out, _, code = runBuildCommand(t, "dump", fx.Livepatch)
+	for _, s := range []string{
+		"patch id:           " + c.Apply.ID.String(),
+		"target:             libtarget.so.1",
+		"target build-id:    " + hex.EncodeToString(c.Apply.Target.BuildID),
+		"functions:          2",
+		"  foo -> foo_lp  old 0x",
+		"pad entry+4",
+		"  tlsvar -> tlsvar_idx  target 0x0  patch 0x",
+		"labels:             CVE-2024-2961",
+		"comments:\n  CVE-2024-2961: fix foo\n",
+	} {
+		if code != 0 || !strings.Contains(out, s) {
+			t.Errorf("dump output lacks %q:\n%s", s, out)
+		}
+	}
+	out, _, code = runBuildCommand(t, "dump", "--revert", "--json", fx.Livepatch)
+	var rd dumpJSON
+	if err := json.Unmarshal([]byte(out), &rd); code != 0 || err != nil {
+		t.Fatalf("dump --revert: %d %v", code, err)
+	}
+	if rd.Kind != "revert" || rd.Section != ".ulp.rev" || rd.PatchID != d.PatchID || rd.Target != d.Target || len(rd.Functions) != 0 {
+		t.Errorf("dump --revert: %+v", rd)
+	}
+
+	// extract, then pack against the dump: the same metadata.
+	jsonPath := filepath.Join(fx.Dir, "target.json")
+	if _, stderr, code := runBuildCommand(t, "extract", fx.Target, "-o", jsonPath); code != 0 {
+		t.Fatalf("extract: %d %s", code, stderr)
+	}
+	stdoutJSON, _, code := runBuildCommand(t, "extract", fx.Target)
+	if file, _ := os.ReadFile(jsonPath); code != 0 || string(file) != stdoutJSON || !strings.Contains(stdoutJSON, `"schema": "ulp.extract/v1"`) {
+		t.Errorf("extract to stdout differs from -o")
+	}
+	fromJSON := filepath.Join(fx.Dir, "from-json.so")
+	jdsc := fx.WriteDsc(t, "j.dsc", strings.Replace(cliDsc, "@libtarget.so.1", "@target.json", 1))
+	if out, stderr, code := runBuildCommand(t, "-q", "packer", jdsc, "-o", fromJSON); code != 0 || out != "" {
+		t.Fatalf("packer -q against JSON: %d %q %s", code, out, stderr)
+	}
+	out, _, _ = runBuildCommand(t, "dump", "--json", fromJSON)
+	var jd dumpJSON
+	if err := json.Unmarshal([]byte(out), &jd); err != nil {
+		t.Fatal(err)
+	}
+	jd.Container = d.Container
+	if !reflect.DeepEqual(jd, d) {
+		t.Errorf("packing against the extract dump differs:\n json %+v\n  elf %+v", jd, d)
+	}
+
+	// livepatchable and post.
+	out, _, code = runBuildCommand(t, "livepatchable", fx.Target)
+	if code != 0 || !strings.Contains(out, "is livepatchable: ") || !strings.Contains(out, "functions have the entry pad") {
+		t.Errorf("livepatchable target: %d %q", code, out)
+	}
+	out, _, code = runBuildCommand(t, "livepatchable", jsonPath)
+	if code != 0 || !strings.Contains(out, "is livepatchable") {
+		t.Errorf("livepatchable json: %d %q", code, out)
+	}
+	out, _, code = runBuildCommand(t, "livepatchable", fx.Livepatch)
+	if code != ExitFailure || !strings.Contains(out, "is not livepatchable") {
+		t.Errorf("livepatchable livepatch: %d %q", code, out)
+	}
+	out, _, code = runBuildCommand(t, "post", fx.Target)
+	if code != 0 || !strings.Contains(out, "already merged") || strings.Contains(out, "merged 0 ") {
+		t.Errorf("post: %d %q", code, out)
+	}
+	out, _, code = runBuildCommand(t, "post", fx.Target)
+	if code != 0 || !strings.Contains(out, "merged 0 entries") {
+		t.Errorf("second post: %d %q", code, out)
+	}
+	_, stderr, code = runBuildCommand(t, "post", fx.Livepatch)
+	if code != ExitFailure || !strings.Contains(stderr, "no function carries the patchable entry pad") {
+		t.Errorf("post on the livepatch: %d %q", code, stderr)
+	}
+}
+
+func TestPackerCommand_Errors(t *testing.T) {
+	fx := packertest.Build(t, packertest.Options{})
+	tests := []struct {
+		name string
+		dsc  string
+		args []string
+		code int
+		want []string
+	}{
+		{"syntax", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp:zz\n#x\n", nil, ExitUsage, []string{
+			"e.dsc:3:12: error: old function offset \"zz\" is not a hex number\nfoo:foo_lp:zz\n           ^\n",
+			"e.dsc:4:1: error: expected '#target_var:patch_ref'",
+		}},
+		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\nnopad:foo_lp\n", nil, ExitUsage, []string{
+			"e.dsc:3:5: error: new function: symbol not found: no func \"nothere\" in livepatch.so\nfoo:nothere\n    ^\n",
+			"e.dsc:4:1: error: old function \"nopad\"",
+		}},
+		{"write error", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n", []string{"-o", "/nonexistent/dir/x.so"}, ExitFailure, []string{
+			"ulp: write container /nonexistent/dir/x.so: create temporary file",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := fx.WriteDsc(t, "e.dsc", tt.dsc)
+			before, _ := os.ReadFile(fx.Livepatch)
+			files := packertest.ListDir(t, fx.Dir)
+			out, stderr, code := runBuildCommand(t, append([]string{"packer", p}, tt.args...)...)
+			if code != tt.code || out != "" {
+				t.Errorf("exit %d, want %d; stdout %q", code, tt.code, out)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+			after, _ := os.ReadFile(fx.Livepatch)
+			if !bytes.Equal(before, after) || !slices.Equal(files, packertest.ListDir(t, fx.Dir)) {
+				t.Error("something was written")
+			}
+		})
+	}
+}
+
+func TestBuildCommands_Usage(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "text")
+	if err := os.WriteFile(text, []byte("hello\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"packer"}, ExitUsage, "accepts 1 arg(s), received 0"},
+		{[]string{"packer", "a", "b"}, ExitUsage, "accepts 1 arg(s), received 2"},
+		{[]string{"packer", filepath.Join(dir, "missing.dsc")}, ExitUsage, "no such file"},
+		{[]string{"packer", "--bogus", "x"}, ExitUsage, "unknown flag"},
+		{[]string{"dump"}, ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"dump", filepath.Join(dir, "missing.so")}, ExitUsage, "no such file"},
+		{[]string{"dump", text}, ExitUsage, "not an ELF file"},
+		{[]string{"dump", "/proc/self/exe"}, ExitUsage, "not a livepatch container: no .ulp section"},
+		{[]string{"livepatchable", filepath.Join(dir, "missing")}, ExitUsage, "no such file"},
+		{[]string{"livepatchable", text}, ExitUsage, "invalid extract dump"},
+		{[]string{"extract", text}, ExitUsage, "invalid extract dump"},
+		{[]string{"extract", "/proc/self/exe", "-d", text}, ExitUsage, "debuginfo"},
+		{[]string{"extract", "/proc/self/exe", "-o", filepath.Join(dir, "no", "x.json")}, ExitFailure, "create temporary file"},
+		{[]string{"post"}, ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"post", text}, ExitUsage, "invalid input"},
+		{[]string{"post", filepath.Join(dir, "missing")}, ExitUsage, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			out, stderr, code := runBuildCommand(t, tt.args...)
+			if code != tt.code || !strings.Contains(stderr, tt.want) || out != "" {
+				t.Errorf("exit %d (want %d), stdout %q, stderr %q (want %q)", code, tt.code, out, stderr, tt.want)
+			}
+		})
+	}
+	if got := packertest.ListDir(t, dir); !slices.Equal(got, []string{"text"}) {
+		t.Errorf("folder holds %v", got)
+	}
+}
