@@ -32,7 +32,7 @@ EXIT STATUS
 			return runCheck(cmd.Context(), g, pid, args[0], cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().IntVarP(&pid, "process", "p", 0, "the process id")
+	cmd.Flags().IntVarP(&pid, "process", "p", 0, "the process `PID` to check")
 	return cmd
 }
 

@@ -32,7 +32,7 @@ EXIT STATUS
 			return runMessages(cmd.Context(), pid, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().IntVarP(&pid, "process", "p", 0, "the process id")
+	cmd.Flags().IntVarP(&pid, "process", "p", 0, "the process `PID` to read")
 	return cmd
 }
 

@@ -46,7 +46,7 @@ EXIT STATUS
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.process, "process", "p", "", "a PID, or a glob matched against process names (default: every process with the runtime)")
+	f.StringVarP(&opts.process, "process", "p", "", "select the process `PID`, or the processes whose name matches a glob (default: every process with the runtime)")
 	f.BoolVar(&opts.json, "json", false, "print one JSON record per process (schema "+report.PatchesSchema+")")
 	f.BoolVarP(&opts.buildID, "build-id", "b", false, "print the build-id of each library")
 	return cmd

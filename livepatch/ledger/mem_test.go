@@ -44,7 +44,7 @@ func (m *fakeMem) ReadAt(p []byte, off int64) (int, error) {
 	return copy(p, m.b[a-m.base:]), nil
 }
 
-func (m *fakeMem) write(t *testing.T, ws []Write) {
+func (m *fakeMem) write(t testing.TB, ws []Write) {
 	t.Helper()
 	for _, w := range ws {
 		if w.Addr < m.base || w.Addr+uint64(len(w.Data)) > m.base+uint64(len(m.b)) {

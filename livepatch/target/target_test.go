@@ -33,7 +33,7 @@ type victim struct {
 }
 
 // buildVictim compiles the victim and its library into a new folder.
-func buildVictim(t *testing.T) (exe, lib string) {
+func buildVictim(t testing.TB) (exe, lib string) {
 	t.Helper()
 	dir := t.TempDir()
 	lib = filepath.Join(dir, "libvictim.so")
@@ -46,7 +46,7 @@ func buildVictim(t *testing.T) (exe, lib string) {
 
 // startVictim runs the victim, with the runtime preloaded when preload is
 // set, and waits for its "ready" line. It is killed and reaped at cleanup.
-func startVictim(t *testing.T, preload bool) *victim {
+func startVictim(t testing.TB, preload bool) *victim {
 	t.Helper()
 	testenv.Require(t, testenv.CC)
 	exe, lib := buildVictim(t)
@@ -312,5 +312,25 @@ func TestRingLines(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// BenchmarkOpenAndRead measures what `ulp patches` costs per process:
+// finding the objects and the ABI block, then reading the ledger and ring,
+// with the process running.
+func BenchmarkOpenAndRead(b *testing.B) {
+	v := startVictim(b, true).pid
+	ctx := b.Context()
+	for b.Loop() {
+		p, err := Open(v)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.ReadLedger(ctx); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := p.ReadRing(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
