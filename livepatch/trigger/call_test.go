@@ -3,12 +3,14 @@ package trigger
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"ulp/livepatch/abi"
 	"ulp/livepatch/ptrace"
 	"ulp/livepatch/target"
+	"ulp/livepatch/trigger/triggertest"
 )
 
 // seizeRuntime opens and seizes a preloaded process.
@@ -24,7 +26,7 @@ func seizeRuntime(t *testing.T, pid int) (*ptrace.Process, runtimeInfo) {
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	p, err := ptrace.Seize(ctx, pid, testLogger(t))
+	p, err := ptrace.Seize(ctx, pid, triggertest.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,13 +37,13 @@ func seizeRuntime(t *testing.T, pid int) (*ptrace.Process, runtimeInfo) {
 func TestCall_Ping(t *testing.T) {
 	for _, threads := range []int{0, 3} {
 		t.Run(fmt.Sprintf("%d spinning threads", threads), func(t *testing.T) {
-			dir := t.TempDir()
-			bin := compile(t, dir, "ping", []string{"-O1", "-pthread"}, "ping.c")
-			tg := start(t, nil, bin, fmt.Sprint(threads))
-			if got := tg.ask(t, "x"); got != "ok 1" {
+			bin := filepath.Join(t.TempDir(), "ping")
+			triggertest.Compile(t, bin, []string{"-O1", "-pthread"}, "ping.c")
+			tg := triggertest.Start(t, nil, bin, fmt.Sprint(threads))
+			if got := tg.Ask(t, "x"); got != "ok 1" {
 				t.Fatalf("before: %q", got)
 			}
-			p, rt := seizeRuntime(t, tg.pid)
+			p, rt := seizeRuntime(t, tg.PID)
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
 			for i := range 20 {
@@ -54,7 +56,7 @@ func TestCall_Ping(t *testing.T) {
 					t.Fatalf("ping %d: result %v id %d, want ok id %d", i, c.Result, c.ID, req.ID)
 				}
 			}
-			c, err := readCall(tg.pid, rt)
+			c, err := readCall(tg.PID, rt)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -64,9 +66,9 @@ func TestCall_Ping(t *testing.T) {
 			if err := p.Detach(); err != nil {
 				t.Fatal(err)
 			}
-			tg.untraced(t)
+			tg.Untraced(t)
 			// The main thread was hijacked inside read(2): it reads on.
-			if got := tg.ask(t, "y"); got != "ok 2" {
+			if got := tg.Ask(t, "y"); got != "ok 2" {
 				t.Fatalf("after: %q", got)
 			}
 		})

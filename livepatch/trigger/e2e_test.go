@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"ulp/livepatch/report"
+	"ulp/livepatch/trigger/triggertest"
 )
 
 func TestApplyRevert(t *testing.T) {
@@ -16,76 +17,76 @@ func TestApplyRevert(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			fx := buildFixture(t, tt.cflags...)
-			p := fx.startApp(t)
-			expect(t, p, map[string]string{"value": "100", "intra": "101"})
-			rep := mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
+			fx := triggertest.Build(t, tt.cflags...)
+			p := triggertest.Start(t, nil, fx.App)
+			p.Expect(t, map[string]string{"value": "100", "intra": "101"})
+			rep := mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
 			if rep.PatchID == "" || rep.Comm != "app" {
 				t.Errorf("report %+v", rep)
 			}
-			p.untraced(t)
+			p.Untraced(t)
 			// -Bsymbolic: the call inside the library is redirected too.
-			expect(t, p, map[string]string{"value": "200", "intra": "201"})
-			mustTrig(t, p.pid, revert(fx.lp["lp200"]), report.Success)
-			p.untraced(t)
-			expect(t, p, map[string]string{"value": "100", "intra": "101"})
+			p.Expect(t, map[string]string{"value": "200", "intra": "201"})
+			mustTrig(t, p.PID, revert(fx.LP["lp200"]), report.Success)
+			p.Untraced(t)
+			p.Expect(t, map[string]string{"value": "100", "intra": "101"})
 		})
 	}
 }
 
 func TestStackedPatchesRevertedOutOfOrder(t *testing.T) {
-	fx := buildFixture(t)
-	p := fx.startApp(t)
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
 	for _, n := range []string{"lp200", "lp300", "lp400"} {
-		mustTrig(t, p.pid, apply(fx.lp[n]), report.Success)
+		mustTrig(t, p.PID, apply(fx.LP[n]), report.Success)
 	}
-	expect(t, p, map[string]string{"value": "400"})
+	p.Expect(t, map[string]string{"value": "400"})
 	steps := []struct{ revert, want string }{
 		{"lp300", "400"},
 		{"lp400", "200"},
 		{"lp200", "100"},
 	}
 	for _, s := range steps {
-		mustTrig(t, p.pid, revert(fx.lp[s.revert]), report.Success)
-		expect(t, p, map[string]string{"value": s.want})
+		mustTrig(t, p.PID, revert(fx.LP[s.revert]), report.Success)
+		p.Expect(t, map[string]string{"value": s.want})
 	}
 }
 
 func TestAlreadyApplied(t *testing.T) {
-	fx := buildFixture(t)
-	p := fx.startApp(t)
-	mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
-	rep := mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Skipped)
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
+	rep := mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Skipped)
 	if rep.Reason != ReasonApplied {
 		t.Errorf("reason %q", rep.Reason)
 	}
-	rep = mustTrig(t, p.pid, revert(fx.lp["lp300"]), report.Skipped)
+	rep = mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Skipped)
 	if rep.Reason != ReasonNotApplied {
 		t.Errorf("reason %q", rep.Reason)
 	}
-	expect(t, p, map[string]string{"value": "200"})
+	p.Expect(t, map[string]string{"value": "200"})
 }
 
 func TestStaticArgsDataTLS(t *testing.T) {
-	fx := buildFixture(t)
-	p := fx.startApp(t)
-	expect(t, p, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
-	mustTrig(t, p.pid, apply(fx.lp["misc"]), report.Success)
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	p.Expect(t, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
+	mustTrig(t, p.PID, apply(fx.LP["misc"]), report.Success)
 	// 1*1+2*2+...+10*10 = 385; 10*0.5+20*1.5+...+100*9.5 = 10*385-5*55 = 3575
-	expect(t, p, map[string]string{"hidden": "60", "args": "3960", "counter": "1042", "tls": "2009"})
-	mustTrig(t, p.pid, revert(fx.lp["misc"]), report.Success)
-	expect(t, p, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
+	p.Expect(t, map[string]string{"hidden": "60", "args": "3960", "counter": "1042", "tls": "2009"})
+	mustTrig(t, p.PID, revert(fx.LP["misc"]), report.Success)
+	p.Expect(t, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
 }
 
 func TestTwoLibrariesAndMainProgram(t *testing.T) {
-	fx := buildFixture(t)
-	p := fx.startApp(t)
-	mustTrig(t, p.pid, apply(fx.lp["lp200"]), report.Success)
-	mustTrig(t, p.pid, apply(fx.lp["two"]), report.Success)
-	mustTrig(t, p.pid, apply(fx.lp["main"]), report.Success)
-	expect(t, p, map[string]string{"value": "200", "two": "22", "main": "11"})
-	mustTrig(t, p.pid, revert(fx.lp["two"]), report.Success)
-	expect(t, p, map[string]string{"value": "200", "two": "2", "main": "11"})
-	mustTrig(t, p.pid, revert(fx.lp["main"]), report.Success)
-	expect(t, p, map[string]string{"value": "200", "two": "2", "main": "1"})
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
+	mustTrig(t, p.PID, apply(fx.LP["two"]), report.Success)
+	mustTrig(t, p.PID, apply(fx.LP["main"]), report.Success)
+	p.Expect(t, map[string]string{"value": "200", "two": "22", "main": "11"})
+	mustTrig(t, p.PID, revert(fx.LP["two"]), report.Success)
+	p.Expect(t, map[string]string{"value": "200", "two": "2", "main": "11"})
+	mustTrig(t, p.PID, revert(fx.LP["main"]), report.Success)
+	p.Expect(t, map[string]string{"value": "200", "two": "2", "main": "1"})
 }
