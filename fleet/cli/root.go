@@ -3,24 +3,145 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"ulp/fleet"
 )
 
-// Run executes the ulpfleet command tree with args and returns the exit status.
-func Run(args []string) int {
+// Exit statuses of ulpfleet, listed under EXIT STATUS in `ulpfleet --help`
+// and in docs/fleet.md. ExitCode is the only place that maps errors to them.
+const (
+	ExitOK        = 0   // every host succeeded
+	ExitFailure   = 1   // at least one host failed (or a process reported ERROR)
+	ExitUsage     = 2   // bad usage, invalid inventory or settings; nothing was done
+	ExitStopped   = 3   // the canary gate or --max-failures stopped the rollout: some hosts not attempted
+	ExitCancelled = 130 // interrupted (Ctrl-C, SIGTERM)
+)
+
+const exitStatusHelp = `
+EXIT STATUS
+  0    every host succeeded
+  1    at least one host failed or reported a process ERROR
+  2    bad usage, invalid inventory or settings; nothing was done
+  3    stopped at the canary gate or by --max-failures: some hosts were not attempted
+  130  interrupted (Ctrl-C or SIGTERM): hosts in flight were cancelled
+`
+
+// ExitError carries a specific exit status up to Run.
+type ExitError struct {
+	Code int
+	Err  error
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// usageError marks err as bad usage or invalid input (exit status 2).
+func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+
+// app holds what the commands share: the settings (after PersistentPreRunE),
+// the output streams and the hooks tests replace.
+type app struct {
+	v      *viperSettings
+	cfg    Config
+	log    *slog.Logger
+	stdout io.Writer
+	stderr io.Writer
+	// tty reports whether stdout is a terminal (progress display).
+	tty bool
+	// dialer builds the connection factory from the settings.
+	dialer func(cfg Config, log *slog.Logger) (fleet.Dialer, error)
+	// agent returns the agent binary to upload.
+	agent func(cfg Config) (fleet.Artifact, error)
+}
+
+func newApp(stdout, stderr io.Writer) *app {
+	return &app{stdout: stdout, stderr: stderr, dialer: sshDialer, agent: agentArtifact}
+}
+
+// newRoot returns the ulpfleet command tree.
+func newRoot(a *app) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "ulpfleet",
-		Short:         "Roll livepatches out to a fleet of hosts over SSH",
+		Use:   "ulpfleet",
+		Short: "Roll livepatches out to a fleet of hosts over SSH",
+		Long: "ulpfleet uploads the ulp agent and livepatch containers to the hosts of an\n" +
+			"Ansible-style inventory over SSH and applies, reverts or reports patches,\n" +
+			"canary hosts first. Settings come from flags, ULPFLEET_* environment\n" +
+			"variables (ULPFLEET_MAX_FAILURES for --max-failures) and a config file\n" +
+			"(--config, else ./ulpfleet.yaml or ~/.config/ulpfleet/config.yaml), in that\n" +
+			"order of precedence. See docs/fleet.md.\n" + exitStatusHelp,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			return a.loadSettings(cmd)
+		},
 	}
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
+	addSettingFlags(root.PersistentFlags())
+	root.AddCommand(
+		newApplyCommand(a),
+		newRevertCommand(a),
+		newPlanCommand(a),
+		newStatusCommand(a),
+	)
+	return root
+}
+
+// ExitCode prints err (once) on w and returns the exit status for it.
+func ExitCode(w io.Writer, err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	code := ExitFailure
+	var ee *ExitError
+	switch {
+	case errors.As(err, &ee):
+		code = ee.Code
+		if ee.Err == nil {
+			return code
+		}
+	case errors.Is(err, context.Canceled):
+		code = ExitCancelled
+	case errors.Is(err, fleet.ErrStopped):
+		code = ExitStopped
+	case errors.Is(err, fleet.ErrPlan):
+		code = ExitUsage
+	}
+	fmt.Fprintf(w, "ulpfleet: %v\n", err)
+	return code
+}
+
+// Run executes the ulpfleet command tree with args and returns the exit
+// status. The first SIGINT or SIGTERM cancels the rollout (hosts in flight
+// are cancelled, no new host starts); a second one kills the process.
+func Run(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(ctx, stop) // the second signal gets the default action
+	a := newApp(os.Stdout, os.Stderr)
+	a.tty = isTerminal(os.Stdout)
+	return a.run(ctx, args)
+}
+
+func (a *app) run(ctx context.Context, args []string) int {
+	root := newRoot(a)
 	root.SetArgs(args)
-	if err := root.Execute(); err != nil {
-		fmt.Fprintf(os.Stderr, "ulpfleet: %v\n", err)
-		return 2
-	}
-	return 0
+	return ExitCode(a.stderr, root.ExecuteContext(ctx))
 }

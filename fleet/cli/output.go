@@ -1,0 +1,192 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"ulp/fleet"
+	"ulp/livepatch/report"
+)
+
+// Schemas of ulpfleet's --json records.
+const (
+	hostSchema    = "ulpfleet.host/v1"
+	summarySchema = "ulpfleet.summary/v1"
+)
+
+// hostRecord is one host's line of `--json` rollout output.
+type hostRecord struct {
+	Schema       string           `json:"schema"`
+	Type         string           `json:"type"` // "host"
+	Host         string           `json:"host"`
+	Wave         int              `json:"wave"` // 1-based
+	State        fleet.State      `json:"state"`
+	Class        string           `json:"class"`
+	Phase        string           `json:"phase,omitempty"`
+	Error        string           `json:"error,omitempty"`
+	Patched      int              `json:"patched"`
+	Skipped      int              `json:"skipped"`
+	Failed       int              `json:"failed"`
+	Inconsistent int              `json:"inconsistent"`
+	Uploaded     int              `json:"uploaded"`
+	Unchanged    int              `json:"unchanged"`
+	DurationMS   int64            `json:"duration_ms"`
+	Processes    []report.Process `json:"processes"`
+}
+
+// summaryRecord is the last line of `--json` rollout output.
+type summaryRecord struct {
+	Schema       string `json:"schema"`
+	Type         string `json:"type"` // "summary"
+	Action       string `json:"action"`
+	Hosts        int    `json:"hosts"`
+	OK           int    `json:"ok"`
+	Error        int    `json:"error"`
+	Failed       int    `json:"failed"`
+	Interrupted  int    `json:"interrupted"`
+	NotAttempted int    `json:"not_attempted"`
+	Patched      int    `json:"patched"`
+	Skipped      int    `json:"skipped"`
+	ProcFailed   int    `json:"processes_failed"`
+	Stopped      string `json:"stopped,omitempty"`
+	Cancelled    bool   `json:"cancelled"`
+	DurationMS   int64  `json:"duration_ms"`
+}
+
+// writeResultJSON prints one record per host, in plan order, then the
+// summary.
+func writeResultJSON(w io.Writer, res *fleet.Result) error {
+	enc := json.NewEncoder(w)
+	for _, h := range res.Hosts {
+		rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Wave: h.Wave + 1, State: h.State,
+			Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
+			Inconsistent: h.Inconsistent, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
+			DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
+		if rec.Processes == nil {
+			rec.Processes = []report.Process{}
+		}
+		if h.Err != nil {
+			rec.Error = h.Err.Error()
+		}
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+	}
+	c := res.Counts()
+	pt, st, ft := totals(res)
+	return enc.Encode(summaryRecord{Schema: summarySchema, Type: "summary", Action: string(res.Action),
+		Hosts: len(res.Hosts), OK: c[fleet.StateOK], Error: c[fleet.StateError], Failed: c[fleet.StateFailed],
+		Interrupted: c[fleet.StateInterrupted], NotAttempted: c[fleet.StateNotAttempted],
+		Patched: pt, Skipped: st, ProcFailed: ft, Stopped: res.Stopped, Cancelled: res.Cancelled,
+		DurationMS: res.Duration.Milliseconds()})
+}
+
+func totals(res *fleet.Result) (patched, skipped, failed int) {
+	for _, h := range res.Hosts {
+		patched += h.Patched
+		skipped += h.Skipped
+		failed += h.Failed
+	}
+	return
+}
+
+// writeResultText prints a table of hosts and a summary line.
+func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tWAVE\tRESULT\tPATCHED\tSKIPPED\tFAILED\tDETAIL")
+	for _, h := range res.Hosts {
+		wave := strconv.Itoa(h.Wave + 1)
+		if h.Wave < len(p.Waves) {
+			wave = p.Waves[h.Wave].Name
+		}
+		counts := "-\t-\t-"
+		if h.State == fleet.StateOK || h.State == fleet.StateError {
+			counts = fmt.Sprintf("%d\t%d\t%d", h.Patched, h.Skipped, h.Failed)
+		}
+		detail := ""
+		if h.Err != nil {
+			detail = oneLine(h.Err.Error())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Host, wave, h.Class(), counts, detail)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	c := res.Counts()
+	pt, st, ft := totals(res)
+	fmt.Fprintf(&b, "%s: %d hosts: %d ok, %d with process errors, %d failed, %d interrupted, %d not attempted; processes: %d patched, %d skipped, %d failed",
+		res.Action, len(res.Hosts), c[fleet.StateOK], c[fleet.StateError], c[fleet.StateFailed],
+		c[fleet.StateInterrupted], c[fleet.StateNotAttempted], pt, st, ft)
+	if res.Duration > 0 {
+		fmt.Fprintf(&b, " (%s)", res.Duration.Round(time.Millisecond))
+	}
+	b.WriteString("\n")
+	if res.Stopped != "" {
+		fmt.Fprintf(&b, "stopped: %s\n", res.Stopped)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeReportText prints the fleet report: hosts, then patches.
+func writeReportText(w io.Writer, rep fleet.Report) error {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tPROCESSES\tPATCHED\tPATCHES")
+	for _, h := range rep.Hosts {
+		if h.Error != "" {
+			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\n", h.Host, oneLine(h.Error))
+			continue
+		}
+		ids := make([]string, 0, len(h.Patches))
+		for id := range h.Patches {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		var ps []string
+		for _, id := range ids {
+			ps = append(ps, fmt.Sprintf("%s(%d)", short(id), h.Patches[id]))
+		}
+		list := strings.Join(ps, " ")
+		if list == "" {
+			list = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", h.Host, h.Processes, h.Patched, list)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "PATCH\tTARGET\tHOSTS\tPROCESSES\tCONTAINER")
+	for _, pc := range rep.Patches {
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", short(pc.ID), pc.Target, pc.Hosts, pc.Processes, pc.Container)
+	}
+	if len(rep.Patches) == 0 {
+		fmt.Fprintln(tw, "(no patches applied on any host)")
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func short(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+// oneLine keeps a table cell on one line.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\n", "; ")
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}

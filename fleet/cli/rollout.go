@@ -1,0 +1,184 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"ulp/fleet"
+)
+
+// rolloutOptions are the flags of apply, revert and plan.
+type rolloutOptions struct {
+	revertAll string
+	dryRun    bool
+	revert    bool // plan only: plan a revert
+}
+
+func newApplyCommand(a *app) *cobra.Command {
+	var o rolloutOptions
+	cmd := &cobra.Command{
+		Use:   "apply PATCH.so...",
+		Short: "Apply livepatch containers on every selected host, canaries first",
+		Long: "apply uploads the agent and the containers to every selected host and runs\n" +
+			"`ulp trigger --json` there for each container, which patches every process\n" +
+			"that has the runtime loaded. The canary wave(s) run first; when more hosts\n" +
+			"fail than --max-failures allows, the rollout stops before the next wave.\n" +
+			"--revert-all=LIB reverts every patch on LIB in the same stop window as the\n" +
+			"first container (atomic replace).\n" + exitStatusHelp,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runRollout(cmd.Context(), fleet.Apply, args, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.revertAll, "revert-all", "", "also revert every patch on library `LIB` (atomic replace)")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	return cmd
+}
+
+func newRevertCommand(a *app) *cobra.Command {
+	var o rolloutOptions
+	cmd := &cobra.Command{
+		Use:   "revert [PATCH.so...] [--revert-all=LIB]",
+		Short: "Revert livepatches on every selected host, canaries first",
+		Long: "revert uploads the containers and runs `ulp trigger --json --revert` for\n" +
+			"each (last first), then `--revert-all=LIB` when given.\n" + exitStatusHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && o.revertAll == "" {
+				return usageError(errors.New("revert needs containers or --revert-all=LIB"))
+			}
+			return a.runRollout(cmd.Context(), fleet.Revert, args, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.revertAll, "revert-all", "", "revert every patch on library `LIB`")
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	return cmd
+}
+
+func newPlanCommand(a *app) *cobra.Command {
+	var o rolloutOptions
+	cmd := &cobra.Command{
+		Use:   "plan [PATCH.so...] [--revert] [--revert-all=LIB]",
+		Short: "Print what apply (or revert) would do on every host, without connecting",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.dryRun = true
+			action := fleet.Apply
+			if o.revert {
+				action = fleet.Revert
+			}
+			return a.runRollout(cmd.Context(), action, args, o)
+		},
+	}
+	cmd.Flags().StringVar(&o.revertAll, "revert-all", "", "revert every patch on library `LIB`")
+	cmd.Flags().BoolVar(&o.revert, "revert", false, "plan a revert instead of an apply")
+	return cmd
+}
+
+// plan builds the plan of action from the settings and arguments.
+func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet.Plan, error) {
+	hosts, err := a.hosts()
+	if err != nil {
+		return nil, err
+	}
+	containers, err := readContainers(args)
+	if err != nil {
+		return nil, err
+	}
+	agent, err := a.agent(a.cfg)
+	if err != nil {
+		return nil, err
+	}
+	canary := a.cfg.Canary
+	if action == fleet.Status {
+		canary = nil
+	}
+	return fleet.NewPlan(hosts, fleet.Options{
+		Action:     action,
+		Agent:      agent,
+		Containers: containers,
+		RevertAll:  revertAll,
+		StagingDir: a.cfg.StagingDir,
+		Canary:     canary,
+		Sudo:       a.cfg.Sudo,
+	})
+}
+
+// execute runs p with the settings' limits, showing progress on a
+// terminal.
+func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error) {
+	d, err := a.dialer(a.cfg, a.log)
+	if err != nil {
+		return nil, err
+	}
+	r := &fleet.Rollout{
+		Dialer:         d,
+		Parallel:       a.cfg.Parallel,
+		UploadParallel: a.cfg.UploadParallel,
+		MaxFailures:    a.cfg.MaxFailures,
+		HostTimeout:    a.cfg.Timeout,
+		Log:            a.log,
+	}
+	if a.tty && !a.cfg.JSON {
+		pr := &progress{w: a.stderr, plan: p}
+		r.Observe = pr.observe
+		defer pr.clear()
+	}
+	if p.Action != fleet.Status {
+		a.log.Info("rollout", "action", p.Action, "hosts", p.NumHosts(), "waves", len(p.Waves))
+	}
+	return r.Run(ctx, p)
+}
+
+func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string, o rolloutOptions) error {
+	p, err := a.plan(action, args, o.revertAll)
+	if err != nil {
+		return err
+	}
+	if o.dryRun {
+		if a.cfg.JSON {
+			return writeJSON(a.stdout, p)
+		}
+		return p.WriteText(a.stdout)
+	}
+	res, runErr := a.execute(ctx, p)
+	if res == nil {
+		return runErr
+	}
+	if a.cfg.JSON {
+		err = writeResultJSON(a.stdout, res)
+	} else {
+		err = writeResultText(a.stdout, p, res)
+	}
+	return errors.Join(summaryError(res, runErr), err)
+}
+
+// summaryError condenses the rollout's joined error (every host's error is
+// already in the output) into one line with the right exit status.
+func summaryError(res *fleet.Result, err error) error {
+	if err == nil {
+		return nil
+	}
+	c := res.Counts()
+	bad := c[fleet.StateError] + c[fleet.StateFailed]
+	msg := fmt.Sprintf("%d of %d hosts failed", bad, len(res.Hosts))
+	code := ExitFailure
+	switch {
+	case errors.Is(err, context.Canceled):
+		code = ExitCancelled
+		msg = fmt.Sprintf("interrupted: %d hosts interrupted, %d not attempted; %s", c[fleet.StateInterrupted], c[fleet.StateNotAttempted], msg)
+	case errors.Is(err, fleet.ErrStopped):
+		code = ExitStopped
+		msg = fmt.Sprintf("stopped (%s); %d hosts not attempted", res.Stopped, c[fleet.StateNotAttempted])
+	}
+	return &ExitError{Code: code, Err: errors.New(msg)}
+}
+
+func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,0 +1,170 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+
+	"ulp/fleet"
+)
+
+// Config is ulpfleet's settings, read once per command from flags,
+// ULPFLEET_* environment variables and the config file. Each setting has one
+// name: the flag name, the config file key, and (upper-cased, '-' → '_',
+// prefixed ULPFLEET_) the environment variable.
+type Config struct {
+	Inventory         string        `mapstructure:"inventory"`
+	Limit             string        `mapstructure:"limit"`
+	Parallel          int           `mapstructure:"parallel"`
+	UploadParallel    int           `mapstructure:"upload-parallel"`
+	Canary            []string      `mapstructure:"canary"`
+	MaxFailures       int           `mapstructure:"max-failures"`
+	Timeout           time.Duration `mapstructure:"timeout"`
+	ConnectTimeout    time.Duration `mapstructure:"connect-timeout"`
+	KnownHosts        []string      `mapstructure:"known-hosts"`
+	Identity          []string      `mapstructure:"identity"`
+	User              string        `mapstructure:"user"`
+	StagingDir        string        `mapstructure:"staging-dir"`
+	Sudo              bool          `mapstructure:"sudo"`
+	AcceptNewHostKeys bool          `mapstructure:"accept-new-host-keys"`
+	JSON              bool          `mapstructure:"json"`
+	Agent             string        `mapstructure:"agent"`
+	Verbose           bool          `mapstructure:"verbose"`
+}
+
+// viperSettings is the per-command viper instance (never the global one).
+type viperSettings struct {
+	v    *viper.Viper
+	file string // the config file read, "" for none
+}
+
+func addSettingFlags(f *pflag.FlagSet) {
+	f.String("config", "", "config file (YAML; default ./ulpfleet.yaml, then ~/.config/ulpfleet/config.yaml)")
+	f.StringP("inventory", "i", "", "inventory: Ansible YAML or `ansible-inventory --list` JSON")
+	f.StringP("limit", "l", "", "select hosts: group or host names and globs, a:b (or), a:&b (and), a:!b (except)")
+	f.Int("parallel", fleet.DefaultParallel, "hosts worked on at once")
+	f.Int("upload-parallel", fleet.DefaultUploadParallel, "uploads in flight at once")
+	f.StringSlice("canary", []string{"1"}, "canary waves before the rest: host counts, percentages or group:NAME (0: none)")
+	f.Int("max-failures", 0, "failed hosts tolerated before the rollout stops")
+	f.Duration("timeout", 5*time.Minute, "bound on the work on one host (0: none)")
+	f.Duration("connect-timeout", 10*time.Second, "bound on the TCP connect to a host")
+	f.StringSlice("known-hosts", []string{defaultKnownHosts()}, "known_hosts files")
+	f.StringSlice("identity", nil, "private key files (default: ssh-agent)")
+	f.String("user", "", "login user when the inventory has no ansible_user (default root)")
+	f.String("staging-dir", fleet.DefaultStagingDir, "folder on hosts for the agent and containers (exec allowed)")
+	f.Bool("sudo", false, "run remote commands with sudo -n")
+	f.Bool("accept-new-host-keys", false, "trust unknown hosts on first use and record their keys (changed keys are still refused)")
+	f.Bool("json", false, "print JSON (NDJSON records for rollouts)")
+	f.String("agent", "", "agent binary to upload (default: the one embedded in ulpfleet)")
+	f.BoolP("verbose", "v", false, "log debug details on stderr")
+}
+
+func defaultKnownHosts() string {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ""
+	}
+	return filepath.Join(home, ".ssh", "known_hosts")
+}
+
+// loadSettings builds the command's viper instance, reads the settings into
+// a.cfg and checks them.
+func (a *app) loadSettings(cmd *cobra.Command) error {
+	v := viper.New()
+	v.SetEnvPrefix("ULPFLEET")
+	v.SetEnvKeyReplacer(strings.NewReplacer("-", "_"))
+	v.AutomaticEnv()
+	flags := cmd.Root().PersistentFlags()
+	var bindErr error
+	flags.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "config" {
+			bindErr = errors.Join(bindErr, v.BindPFlag(f.Name, f))
+		}
+	})
+	if bindErr != nil {
+		return bindErr
+	}
+	s := &viperSettings{v: v}
+	file, _ := flags.GetString("config")
+	if file == "" {
+		file = os.Getenv("ULPFLEET_CONFIG")
+	}
+	explicit := file != ""
+	if !explicit {
+		for _, c := range defaultConfigFiles() {
+			if _, err := os.Stat(c); err == nil {
+				file = c
+				break
+			}
+		}
+	}
+	if file != "" {
+		v.SetConfigFile(file)
+		if filepath.Ext(file) == "" {
+			v.SetConfigType("yaml")
+		}
+		if err := v.ReadInConfig(); err != nil {
+			return usageError(fmt.Errorf("config %s: %w", file, err))
+		}
+		s.file = file
+	}
+	var cfg Config
+	if err := v.UnmarshalExact(&cfg); err != nil {
+		return usageError(fmt.Errorf("settings: %w", err))
+	}
+	if err := cfg.validate(); err != nil {
+		return usageError(err)
+	}
+	a.v, a.cfg = s, cfg
+	level := slog.LevelInfo
+	if cfg.Verbose {
+		level = slog.LevelDebug
+	}
+	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
+	if s.file != "" {
+		a.log.Debug("settings", "config", s.file)
+	}
+	return nil
+}
+
+func defaultConfigFiles() []string {
+	files := []string{"ulpfleet.yaml"}
+	if dir, err := os.UserConfigDir(); err == nil {
+		files = append(files, filepath.Join(dir, "ulpfleet", "config.yaml"))
+	}
+	return files
+}
+
+// validate reports every invalid setting.
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Parallel < 1 {
+		bad("--parallel must be at least 1, not %d", c.Parallel)
+	}
+	if c.UploadParallel < 1 {
+		bad("--upload-parallel must be at least 1, not %d", c.UploadParallel)
+	}
+	if c.MaxFailures < 0 {
+		bad("--max-failures must not be negative")
+	}
+	if c.Timeout < 0 || c.ConnectTimeout < 0 {
+		bad("timeouts must not be negative")
+	}
+	if c.StagingDir == "" || !path.IsAbs(c.StagingDir) || path.Clean(c.StagingDir) != c.StagingDir {
+		bad("--staging-dir %q must be a clean absolute path", c.StagingDir)
+	}
+	if strings.ContainsAny(c.User, " \t\n:@") {
+		bad("--user %q is not a user name", c.User)
+	}
+	return errors.Join(errs...)
+}
