@@ -327,3 +327,24 @@ func FuzzExtractJSON(f *testing.F) {
 		}
 	})
 }
+
+func FuzzReadELF(f *testing.F) {
+	seed, err := os.ReadFile("../container/testdata/sample.so")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		obj, err := elfsym.Read(bytes.NewReader(data), "x.so")
+		if err != nil {
+			if obj != nil {
+				t.Fatal("non-nil Object with an error")
+			}
+			return
+		}
+		obj.PaddedFuncs()
+		if _, err := elfsym.PadSites(bytes.NewReader(data)); err != nil {
+			t.Fatalf("Read accepted what PadSites rejects: %v", err)
+		}
+	})
+}
