@@ -2,9 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +14,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"ulp/internal/testenv"
 	"ulp/livepatch/container"
 	"ulp/livepatch/packer/packertest"
 )
@@ -265,5 +269,43 @@ func TestBuildCommands_Usage(t *testing.T) {
 	}
 	if got := packertest.ListDir(t, dir); !slices.Equal(got, []string{"text"}) {
 		t.Errorf("folder holds %v", got)
+	}
+}
+
+// TestUlpBinary_PackDumpPost drives the static build/ulp itself.
+func TestUlpBinary_PackDumpPost(t *testing.T) {
+	ulp := testenv.Artifact(t, "ulp")
+	fx := packertest.Build(t, packertest.Options{})
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, ulp, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("ulp %v: %v", args, err)
+		}
+		code := 0
+		if ee != nil {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	if out, code := run("packer", fx.WriteDsc(t, "b.dsc", cliDsc)); code != 0 {
+		t.Fatalf("packer: %d %s", code, out)
+	}
+	out, code := run("dump", "--json", fx.Livepatch)
+	var d dumpJSON
+	if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil || len(d.Functions) != 2 || d.Labels[0] != "CVE-2024-2961" {
+		t.Errorf("dump: %d %v %s", code, err, out)
+	}
+	if out, code := run("packer", fx.WriteDsc(t, "bad.dsc", "livepatch.so\n@libtarget.so.1\nfoo\n")); code != ExitUsage || !strings.Contains(out, "bad.dsc:3:1: error: ") {
+		t.Errorf("bad description: %d %s", code, out)
+	}
+	if out, code := run("livepatchable", fx.Livepatch); code != ExitFailure {
+		t.Errorf("livepatchable livepatch: %d %s", code, out)
+	}
+	if out, code := run("post", fx.Target); code != 0 || !strings.Contains(out, "merged") {
+		t.Errorf("post: %d %s", code, out)
 	}
 }
