@@ -24,7 +24,7 @@ EXIT STATUS
   1  the patch is not applied
   2  error: bad usage, an unreadable container, or a process that cannot be read
 `,
-		Args: usageArgs(cobra.ExactArgs(1)),
+		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("process") {
 				return usageError(errors.New("check needs -p PID"))

@@ -24,7 +24,7 @@ EXIT STATUS
   1  the process could not be read
   2  bad usage
 `,
-		Args: usageArgs(cobra.NoArgs),
+		Args: usageExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("process") {
 				return usageError(errors.New("messages needs -p PID"))
@@ -54,14 +54,4 @@ func runMessages(ctx context.Context, pid int, w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// usageArgs makes an argument check's failure a usage error (exit status 2).
-func usageArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := check(cmd, args); err != nil {
-			return usageError(err)
-		}
-		return nil
-	}
 }

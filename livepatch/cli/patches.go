@@ -40,7 +40,7 @@ EXIT STATUS
   1  at least one process could not be read (its block says why)
   2  bad usage
 `,
-		Args: usageArgs(cobra.NoArgs),
+		Args: usageExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runPatches(cmd.Context(), g, opts, cmd.OutOrStdout())
 		},
