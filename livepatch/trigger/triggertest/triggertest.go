@@ -122,6 +122,16 @@ func (fx *Fixture) Pack(t testing.TB, name, src string, cflags []string, target 
 	return so
 }
 
+// Spin compiles the spinning program (testdata/spin.c) linked with the
+// fixture's libcalc and returns its path. Its threads call calc_value in a
+// tight loop and record the largest gap between two clock readings.
+func (fx *Fixture) Spin(t testing.TB) string {
+	t.Helper()
+	out := filepath.Join(fx.Dir, "spin")
+	Compile(t, out, []string{"-O2", "-pthread", "-Wl,-rpath," + fx.Dir}, "spin.c", fx.Calc)
+	return out
+}
+
 // Proc is a running test program.
 type Proc struct {
 	Cmd *exec.Cmd

@@ -1,0 +1,53 @@
+/* spin: argv[1] threads spinning on the clock. Each records the largest gap
+ * between two consecutive clock readings (the longest time it was kept from
+ * running). The main thread answers stdin lines: "gap" prints the largest
+ * gap in ns and resets it, "value" calls calc_value(). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+int calc_value(void);
+
+static volatile long long maxgap;
+
+static long long now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *spin(void *arg) {
+  (void)arg;
+  long long last = now();
+  for (;;) {
+    long long t = now();
+    if (t - last > maxgap)
+      maxgap = t - last;
+    last = t;
+    calc_value();
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 1;
+  for (int i = 0; i < n; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, spin, NULL);
+  }
+  printf("ready\n");
+  fflush(stdout);
+  char line[64];
+  while (fgets(line, sizeof line, stdin)) {
+    if (!strncmp(line, "gap", 3)) {
+      printf("%lld\n", maxgap);
+      maxgap = 0;
+    } else {
+      printf("%d\n", calc_value());
+    }
+    fflush(stdout);
+  }
+  return 1;
+}
