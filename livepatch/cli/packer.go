@@ -53,6 +53,11 @@ func runPacker(g *globalOptions, opts packerOptions, path string, stdout, stderr
 		}
 		return err
 	}
+	for _, f := range res.Apply.Funcs {
+		g.log.Debug("function", "old", f.Old, "old_offset", fmt.Sprintf("%#x", f.OldOffset),
+			"new", f.New, "new_offset", fmt.Sprintf("%#x", f.NewOffset), "mechanism", f.Mechanism, "entry_offset", f.EntryOffset)
+	}
+	g.log.Debug("packed", "out", res.Out, "patch", res.Apply)
 	if !g.quiet {
 		fmt.Fprintf(stdout, "packed %s: patch %s, %d functions, %d references, target %s (build-id %x)\n",
 			res.Out, res.Apply.ID, len(res.Apply.Funcs), len(res.Apply.Refs), res.Apply.Target.Name, res.Apply.Target.BuildID)

@@ -77,6 +77,11 @@ func TestBuildCommands_EndToEnd(t *testing.T) {
 		t.Errorf("dlopen packed container: %q, %v", got, err)
 	}
 
+	// Re-packing with -v logs each function on stderr.
+	if _, stderr, code := runBuildCommand(t, "-v", "packer", dscPath); code != 0 || !strings.Contains(stderr, "level=DEBUG msg=function old=foo old_offset=0x") {
+		t.Errorf("packer -v: %d %q", code, stderr)
+	}
+
 	// dump --json carries every field of the container.
 	out, stderr, code = runBuildCommand(t, "dump", "--json", fx.Livepatch)
 	if code != 0 {

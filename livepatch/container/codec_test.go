@@ -3,6 +3,7 @@ package container
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"reflect"
 	"strings"
 	"testing"
@@ -151,6 +152,15 @@ func TestValidate(t *testing.T) {
 				t.Fatal("Marshal accepted an invalid spec")
 			}
 		})
+	}
+}
+
+func TestSpec_LogValue(t *testing.T) {
+	var b bytes.Buffer
+	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "patch", sampleApply())
+	want := "patch.kind=apply patch.id=010203" + strings.Repeat("0", 56) + "ff patch.target=libc.so.6 patch.functions=2 patch.references=2"
+	if !strings.Contains(b.String(), want) {
+		t.Errorf("log = %q, want %q", b.String(), want)
 	}
 }
 

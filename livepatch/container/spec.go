@@ -1,6 +1,9 @@
 package container
 
-import "fmt"
+import (
+	"fmt"
+	"log/slog"
+)
 
 // Kind tells what a metadata section describes.
 type Kind uint8
@@ -94,4 +97,15 @@ type Spec struct {
 	Refs     []Ref  // empty in a Revert spec
 	Comments string // free text from the description's '!' lines
 	Labels   []string
+}
+
+// LogValue makes a Spec log as its kind, id, target and counts only.
+func (s *Spec) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("kind", s.Kind.String()),
+		slog.String("id", s.ID.String()),
+		slog.String("target", s.Target.Name),
+		slog.Int("functions", len(s.Funcs)),
+		slog.Int("references", len(s.Refs)),
+	)
 }
