@@ -12,6 +12,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -35,7 +36,9 @@ type Uploaded struct {
 // given mode, verified by size and sha256 on the host, and renamed over dst
 // with posix-rename@openssh.com. On any failure the temporary file is
 // removed when the connection still allows it, dst is left as it was, and
-// the error wraps [ErrUpload]. The folder of dst must exist.
+// the error wraps [ErrUpload]. The folder of dst must exist. A successful
+// upload removes temporary files of dst older than [StaleTemp], left by
+// uploads that died with their connection.
 //
 // Cancelling ctx aborts the transfer by closing the SFTP session.
 func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.FileMode) (Uploaded, error) {
@@ -107,7 +110,30 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 		_ = sc.Remove(tmp)
 		return fail(ctxErr(fmt.Errorf("rename: %w", err)))
 	}
+	c.sweepTemps(sc, dst)
 	return want, nil
+}
+
+// StaleTemp is the age after which a temporary file left next to a
+// destination by an interrupted upload is removed by the next successful
+// upload there. Younger ones may belong to an upload still running.
+const StaleTemp = 10 * time.Minute
+
+// sweepTemps removes stale temporary files of dst (best effort).
+func (c *Client) sweepTemps(sc *sftp.Client, dst string) {
+	dir, name := path.Split(dst)
+	ents, err := sc.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	prefix := "." + name + ".tmp-"
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), prefix) && time.Since(e.ModTime()) > StaleTemp {
+			if err := sc.Remove(dir + e.Name()); err == nil {
+				c.log.Debug("removed stale temporary file", "path", dir+e.Name())
+			}
+		}
+	}
 }
 
 // writeTemp creates tmp exclusively and fills it with data, synced, with

@@ -2,6 +2,11 @@ package remotetest
 
 import (
 	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -37,9 +42,10 @@ type Server struct {
 	// Identity is the path of a client private key the server accepts.
 	Identity string
 
-	cfg      *ssh.ServerConfig
-	ln       net.Listener
-	cutAfter int64 // close a connection after this many SFTP bytes in (0: never)
+	cfg       *ssh.ServerConfig
+	ln        net.Listener
+	cutAfter  int64 // close a connection after this many SFTP bytes in (0: never)
+	extraKeys bool
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -58,6 +64,11 @@ type Option func(*Server)
 // connection's sftp channels have received n bytes: a host dying in the
 // middle of an upload.
 func CutAfter(n int64) Option { return func(s *Server) { s.cutAfter = n } }
+
+// ExtraHostKeys makes the server also offer an ECDSA and an RSA host key;
+// its KnownHosts file still lists only the ed25519 key, as a known_hosts
+// written by OpenSSH's ssh often does.
+func ExtraHostKeys() Option { return func(s *Server) { s.extraKeys = true } }
 
 // NewServer starts a server listening on 127.0.0.1:0.
 func NewServer(t testing.TB, opts ...Option) *Server {
@@ -79,6 +90,22 @@ func NewServer(t testing.TB, opts ...Option) *Server {
 		},
 	}
 	s.cfg.AddHostKey(hostKey)
+	if s.extraKeys {
+		for _, gen := range []func() (crypto.Signer, error){
+			func() (crypto.Signer, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) },
+			func() (crypto.Signer, error) { return rsa.GenerateKey(rand.Reader, 2048) },
+		} {
+			k, err := gen()
+			if err != nil {
+				t.Fatal(err)
+			}
+			sg, err := ssh.NewSignerFromSigner(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.cfg.AddHostKey(sg)
+		}
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,298 @@
+package remote_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"ulp/internal/sshfleet"
+	"ulp/remote"
+	"ulp/remote/remotetest"
+)
+
+// within fails t when f does not return within limit: every fault test is
+// bounded.
+func within(t *testing.T, limit time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("not done within %v", limit)
+	}
+}
+
+func TestDial_Unreachable(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	tests := []struct {
+		name string
+		addr string
+	}{
+		{"refused", remotetest.Refused(t)},
+		{"blackholed", remotetest.Blackhole(t)}, // bounded by ConnectTimeout
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := srv.Config()
+			cfg.Addr = tt.addr
+			cfg.ConnectTimeout = 300 * time.Millisecond
+			within(t, 10*time.Second, func() {
+				_, err := remote.Dial(t.Context(), cfg)
+				if !errors.Is(err, remote.ErrUnreachable) {
+					t.Errorf("Dial(%s) = %v, want ErrUnreachable", tt.addr, err)
+				}
+			})
+		})
+	}
+}
+
+// TestDial_HandshakeTimeout: TCP connects but the server never speaks, both
+// directly (deadline) and through a jump host (no deadlines on tunnelled
+// connections: the close-on-timer path).
+func TestDial_HandshakeTimeout(t *testing.T) {
+	jumpSrv := remotetest.NewServer(t)
+	silent := remotetest.Silent(t)
+	jump := dial(t, jumpSrv.Config())
+	for _, via := range []*remote.Client{nil, jump} {
+		cfg := jumpSrv.Config()
+		cfg.Addr = silent
+		cfg.Jump = via
+		cfg.HandshakeTimeout = 300 * time.Millisecond
+		within(t, 10*time.Second, func() {
+			_, err := remote.Dial(t.Context(), cfg)
+			if !errors.Is(err, remote.ErrHandshake) || !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("Dial (jump %v) to a silent server = %v, want ErrHandshake after the timeout", via != nil, err)
+			}
+		})
+	}
+	if _, err := jump.Run(t.Context(), []string{"true"}, nil); err != nil {
+		t.Errorf("jump host unusable after a failed hop: %v", err)
+	}
+}
+
+// TestDial_ContextCancelsHandshake: cancelling ctx ends a hung handshake.
+func TestDial_ContextCancelsHandshake(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	cfg := srv.Config()
+	cfg.Addr = remotetest.Silent(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	within(t, 10*time.Second, func() {
+		if _, err := remote.Dial(ctx, cfg); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Dial with an expiring ctx = %v, want context.DeadlineExceeded", err)
+		}
+	})
+}
+
+// TestDial_KnownHostsOfferedAlgorithm is the regression test for
+// golang/go#29286: known_hosts lists only the ed25519 key of a server that
+// also offers ECDSA and RSA keys.
+func TestDial_KnownHostsOfferedAlgorithm(t *testing.T) {
+	srv := remotetest.NewServer(t, remotetest.ExtraHostKeys())
+	dial(t, srv.Config()).Close()
+}
+
+// TestUpload_ConnectionCut: the host dies in the middle of an upload. The
+// destination keeps its old content, and the next upload succeeds.
+func TestUpload_ConnectionCut(t *testing.T) {
+	srv := remotetest.NewServer(t, remotetest.CutAfter(1<<20))
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "agent")
+	old := []byte("old agent")
+	if err := os.WriteFile(dst, old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, srv.Config())
+	data := bytes.Repeat([]byte{0xa5}, 8<<20)
+	within(t, 30*time.Second, func() {
+		_, err := c.Upload(t.Context(), data, dst, 0o755)
+		if !errors.Is(err, remote.ErrUpload) {
+			t.Errorf("Upload over a cut connection = %v, want ErrUpload", err)
+		}
+	})
+	checkFile(t, dst, old, 0o755)
+
+	// A stale temporary file is swept by the next successful upload.
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp-") {
+			past := time.Now().Add(-remote.StaleTemp - time.Minute)
+			os.Chtimes(filepath.Join(dir, e.Name()), past, past)
+		}
+	}
+	srv2 := remotetest.NewServer(t)
+	c2 := dial(t, srv2.Config())
+	if _, err := c2.Upload(t.Context(), data[:1000], dst, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, dst, data[:1000], 0o755)
+	noTemps(t, dir)
+}
+
+// TestUpload_OpenSSHKilledMidUpload: the real sshd (and everything on the
+// host) is killed while a 64 MiB upload is in flight.
+func TestUpload_OpenSSHKilledMidUpload(t *testing.T) {
+	f := sshfleet.Start(t, 1)
+	h := f.Hosts[0]
+	old := []byte("old agent")
+	if err := os.WriteFile(filepath.Join(h.Root, "agent"), old, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, h.Config())
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4<<20)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Upload(t.Context(), data, sshfleet.StateDir+"/agent", 0o755)
+		errc <- err
+	}()
+	// Kill the host once the temporary file has grown.
+	deadline := time.Now().Add(20 * time.Second)
+	for killed := false; !killed; {
+		ents, _ := os.ReadDir(h.Root)
+		for _, e := range ents {
+			if fi, err := e.Info(); err == nil && strings.Contains(e.Name(), ".tmp-") && fi.Size() > 0 {
+				h.Kill()
+				killed = true
+			}
+		}
+		if killed {
+			break
+		}
+		select {
+		case err := <-errc:
+			t.Fatalf("upload ended before the kill: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no temporary file appeared")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, remote.ErrUpload) {
+			t.Errorf("Upload to a killed host = %v, want ErrUpload", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Upload did not return after the host was killed")
+	}
+	checkFile(t, filepath.Join(h.Root, "agent"), old, 0o755)
+
+	h.Restart(t)
+	c2 := dial(t, h.Config())
+	if _, err := c2.Upload(t.Context(), data, sshfleet.StateDir+"/agent", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, filepath.Join(h.Root, "agent"), data, 0o755)
+}
+
+// TestDial_OpenSSHHostKeyChanged: a real host regenerates its key.
+func TestDial_OpenSSHHostKeyChanged(t *testing.T) {
+	f := sshfleet.Start(t, 2)
+	f.Hosts[0].RegenerateHostKey(t)
+	_, err := remote.Dial(t.Context(), f.Hosts[0].Config())
+	if !errors.Is(err, remote.ErrHostKeyMismatch) {
+		t.Fatalf("Dial after the host key changed = %v, want ErrHostKeyMismatch", err)
+	}
+	dial(t, f.Hosts[1].Config()).Close() // the other host is unaffected
+}
+
+// TestKeepalive_ClosesDeadConnection: the peer stops answering (a proxy
+// freezes the traffic); the keepalive closes the connection and Run
+// reports ErrConnLost instead of hanging.
+func TestKeepalive_ClosesDeadConnection(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	p := newFreezeProxy(t, srv.Addr)
+	cfg := srv.Config()
+	kh := writeKnownHosts(t, p.addr, srv.HostKey.PublicKey())
+	cfg.Addr, cfg.KnownHosts = p.addr, []string{kh}
+	cfg.KeepaliveInterval = 100 * time.Millisecond
+	cfg.KeepaliveMissed = 3
+	c := dial(t, cfg)
+	if _, err := c.Run(t.Context(), []string{"true"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	p.freeze()
+	within(t, 20*time.Second, func() {
+		_, err := c.Run(t.Context(), []string{"sleep", "30"}, nil)
+		if !errors.Is(err, remote.ErrConnLost) {
+			t.Errorf("Run over a frozen connection = %v, want ErrConnLost", err)
+		}
+	})
+}
+
+// freezeProxy forwards TCP to a target until frozen, then swallows
+// everything: a peer that vanished without closing.
+type freezeProxy struct {
+	addr   string
+	frozen atomic.Bool
+}
+
+func newFreezeProxy(t *testing.T, target string) *freezeProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &freezeProxy{addr: ln.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	wg.Go(func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b, err := net.Dial("tcp", target)
+			if err != nil {
+				a.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, a, b)
+			mu.Unlock()
+			wg.Go(func() { p.pipe(b, a) })
+			wg.Go(func() { p.pipe(a, b) })
+		}
+	})
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return p
+}
+
+func (p *freezeProxy) freeze() { p.frozen.Store(true) }
+
+func (p *freezeProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.frozen.Load() {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if err != io.EOF {
+				return
+			}
+			return
+		}
+	}
+}
