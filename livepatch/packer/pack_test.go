@@ -332,16 +332,10 @@ func TestPack_WriteErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	readOnly := filepath.Join(fx.Dir, "ro")
-	if err := os.Mkdir(readOnly, 0o555); err != nil {
+	if err := os.Mkdir(readOnly, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if os.Geteuid() == 0 {
-		// root ignores the mode bits; the immutable attribute stops it.
-		if out, err := exec.Command("chattr", "+i", readOnly).CombinedOutput(); err != nil {
-			t.Fatalf("chattr +i: %v\n%s", err, out)
-		}
-		t.Cleanup(func() { exec.Command("chattr", "-i", readOnly).Run() })
-	}
+	packertest.MakeReadOnly(t, readOnly)
 	dirAsOut := filepath.Join(fx.Dir, "adir")
 	if err := os.Mkdir(dirAsOut, 0o755); err != nil {
 		t.Fatal(err)

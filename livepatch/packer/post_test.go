@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"ulp/internal/testenv"
@@ -89,6 +90,24 @@ func TestPost(t *testing.T) {
 				t.Errorf("temporary file left: %v", got)
 			}
 		})
+	}
+}
+
+func TestPost_ReadOnlyFolder(t *testing.T) {
+	fx := packertest.Build(t, packertest.Options{})
+	before, err := os.ReadFile(fx.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := packertest.ListDir(t, fx.Dir)
+	packertest.MakeReadOnly(t, fx.Dir)
+	_, err = Post(fx.Target)
+	if err == nil || errors.Is(err, ErrInvalidInput) || !strings.Contains(err.Error(), "create temporary file") {
+		t.Fatalf("Post in a read-only folder = %v", err)
+	}
+	after, _ := os.ReadFile(fx.Target)
+	if !bytes.Equal(before, after) || !slices.Equal(files, packertest.ListDir(t, fx.Dir)) {
+		t.Error("Post changed the folder")
 	}
 }
 

@@ -133,3 +133,25 @@ func ListDir(t testing.TB, dir string) []string {
 	}
 	return names
 }
+
+// MakeReadOnly makes the folder dir unwritable until the test ends: mode
+// 0555, plus the immutable attribute (chattr +i) when running as root,
+// whom the mode does not stop.
+func MakeReadOnly(t testing.TB, dir string) {
+	t.Helper()
+	if err := os.Chmod(dir, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	if os.Geteuid() != 0 {
+		return
+	}
+	if out, err := exec.Command("chattr", "+i", dir).CombinedOutput(); err != nil {
+		t.Fatalf("chattr +i %s: %v\n%s", dir, err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("chattr", "-i", dir).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v\n%s", dir, err, out)
+		}
+	})
+}
