@@ -134,7 +134,11 @@ func printDump(w io.Writer, d *dumpJSON) {
 			fmt.Fprintf(w, "  %s -> %s  target %#x  patch %#x%s\n", r.TargetVar, r.PatchRef, r.TargetOffset, r.PatchOffset, tls)
 		}
 	}
-	fmt.Fprintf(w, "labels:             %s\n", strings.Join(d.Labels, " "))
+	labels := strings.Join(d.Labels, " ")
+	if labels == "" {
+		labels = "(none)"
+	}
+	fmt.Fprintf(w, "labels:             %s\n", labels)
 	fmt.Fprintf(w, "comments:\n")
 	if d.Comments != "" {
 		for _, l := range strings.Split(d.Comments, "\n") {
