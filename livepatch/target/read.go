@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +15,27 @@ import (
 
 // maxAttempts bounds the retries of one seqlock read.
 const maxAttempts = 200
+
+// staleAfter is the attempt after which an odd sequence counter may be
+// taken for the leftover of a dead writer (see staleWriter).
+const staleAfter = 20
+
+// staleWriter reports whether an odd sequence counter that persists can
+// only have been left by a writer that died mid-write: the writers are the
+// agent that holds the process (its tracer) and, for short ring appends,
+// the runtime itself. When the process has no tracer, or the tracer is this
+// very process (which is not writing while it reads), nobody will finish
+// the write; the reader then reads the bytes as they are and relies on the
+// ledger's checksum to reject a torn one.
+func (p *Process) staleWriter() bool {
+	st, err := procfs.ReadStatus(p.PID)
+	return err == nil && (st.TracerPid == 0 || st.TracerPid == os.Getpid())
+}
+
+// settled reports whether a seqlock read may proceed with counter seq.
+func (p *Process) settled(seq uint64, attempt int) bool {
+	return seq%2 == 0 || attempt >= staleAfter && p.staleWriter()
+}
 
 // maxLedger bounds the ledger bytes read from a process (the runtime
 // refuses to grow the area beyond 1 GiB; a ledger is far smaller).
@@ -57,7 +79,10 @@ func (p *Process) readLedgerArea() (LedgerArea, error) {
 // ReadLedgerBytes returns the encoded ledger of the process and the area it
 // was read from, consistent under the ledger seqlock: the counter was even
 // and unchanged around the read. It retries while a writer is active and
-// fails with ErrBusy after a bounded number of attempts.
+// fails with ErrBusy after a bounded number of attempts. A counter left odd
+// by a writer that died is detected (see staleWriter): the bytes are then
+// returned as they are, with the odd counter in the area, and Decode's
+// checksum tells whether they are whole.
 func (p *Process) ReadLedgerBytes(ctx context.Context) ([]byte, LedgerArea, error) {
 	for attempt := 0; attempt < maxAttempts; attempt++ {
 		if attempt > 0 {
@@ -69,7 +94,7 @@ func (p *Process) ReadLedgerBytes(ctx context.Context) ([]byte, LedgerArea, erro
 		if err != nil {
 			return nil, a, err
 		}
-		if a.Seq%2 == 1 {
+		if !p.settled(a.Seq, attempt) {
 			continue
 		}
 		if a.Len > a.Cap || a.Len > maxLedger {
@@ -126,7 +151,7 @@ func (p *Process) ReadRing(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 		s0 := binary.LittleEndian.Uint64(b)
-		if s0%2 == 1 || binary.LittleEndian.Uint64(seq[:]) != s0 {
+		if !p.settled(s0, attempt) || binary.LittleEndian.Uint64(seq[:]) != s0 {
 			continue
 		}
 		var r abi.Ring

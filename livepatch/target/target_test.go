@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"ulp/livepatch/container"
 	"ulp/livepatch/elfsym"
 	"ulp/livepatch/ledger"
+	"ulp/livepatch/procfs"
 )
 
 const victimBuildID = "0123456789abcdef0123456789abcdef01234567"
@@ -245,21 +247,33 @@ func TestReadLedger(t *testing.T) {
 	}
 	// The writer's protocol: odd counter, bytes and length, even counter.
 	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+1))
-	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-	defer cancel()
-	if _, err := p.ReadLedger(short); err == nil {
-		t.Errorf("ReadLedger during a write succeeded")
-	}
 	writeMem(t, v.pid, area.Addr, enc)
 	writeMem(t, v.pid, p.ABI+abi.OffLedgerLen, u64(uint64(len(enc))))
 	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+2))
-	got, err := p.ReadLedger(ctx)
+	gotL, err := p.ReadLedger(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !got.Equal(want) {
-		t.Errorf("ledger %+v, want %+v", got, want)
+	if !gotL.Equal(want) {
+		t.Errorf("ledger %+v, want %+v", gotL, want)
 	}
+
+	// A writer that died after finishing the bytes but before the even
+	// counter: no tracer is left, so the reader takes the whole ledger.
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+3))
+	got, gotArea, err := p.ReadLedgerBytes(ctx)
+	if err != nil || gotArea.Seq != area.Seq+3 {
+		t.Fatalf("read after a dead writer: seq %d, %v", gotArea.Seq, err)
+	}
+	if l, err := ledger.Decode(got); err != nil || !l.Equal(want) {
+		t.Errorf("ledger left by a dead writer: %+v, %v", l, err)
+	}
+	// One that died mid-write left a torn ledger: the checksum rejects it.
+	writeMem(t, v.pid, area.Addr+uint64(len(enc))/2, []byte("torn"))
+	if _, err := p.ReadLedger(ctx); !errors.Is(err, ErrFormat) {
+		t.Errorf("ReadLedger of a torn ledger: %v, want ErrFormat", err)
+	}
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+4))
 
 	// Garbage under a stable counter is an error, not a panic.
 	writeMem(t, v.pid, area.Addr, []byte("garbage!"))
@@ -333,4 +347,62 @@ func BenchmarkOpenAndRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestReadLedgerWaitsForLiveWriter checks that an odd ledger counter is
+// waited for while another process traces the target (a live agent may be
+// writing), and read as it is once that tracer is gone.
+func TestReadLedgerWaitsForLiveWriter(t *testing.T) {
+	testenv.Require(t, testenv.Ptrace)
+	if _, err := exec.LookPath("strace"); err != nil {
+		testenv.Require(t, "strace") // unknown capability: skips, or fails under ULP_TEST_REQUIRE=all
+	}
+	v := startVictim(t, true)
+	p, err := Open(v.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	area, err := p.readLedgerArea()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tracer := exec.Command("strace", "-qq", "-e", "trace=none", "-o", "/dev/null", "-p", strconv.Itoa(v.pid))
+	if err := tracer.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			tracer.Process.Kill()
+			tracer.Wait()
+		}
+	}
+	t.Cleanup(stop)
+	deadline := time.Now().Add(10 * time.Second)
+	for !traced(t, v.pid, tracer.Process.Pid) {
+		if time.Now().After(deadline) {
+			t.Fatal("strace did not attach in 10s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	writeMem(t, v.pid, p.ABI+abi.OffLedgerSeq, u64(area.Seq+1))
+	short, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := p.ReadLedger(short); err == nil {
+		t.Fatal("ReadLedger returned while another tracer may be writing")
+	}
+	stop()
+	if l, err := p.ReadLedger(t.Context()); err != nil || len(l.Patches) != 0 {
+		t.Errorf("ReadLedger after the tracer left: %+v, %v", l, err)
+	}
+}
+
+func traced(t *testing.T, pid, by int) bool {
+	t.Helper()
+	st, err := procfs.ReadStatus(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.TracerPid == by
 }
