@@ -2,6 +2,9 @@
  * interpose.c: thin wrappers around the allocator that keep a per-thread
  * busy counter, so the runtime refuses (ULP_EAGAIN) to dlopen a container on
  * a thread that was interrupted inside malloc and may hold an arena lock.
+ * glibc's own internal allocations go through these symbols too (its calls
+ * to malloc are interposable). fork, malloc_trim, malloc_stats and
+ * malloc_info are wrapped as well: they take every arena lock directly.
  *
  * Each wrapper forwards to the next definition, found with dlsym(RTLD_NEXT)
  * on first use. While that lookup runs (dlsym itself allocates), and for any
@@ -16,6 +19,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +53,10 @@ static struct {
   int (*posix_memalign)(void **, size_t, size_t);
   void *(*valloc)(size_t);
   void *(*pvalloc)(size_t);
+  pid_t (*fork)(void);
+  int (*malloc_trim)(size_t);
+  void (*malloc_stats)(void);
+  int (*malloc_info)(int, FILE *);
 } next;
 static int resolved;
 
@@ -72,6 +80,10 @@ static void resolve(void) {
   LOOKUP(posix_memalign);
   LOOKUP(valloc);
   LOOKUP(pvalloc);
+  LOOKUP(fork);
+  LOOKUP(malloc_trim);
+  LOOKUP(malloc_stats);
+  LOOKUP(malloc_info);
   resolving = 0;
   __atomic_store_n(&resolved, 1, __ATOMIC_RELEASE);
 }
@@ -172,4 +184,44 @@ EXPORT void *pvalloc(size_t n) {
   void *p = f ? f(n) : __libc_pvalloc ? __libc_pvalloc(n) : NULL;
   LEAVE();
   return p;
+}
+
+EXPORT pid_t fork(void) {
+  ENTER();
+  pid_t (*f)(void) = NEXT(fork);
+  pid_t r = -1;
+  if (f)
+    r = f();
+  else
+    errno = ENOSYS;
+  LEAVE(); /* in the parent and in the child */
+  return r;
+}
+
+EXPORT int malloc_trim(size_t pad) {
+  ENTER();
+  int (*f)(size_t) = NEXT(malloc_trim);
+  int r = f ? f(pad) : 0;
+  LEAVE();
+  return r;
+}
+
+EXPORT void malloc_stats(void) {
+  ENTER();
+  void (*f)(void) = NEXT(malloc_stats);
+  if (f)
+    f();
+  LEAVE();
+}
+
+EXPORT int malloc_info(int options, FILE *fp) {
+  ENTER();
+  int (*f)(int, FILE *) = NEXT(malloc_info);
+  int r = -1;
+  if (f)
+    r = f(options, fp);
+  else
+    errno = ENOSYS;
+  LEAVE();
+  return r;
 }

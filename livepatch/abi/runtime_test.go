@@ -716,6 +716,7 @@ func TestCallLoadBusy(t *testing.T) {
 		{"malloc", ":" + filepath.Join(dir, "slowmalloc.so"), "allocator"},
 		{"dlopen", "", "dynamic loader"},
 		{"iterate", "", "dynamic loader"},
+		{"fork", "", "allocator"},
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			tg := start(t, []string{preload(t) + c.env}, filepath.Join(dir, "target"), c.mode, filepath.Join(dir, "blockctor.so"))

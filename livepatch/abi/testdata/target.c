@@ -6,6 +6,7 @@
      malloc    a thread calls malloc(12345), which slowmalloc.so blocks
      dlopen    a thread dlopens argv[2], whose constructor blocks
      iterate   a thread blocks inside a dl_iterate_phdr callback
+     fork      a thread blocks inside fork(), in an atfork handler
    Blocked threads print "blocked TID" first. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -41,6 +42,11 @@ static int iterate_cb(struct dl_phdr_info *i, size_t s, void *a) {
   return 1;
 }
 
+static void block_prepare(void) {
+  say_blocked();
+  block_forever();
+}
+
 static void *worker(void *arg) {
   const char *mode = arg;
   if (strcmp(mode, "malloc") == 0) {
@@ -51,6 +57,10 @@ static void *worker(void *arg) {
       printf("dlopen: %s\n", dlerror());
   } else if (strcmp(mode, "iterate") == 0) {
     dl_iterate_phdr(iterate_cb, NULL);
+  } else if (strcmp(mode, "fork") == 0) {
+    pthread_atfork(block_prepare, NULL, NULL);
+    if (fork() == 0)
+      _exit(0);
   }
   return NULL;
 }
