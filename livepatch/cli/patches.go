@@ -16,6 +16,7 @@ import (
 
 	"ulp/livepatch/abi"
 	"ulp/livepatch/ledger"
+	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 )
@@ -174,6 +175,8 @@ func (c *paddedCache) has(p *target.Process, o *target.Object) bool {
 // describe turns a process read error into the reason printed for it.
 func describe(err error) string {
 	switch {
+	case errors.Is(err, procfs.ErrNoProcess):
+		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
 		return fmt.Sprintf("cannot read process: %v (run ulp as the process's owner or as root)", err)
 	case errors.Is(err, target.ErrNoRuntime):
@@ -191,7 +194,7 @@ func (v *processView) print(w io.Writer, buildID bool) {
 	if v.state != abi.StateReady {
 		status := v.state.String()
 		if v.reason != "" {
-			status += ": " + v.reason
+			status += " (" + v.reason + ")"
 		}
 		fmt.Fprintf(w, "  Livepatching status: %s\n", status)
 	}
