@@ -128,11 +128,12 @@ func (c *Client) command(argv []string) string {
 }
 
 // pidFilter drops stdout up to and including the PID line, recording the
-// PID, and passes the rest through. Without a PID line (the shell failed
-// before it), everything is passed through at flush.
+// PID, and passes the rest through. Without a PID line in the first 64 KiB
+// (the shell failed before it), everything is passed through.
 type pidFilter struct {
 	w    io.Writer
-	buf  []byte
+	buf  []byte // everything before the PID line
+	scan int    // buf[:scan] holds only complete lines without the marker
 	done bool
 	pid  atomic.Int64
 }
@@ -143,20 +144,18 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 	}
 	f.buf = append(f.buf, p...)
 	for {
-		i := bytes.IndexByte(f.buf, '\n')
+		i := bytes.IndexByte(f.buf[f.scan:], '\n')
 		if i < 0 {
 			break
 		}
-		line := f.buf[:i]
-		f.buf = f.buf[i+1:]
+		line := f.buf[f.scan : f.scan+i]
+		f.scan += i + 1
 		if j := bytes.Index(line, []byte(pidMarker)); j >= 0 {
-			v := line[j+len(pidMarker):]
-			if pid, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			if pid, err := strconv.ParseInt(string(line[j+len(pidMarker):]), 10, 64); err == nil {
 				f.pid.Store(pid)
 			}
-			f.done = true
-			rest := f.buf
-			f.buf = nil
+			rest := f.buf[f.scan:]
+			f.done, f.buf = true, nil
 			if len(rest) > 0 {
 				f.w.Write(rest)
 			}
