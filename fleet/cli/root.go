@@ -68,6 +68,9 @@ type app struct {
 	dialer func(cfg Config, log *slog.Logger) (fleet.Dialer, error)
 	// agent returns the agent binary to upload.
 	agent func(cfg Config) (fleet.Artifact, error)
+	// started is set once cobra accepted the command line: errors before
+	// that (unknown command or flag, wrong arguments) are usage errors.
+	started bool
 }
 
 func newApp(stdout, stderr io.Writer) *app {
@@ -88,6 +91,7 @@ func newRoot(a *app) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			a.started = true
 			return a.loadSettings(cmd)
 		},
 	}
@@ -143,5 +147,10 @@ func Run(args []string) int {
 func (a *app) run(ctx context.Context, args []string) int {
 	root := newRoot(a)
 	root.SetArgs(args)
-	return ExitCode(a.stderr, root.ExecuteContext(ctx))
+	err := root.ExecuteContext(ctx)
+	var ee *ExitError
+	if err != nil && !a.started && !errors.As(err, &ee) {
+		err = usageError(err)
+	}
+	return ExitCode(a.stderr, err)
 }

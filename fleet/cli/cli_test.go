@@ -1,0 +1,403 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"ulp/fleet"
+	"ulp/inventory"
+	"ulp/livepatch/report"
+	"ulp/remote"
+	"ulp/remote/remotetest"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name string, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create)", err)
+	}
+	if d := cmp.Diff(string(want), got); d != "" {
+		t.Errorf("%s mismatch (-want +got):\n%s", name, d)
+	}
+}
+
+// sampleContainer is a real livepatch container from the container tests.
+var sampleContainer = filepath.Join("..", "..", "livepatch", "container", "testdata", "sample.so")
+
+func fakeAgent(t *testing.T) string {
+	p, err := filepath.Abs(filepath.Join("testdata", "fakeagent.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// cliRun runs ulpfleet with args and returns the exit status, stdout and
+// stderr.
+func cliRun(ctx context.Context, t *testing.T, args ...string) (int, string, string, *app) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	a := newApp(&stdout, &stderr)
+	code := a.run(ctx, args)
+	t.Logf("ulpfleet %s -> %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout.String(), stderr.String())
+	return code, stdout.String(), stderr.String(), a
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		err  error
+		want int
+	}{
+		{nil, 0},
+		{errors.New("x"), 1},
+		{usageError(errors.New("x")), 2},
+		{fmt.Errorf("a: %w", fleet.ErrPlan), 2},
+		{errors.Join(errors.New("host a"), fmt.Errorf("%w: gate", fleet.ErrStopped)), 3},
+		{errors.Join(errors.New("host a"), context.Canceled), 130},
+		{&ExitError{Code: 3}, 3},
+	}
+	for _, tt := range tests {
+		var w bytes.Buffer
+		if got := ExitCode(&w, tt.err); got != tt.want {
+			t.Errorf("ExitCode(%v) = %d, want %d", tt.err, got, tt.want)
+		}
+		if (tt.err != nil && tt.want != 3 || tt.err == nil) && (w.Len() > 0) == (tt.err == nil) {
+			t.Errorf("ExitCode(%v) printed %q", tt.err, w.String())
+		}
+	}
+}
+
+func writeInventory(t *testing.T, yaml string) string {
+	p := filepath.Join(t.TempDir(), "hosts.yaml")
+	if err := os.WriteFile(p, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestSettings_Precedence(t *testing.T) {
+	inv := writeInventory(t, "all:\n  hosts:\n    a:\n    b:\n")
+	cfgFile := filepath.Join(t.TempDir(), "ulpfleet.yaml")
+	os.WriteFile(cfgFile, []byte("parallel: 3\nmax-failures: 4\ncanary: [group:x, '2']\ntimeout: 1m\nknown-hosts: [/k1, /k2]\nsudo: true\n"), 0o644)
+	t.Setenv("ULPFLEET_MAX_FAILURES", "5")
+	t.Setenv("ULPFLEET_UPLOAD_PARALLEL", "6")
+	t.Setenv("ULPFLEET_INVENTORY", inv)
+	code, _, _, a := cliRun(t.Context(), t, "plan", "--config", cfgFile, "--parallel", "7", "--canary", "1",
+		"--agent", fakeAgent(t), sampleContainer)
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	c := a.cfg
+	// flag > env > config file > default
+	if c.Parallel != 7 || c.MaxFailures != 5 || c.UploadParallel != 6 || c.Timeout != time.Minute ||
+		!c.Sudo || c.Inventory != inv || strings.Join(c.Canary, ",") != "1" || strings.Join(c.KnownHosts, ",") != "/k1,/k2" {
+		t.Errorf("settings %+v", c)
+	}
+}
+
+func TestSettings_Errors(t *testing.T) {
+	inv := writeInventory(t, "all:\n  hosts:\n    a:\n")
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("paralel: 3\n"), 0o644)
+	badInv := writeInventory(t, "all:\n  hosts:\n    w[3:1]:\n")
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"unknown config key", []string{"plan", "--config", bad, "-i", inv}, "paralel"},
+		{"missing config", []string{"plan", "--config", "/nonexistent.yaml", "-i", inv}, "config /nonexistent.yaml"},
+		{"bad parallel", []string{"plan", "-i", inv, "--parallel", "0"}, "--parallel"},
+		{"bad flag", []string{"plan", "--parallel", "x"}, "invalid argument"},
+		{"no inventory", []string{"plan", "--agent", "/bin/true", sampleContainer}, "no inventory"},
+		{"bad inventory", []string{"plan", "-i", badInv, "--agent", "/bin/true", sampleContainer}, "end is before begin"},
+		{"limit matches nothing", []string{"plan", "-i", inv, "-l", "nosuch", "--agent", "/bin/true", sampleContainer}, "no host matches"},
+		{"not a container", []string{"apply", "-i", inv, "--agent", "/bin/true", "/etc/hostname"}, "not a livepatch container"},
+		{"no containers", []string{"apply", "-i", inv}, "requires at least 1 arg"},
+		{"revert nothing", []string{"revert", "-i", inv}, "revert needs"},
+		{"bad canary", []string{"plan", "-i", inv, "--canary", "x", "--agent", "/bin/true", sampleContainer}, "canary"},
+		{"bad staging", []string{"plan", "-i", inv, "--staging-dir", "tmp", "--agent", "/bin/true", sampleContainer}, "staging-dir"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr, _ := cliRun(t.Context(), t, tt.args...)
+			if code != ExitUsage || !strings.Contains(stderr, tt.want) || stdout != "" {
+				t.Errorf("exit %d, stderr %q; want 2 and %q, nothing on stdout", code, stderr, tt.want)
+			}
+		})
+	}
+}
+
+// outputFixture is a plan and a result with one host in every state.
+func outputFixture(t *testing.T) (*fleet.Plan, *fleet.Result) {
+	var hs []inventory.Host
+	for _, n := range []string{"web01.example.com", "web02.example.com", "Web03.Example.COM", "db1", "db2", "db3"} {
+		hs = append(hs, inventory.Host{Name: n, Addr: n, Port: 22, Groups: []string{"all"}})
+	}
+	p, err := fleet.NewPlan(hs, fleet.Options{Action: fleet.Apply, Agent: fleet.NewArtifact("ulp", []byte("agent")),
+		Containers: []fleet.Artifact{fleet.NewArtifact("fix.so", []byte("fix"))}, Canary: []string{"2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	procs := []report.Process{{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 10, Comm: "app", Result: report.Success}}
+	res := &fleet.Result{Action: fleet.Apply, Hosts: []fleet.HostResult{
+		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2},
+		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1,
+			Err: &fleet.HostError{Host: "web02.example.com", Phase: "trigger", Err: fmt.Errorf("%w: 1 process(es) reported ERROR, 1 patched", fleet.ErrProcessFailed)}},
+		{Host: "Web03.Example.COM", Wave: 1, State: fleet.StateFailed, Phase: "connect",
+			Err: &fleet.HostError{Host: "Web03.Example.COM", Phase: "connect", Err: fmt.Errorf("remote: dial Web03.Example.COM:22: %w: connection refused", remote.ErrUnreachable)}},
+		{Host: "db1", Wave: 1, State: fleet.StateFailed, Phase: "connect",
+			Err: &fleet.HostError{Host: "db1", Phase: "connect", Err: fmt.Errorf("remote: dial db1:22: %w", remote.ErrHostKeyMismatch)}},
+		{Host: "db2", Wave: 1, State: fleet.StateInterrupted, Phase: "trigger",
+			Err: &fleet.HostError{Host: "db2", Phase: "trigger", Err: context.Canceled}},
+		{Host: "db3", Wave: 1, State: fleet.StateNotAttempted},
+	}, Stopped: "canary gate: 1 host(s) failed, more than --max-failures 0 (in wave 1, canary 1)"}
+	return p, res
+}
+
+func TestOutput_Golden(t *testing.T) {
+	p, res := outputFixture(t)
+	var b bytes.Buffer
+	if err := writeResultText(&b, p, res); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "result.golden", b.String())
+	b.Reset()
+	if err := writeResultJSON(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "result.json.golden", b.String())
+	for i, line := range strings.Split(strings.TrimSpace(b.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Errorf("line %d is not JSON: %v", i+1, err)
+		}
+	}
+	b.Reset()
+	rep := fleet.Report{
+		Hosts: []fleet.HostStatus{{Host: "web01", Processes: 4, Patched: 2, Patches: map[string]int{"aa11": 2, "bb22": 1}},
+			{Host: "web02", Processes: 1, Patched: 0, Patches: map[string]int{}},
+			{Host: "db1", Error: "host db1: connect: host unreachable"}},
+		Patches: []fleet.PatchCount{{ID: "aa11", Container: "/var/lib/ulp/patches/aa11/fix.so", Target: "libcrypto.so.3", Hosts: 1, Processes: 2, HostNames: []string{"web01"}},
+			{ID: "bb22", Container: "/var/lib/ulp/patches/bb22/fix2.so", Target: "libc.so.6", Hosts: 1, Processes: 1, HostNames: []string{"web01"}}},
+	}
+	if err := writeReportText(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.golden", b.String())
+
+	b.Reset()
+	pr := &progress{w: &b, plan: p}
+	pr.observe(fleet.Event{Kind: fleet.WaveStarted, Wave: 0, Total: 6})
+	pr.observe(fleet.Event{Kind: fleet.HostStarted, Host: "web01.example.com", Total: 6})
+	pr.observe(fleet.Event{Kind: fleet.HostDone, Host: "web01.example.com", Result: &res.Hosts[0], Total: 6})
+	pr.clear()
+	golden(t, "progress.golden", b.String())
+}
+
+// inProcessFleet is n in-process SSH servers (remotetest), each with its own
+// staging folder, and the arguments that reach them.
+type inProcessFleet struct {
+	args    []string
+	staging []string
+	servers []*remotetest.Server
+}
+
+// startInProcessFleet starts n hosts named host01...; host01 is in group
+// canary. extra is appended to the inventory's hosts of group rest.
+func startInProcessFleet(t *testing.T, n int, extra string) *inProcessFleet {
+	f := &inProcessFleet{}
+	var known, ids []string
+	var canary, rest strings.Builder
+	for i := range n {
+		s := remotetest.NewServer(t)
+		f.servers = append(f.servers, s)
+		_, port, _ := net.SplitHostPort(s.Addr)
+		dir := t.TempDir()
+		f.staging = append(f.staging, dir)
+		known = append(known, s.KnownHosts)
+		ids = append(ids, s.Identity)
+		line := fmt.Sprintf("        host%02d: {ansible_host: 127.0.0.1, ansible_port: %s, ulp_staging_dir: %s}\n", i+1, port, dir)
+		if i == 0 {
+			canary.WriteString(line)
+		} else {
+			rest.WriteString(line)
+		}
+	}
+	inv := writeInventory(t, "all:\n  vars: {ansible_user: root}\n  children:\n    canary:\n      hosts:\n"+canary.String()+
+		"    rest:\n      hosts:\n"+rest.String()+extra)
+	f.args = []string{"-i", inv, "--known-hosts", strings.Join(known, ","), "--identity", strings.Join(ids, ","),
+		"--agent", fakeAgent(t), "--canary", "group:canary", "--timeout", "30s"}
+	return f
+}
+
+func (f *inProcessFleet) setMode(t *testing.T, host int, mode string) {
+	if err := os.WriteFile(filepath.Join(f.staging[host], "mode"), []byte(mode), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func decodeRecords(t *testing.T, out string) (hosts []hostRecord, sum summaryRecord) {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var head struct{ Type string }
+		if err := json.Unmarshal([]byte(line), &head); err != nil {
+			t.Fatalf("bad JSON line %q: %v", line, err)
+		}
+		switch head.Type {
+		case "host":
+			var h hostRecord
+			json.Unmarshal([]byte(line), &h)
+			hosts = append(hosts, h)
+		case "summary":
+			json.Unmarshal([]byte(line), &sum)
+		}
+	}
+	return hosts, sum
+}
+
+func classes(hs []hostRecord) string {
+	var s []string
+	for _, h := range hs {
+		s = append(s, h.Host+"="+h.Class)
+	}
+	return strings.Join(s, " ")
+}
+
+// TestRollout_InProcessSSH drives apply, status and revert through real
+// SSH and SFTP (in-process servers running real commands) with a stand-in
+// agent.
+func TestRollout_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	ctx := t.Context()
+	code, out, _, _ := cliRun(ctx, t, append([]string{"apply", "--json", sampleContainer}, f.args...)...)
+	hosts, sum := decodeRecords(t, out)
+	if code != 0 || sum.OK != 3 || sum.Patched != 3 || classes(hosts) != "host01=success host02=success host03=success" {
+		t.Fatalf("apply: exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+	if hosts[0].Uploaded != 2 || hosts[0].Unchanged != 0 || len(hosts[0].Processes) != 2 {
+		t.Errorf("host01: %+v", hosts[0])
+	}
+	// The agent is executable and content-addressed on the host.
+	agents, _ := filepath.Glob(filepath.Join(f.staging[1], "bin", "ulp-*"))
+	if fi, err := os.Stat(agents[0]); len(agents) != 1 || err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("agent on host02: %v %v", agents, err)
+	}
+
+	// Again: nothing to upload.
+	code, out, _, _ = cliRun(ctx, t, append([]string{"apply", "--json", sampleContainer}, f.args...)...)
+	hosts, _ = decodeRecords(t, out)
+	if code != 0 || hosts[2].Uploaded != 0 || hosts[2].Unchanged != 2 {
+		t.Errorf("second apply: exit %d, host03 %+v", code, hosts[2])
+	}
+
+	code, out, _, _ = cliRun(ctx, t, append([]string{"status", "--json"}, f.args...)...)
+	var rep fleet.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("status: exit %d, %v", code, err)
+	}
+	if len(rep.Patches) != 1 || rep.Patches[0].Hosts != 3 || rep.Patches[0].Processes != 6 || rep.Hosts[1].Processes != 2 {
+		// Two applies: the fake agent's ledger holds the patch twice per host.
+		t.Errorf("report %+v", rep)
+	}
+
+	code, out, _, _ = cliRun(ctx, t, append([]string{"revert", sampleContainer}, f.args...)...)
+	if code != 0 || !strings.Contains(out, "revert: 3 hosts: 3 ok") {
+		t.Errorf("revert: exit %d", code)
+	}
+	code, out, _, _ = cliRun(ctx, t, append([]string{"report"}, f.args...)...)
+	if code != 0 || !strings.Contains(out, "(no patches applied on any host)") {
+		t.Errorf("report after revert: exit %d\n%s", code, out)
+	}
+}
+
+func TestRollout_CanaryGate_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 0, "error")
+	code, out, stderr, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, f.args...)...)
+	if code != ExitStopped || !strings.Contains(stderr, "canary gate") {
+		t.Fatalf("exit %d, want 3 (stopped at the canary gate)", code)
+	}
+	for _, want := range []string{"host01  canary 1  patch_failed", "host02  rest      not_attempted", "stopped: canary gate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	// Nothing was uploaded to the hosts after the gate.
+	for _, i := range []int{1, 2} {
+		if ents, _ := os.ReadDir(f.staging[i]); len(ents) != 0 {
+			t.Errorf("host%02d staging has %d entries", i+1, len(ents))
+		}
+	}
+}
+
+func TestRollout_FailureClasses_InProcessSSH(t *testing.T) {
+	refused := remotetest.Refused(t)
+	rhost, rport, _ := net.SplitHostPort(refused)
+	stranger := remotetest.NewServer(t) // its host key is in no known_hosts file given
+	_, sport, _ := net.SplitHostPort(stranger.Addr)
+	extra := fmt.Sprintf("        down: {ansible_host: %s, ansible_port: %s}\n        stranger: {ansible_host: 127.0.0.1, ansible_port: %s}\n", rhost, rport, sport)
+	f := startInProcessFleet(t, 3, extra)
+	f.setMode(t, 2, "crash")
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"apply", "--json", "--max-failures", "5", sampleContainer}, f.args...)...)
+	hosts, sum := decodeRecords(t, out)
+	want := "host01=success host02=success host03=agent_error down=unreachable stranger=host_key_unknown"
+	if code != ExitFailure || classes(hosts) != want {
+		t.Errorf("exit %d, classes\n got %s\nwant %s", code, classes(hosts), want)
+	}
+	if sum.OK != 2 || sum.Failed != 3 || !strings.Contains(hosts[2].Error, "crashed") {
+		t.Errorf("summary %+v, host03 error %q", sum, hosts[2].Error)
+	}
+}
+
+func TestRollout_Cancel_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 1, "slow")
+	f.setMode(t, 2, "slow")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() {
+		// Cancel once both slow hosts have uploaded their container (their
+		// trigger is then running).
+		for ctx.Err() == nil {
+			a, _ := filepath.Glob(filepath.Join(f.staging[1], "patches", "*", "sample.so"))
+			b, _ := filepath.Glob(filepath.Join(f.staging[2], "patches", "*", "sample.so"))
+			if len(a) > 0 && len(b) > 0 {
+				time.Sleep(200 * time.Millisecond)
+				cancel()
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	start := time.Now()
+	code, out, _, _ := cliRun(ctx, t, append([]string{"apply", "--json", "--parallel", "2", sampleContainer}, f.args...)...)
+	hosts, sum := decodeRecords(t, out)
+	if code != ExitCancelled || !sum.Cancelled || classes(hosts) != "host01=success host02=interrupted host03=interrupted" {
+		t.Errorf("exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("cancel took %v: the slow agents were not stopped", d)
+	}
+}

@@ -1,0 +1,56 @@
+#!/bin/sh
+# A stand-in for the ulp agent in fleet tests. It behaves as the file "mode"
+# in its staging folder says (ok, error, crash, slow; default ok), prints the
+# agent's --json records, and keeps a ledger of applied patches there.
+dir=$(dirname "$0")/..
+mode=ok
+[ -f "$dir/mode" ] && mode=$(cat "$dir/mode")
+ledger="$dir/ledger"
+cmd=$1
+shift
+[ "$1" = --json ] && shift
+case "$cmd" in
+trigger)
+	action=apply
+	case "$1" in
+	--revert) action=revert; shift ;;
+	--revert-all=*) lib=${1#--revert-all=}; shift
+		[ -z "$1" ] && action=revert-all ;;
+	esac
+	patch=$1
+	id=$(basename "$(dirname "$patch")")
+	case "$mode" in
+	slow) sleep 30 ;;
+	crash) echo "fake agent: crashed" >&2; exit 2 ;;
+	esac
+	result=SUCCESS
+	[ "$mode" = error ] && result=ERROR
+	echo "login banner noise"
+	echo '{"schema":"ulp.trigger/v1","type":"process","pid":4242,"comm":"app","patch":"'"$patch"'","patch_id":"'"$id"'","action":"'"$action"'","result":"'"$result"'","timings":{"total_us":10}}'
+	echo '{"schema":"ulp.trigger/v1","type":"process","pid":4243,"comm":"other","patch":"'"$patch"'","patch_id":"'"$id"'","action":"'"$action"'","result":"SKIPPED","reason":"target library not loaded","timings":{}}'
+	if [ "$result" = ERROR ]; then
+		echo '{"schema":"ulp.trigger/v1","type":"summary","candidates":2,"patched":0,"skipped":1,"failed":1,"patches_applied":0,"inconsistent":0}'
+		exit 1
+	fi
+	echo '{"schema":"ulp.trigger/v1","type":"summary","candidates":2,"patched":1,"skipped":1,"failed":0,"patches_applied":1,"inconsistent":0}'
+	case "$action" in
+	apply) echo "$id" >>"$ledger" ;;
+	revert) grep -v "^$id\$" "$ledger" >"$ledger.new" 2>/dev/null; mv "$ledger.new" "$ledger" ;;
+	revert-all) : >"$ledger" ;;
+	esac
+	;;
+patches)
+	list=""
+	if [ -s "$ledger" ]; then
+		for id in $(cat "$ledger"); do
+			list="$list${list:+,}"'{"id":"'"$id"'","container":"'"$dir/patches/$id"'","target":"libfake.so.1","applied_at":"2026-11-27T10:00:00Z","functions":1}'
+		done
+	fi
+	echo '{"schema":"ulp.patches/v1","pid":4242,"comm":"app","livepatchable_libraries":["libfake.so.1"],"patches":['"$list"']}'
+	echo '{"schema":"ulp.patches/v1","pid":4243,"comm":"other","livepatchable_libraries":["libc.so.6"],"patches":[]}'
+	;;
+*)
+	echo "fake agent: unknown command $cmd" >&2
+	exit 2
+	;;
+esac
