@@ -252,8 +252,30 @@ func TestInspectCommands(t *testing.T) {
 		t.Errorf("check after revert: exit %d", code)
 	}
 
+	// The same through the real trigger: what it records, patches and
+	// check read back, and messages shows its log lines.
+	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, res.Out); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("trigger: exit %d, %q %q", code, out, errOut)
+	}
+	if got := h.call(t); got != "1001" {
+		t.Errorf("foo(1) after trigger = %s, want 1001", got)
+	}
+	if out, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != ExitOK {
+		t.Errorf("check after trigger: exit %d, %q", code, out)
+	}
+	out, _, _ = inspectRun(t, "patches", "-p", pid)
+	if !strings.Contains(out, "      livepatch: livepatch.so loaded on ") || !strings.Contains(out, "        bug labels: bsc#1200316\n") {
+		t.Errorf("patches after trigger: %q", out)
+	}
+	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, "--revert", res.Out); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("trigger --revert: exit %d, %q %q", code, out, errOut)
+	}
+	if got := h.call(t); got != original {
+		t.Errorf("foo(1) after trigger --revert = %s, want %s", got, original)
+	}
+
 	out, _, code = inspectRun(t, "messages", "-p", pid)
-	if code != ExitOK || !strings.Contains(out, "libpulp loaded") {
+	if code != ExitOK || !strings.Contains(out, "libpulp loaded") || !strings.Contains(out, "reverted") {
 		t.Errorf("messages: exit %d, %q", code, out)
 	}
 }
