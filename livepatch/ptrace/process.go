@@ -546,12 +546,27 @@ func (p *Process) handle(tid int, ws unix.WaitStatus) {
 	}
 }
 
-// waitUntil polls wait4 with a short backoff until cond holds, ctx ends or
-// the process exits. Threads that became zombies (they never stop) are
-// dropped from the set while waiting.
+// WaitFor services ptrace events (as Poll does) until cond reports true or
+// an error, ctx ends or the process exits. cond typically reads target
+// memory with process_vm_readv; it runs on the tracer thread.
+func (p *Process) WaitFor(ctx context.Context, cond func() (bool, error)) error {
+	return p.run(func() error { return p.waitUntil(ctx, cond) })
+}
+
+// spinFor is how long waitUntil yields the CPU between polls before it
+// starts sleeping: a thread usually reaches its stop within microseconds.
+// The sleeps after that are nanosleeps on the tracer thread, whose timer
+// slack is 1 µs (see tracer.loop), not Go timers, which a loaded machine
+// rounds up to a millisecond or more.
+const spinFor = 200 * time.Microsecond
+
+// waitUntil polls wait4 until cond holds, ctx ends or the process exits:
+// first yielding the CPU between polls (the threads it waits for may need
+// it), then sleeping with a backoff. Threads that became zombies (they never
+// stop) are dropped from the set while waiting.
 func (p *Process) waitUntil(ctx context.Context, cond func() (bool, error)) error {
-	const minBackoff, maxBackoff = 2 * time.Microsecond, time.Millisecond
-	backoff := minBackoff
+	const minSleep, maxSleep = 10 * time.Microsecond, time.Millisecond
+	sleep := minSleep
 	start := time.Now()
 	lastReap := start
 	for {
@@ -569,16 +584,21 @@ func (p *Process) waitUntil(ctx context.Context, cond func() (bool, error)) erro
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("wait for pid %d: %w", p.pid, err)
 		}
-		if time.Since(lastReap) > 5*time.Millisecond {
-			p.reapZombies()
-			lastReap = time.Now()
-		}
 		if n > 0 {
-			backoff = minBackoff
 			continue
 		}
-		time.Sleep(backoff)
-		backoff = min(backoff*2, maxBackoff)
+		now := time.Now()
+		if now.Sub(lastReap) > 5*time.Millisecond {
+			p.reapZombies()
+			lastReap = now
+		}
+		if now.Sub(start) < spinFor {
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			continue
+		}
+		ts := unix.NsecToTimespec(sleep.Nanoseconds())
+		unix.Nanosleep(&ts, nil)
+		sleep = min(2*sleep, maxSleep)
 	}
 }
 

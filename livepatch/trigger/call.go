@@ -104,25 +104,17 @@ var errSkipThread = errors.New("thread cannot take the call")
 // waitIdle waits while another call is in flight (a previous agent may have
 // died after starting one).
 func waitIdle(ctx context.Context, p *ptrace.Process, rt runtimeInfo) error {
-	backoff := 50 * time.Microsecond
-	for {
+	err := p.WaitFor(ctx, func() (bool, error) {
 		c, err := readCall(p.PID(), rt)
 		if err != nil {
-			return err
+			return false, err
 		}
-		if c.State != abi.CallRunning {
-			return nil
-		}
-		if err := p.Poll(); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("another call is running in the process: %w", ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 10*time.Millisecond)
+		return c.State != abi.CallRunning, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("another call is running in the process: %w", err)
 	}
+	return err
 }
 
 // pickThread chooses a thread not yet tried: sleeping threads first (their
@@ -265,30 +257,27 @@ func readCall(pid int, rt runtimeInfo) (*abi.Call, error) {
 // waitDone polls ulp_abi.call until the runtime reports req done, servicing
 // ptrace events meanwhile, then sets the slot back to IDLE.
 func waitDone(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
-	backoff := 10 * time.Microsecond
-	for {
-		c, err := readCall(p.PID(), rt)
+	var c *abi.Call
+	err := p.WaitFor(ctx, func() (bool, error) {
+		var err error
+		c, err = readCall(p.PID(), rt)
 		if err != nil {
-			return nil, err
+			return false, err
 		}
-		if c.State == abi.CallDone && c.ID == req.ID {
-			idle := binary.LittleEndian.AppendUint32(nil, uint32(abi.CallIdle))
-			if err := p.WriteData(rt.ABI+abi.OffCallState, idle); err != nil {
-				return nil, err
-			}
-			if c.Result != abi.OK {
-				return c, &callError{Op: req.Op, Result: c.Result, Msg: abi.String(c.Msg[:])}
-			}
-			return c, nil
+		return c.State == abi.CallDone && c.ID == req.ID, nil
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%v call %d did not finish: %w", req.Op, req.ID, err)
 		}
-		if err := p.Poll(); err != nil {
-			return nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("%v call %d did not finish: %w", req.Op, req.ID, ctx.Err())
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 2*time.Millisecond)
+		return nil, err
 	}
+	idle := binary.LittleEndian.AppendUint32(nil, uint32(abi.CallIdle))
+	if err := p.WriteData(rt.ABI+abi.OffCallState, idle); err != nil {
+		return nil, err
+	}
+	if c.Result != abi.OK {
+		return c, &callError{Op: req.Op, Result: c.Result, Msg: abi.String(c.Msg[:])}
+	}
+	return c, nil
 }
