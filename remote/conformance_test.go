@@ -4,15 +4,18 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"ulp/internal/sshfleet"
@@ -276,6 +279,22 @@ func suite(t *testing.T, newHost func(t *testing.T) host) {
 		}
 	})
 
+	t.Run("Auth_Agent", func(t *testing.T) {
+		h := newHost(t)
+		sock := startAgent(t, h.cfg.Identities[0])
+		t.Setenv("SSH_AUTH_SOCK", sock)
+		cfg := h.cfg
+		cfg.Identities, cfg.Agent = nil, true
+		c := dial(t, cfg)
+		if _, err := c.Run(t.Context(), []string{"true"}, nil); err != nil {
+			t.Fatal(err)
+		}
+		cfg.Agent = false
+		if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrAuth) {
+			t.Errorf("Dial with no credentials = %v, want ErrAuth", err)
+		}
+	})
+
 	t.Run("Jump_ThroughItself", func(t *testing.T) {
 		h := newHost(t)
 		jump := dial(t, h.cfg)
@@ -360,4 +379,38 @@ func writeKnownHosts(t *testing.T, addr string, key ssh.PublicKey) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// startAgent serves an ssh-agent holding the key in file on a Unix socket
+// and returns the socket's path.
+func startAgent(t *testing.T, file string) string {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := ssh.ParseRawPrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := agent.NewKeyring()
+	if err := kr.Add(agent.AddedKey{PrivateKey: key}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() { agent.ServeAgent(kr, c); c.Close() })
+		}
+	})
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	return sock
 }

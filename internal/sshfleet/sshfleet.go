@@ -149,6 +149,16 @@ func (h *Host) Config() remote.Config {
 	}
 }
 
+// SSHCommand returns OpenSSH's own client, ssh(1), set up to run command on
+// h as root with the fleet's identity and strict known_hosts, ignoring the
+// user's ~/.ssh/config: the baseline to compare remote.Client with.
+func (h *Host) SSHCommand(ctx context.Context, command string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ssh", "-F", "none",
+		"-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+		"-o", "UserKnownHostsFile="+h.KnownHosts, "-o", "ControlMaster=no",
+		"-i", h.Identity, "-p", strconv.Itoa(h.Port), "root@"+h.Addr, command)
+}
+
 // Log returns what sshd wrote to its standard error so far.
 func (h *Host) Log() string {
 	h.mu.Lock()

@@ -3,7 +3,6 @@ package sshfleet_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,9 +23,7 @@ func TestStart_HostsAreSeparate(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "ssh", "-F", "none", "-o", "BatchMode=yes",
-			"-o", "UserKnownHostsFile="+h.KnownHosts, "-o", "StrictHostKeyChecking=yes",
-			"-i", h.Identity, "root@"+h.Addr,
+		out, err := h.SSHCommand(ctx,
 			"cat "+sshfleet.StateDir+"/whoami; echo; echo $$; wc -c < /root/.bashrc; ls "+sshfleet.StateDir).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ssh %s: %v\n%s", h.Addr, err, out)
@@ -74,9 +71,7 @@ func TestHost_KillAndRestart(t *testing.T) {
 	h.Restart(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, "ssh", "-F", "none", "-o", "BatchMode=yes",
-		"-o", "UserKnownHostsFile="+h.KnownHosts, "-o", "StrictHostKeyChecking=yes",
-		"-i", h.Identity, "root@"+h.Addr, "true").CombinedOutput()
+	out, err := h.SSHCommand(ctx, "true").CombinedOutput()
 	if err != nil {
 		t.Fatalf("ssh after restart: %v\n%s", err, out)
 	}
