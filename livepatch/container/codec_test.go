@@ -206,3 +206,16 @@ func FuzzUnmarshal(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkUnmarshal(b *testing.B) {
+	data, err := Marshal(sampleApply())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Unmarshal(data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

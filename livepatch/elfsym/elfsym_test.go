@@ -348,3 +348,27 @@ func FuzzReadELF(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkOpen(b *testing.B) {
+	fx := packertest.Build(b, packertest.Options{})
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := elfsym.Open(fx.Target); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkLookup(b *testing.B) {
+	fx := packertest.Build(b, packertest.Options{})
+	obj, err := elfsym.Open(fx.Target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := obj.Lookup("foo", elfsym.TypeFunc); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
