@@ -182,7 +182,7 @@ func Decode(b []byte) (*Ledger, error) {
 		if d.err != nil {
 			break
 		}
-		s := Stack{Addr: d.u64(), Mechanism: Mechanism(d.u8()), EntryOffset: d.u8()}
+		s := Stack{Addr: d.u64(), Mechanism: container.Mechanism(d.u8()), EntryOffset: d.u8()}
 		s.Orig = d.bytes(int(d.u8()))
 		ne := d.count32("entries", entryRecordLen)
 		for range ne {

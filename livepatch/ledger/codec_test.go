@@ -28,9 +28,9 @@ func sampleLedger(t testing.TB) *Ledger {
 				AppliedAt: time.Unix(1700000100, 0).UTC(), Redirects: []Redirect{{0x7f0000001e, 0x7f2000001000}}},
 		},
 		Stacks: []Stack{
-			{Addr: 0x7f0000001e, Mechanism: Pad, EntryOffset: 0, Orig: []byte{0x66, 0x90},
+			{Addr: 0x7f0000001e, Mechanism: container.MechPad, EntryOffset: 0, Orig: []byte{0x66, 0x90},
 				Entries: []Entry{{id1, 0x7f1000001000}, {id2, 0x7f2000001000}}},
-			{Addr: 0x7f0000004e, Mechanism: Pad, EntryOffset: 4, Orig: []byte{0x90, 0x90},
+			{Addr: 0x7f0000004e, Mechanism: container.MechPad, EntryOffset: 4, Orig: []byte{0x90, 0x90},
 				Entries: []Entry{{id1, 0x7f1000002000}}},
 		},
 	}
@@ -113,7 +113,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"unknown mechanism", mod(func(b []byte) []byte {
 			// The first stack starts after the patches; find it by its address.
 			for i := headerLen; i+9 < len(b); i++ {
-				if binary.LittleEndian.Uint64(b[i:]) == 0x7f0000001e && b[i+8] == byte(Pad) && b[i+9] == 0 {
+				if binary.LittleEndian.Uint64(b[i:]) == 0x7f0000001e && b[i+8] == byte(container.MechPad) && b[i+9] == 0 {
 					b[i+8] = 7
 					break
 				}

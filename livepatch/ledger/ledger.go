@@ -10,24 +10,6 @@ import (
 	"ulp/livepatch/container"
 )
 
-// Mechanism is how a function is redirected to its replacement.
-type Mechanism uint8
-
-// Mechanisms known to this version of the ledger.
-const (
-	// Pad redirects through the 14-byte pad before the entry and a 2-byte
-	// short jump at the entry (after endbr64 when present).
-	Pad Mechanism = 1
-)
-
-func (m Mechanism) String() string {
-	switch m {
-	case Pad:
-		return "pad"
-	}
-	return fmt.Sprintf("mechanism(%d)", uint8(m))
-}
-
 // Redirect sends calls of the function at Old to the function at New (both
 // addresses in the target process).
 type Redirect struct {
@@ -55,8 +37,8 @@ type Entry struct {
 // Stack is the state of one patched function: its original bytes and the
 // replacements applied to it, newest last. The last entry is the active one.
 type Stack struct {
-	Addr      uint64 // the function's entry address
-	Mechanism Mechanism
+	Addr      uint64              // the function's entry address
+	Mechanism container.Mechanism // container.MechPad
 	// EntryOffset is the offset of the redirected entry bytes from Addr: 0,
 	// or 4 after an endbr64.
 	EntryOffset uint8
@@ -185,7 +167,7 @@ func (l *Ledger) Validate() error {
 		if i > 0 && l.Stacks[i-1].Addr >= s.Addr {
 			return fmt.Errorf("%w: stacks not sorted at %#x", ErrFormat, s.Addr)
 		}
-		if s.Mechanism != Pad {
+		if s.Mechanism != container.MechPad {
 			return fmt.Errorf("%w: function %#x: unknown %v", ErrFormat, s.Addr, s.Mechanism)
 		}
 		if s.EntryOffset != 0 && s.EntryOffset != endbr64Len {

@@ -194,7 +194,7 @@ func diff(old, next *Ledger, mem io.ReaderAt) (*Plan, error) {
 			if err := checkPatchable(a, code, entry); err != nil {
 				return nil, err
 			}
-			n.Mechanism, n.EntryOffset, n.Orig = Pad, off, slices.Clone(entry)
+			n.Mechanism, n.EntryOffset, n.Orig = container.MechPad, off, slices.Clone(entry)
 			pads = append(pads, Write{Addr: a - padLen, Data: PadBytes(n.Top().New)})
 			entries = append(entries, Write{Addr: a + uint64(off), Data: EntryBytes(off)})
 		case n == nil:

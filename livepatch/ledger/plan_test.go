@@ -219,7 +219,7 @@ func TestApplyWritesExactBytes(t *testing.T) {
 			t.Errorf("endbr64=%v: writes %x, want %x", endbr, plan.Writes, want)
 		}
 		s := plan.Ledger.Stack(f)
-		if s == nil || !bytes.Equal(s.Orig, []byte{0x66, 0x90}) || s.EntryOffset != uint8(entry-f) || s.Mechanism != Pad {
+		if s == nil || !bytes.Equal(s.Orig, []byte{0x66, 0x90}) || s.EntryOffset != uint8(entry-f) || s.Mechanism != container.MechPad {
 			t.Errorf("endbr64=%v: stack %+v", endbr, s)
 		}
 		// Only a thread strictly inside a write must move; one at the entry may stay.

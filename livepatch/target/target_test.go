@@ -234,7 +234,7 @@ func TestReadLedger(t *testing.T) {
 		Patches: []ledger.Patch{{ID: container.ID{7}, Container: "/x/lp.so", Target: "libvictim.so",
 			AppliedAt: time.Unix(1700000000, 0).UTC(), Labels: []string{"bsc#1"},
 			Redirects: []ledger.Redirect{{Old: v.answer, New: 0x1234}}}},
-		Stacks: []ledger.Stack{{Addr: v.answer, Mechanism: ledger.Pad, Orig: []byte{0x90, 0x90},
+		Stacks: []ledger.Stack{{Addr: v.answer, Mechanism: container.MechPad, Orig: []byte{0x90, 0x90},
 			Entries: []ledger.Entry{{Patch: container.ID{7}, New: 0x1234}}}},
 	}
 	enc, err := ledger.Encode(want)
