@@ -1,0 +1,148 @@
+package cli
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/fleet"
+	"ulp/internal/sshfleet"
+)
+
+// realFleet starts n real OpenSSH hosts (sshfleet) and returns them with
+// the ulpfleet arguments that reach them. host01 is in group canary, the
+// others in group rest.
+func realFleet(t *testing.T, n int, agent string) (*sshfleet.Fleet, []string) {
+	f := sshfleet.Start(t, n)
+	var b strings.Builder
+	b.WriteString("all:\n  vars: {ansible_user: root}\n  children:\n    canary:\n      hosts:\n")
+	for i, h := range f.Hosts {
+		if i == 1 {
+			b.WriteString("    rest:\n      hosts:\n")
+		}
+		fmt.Fprintf(&b, "        %s: {ansible_host: %s}\n", h.Name, h.Addr)
+	}
+	inv := writeInventory(t, b.String())
+	return f, []string{"-i", inv, "--known-hosts", f.KnownHosts, "--identity", f.Identity,
+		"--agent", agent, "--timeout", "60s", "--connect-timeout", "5s"}
+}
+
+func setHostMode(t *testing.T, h *sshfleet.Host, mode string) {
+	if err := os.WriteFile(filepath.Join(h.Root, "mode"), []byte(mode), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestE2E_OpenSSH_Rollout: canary-then-all over real sshd hosts, status
+// counts, revert, and the canary gate.
+func TestE2E_OpenSSH_Rollout(t *testing.T) {
+	f, args := realFleet(t, 4, fakeAgent(t))
+	args = append(args, "--canary", "group:canary")
+	ctx := t.Context()
+
+	code, out, _, _ := cliRun(ctx, t, append([]string{"apply", "--json", "--parallel", "2", sampleContainer}, args...)...)
+	hosts, sum := decodeRecords(t, out)
+	if code != 0 || sum.OK != 4 || sum.Patched != 4 {
+		t.Fatalf("apply: exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+	if hosts[0].Wave != 1 || hosts[1].Wave != 2 {
+		t.Errorf("waves: host01 in %d, host02 in %d; want the canary first", hosts[0].Wave, hosts[1].Wave)
+	}
+
+	code, out, _, _ = cliRun(ctx, t, append([]string{"status", "--json"}, args...)...)
+	var rep fleet.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("status: exit %d, %v", code, err)
+	}
+	if len(rep.Patches) != 1 || rep.Patches[0].Hosts != 4 || rep.Patches[0].Processes != 4 || len(rep.Hosts) != 4 || rep.Hosts[3].Processes != 2 {
+		t.Errorf("report %+v", rep)
+	}
+
+	code, _, _, _ = cliRun(ctx, t, append([]string{"revert", sampleContainer}, args...)...)
+	if code != 0 {
+		t.Errorf("revert: exit %d", code)
+	}
+	code, out, _, _ = cliRun(ctx, t, append([]string{"status"}, args...)...)
+	if code != 0 || !strings.Contains(out, "(no patches applied on any host)") {
+		t.Errorf("status after revert: exit %d\n%s", code, out)
+	}
+
+	// Canary failure: the rest is not attempted.
+	setHostMode(t, f.Hosts[0], "error")
+	code, out, _, _ = cliRun(ctx, t, append([]string{"apply", "--json", sampleContainer}, args...)...)
+	hosts, sum = decodeRecords(t, out)
+	want := "host01=patch_failed host02=not_attempted host03=not_attempted host04=not_attempted"
+	if code != ExitStopped || classes(hosts) != want || !strings.HasPrefix(sum.Stopped, "canary gate") {
+		t.Errorf("canary failure: exit %d, %s, %q", code, classes(hosts), sum.Stopped)
+	}
+}
+
+// TestE2E_OpenSSH_Faults: one host down, one whose host key changed, one
+// whose sshd is killed mid-upload; each is reported as what it is, the
+// others are unaffected, and no partial file is left at a final path.
+func TestE2E_OpenSSH_Faults(t *testing.T) {
+	// A large agent (the fake agent script plus 128 MiB of padding after
+	// its exit) makes the upload slow enough to kill sshd during it.
+	script, err := os.ReadFile(fakeAgent(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := make([]byte, 128<<20)
+	rand.Read(pad)
+	big := filepath.Join(t.TempDir(), "agent")
+	if err := os.WriteFile(big, append(append(script, "\nexit 0\n"...), pad...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, args := realFleet(t, 5, big)
+	down, rekeyed, cut := f.Hosts[1], f.Hosts[2], f.Hosts[3]
+	down.Kill()
+	rekeyed.RegenerateHostKey(t)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	go func() {
+		// Kill cut's sshd once its upload is under way.
+		for ctx.Err() == nil {
+			tmps, _ := filepath.Glob(filepath.Join(cut.Root, "bin", ".ulp-*.tmp-*"))
+			for _, p := range tmps {
+				if fi, err := os.Stat(p); err == nil && fi.Size() > 1<<20 {
+					cut.Kill()
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", "--max-failures", "10",
+		"--canary", "0", "--parallel", "5", "--upload-parallel", "5", sampleContainer)...)
+	hosts, _ := decodeRecords(t, out)
+	got := map[string]string{}
+	for _, h := range hosts {
+		got[h.Host] = h.Class
+	}
+	if code != ExitFailure || got["host01"] != "success" || got["host05"] != "success" ||
+		got["host02"] != "unreachable" || got["host03"] != "host_key_changed" ||
+		(got["host04"] != "upload_failed" && got["host04"] != "connection_lost") {
+		t.Errorf("exit %d, classes %v", code, got)
+	}
+	// No partial agent at a final path on the cut host.
+	agents, _ := filepath.Glob(filepath.Join(cut.Root, "bin", "ulp-*"))
+	want, _ := os.ReadFile(big)
+	for _, a := range agents {
+		if data, _ := os.ReadFile(a); len(data) != len(want) {
+			t.Errorf("%s: partial file (%d of %d bytes) at the final path", a, len(data), len(want))
+		}
+	}
+	// After a restart, a run succeeds on the cut host.
+	cut.Restart(t)
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", "-l", "host04", "--canary", "0", sampleContainer)...)
+	if hosts, _ := decodeRecords(t, out); code != 0 || classes(hosts) != "host04=success" {
+		t.Errorf("retry on host04: exit %d, %s", code, classes(hosts))
+	}
+}
