@@ -34,7 +34,7 @@ var fixtureState struct {
 
 // fixtures compiles the C programs of testdata/ once per test binary and
 // returns the folder holding them.
-func fixtures(t *testing.T) string {
+func fixtures(t testing.TB) string {
 	t.Helper()
 	testenv.Require(t, testenv.CC)
 	f := &fixtureState
@@ -55,6 +55,7 @@ func fixtures(t *testing.T) string {
 			{"libearly.so", []string{"-shared", "-fPIC"}, "early.c"},
 			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
+			{"mallocbench", []string{"-O2"}, "mallocbench.c"},
 		} {
 			args := append([]string{"-Wall", "-Werror", "-o", filepath.Join(f.dir, b.out)}, b.args...)
 			if b.out == "simple" { // the library must come after the source
