@@ -170,8 +170,10 @@ func (h *Host) Log() string {
 }
 
 // Kill kills the host: sshd, its sessions and every process inside the
-// host's PID namespace. It is a no-op on a stopped host.
+// host's PID namespace, and returns once they are gone. It is a no-op on a
+// stopped host.
 func (h *Host) Kill() {
+	init, _ := h.initPID()
 	h.mu.Lock()
 	cmd, exited := h.cmd, h.exited
 	h.cmd = nil
@@ -179,10 +181,28 @@ func (h *Host) Kill() {
 	if cmd == nil {
 		return
 	}
-	// unshare runs sshd with --kill-child: killing unshare kills the
-	// namespace's init, and the kernel then kills the whole namespace.
+	// Killing the namespace's init makes the kernel kill everything in the
+	// namespace; unshare (run with --kill-child) follows.
+	if init > 0 {
+		_ = syscall.Kill(init, syscall.SIGKILL)
+	}
 	_ = cmd.Process.Kill()
 	<-exited
+	for deadline := time.Now().Add(10 * time.Second); init > 0 && alive(init) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid exists and is not a zombie (a killed process
+// reparented to an init that does not reap it stays a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // Restart starts a killed host again with the same keys and address.

@@ -6,10 +6,12 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"ulp/internal/sshfleet"
+	"ulp/remote"
 )
 
 // TestStart_HostsAreSeparate checks, with OpenSSH's own client, that each
@@ -87,4 +89,37 @@ func alive(pid int) bool {
 	s := string(b)
 	i := strings.LastIndexByte(s, ')')
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}
+
+// TestStart_FleetWithRemote dials 8 hosts at once with package remote and
+// checks that each is its own host: PID 1 there is its sshd, and its
+// StateDir holds only its own file.
+func TestStart_FleetWithRemote(t *testing.T) {
+	f := sshfleet.Start(t, 8)
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, h := range f.Hosts {
+		wg.Go(func() {
+			c, err := remote.Dial(ctx, h.Config())
+			if err != nil {
+				t.Errorf("%s: %v", h.Name, err)
+				return
+			}
+			defer c.Close()
+			if _, err := c.Upload(ctx, []byte(h.Name), sshfleet.StateDir+"/name", 0o644); err != nil {
+				t.Errorf("%s: %v", h.Name, err)
+				return
+			}
+			res, err := c.Run(ctx, []string{"sh", "-c", "cat /proc/1/comm; ls " + sshfleet.StateDir + "; cat " + sshfleet.StateDir + "/name"}, nil)
+			if err != nil {
+				t.Errorf("%s: %v", h.Name, err)
+				return
+			}
+			if want := "sshd\nname\n" + h.Name; string(res.Stdout) != want {
+				t.Errorf("%s: got %q, want %q", h.Name, res.Stdout, want)
+			}
+		})
+	}
+	wg.Wait()
 }
