@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -49,11 +50,14 @@ type holder struct {
 	lines      chan string
 }
 
-func startHolder(t *testing.T, dir, targetLib, livepatch string) *holder {
+// startHolder compiles the holder into dir and runs it; attr, when not
+// nil, sets its credentials.
+func startHolder(t *testing.T, dir, targetLib, livepatch string, attr *syscall.SysProcAttr) *holder {
 	t.Helper()
 	exe := filepath.Join(dir, "holder")
 	testenv.CompileC(t, exe, []string{"-O1"}, "testdata/holder.c", "-ldl")
 	cmd := exec.Command(exe, targetLib, livepatch)
+	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -169,7 +173,7 @@ func TestInspectCommands(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startHolder(t, fx.Dir, fx.Target, res.Out)
+	h := startHolder(t, fx.Dir, fx.Target, res.Out, nil)
 	pid := strconv.Itoa(h.pid)
 	original := h.call(t)
 
@@ -321,28 +325,10 @@ func TestInspectErrors(t *testing.T) {
 func TestPatchesPermission(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.CC)
 	fx := packertest.Build(t, packertest.Options{})
-	h := startHolder(t, fx.Dir, fx.Target, fx.Livepatch)
-	dir, err := os.MkdirTemp("", "ulp-nobody-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "cli.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	h := startHolder(t, fx.Dir, fx.Target, fx.Livepatch, nil)
+	bin := nobodyTestBinary(t)
 	for _, args := range [][]string{{"patches", "-p", strconv.Itoa(h.pid)}, {"patches", "-p", "holder"}} {
-		cmd := exec.Command(bin, "-test.run=^TestInspectHelper$")
-		cmd.Env = append(os.Environ(), "ULP_INSPECT_HELPER_ARGS="+strings.Join(args, "\x1f"))
-		cmd.SysProcAttr = asNobody()
-		out, err := cmd.Output()
+		out, err := runAsNobody(t, bin, args...)
 		var ee *exec.ExitError
 		if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure {
 			t.Errorf("%v as nobody: %v, want exit status 1\n%s", args, err, out)
@@ -352,6 +338,68 @@ func TestPatchesPermission(t *testing.T) {
 			t.Errorf("%v as nobody printed %q, want it to start with %q", args, out, want)
 		}
 	}
+}
+
+// TestPatchesAsOwner runs `ulp patches` and `check` as nobody against a
+// process of nobody: an unprivileged owner reads its own processes.
+func TestPatchesAsOwner(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.CC)
+	fx := packertest.Build(t, packertest.Options{})
+	dir := worldDir(t)
+	lib, lp := filepath.Join(dir, "libtarget.so.1"), filepath.Join(dir, "livepatch.so")
+	copyFile(t, fx.Target, lib)
+	copyFile(t, fx.Livepatch, lp)
+	h := startHolder(t, dir, lib, lp, asNobody())
+	bin := nobodyTestBinary(t)
+	out, err := runAsNobody(t, bin, "patches", "-p", strconv.Itoa(h.pid))
+	want := fmt.Sprintf("PID: %d, name: holder\n  Livepatchable libraries:\n    in %s:\n    in %s:\n", h.pid, lib, testenv.Artifact(t, "libpulp.so.0"))
+	if err != nil || string(out) != want {
+		t.Errorf("patches as the owner: %v\n got %q\nwant %q", err, out, want)
+	}
+}
+
+// worldDir returns a new folder every user may read, removed at cleanup.
+func worldDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ulp-inspect-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// nobodyTestBinary copies this test binary where nobody may run it.
+func nobodyTestBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(worldDir(t), "cli.test")
+	copyFile(t, os.Args[0], bin)
+	return bin
+}
+
+// runAsNobody runs `ulp ARGS` as nobody through TestInspectHelper and
+// returns its stdout.
+func runAsNobody(t *testing.T, bin string, args ...string) ([]byte, error) {
+	t.Helper()
+	cmd := exec.Command(bin, "-test.run=^TestInspectHelper$")
+	cmd.Env = append(os.Environ(), "ULP_INSPECT_HELPER_ARGS="+strings.Join(args, "\x1f"))
+	cmd.SysProcAttr = asNobody()
+	cmd.Stderr = os.Stderr
+	return cmd.Output()
 }
 
 // TestInspectHelper is the body of the helper process of
