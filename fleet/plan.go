@@ -19,7 +19,7 @@ type Action string
 // The actions.
 const (
 	// Apply uploads the containers and applies them to every process that
-	// has the runtime (`ulp trigger --json C`), one container after the
+	// has the runtime (`ulp trigger --json -p '*' C`), one container after the
 	// other; with RevertAll the first trigger also reverts every patch on
 	// that library in the same stop window (atomic replace).
 	Apply Action = "apply"
@@ -217,8 +217,9 @@ func (p *Plan) steps(dir string) []Step {
 		paths[i] = path.Join(dir, "patches", c.SHA256[:16], c.Name)
 		steps = append(steps, Step{Kind: StepUpload, Artifact: c.Name, Path: paths[i], art: c, mode: 0o644})
 	}
+	// -p '*' selects every process that has the runtime loaded.
 	trigger := func(args ...string) Step {
-		return Step{Kind: StepTrigger, Argv: append([]string{agentPath, "trigger", "--json"}, args...)}
+		return Step{Kind: StepTrigger, Argv: append([]string{agentPath, "trigger", "--json", "-p", "*"}, args...)}
 	}
 	switch p.Action {
 	case Apply:

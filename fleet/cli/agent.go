@@ -1,4 +1,13 @@
 package cli
 
-// embeddedAgent returns the agent binary built into ulpfleet, or nil.
-func embeddedAgent() []byte { return nil }
+import "ulp/agentbin"
+
+// embeddedAgent returns the agent binary built into ulpfleet, or nil when
+// ulpfleet was built without one (go build instead of make).
+func embeddedAgent() []byte {
+	b, err := agentbin.Agent()
+	if err != nil {
+		return nil
+	}
+	return b
+}

@@ -8,16 +8,21 @@ mode=ok
 ledger="$dir/ledger"
 cmd=$1
 shift
-[ "$1" = --json ] && shift
+action=apply
+patch=
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--json) ;;
+	-p) shift ;;
+	--revert) action=revert ;;
+	--revert-all=*) action=revert-all ;;
+	*) patch=$1 ;;
+	esac
+	shift
+done
+[ "$action" = revert-all ] && [ -n "$patch" ] && action=apply
 case "$cmd" in
 trigger)
-	action=apply
-	case "$1" in
-	--revert) action=revert; shift ;;
-	--revert-all=*) lib=${1#--revert-all=}; shift
-		[ -z "$1" ] && action=revert-all ;;
-	esac
-	patch=$1
 	id=$(basename "$(dirname "$patch")")
 	case "$mode" in
 	slow) sleep 30 ;;
