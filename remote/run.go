@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -26,7 +27,9 @@ type Result struct {
 
 // Run runs argv on the host, quoted with [Quote] (and prefixed with
 // `sudo -n --` when [Config.Sudo] is set), feeding it stdin (nil for none)
-// and collecting its output. Anything the login shell prints before the
+// and collecting its output. stdin is read until EOF or until the command
+// ends; Run returns only after the last Read on it has returned, so it
+// must not block forever (a bytes.Reader or a file, not a terminal). Anything the login shell prints before the
 // command starts (rc-file noise) is dropped from Stdout.
 //
 // A command that ran and exited non-zero returns its Result together with an
@@ -47,18 +50,34 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	if err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w: open session: %w", argv[0], c.addr, ErrConnLost, err)
 	}
-	defer s.Close()
+	var stdinCopy sync.WaitGroup
+	defer func() {
+		s.Close() // unblocks a pending stdin write
+		stdinCopy.Wait()
+	}()
 	stdout := &capWriter{max: c.cfg.MaxOutput}
 	stderr := &capWriter{max: c.cfg.MaxOutput}
 	pf := &pidFilter{w: stdout}
 	s.Stdout, s.Stderr = pf, stderr
+	// stdin is copied by our own goroutine, not x/crypto's: a command that
+	// exits without reading its stdin makes the copy fail, and that is no
+	// transport error.
+	var stdinW io.WriteCloser
 	if stdin != nil {
-		s.Stdin = stdin
+		if stdinW, err = s.StdinPipe(); err != nil {
+			return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, err)
+		}
 	}
 	cmd := c.command(argv)
 	c.log.Debug("run", "cmd", cmd)
 	if err := s.Start(cmd); err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w: %w", argv[0], c.addr, ErrConnLost, err)
+	}
+	if stdinW != nil {
+		stdinCopy.Go(func() {
+			_, _ = io.Copy(stdinW, stdin)
+			stdinW.Close()
+		})
 	}
 	// The Wait goroutine ends when the session does: normally, or at the
 	// latest when the Client is closed.
