@@ -59,7 +59,7 @@ func (m *fakeMem) write(t testing.TB, ws []Write) {
 // entry jumps back into a well-formed pad, else addr itself.
 func (m *fakeMem) reach(t *testing.T, addr uint64) uint64 {
 	t.Helper()
-	code := make([]byte, 8)
+	code := make([]byte, endbr64Len+entryLen)
 	if _, err := m.ReadAt(code, int64(addr)); err != nil {
 		t.Fatal(err)
 	}

@@ -377,3 +377,46 @@ func TestPlanDoesNotModifyInput(t *testing.T) {
 		t.Errorf("planning modified its input ledger")
 	}
 }
+
+// FuzzApply plans patches on arbitrary code bytes: planning must never
+// panic, and whenever it succeeds, performing its writes must make a call
+// of the function reach the newest replacement, and reverting must bring
+// back the original bytes.
+func FuzzApply(f *testing.F) {
+	fresh := newCode(1, false).b
+	endbr := newCode(1, true).b
+	f.Add(fresh[:windowLen+2], uint8(1))
+	f.Add(endbr[:windowLen+2], uint8(2))
+	f.Add(bytes.Repeat([]byte{0x90}, windowLen), uint8(3))
+	f.Fuzz(func(t *testing.T, code []byte, n uint8) {
+		if len(code) < windowLen {
+			return
+		}
+		mem := &fakeMem{base: 0x400000, b: bytes.Clone(code)}
+		orig := bytes.Clone(code)
+		l := &Ledger{}
+		for i := 1; i <= int(n%4)+1; i++ {
+			plan, err := Apply(l, testPatch(mem, i, "libx.so", 0), mem)
+			if err != nil {
+				if i == 1 {
+					return // not patchable: nothing to check
+				}
+				t.Fatalf("stacking patch %d failed after patch 1 applied: %v", i, err)
+			}
+			mem.write(t, plan.Writes)
+			if got := mem.reach(t, mem.fn(0)); got != newAddr(i, 0) {
+				t.Fatalf("patch %d: reach %#x, want %#x", i, got, newAddr(i, 0))
+			}
+			l = plan.Ledger
+		}
+		plan, err := RevertAll(l, "libx.so", mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		mem.write(t, plan.Writes)
+		off := padLen + int(EntryOffset(orig[padLen:]))
+		if !bytes.Equal(mem.b[off:off+entryLen], orig[off:off+entryLen]) {
+			t.Fatalf("entry bytes after revert % x, want % x", mem.b[off:off+entryLen], orig[off:off+entryLen])
+		}
+	})
+}

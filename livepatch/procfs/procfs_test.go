@@ -270,3 +270,29 @@ func TestPermissionHelper(t *testing.T) {
 		t.Fatalf("Auxv of a root process as nobody: %v, want a permission error", err)
 	}
 }
+
+func FuzzParseStatus(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join("testdata", "cat.status"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if s, err := ParseStatus(b); (err == nil) == (s == nil) {
+			t.Fatalf("ParseStatus = %v, %v", s, err)
+		}
+	})
+}
+
+func FuzzParseAuxv(f *testing.F) {
+	seed, err := os.ReadFile(filepath.Join("testdata", "cat.auxv"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if a, err := ParseAuxv(b); (err == nil) == (a == nil) || len(a) > len(b)/16 {
+			t.Fatalf("ParseAuxv = %v, %v", a, err)
+		}
+	})
+}
