@@ -1,10 +1,12 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +15,8 @@ import (
 
 	"ulp/fleet"
 	"ulp/internal/sshfleet"
+	"ulp/internal/testenv"
+	"ulp/livepatch/trigger/triggertest"
 )
 
 // realFleet starts n real OpenSSH hosts (sshfleet) and returns them with
@@ -144,5 +148,126 @@ func TestE2E_OpenSSH_Faults(t *testing.T) {
 	code, out, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", "-l", "host04", "--canary", "0", sampleContainer)...)
 	if hosts, _ := decodeRecords(t, out); code != 0 || classes(hosts) != "host04=success" {
 		t.Errorf("retry on host04: exit %d, %s", code, classes(hosts))
+	}
+}
+
+// hostProc is a program running inside an sshfleet host.
+type hostProc struct {
+	in  io.WriteCloser
+	out *bufio.Reader
+}
+
+// startOnHost runs bin with the runtime preloaded inside h's namespaces and
+// waits for its "ready" line. It is killed with the host, and its stdin is
+// closed (it then exits) when t ends.
+func startOnHost(t *testing.T, h *sshfleet.Host, runtime, bin string) *hostProc {
+	t.Helper()
+	cmd, err := h.Command(context.Background(), bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), "LD_PRELOAD="+runtime)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	p := &hostProc{in: in, out: bufio.NewReader(out)}
+	if line := p.ask(t, ""); !strings.HasPrefix(line, "ready") {
+		t.Fatalf("%s: readiness line %q", h.Name, line)
+	}
+	return p
+}
+
+// ask sends q (unless empty) and returns the next line, failing after 20 s.
+func (p *hostProc) ask(t *testing.T, q string) string {
+	t.Helper()
+	if q != "" {
+		if _, err := io.WriteString(p.in, q+"\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ch := make(chan string, 1)
+	go func() {
+		s, _ := p.out.ReadString('\n')
+		ch <- strings.TrimSpace(s)
+	}()
+	select {
+	case s := <-ch:
+		return s
+	case <-time.After(20 * time.Second):
+		t.Fatal("no answer in 20s")
+	}
+	return ""
+}
+
+// TestE2E_OpenSSH_RealAgent rolls real livepatch containers out with the
+// real agent to preloaded processes on real sshd hosts.
+func TestE2E_OpenSSH_RealAgent(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC, testenv.SSHD, testenv.Build)
+	fx := triggertest.Build(t)
+	runtime := testenv.Artifact(t, "libpulp.so.0")
+	f, args := realFleet(t, 3, testenv.Artifact(t, "ulp"))
+	args = append(args, "--canary", "group:canary")
+	var procs []*hostProc
+	for _, h := range f.Hosts {
+		for range 2 {
+			procs = append(procs, startOnHost(t, h, runtime, fx.App))
+		}
+	}
+	values := func(want string) {
+		t.Helper()
+		for i, p := range procs {
+			if got := p.ask(t, "value"); got != want {
+				t.Errorf("process %d: value %s, want %s", i, got, want)
+			}
+		}
+	}
+	values("100")
+	ctx := t.Context()
+
+	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"])...)
+	hosts, sum := decodeRecords(t, out)
+	if code != 0 || sum.OK != 3 || sum.Patched != 6 || classes(hosts) != "host01=success host02=success host03=success" {
+		t.Fatalf("apply: exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+	values("200")
+
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"status"}, args...), "--json")...)
+	var rep fleet.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {
+		t.Fatalf("status: exit %d, %v", code, err)
+	}
+	if len(rep.Patches) != 1 || rep.Patches[0].Hosts != 3 || rep.Patches[0].Processes != 6 || rep.Patches[0].Target != "libcalc.so.1" {
+		t.Errorf("report %+v", rep)
+	}
+
+	// Atomic replace: revert everything on libcalc and apply lp300.
+	code, _, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--revert-all=libcalc.so.1", fx.LP["lp300"])...)
+	if code != 0 {
+		t.Fatalf("replace: exit %d", code)
+	}
+	values("300")
+
+	code, _, _, _ = cliRun(ctx, t, append(append([]string{"revert"}, args...), "--revert-all=libcalc.so.1")...)
+	if code != 0 {
+		t.Fatalf("revert-all: exit %d", code)
+	}
+	values("100")
+	code, out, _, _ = cliRun(ctx, t, append([]string{"status"}, args...)...)
+	if code != 0 || !strings.Contains(out, "(no patches applied on any host)") {
+		t.Errorf("status after revert: exit %d\n%s", code, out)
 	}
 }
