@@ -296,3 +296,44 @@ func (p *freezeProxy) pipe(dst, src net.Conn) {
 		}
 	}
 }
+
+// TestAcceptNew_Concurrent: 20 unknown hosts accepted at once append one
+// well-formed line each to the same known_hosts, and are then known.
+func TestAcceptNew_Concurrent(t *testing.T) {
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	var srvs []*remotetest.Server
+	for range 20 {
+		srvs = append(srvs, remotetest.NewServer(t))
+	}
+	var wg sync.WaitGroup
+	for _, s := range srvs {
+		wg.Go(func() {
+			cfg := s.Config()
+			cfg.KnownHosts, cfg.HostKeyPolicy = []string{kh}, remote.AcceptNew
+			c, err := remote.Dial(t.Context(), cfg)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Close()
+		})
+	}
+	wg.Wait()
+	b, err := os.ReadFile(kh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != len(srvs) {
+		t.Fatalf("known_hosts has %d lines, want %d:\n%s", len(lines), len(srvs), b)
+	}
+	for _, s := range srvs {
+		cfg := s.Config()
+		cfg.KnownHosts = []string{kh}
+		c, err := remote.Dial(t.Context(), cfg) // strict
+		if err != nil {
+			t.Fatalf("strict Dial after accept-new: %v", err)
+		}
+		c.Close()
+	}
+}
