@@ -139,9 +139,6 @@ func objects(pid int, maps []procfs.Mapping, exe string) ([]Object, error) {
 			continue
 		}
 		path := strings.TrimSuffix(m.Path, deletedSuffix)
-		if slices.ContainsFunc(out, func(o Object) bool { return o.Start == m.Start }) {
-			continue
-		}
 		o, err := readObject(pid, m)
 		if errors.Is(err, ErrFormat) {
 			continue // not an ELF object (a data file mapped by the process)
