@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"debug/elf"
 	"testing"
 
 	"ulp/livepatch/report"
@@ -67,15 +68,49 @@ func TestAlreadyApplied(t *testing.T) {
 	p.Expect(t, map[string]string{"value": "200"})
 }
 
-func TestStaticArgsDataTLS(t *testing.T) {
-	fx := triggertest.Build(t)
-	p := triggertest.Start(t, nil, fx.App)
-	p.Expect(t, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
-	mustTrig(t, p.PID, apply(fx.LP["misc"]), report.Success)
-	// 1*1+2*2+...+10*10 = 385; 10*0.5+20*1.5+...+100*9.5 = 10*385-5*55 = 3575
-	p.Expect(t, map[string]string{"hidden": "60", "args": "3960", "counter": "1042", "tls": "2009"})
-	mustTrig(t, p.PID, revert(fx.LP["misc"]), report.Success)
-	p.Expect(t, map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9"})
+// TestStaticArgsDataTLSPage patches a static function, a function of 10 int
+// and 10 float arguments, functions reading a variable and a TLS variable of
+// the library through references, and a function whose prologue crosses a
+// page boundary.
+func TestStaticArgsDataTLSPage(t *testing.T) {
+	for _, cf := range []string{"-fcf-protection=none", "-fcf-protection=full"} {
+		t.Run(cf, func(t *testing.T) {
+			fx := triggertest.Build(t, cf)
+			checkPageCross(t, fx.Calc, "calc_page")
+			p := triggertest.Start(t, nil, fx.App)
+			orig := map[string]string{"hidden": "50", "args": "105", "counter": "42", "tls": "9", "page": "7"}
+			p.Expect(t, orig)
+			mustTrig(t, p.PID, apply(fx.LP["misc"]), report.Success)
+			// 1*1+2*2+...+10*10 = 385; 10*0.5+20*1.5+...+100*9.5 = 10*385-5*55 = 3575
+			p.Expect(t, map[string]string{"hidden": "60", "args": "3960", "counter": "1042", "tls": "2009", "page": "8"})
+			mustTrig(t, p.PID, revert(fx.LP["misc"]), report.Success)
+			p.Expect(t, orig)
+		})
+	}
+}
+
+// checkPageCross fails t unless the 14-byte pad of function fn in lib
+// starts on one page and ends on the next.
+func checkPageCross(t *testing.T, lib, fn string) {
+	t.Helper()
+	f, err := elf.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	syms, err := f.DynamicSymbols()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range syms {
+		if s.Name == fn {
+			if start, end := s.Value-14, s.Value+2; start/4096 == (end-1)/4096 {
+				t.Fatalf("%s at %#x: its prologue [%#x, %#x) does not cross a page", fn, s.Value, start, end)
+			}
+			return
+		}
+	}
+	t.Fatalf("%s: no symbol %s", lib, fn)
 }
 
 func TestTwoLibrariesAndMainProgram(t *testing.T) {

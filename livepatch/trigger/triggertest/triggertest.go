@@ -35,8 +35,8 @@ type Fixture struct {
 	App  string // the program, linked with both libraries
 	// LP maps a livepatch name to its container: lp200, lp300, lp400
 	// (calc_value returns that number), misc (a static function, 20
-	// arguments, a data and a TLS reference), two (libtwo), main (the
-	// executable's main_value).
+	// arguments, a data and a TLS reference, a prologue across a page
+	// boundary), two (libtwo), main (the executable's main_value).
 	LP map[string]string
 }
 
@@ -85,7 +85,7 @@ func Build(t testing.TB, cflags ...string) *Fixture {
 		args := append(append([]string{"-shared", "-fPIC", "-Wl,-soname," + soname}, patchable...), extra...)
 		Compile(t, out, args, src)
 	}
-	lib(fx.Calc, "libcalc.so.1", "libcalc.c", "-Wl,-Bsymbolic")
+	lib(fx.Calc, "libcalc.so.1", "libcalc.c", "-Wl,-Bsymbolic", "-falign-functions=1")
 	lib(fx.Two, "libtwo.so.1", "libtwo.c")
 	Compile(t, fx.App, append([]string{"-fPIE", "-pie", "-Wl,-rpath," + dir}, patchable...), "app.c", fx.Calc, fx.Two)
 	for _, v := range []int{200, 300, 400} {
@@ -94,7 +94,7 @@ func Build(t testing.TB, cflags ...string) *Fixture {
 	}
 	fx.Pack(t, "misc", "lp_misc.c", nil, fx.Calc,
 		"hidden:hidden_lp", "calc_args:calc_args_lp", "calc_counter:calc_counter_lp", "calc_tls:calc_tls_lp",
-		"#counter:counter_ref", "#%tlsvar:tlsvar_idx")
+		"calc_page:calc_page_lp", "#counter:counter_ref", "#%tlsvar:tlsvar_idx")
 	fx.Pack(t, "two", "lp_two.c", nil, fx.Two, "two_value:two_value_lp")
 	fx.Pack(t, "main", "lp_main.c", nil, fx.App, "main_value:main_value_lp")
 	return fx

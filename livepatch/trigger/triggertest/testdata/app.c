@@ -12,6 +12,7 @@ long calc_args(int, int, int, int, int, int, int, int, int, int, double, double,
 int calc_counter(void);
 int calc_tls(void);
 int two_value(void);
+int calc_page(void);
 
 __attribute__((noipa)) int main_value(void) { return 1; }
 
@@ -37,6 +38,8 @@ int main(void) {
       v = calc_tls();
     else if (!strcmp(line, "two"))
       v = two_value();
+    else if (!strcmp(line, "page"))
+      v = calc_page();
     else if (!strcmp(line, "main"))
       v = main_value();
     else {

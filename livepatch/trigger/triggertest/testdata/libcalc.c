@@ -22,3 +22,13 @@ KEEP long calc_args(int a, int b, int c, int d, int e, int f, int g, int h, int 
 }
 KEEP int calc_counter(void) { return counter; }
 KEEP int calc_tls(void) { return tlsvar; }
+
+/* calc_page's 14-byte pad starts 10 bytes before a page boundary, so the
+ * prologue written by a patch crosses two pages (built with
+ * -falign-functions=1, which keeps the pad right after the filler). */
+__asm__(".section .text.pagecross,\"ax\",@progbits\n"
+        ".p2align 12\n"
+        "calc_page_filler:\n"
+        ".fill 4096-10, 1, 0xcc\n"
+        ".previous\n");
+__attribute__((noipa, section(".text.pagecross"))) int calc_page(void) { return 7; }

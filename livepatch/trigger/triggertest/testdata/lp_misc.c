@@ -1,5 +1,6 @@
 /* A livepatch of several libcalc functions: a static function, 10 int and
- * 10 float arguments, a data reference and a TLS reference. */
+ * 10 float arguments, a data reference, a TLS reference, and a function
+ * whose prologue crosses a page boundary. */
 struct tls_index {
   unsigned long ti_module, ti_offset;
 };
@@ -21,3 +22,4 @@ __attribute__((noipa)) int calc_counter_lp(void) { return *counter_ref + 1000; }
 __attribute__((noipa)) int calc_tls_lp(void) {
   return *(int *)__tls_get_addr(&tlsvar_idx) + 2000;
 }
+__attribute__((noipa)) int calc_page_lp(void) { return 8; }
