@@ -9,6 +9,11 @@
  * returns to the interrupted context with IRETQ on iret[]. Nothing in this
  * path needs the agent, so an agent killed at any moment leaves a working
  * thread.
+ *
+ * The dlopen of op LOAD (the loader, then the container's constructors) runs
+ * on a stack of the runtime's own, mapped at the first LOAD, so the borrowed
+ * thread's stack only has to hold the request, the XSAVE area and a few
+ * frames, whatever size it was created with.
  */
 #include <cpuid.h>
 #include <dlfcn.h>
@@ -100,6 +105,49 @@ __asm__(
     "  iretq\n"
     ".size ulp_entry_stub, .-ulp_entry_stub\n");
 
+/* ulp_on_stack calls fn(arg) with %rsp = top (16-byte aligned) and returns
+   its result on the caller's stack. */
+int32_t ulp_on_stack(int32_t (*fn)(void *), void *arg, void *top);
+
+__asm__(
+    ".text\n"
+    ".globl ulp_on_stack\n"
+    ".hidden ulp_on_stack\n"
+    ".type ulp_on_stack, @function\n"
+    ".p2align 4\n"
+    "ulp_on_stack:\n"
+    "  endbr64\n"
+    "  pushq %rbp\n"
+    "  movq %rsp, %rbp\n"
+    "  movq %rdx, %rsp\n"
+    "  movq %rdi, %rax\n"
+    "  movq %rsi, %rdi\n"
+    "  call *%rax\n"
+    "  movq %rbp, %rsp\n"
+    "  popq %rbp\n"
+    "  ret\n"
+    ".size ulp_on_stack, .-ulp_on_stack\n");
+
+#define LOAD_STACK_SIZE (256 * 1024)
+#define GUARD_SIZE 4096
+
+static char *load_stack_top; /* mapped at the first LOAD */
+static int load_stack_busy;  /* set while a call runs on it */
+
+/* load_stack returns the top of the runtime's stack, mapping it (with a
+   guard page below) on first use, or NULL when it cannot be had. */
+static char *load_stack(void) {
+  if (!load_stack_top) {
+    char *p = mmap(NULL, LOAD_STACK_SIZE + GUARD_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED)
+      return NULL;
+    mprotect(p, GUARD_SIZE, PROT_NONE); /* best effort: a seccomp filter may refuse */
+    load_stack_top = p + GUARD_SIZE + LOAD_STACK_SIZE;
+  }
+  return load_stack_top;
+}
+
 void ulp_entry_init(void) {
   unsigned a, b, c, d;
   if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_OSXSAVE))
@@ -141,28 +189,15 @@ static void set_msg(struct ulp_call *c, const char *s) {
   c->msg[n] = '\0';
 }
 
-static int32_t op_load(struct ulp_request *req, struct ulp_call *c, struct ulp_text *log) {
-  ulp_text_str(log, "load ");
-  ulp_text_str(log, req->path);
-  ulp_text_str(log, " for ");
-  ulp_text_str(log, req->target[0] ? req->target : "the main program");
-  ulp_text_str(log, ": ");
-  if (__atomic_load_n(&ulp_abi.state, __ATOMIC_ACQUIRE) != ULP_STATE_READY) {
-    set_msg(c, ulp_abi.reason);
-    return ULP_EDISABLED;
-  }
-  if (ulp_in_malloc()) {
-    set_msg(c, "thread is inside the allocator");
-    return ULP_EAGAIN;
-  }
-  if (ulp_in_loader()) {
-    set_msg(c, "thread is inside the dynamic loader");
-    return ULP_EAGAIN;
-  }
-  if (req->path[0] == '\0') {
-    set_msg(c, "empty container path");
-    return ULP_EINVAL;
-  }
+struct load {
+  struct ulp_request *req;
+  struct ulp_call *c;
+};
+
+/* load_body finds the target and dlopens the container. */
+static int32_t load_body(void *arg) {
+  struct ulp_request *req = ((struct load *)arg)->req;
+  struct ulp_call *c = ((struct load *)arg)->c;
   struct find f = {.name = req->target};
   dl_iterate_phdr(find_cb, &f);
   if (!f.found) {
@@ -186,6 +221,37 @@ static int32_t op_load(struct ulp_request *req, struct ulp_call *c, struct ulp_t
   c->out[2] = f.bias;
   c->out[3] = f.modid;
   return ULP_OK;
+}
+
+static int32_t op_load(struct ulp_request *req, struct ulp_call *c, struct ulp_text *log) {
+  ulp_text_str(log, "load ");
+  ulp_text_str(log, req->path);
+  ulp_text_str(log, " for ");
+  ulp_text_str(log, req->target[0] ? req->target : "the main program");
+  ulp_text_str(log, ": ");
+  if (__atomic_load_n(&ulp_abi.state, __ATOMIC_ACQUIRE) != ULP_STATE_READY) {
+    set_msg(c, ulp_abi.reason);
+    return ULP_EDISABLED;
+  }
+  if (ulp_in_malloc()) {
+    set_msg(c, "thread is inside the allocator");
+    return ULP_EAGAIN;
+  }
+  if (ulp_in_loader()) {
+    set_msg(c, "thread is inside the dynamic loader");
+    return ULP_EAGAIN;
+  }
+  if (req->path[0] == '\0') {
+    set_msg(c, "empty container path");
+    return ULP_EINVAL;
+  }
+  struct load l = {.req = req, .c = c};
+  char *top = load_stack();
+  if (!top || __atomic_exchange_n(&load_stack_busy, 1, __ATOMIC_ACQUIRE))
+    return load_body(&l); /* no stack of our own: stay on the thread's */
+  int32_t r = ulp_on_stack(load_body, &l, top);
+  __atomic_store_n(&load_stack_busy, 0, __ATOMIC_RELEASE);
+  return r;
 }
 
 static int32_t op_grow_ledger(struct ulp_request *req, struct ulp_call *c) {

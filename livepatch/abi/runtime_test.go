@@ -52,6 +52,7 @@ func fixtures(t testing.TB) string {
 			{"slowmalloc.so", []string{"-shared", "-fPIC"}, "slowmalloc.c"},
 			{"blockctor.so", []string{"-shared", "-fPIC"}, "blockctor.c"},
 			{"container.so", []string{"-shared", "-fPIC"}, "container.c"},
+			{"bigctor.so", []string{"-shared", "-fPIC"}, "bigctor.c"},
 			{"libearly.so", []string{"-shared", "-fPIC"}, "early.c"},
 			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
@@ -742,6 +743,30 @@ func TestCallLoadBusy(t *testing.T) {
 			tg.expect(t, "got: main still works")
 		})
 	}
+}
+
+// TestCallLoadSmallStack loads, on a thread created with a 32 KiB stack, a
+// container whose constructor needs 160 KiB: the runtime runs the dlopen on
+// a stack of its own.
+func TestCallLoadSmallStack(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	dir := fixtures(t)
+	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "smallstack")
+	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitBlocked(t, tg.pid, tid)
+	req := NewRequest(0, OpLoad)
+	req.SetPath(filepath.Join(dir, "bigctor.so"))
+	if r := call(t, tg.pid, tid, req); r.Result != OK {
+		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
+	}
+	if !mapped(t, tg.pid, "bigctor.so") {
+		t.Error("container not mapped")
+	}
+	fmt.Fprintln(tg.stdin, "alive")
+	tg.expect(t, "got: alive")
 }
 
 // waitBlocked waits until thread tid sleeps in a system call.

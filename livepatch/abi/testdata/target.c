@@ -7,6 +7,7 @@
      dlopen    a thread dlopens argv[2], whose constructor blocks
      iterate   a thread blocks inside a dl_iterate_phdr callback
      fork      a thread blocks inside fork(), in an atfork handler
+     smallstack a thread with a 32 KiB stack blocks in read(2)
    Blocked threads print "blocked TID" first. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -57,6 +58,9 @@ static void *worker(void *arg) {
       printf("dlopen: %s\n", dlerror());
   } else if (strcmp(mode, "iterate") == 0) {
     dl_iterate_phdr(iterate_cb, NULL);
+  } else if (strcmp(mode, "smallstack") == 0) {
+    say_blocked();
+    block_forever();
   } else if (strcmp(mode, "fork") == 0) {
     pthread_atfork(block_prepare, NULL, NULL);
     if (fork() == 0)
@@ -134,7 +138,12 @@ int main(int argc, char **argv) {
   pthread_t th;
   if (strcmp(mode, "regs") == 0)
     pthread_create(&th, NULL, regs_worker, NULL);
-  else if (strcmp(mode, "echo") != 0)
+  else if (strcmp(mode, "smallstack") == 0) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 32 * 1024);
+    pthread_create(&th, &attr, worker, (void *)mode);
+  } else if (strcmp(mode, "echo") != 0)
     pthread_create(&th, NULL, worker, (void *)mode);
   printf("ready %d\n", getpid());
   char buf[256];
