@@ -50,12 +50,22 @@ func buildVictim(t testing.TB) (exe, lib string) {
 // set, and waits for its "ready" line. It is killed and reaped at cleanup.
 func startVictim(t testing.TB, preload bool) *victim {
 	t.Helper()
+	runtime := ""
+	if preload {
+		runtime = testenv.Artifact(t, "libpulp.so.0")
+	}
+	return startVictimWith(t, runtime)
+}
+
+// startVictimWith runs the victim with runtime preloaded ("" for none).
+func startVictimWith(t testing.TB, runtime string) *victim {
+	t.Helper()
 	testenv.Require(t, testenv.CC)
 	exe, lib := buildVictim(t)
 	cmd := exec.Command(exe)
 	cmd.Env = os.Environ()
-	if preload {
-		cmd.Env = append(cmd.Env, "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
+	if runtime != "" {
+		cmd.Env = append(cmd.Env, "LD_PRELOAD="+runtime)
 	}
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -158,6 +168,39 @@ func TestOpen(t *testing.T) {
 	}
 	if at := time.Unix(int64(blk.LoadedAt), 0); time.Since(at) > time.Minute || time.Until(at) > time.Minute {
 		t.Errorf("loaded at %v", at)
+	}
+}
+
+// TestOpenDeletedRuntime opens a process whose runtime file was removed
+// after it started (a package upgrade): the mapped file is still reachable
+// through /proc/PID/map_files.
+func TestOpenDeletedRuntime(t *testing.T) {
+	testenv.Require(t, testenv.Root)
+	rt := filepath.Join(t.TempDir(), RuntimeName)
+	b, err := os.ReadFile(testenv.Artifact(t, RuntimeName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(rt, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	v := startVictimWith(t, rt)
+	if err := os.Remove(rt); err != nil {
+		t.Fatal(err)
+	}
+	found, err := List()
+	if err != nil || !slices.ContainsFunc(found, func(f Found) bool { return f.PID == v.pid }) {
+		t.Errorf("List misses the process with a deleted runtime: %v, %v", found, err)
+	}
+	p, err := Open(v.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.Runtime.Deleted || p.Runtime.Path != rt || p.ABI != v.abi {
+		t.Errorf("runtime %+v, ABI %#x, want deleted %s and ABI %#x", p.Runtime, p.ABI, rt, v.abi)
+	}
+	if _, err := p.ReadABI(); err != nil {
+		t.Error(err)
 	}
 }
 
