@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Client is a connection to one host. It is safe for concurrent use:
@@ -68,6 +70,13 @@ func Dial(ctx context.Context, cfg Config) (*Client, error) {
 		HostKeyCallback:   hostKey,
 		HostKeyAlgorithms: algos,
 	}, c.HandshakeTimeout)
+	var ne *ssh.AlgorithmNegotiationError
+	if len(algos) > 0 && errors.As(err, &ne) && ne.What == "host key" {
+		// known_hosts has keys for the host, but the host offers none of
+		// their types: its keys were replaced.
+		err = &HostKeyError{Host: knownhosts.Normalize(name), Got: "keys of types " + strings.Join(ne.RequestedAlgorithms, ","),
+			Want: algos, err: ErrHostKeyMismatch}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("remote: dial %s: %w", addr, err)
 	}

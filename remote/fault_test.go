@@ -3,6 +3,9 @@ package remote_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"ulp/internal/sshfleet"
 	"ulp/remote"
@@ -335,5 +340,24 @@ func TestAcceptNew_Concurrent(t *testing.T) {
 			t.Fatalf("strict Dial after accept-new: %v", err)
 		}
 		c.Close()
+	}
+}
+
+// TestDial_KnownKeyTypeNotOffered: known_hosts holds only an ECDSA key for
+// a host that now offers only ed25519: its keys were replaced.
+func TestDial_KnownKeyTypeNotOffered(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := srv.Config()
+	cfg.KnownHosts = []string{writeKnownHosts(t, cfg.Addr, pub)}
+	if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrHostKeyMismatch) {
+		t.Fatalf("Dial = %v, want ErrHostKeyMismatch", err)
 	}
 }
