@@ -64,6 +64,17 @@ func Compile(t testing.TB, out string, args []string, src string, extra ...strin
 	testenv.CompileC(t, out, args, append([]string{Source(t, filepath.Dir(out), src)}, extra...)...)
 }
 
+// CompileCXX compiles the C++ fixture source src (and extra files) into out
+// with c++.
+func CompileCXX(t testing.TB, out string, args []string, src string, extra ...string) {
+	t.Helper()
+	testenv.Require(t, testenv.CC)
+	cmdArgs := append(append([]string{"-o", out}, args...), append([]string{Source(t, filepath.Dir(out), src)}, extra...)...)
+	if b, err := exec.Command("c++", cmdArgs...).CombinedOutput(); err != nil {
+		t.Fatalf("c++ %s: %v\n%s", strings.Join(cmdArgs, " "), err, b)
+	}
+}
+
 // Patchable are the cc flags of patchable objects.
 var Patchable = []string{"-O2", "-g", "-fpatchable-function-entry=16,14", "-Wl,--build-id"}
 
@@ -106,6 +117,15 @@ func (fx *Fixture) Pack(t testing.TB, name, src string, cflags []string, target 
 	t.Helper()
 	so := filepath.Join(fx.Dir, name+".so")
 	Compile(t, so, append([]string{"-shared", "-fPIC", "-O2", "-Wl,--build-id"}, cflags...), src)
+	fx.LP[name] = fx.PackFile(t, so, target, lines...)
+	return so
+}
+
+// PackFile packs the built livepatch so (in place) for target with the
+// description lines and returns its path.
+func (fx *Fixture) PackFile(t testing.TB, so, target string, lines ...string) string {
+	t.Helper()
+	name := strings.TrimSuffix(filepath.Base(so), ".so")
 	body := fmt.Sprintf("! livepatch %s for CVE-2099-0001\n%s\n@%s\n%s\n", name, so, target, strings.Join(lines, "\n"))
 	dscPath := filepath.Join(fx.Dir, name+".dsc")
 	if err := os.WriteFile(dscPath, []byte(body), 0o644); err != nil {
@@ -118,7 +138,6 @@ func (fx *Fixture) Pack(t testing.TB, name, src string, cflags []string, target 
 	if _, err := packer.Pack(d, packer.Options{Out: so}); err != nil {
 		t.Fatalf("pack %s: %v", name, err)
 	}
-	fx.LP[name] = so
 	return so
 }
 
