@@ -39,6 +39,7 @@ const (
 	StateBroken     State = 3 // an internal problem; Block.Reason says which
 )
 
+// String describes the state in words.
 func (s State) String() string {
 	switch s {
 	case StateReady:
@@ -73,6 +74,7 @@ const (
 	OpGrowLedger Op = 2
 )
 
+// String names the operation.
 func (o Op) String() string {
 	switch o {
 	case OpPing:
@@ -99,6 +101,7 @@ const (
 	EInval    Result = 6 // a malformed request
 )
 
+// String describes the result in words.
 func (r Result) String() string {
 	switch r {
 	case OK:

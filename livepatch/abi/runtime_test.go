@@ -592,6 +592,24 @@ func TestCallPing(t *testing.T) {
 	}
 }
 
+// TestRingAfterDeadWriter: a ring seq left odd (a writer killed mid-write)
+// does not stop the runtime from logging, and ends even again.
+func TestRingAfterDeadWriter(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	dir := fixtures(t)
+	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "echo")
+	addr := abiAddr(t, tg.pid)
+	seq := readBlock(t, tg.pid).Ring.Seq
+	writeMem(t, tg.pid, addr+OffRingSeq, binary.LittleEndian.AppendUint64(nil, seq+1))
+	if c := call(t, tg.pid, tg.pid, NewRequest(0, Op(99))); c.Result != EInval {
+		t.Fatalf("bad op: %v", c.Result)
+	}
+	r := readBlock(t, tg.pid).Ring
+	if r.Seq%2 != 0 || r.Seq <= seq+1 || !strings.HasSuffix(r.Text(), "unknown op: invalid request (unknown op)\n") {
+		t.Errorf("seq %d (was %d), text %q", r.Seq, seq, r.Text())
+	}
+}
+
 // TestCallPreservesRegisters hijacks a thread spinning with known values
 // in every general register and xmm0..15, many times.
 func TestCallPreservesRegisters(t *testing.T) {
