@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -359,5 +360,37 @@ func TestDial_KnownKeyTypeNotOffered(t *testing.T) {
 	cfg.KnownHosts = []string{writeKnownHosts(t, cfg.Addr, pub)}
 	if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrHostKeyMismatch) {
 		t.Fatalf("Dial = %v, want ErrHostKeyMismatch", err)
+	}
+}
+
+// TestClose_ReleasesGoroutines: after Close, no goroutine of the client
+// (keepalive, session waits, stdin copies, sftp) is left, also after a
+// cancelled command.
+func TestClose_ReleasesGoroutines(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	dir := t.TempDir()
+	before := runtime.NumGoroutine()
+	cfg := srv.Config()
+	cfg.KeepaliveInterval = 10 * time.Millisecond
+	c := dial(t, cfg)
+	if _, err := c.Upload(t.Context(), []byte("x"), filepath.Join(dir, "f"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Run(t.Context(), []string{"cat"}, strings.NewReader("in")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := c.Run(ctx, []string{"sleep", "30"}, nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run = %v, want DeadlineExceeded", err)
+	}
+	c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after Close:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
