@@ -57,6 +57,7 @@ func fixtures(t testing.TB) string {
 			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
 			{"mallocbench", []string{"-O2"}, "mallocbench.c"},
+			{"bump.so", []string{"-shared", "-fPIC", "-O2"}, "bump.c"},
 		} {
 			args := append([]string{"-Wall", "-Werror", "-o", filepath.Join(f.dir, b.out)}, b.args...)
 			if b.out == "simple" { // the library must come after the source
@@ -488,48 +489,49 @@ func TestPrograms(t *testing.T) {
 	dir := fixtures(t)
 	lib := testenv.Artifact(t, "libpulp.so.0")
 	for _, c := range []struct {
-		name string
-		exe  string
-		uid  uint32 // run as this user when not 0
-		want string
+		name    string
+		exe     string
+		preload string
+		uid     uint32 // run as this user when not 0
+		want    []string
 	}{
 		// libearly.so's constructor allocates before the runtime's runs.
-		{"constructor before ours", "simple", 0, "simple: early constructor ran"},
+		{"constructor before ours", "simple", lib, 0,
+			[]string{"simple: early constructor ran", "runtime: ready"}},
+		// A whole other allocator preloaded after the runtime: every block
+		// goes through it, none through glibc's.
+		{"another allocator", "simple", lib + ":" + filepath.Join(dir, "bump.so"), 0,
+			[]string{"simple: early constructor ran", "runtime: ready"}},
 		// The preload is ignored; the program must still run.
-		{"static", "simple-static", 0, "simple: no early"},
+		{"static", "simple-static", lib, 0, []string{"simple: no early", "runtime: absent"}},
 		// A setuid-root program run by nobody: ld.so ignores an LD_PRELOAD
-		// outside the system paths, and the program runs as usual.
-		{"setuid", "simple-setuid", 65534, "simple: early constructor ran"},
+		// outside the system paths, and the program runs as usual. The
+		// runtime is copied where nobody can read it, so that only ld.so's
+		// secure mode can be what keeps it out.
+		{"setuid", "simple-setuid", filepath.Join(dir, "libpulp.so.0"), 65534,
+			[]string{"simple: early constructor ran", "runtime: absent"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			exe := filepath.Join(dir, c.exe)
-			if c.exe == "simple-setuid" {
-				copyFile(t, filepath.Join(dir, "simple"), exe, 0o4755)
+			if c.uid != 0 {
+				copyFile(t, filepath.Join(dir, "simple"), exe, 0o755|os.ModeSetuid)
+				copyFile(t, lib, c.preload, 0o755)
 			}
 			cmd := exec.Command(exe)
-			cmd.Env = append(os.Environ(), "LD_PRELOAD="+lib, "LD_BIND_NOW=1")
+			cmd.Env = append(os.Environ(), "LD_PRELOAD="+c.preload)
 			if c.uid != 0 {
-				// A runtime the user can read, so that only ld.so's secure
-				// mode can be what keeps it out.
-				readable := filepath.Join(dir, "libpulp.so.0")
-				copyFile(t, lib, readable, 0o755)
-				cmd.Env = append(os.Environ(), "LD_PRELOAD="+readable)
 				cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: c.uid, Gid: c.uid}}
 			}
 			out, err := cmd.CombinedOutput()
 			if err != nil {
 				t.Fatalf("%v\n%s", err, out)
 			}
-			if !strings.Contains(string(out), c.want) {
-				t.Errorf("output %q lacks %q", out, c.want)
+			for _, w := range c.want {
+				if !strings.Contains(string(out), w) {
+					t.Errorf("output %q lacks %q", out, w)
+				}
 			}
 		})
-	}
-	// The runtime is mapped and ready in a program whose dependency's
-	// constructor ran first.
-	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "echo")
-	if blk := readBlock(t, tg.pid); blk.State != StateReady {
-		t.Errorf("state %v: %s", blk.State, String(blk.Reason[:]))
 	}
 }
 
@@ -639,12 +641,14 @@ func TestCallLoad(t *testing.T) {
 		name, path, target string
 		want               Result
 		msg                string
+		preload            string // added to LD_PRELOAD after the runtime
 	}{
-		{"main program", container, "", OK, ""},
-		{"library", container, "libc.so.6", OK, ""},
-		{"no target", container, "libnope.so.1", ENoTarget, "target not loaded"},
-		{"missing container", filepath.Join(dir, "missing.so"), "", EDlopen, "No such file"},
-		{"not an ELF", filepath.Join(dir, "notelf.so"), "", EDlopen, "file too short"},
+		{"main program", container, "", OK, "", ""},
+		{"library", container, "libc.so.6", OK, "", ""},
+		{"another allocator", container, "libc.so.6", OK, "", ":" + filepath.Join(dir, "bump.so")},
+		{"no target", container, "libnope.so.1", ENoTarget, "target not loaded", ""},
+		{"missing container", filepath.Join(dir, "missing.so"), "", EDlopen, "No such file", ""},
+		{"not an ELF", filepath.Join(dir, "notelf.so"), "", EDlopen, "file too short", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if strings.HasSuffix(c.path, "notelf.so") {
@@ -652,7 +656,7 @@ func TestCallLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "echo")
+			tg := start(t, []string{preload(t) + c.preload}, filepath.Join(dir, "target"), "echo")
 			req := NewRequest(0, OpLoad)
 			if err := req.SetPath(c.path); err != nil {
 				t.Fatal(err)
