@@ -77,6 +77,9 @@ type ThreadState struct {
 	// Signal is a signal the thread was about to receive when it stopped; it
 	// is delivered when the thread resumes or is detached.
 	Signal int
+	// JobStop is set for a thread stopped by job control (SIGSTOP and
+	// friends): resuming it leaves it stopped for its process group.
+	JobStop bool
 }
 
 // Seize attaches to every thread of process pid with PTRACE_SEIZE, without
@@ -110,6 +113,9 @@ func Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
 	})
 	if err == nil {
 		p.mem, err = os.OpenFile("/proc/"+strconv.Itoa(pid)+"/mem", os.O_RDWR, 0)
+		if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrNotExist) {
+			err = fmt.Errorf("seize %d: %w: %w", pid, ErrExited, err)
+		}
 	}
 	if err != nil {
 		p.Detach()
@@ -205,7 +211,8 @@ func (p *Process) Threads() []ThreadState {
 	p.run(func() error {
 		p.drain()
 		for _, th := range p.threads {
-			out = append(out, ThreadState{TID: th.tid, Stopped: th.stopped, Signal: th.sig})
+			out = append(out, ThreadState{TID: th.tid, Stopped: th.stopped, Signal: th.sig,
+				JobStop: th.stopped && th.kind == stopGroup})
 		}
 		return nil
 	})

@@ -180,7 +180,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		p.Resume(tid)
 		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
 	}
-	if signalPending(p, tid) || (regs.Rip >= rt.TextStart && regs.Rip < rt.TextEnd) {
+	if !hijackable(p, tid) || (regs.Rip >= rt.TextStart && regs.Rip < rt.TextEnd) {
 		p.Resume(tid)
 		return nil, errSkipThread
 	}
@@ -200,15 +200,16 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 	return waitDone(ctx, p, rt, req)
 }
 
-// signalPending reports whether tid stopped for a signal (it is resumed
-// with the signal instead of being hijacked).
-func signalPending(p *ptrace.Process, tid int) bool {
+// hijackable reports whether stopped thread tid can take a call: not when
+// it stopped for a signal (it is resumed with the signal instead) or for
+// job control (it would not run the call until SIGCONT).
+func hijackable(p *ptrace.Process, tid int) bool {
 	for _, th := range p.Threads() {
 		if th.TID == tid {
-			return th.Signal != 0
+			return th.Signal == 0 && !th.JobStop
 		}
 	}
-	return true
+	return false
 }
 
 // buildFrame returns the resume frame of a thread stopped with regs (its

@@ -1,9 +1,11 @@
 package trigger
 
 import (
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
@@ -146,4 +148,28 @@ func TestUserOptOut(t *testing.T) {
 		t.Error("set_patchable enable overrode the user's opt-out")
 	}
 	p.Expect(t, map[string]string{"value": "100"})
+}
+
+// TestProcessExitsMidTrigger kills the target at random moments of a
+// trigger: the result is SUCCESS (it finished first) or SKIPPED process
+// exited, never ERROR.
+func TestProcessExitsMidTrigger(t *testing.T) {
+	fx := triggertest.Build(t)
+	rng := rand.New(rand.NewPCG(3, 4))
+	counts := map[string]int{}
+	for range 30 {
+		p := triggertest.Start(t, nil, fx.App)
+		delay := time.Duration(rng.IntN(2500)) * time.Microsecond
+		timer := time.AfterFunc(delay, func() { p.Cmd.Process.Kill() })
+		rep := trig(t, p.PID, apply(fx.LP["lp200"]))
+		timer.Stop()
+		counts[string(rep.Result)+" "+rep.Reason]++
+		if rep.Result == report.Error {
+			t.Errorf("killed after %v: %s %s", delay, rep.Result, rep.Reason)
+		}
+		if rep.Result == report.Skipped && rep.Reason != ReasonExited {
+			t.Errorf("killed after %v: %s %s", delay, rep.Result, rep.Reason)
+		}
+	}
+	t.Logf("outcomes: %v", counts)
 }

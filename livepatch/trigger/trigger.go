@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"ulp/livepatch/abi"
@@ -64,21 +65,25 @@ const (
 	ReasonNoPatches  = "no patches on"
 )
 
-// outcome is a SKIPPED or ERROR decision with its reason.
+// outcome is a SKIPPED or ERROR decision with its reason and its cause.
 type outcome struct {
 	result       report.Result
 	reason       string
 	inconsistent bool
+	err          error
 }
 
 func (o *outcome) Error() string { return string(o.result) + " " + o.reason }
+func (o *outcome) Unwrap() error { return o.err }
 
 func skipped(format string, args ...any) *outcome {
-	return &outcome{result: report.Skipped, reason: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &outcome{result: report.Skipped, reason: err.Error(), err: err}
 }
 
 func failed(format string, args ...any) *outcome {
-	return &outcome{result: report.Error, reason: fmt.Sprintf(format, args...)}
+	err := fmt.Errorf(format, args...)
+	return &outcome{result: report.Error, reason: err.Error(), err: err}
 }
 
 // Run performs req on process pid and reports the outcome. It never returns
@@ -109,10 +114,13 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 		}
 	}
 	err := r.do(ctx)
+	if err != nil && exited(pid, err) {
+		err = skipped(ReasonExited)
+	}
 	if r.proc != nil {
 		td := time.Now()
 		if e := r.proc.Detach(); e != nil && err == nil {
-			err = failed("detach: %v", e)
+			err = failed("detach: %w", e)
 		}
 		r.rep.Timings.DetachUS += time.Since(td).Microseconds()
 		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
@@ -128,6 +136,34 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 	r.rep.Timings.TotalUS = time.Since(t0).Microseconds()
 	r.log.Debug("trigger done", "result", r.rep.Result, "reason", r.rep.Reason, "timings", r.rep.Timings)
 	return r.rep
+}
+
+// exited reports whether process pid exited during the trigger that failed
+// with err: whatever failed, the trigger is then SKIPPED "process exited".
+// An error saying the process is gone gives it a moment to finish dying.
+func exited(pid int, err error) bool {
+	if gone(pid) {
+		return true
+	}
+	if !errors.Is(err, syscall.ESRCH) && !errors.Is(err, ptrace.ErrExited) && !errors.Is(err, procfs.ErrNoProcess) {
+		return false
+	}
+	for range 100 {
+		time.Sleep(time.Millisecond)
+		if gone(pid) {
+			return true
+		}
+	}
+	return false
+}
+
+// gone reports whether process pid has exited (or is a zombie).
+func gone(pid int) bool {
+	st, err := procfs.ReadStatus(pid)
+	if err != nil {
+		return errors.Is(err, procfs.ErrNoProcess)
+	}
+	return st.State == 'Z' || st.State == 'X'
 }
 
 // run is the state of one trigger.
@@ -155,7 +191,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	l, err := r.tp.ReadLedger(ctx)
 	if err != nil {
-		return failed("read ledger: %v", err)
+		return failed("read ledger: %w", err)
 	}
 	if err := r.check(l); err != nil {
 		return err
@@ -168,7 +204,7 @@ func (r *run) do(ctx context.Context) error {
 	r.rep.Timings.AttachUS = time.Since(ta).Microseconds()
 	// Under the lock, the ledger is ours: read it again.
 	if l, err = r.tp.ReadLedger(ctx); err != nil {
-		return failed("read ledger: %v", err)
+		return failed("read ledger: %w", err)
 	}
 	if err := r.check(l); err != nil {
 		return err
@@ -198,7 +234,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	enc, err := ledger.Encode(plan.Ledger)
 	if err != nil {
-		return failed("encode ledger: %v", err)
+		return failed("encode ledger: %w", err)
 	}
 	if err := r.ensureLedgerCap(ctx, uint64(len(enc))); err != nil {
 		return err
@@ -220,7 +256,7 @@ func (r *run) readContainer() error {
 	}
 	c, err := container.Open(r.req.Container)
 	if err != nil {
-		return failed("invalid container: %v", err)
+		return failed("invalid container: %w", err)
 	}
 	r.spec = c.Apply
 	if r.req.Action == ActRevert {
@@ -245,13 +281,13 @@ func (r *run) openTarget() error {
 	case errors.Is(err, fs.ErrPermission):
 		return failed("no permission to inspect process %d (run as root)", r.pid)
 	case err != nil:
-		return failed("inspect process: %v", err)
+		return failed("inspect process: %w", err)
 	}
 	r.tp = tp
 	r.rep.Comm = tp.Comm
 	blk, err := tp.ReadABI()
 	if err != nil {
-		return failed("read runtime block: %v", err)
+		return failed("read runtime block: %w", err)
 	}
 	switch blk.State {
 	case abi.StateReady:
@@ -329,7 +365,7 @@ func planError(err error) error {
 	if errors.As(err, &mm) {
 		return &outcome{result: report.Error, reason: err.Error(), inconsistent: true}
 	}
-	return failed("%v", err)
+	return failed("%w", err)
 }
 
 // ledgerPatch returns the ledger record of the new patch for a container
@@ -371,9 +407,9 @@ func (r *run) seize(ctx context.Context) error {
 			continue
 		}
 		if ctx.Err() != nil {
-			return failed("timeout: %v", err)
+			return failed("timeout: %w", err)
 		}
-		return failed("%v", err)
+		return failed("%w", err)
 	}
 }
 
@@ -382,14 +418,14 @@ func (r *run) seize(ctx context.Context) error {
 func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 	req := abi.NewRequest(0, abi.OpLoad)
 	if err := req.SetPath(r.rep.Patch); err != nil {
-		return ledger.Patch{}, failed("container path: %v", err)
+		return ledger.Patch{}, failed("container path: %w", err)
 	}
 	name := r.spec.Target.Name
 	if r.obj.Main {
 		name = ""
 	}
 	if err := req.SetTarget(name); err != nil {
-		return ledger.Patch{}, failed("target name: %v", err)
+		return ledger.Patch{}, failed("target name: %w", err)
 	}
 	var c *abi.Call
 	var err error
@@ -419,11 +455,11 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		case abi.EAgain:
 			return ledger.Patch{}, failed("load: every thread stayed busy in malloc or the dynamic loader (try --retries)")
 		}
-		return ledger.Patch{}, failed("load: %v", err)
+		return ledger.Patch{}, failed("load: %w", err)
 	case errors.Is(err, ptrace.ErrExited):
 		return ledger.Patch{}, skipped(ReasonExited)
 	case err != nil:
-		return ledger.Patch{}, failed("load: %v", err)
+		return ledger.Patch{}, failed("load: %w", err)
 	}
 	cbias, tbias, modid := c.Out[1], c.Out[2], c.Out[3]
 	if tbias != r.obj.Bias {
@@ -447,7 +483,7 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		// the loader made read-only. Nothing reads it before the patch is
 		// live.
 		if err := r.proc.WriteText(addr, b); err != nil {
-			return ledger.Patch{}, failed("reference %s: %v", ref.PatchRef, err)
+			return ledger.Patch{}, failed("reference %s: %w", ref.PatchRef, err)
 		}
 	}
 	return r.ledgerPatch(tbias, cbias), nil
@@ -457,7 +493,7 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
 	_, area, err := r.tp.ReadLedgerBytes(ctx)
 	if err != nil {
-		return failed("read ledger: %v", err)
+		return failed("read ledger: %w", err)
 	}
 	if n <= area.Cap {
 		return nil
@@ -465,7 +501,7 @@ func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
 	req := abi.NewRequest(0, abi.OpGrowLedger)
 	req.Arg[0] = max(n, 2*area.Cap)
 	if _, err := call(ctx, r.proc, r.rt, req); err != nil {
-		return failed("grow ledger: %v", err)
+		return failed("grow ledger: %w", err)
 	}
 	return nil
 }
@@ -487,12 +523,12 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
 			if errors.Is(err, ptrace.ErrExited) {
 				return skipped(ReasonExited)
 			}
-			return failed("stop threads: %v", err)
+			return failed("stop threads: %w", err)
 		}
 		split, err := r.splitting(plan)
 		if err != nil {
 			r.proc.ResumeAll()
-			return failed("%v", err)
+			return failed("%w", err)
 		}
 		if split != 0 {
 			r.proc.ResumeAll()
@@ -512,7 +548,7 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
 			}
 		}
 		if err := r.proc.ResumeAll(); err != nil {
-			return failed("resume threads: %v", err)
+			return failed("resume threads: %w", err)
 		}
 		r.rep.Timings.WriteUS = time.Since(tw).Microseconds()
 		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
