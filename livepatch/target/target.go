@@ -26,8 +26,8 @@ var (
 	// ErrFormat: memory or a file of the process did not hold what the
 	// layout promises (a bad ELF header, an unknown ledger, ...).
 	ErrFormat = errors.New("unexpected data in process")
-	// ErrBusy: a sequence counter kept moving; the writer may have died
-	// mid-write (odd counter) or writes continuously.
+	// ErrBusy: a sequence counter kept moving, or stayed odd while another
+	// agent holds the process (a trigger in progress): retry later.
 	ErrBusy = errors.New("data kept changing while read")
 )
 
@@ -78,9 +78,6 @@ func (p *Process) Main() *Object {
 	}
 	return nil
 }
-
-// Mappings returns the memory map read by Open.
-func (p *Process) Mappings() []procfs.Mapping { return p.maps }
 
 // Open inspects process pid: its mapped objects, the runtime and the
 // address of ulp_abi. It fails with ErrNoRuntime when the runtime is not
