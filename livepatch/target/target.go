@@ -48,6 +48,8 @@ func (o *Object) Contains(addr uint64) bool { return addr >= o.Start && addr < o
 
 // Process is a process that maps the runtime, seen without stopping it. Its
 // fields are a snapshot taken by Open; objects loaded later are not in it.
+// A Process holds no resources and its methods only read, so it may be used
+// from several goroutines.
 type Process struct {
 	PID     int
 	Comm    string
