@@ -42,7 +42,7 @@ func Example() {
 		fmt.Printf("revert at %#x: % x\n", w.Addr, w.Data)
 	}
 	// Output:
-	// write at 0x1000: ff 25 00 00 00 00 00 20 00 00 7f 00 00 00
+	// write at 0x1000: ff 25 00 00 00 00 00 20 00 00 00 7f 00 00
 	// write at 0x100e: eb f0
 	// revert at 0x100e: 66 90
 }
