@@ -2,9 +2,11 @@ package trigger
 
 import (
 	"debug/elf"
+	"fmt"
 	"testing"
 
 	"ulp/livepatch/report"
+	"ulp/livepatch/target"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -124,4 +126,51 @@ func TestTwoLibrariesAndMainProgram(t *testing.T) {
 	p.Expect(t, map[string]string{"value": "200", "two": "2", "main": "11"})
 	mustTrig(t, p.PID, revert(fx.LP["main"]), report.Success)
 	p.Expect(t, map[string]string{"value": "200", "two": "2", "main": "1"})
+}
+
+// TestLedgerGrows applies two patches with 800 bug labels each: their
+// ledger no longer fits the runtime's static area, so the trigger has the
+// runtime map a larger one (ULP_OP_GROW_LEDGER) first.
+func TestLedgerGrows(t *testing.T) {
+	fx := triggertest.Build(t)
+	labels := func(base int) []string {
+		l := []string{"calc_value:calc_value_lp"}
+		for i := range 800 {
+			l = append(l, fmt.Sprintf("! fixes CVE-2099-%d", base+i))
+		}
+		return l
+	}
+	bigA := fx.Pack(t, "bigA", "lp_value.c", []string{"-DVALUE=500"}, fx.Calc, labels(10000)...)
+	bigB := fx.Pack(t, "bigB", "lp_value.c", []string{"-DVALUE=600"}, fx.Calc, labels(20000)...)
+	p := triggertest.Start(t, nil, fx.App)
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := tp.ReadABI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustTrig(t, p.PID, apply(bigA), report.Success)
+	mustTrig(t, p.PID, apply(bigB), report.Success)
+	p.Expect(t, map[string]string{"value": "600"})
+	after, err := tp.ReadABI()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.LedgerCap <= before.LedgerCap || after.Ledger == before.Ledger {
+		t.Errorf("ledger area %#x cap %d -> %#x cap %d: did not grow", before.Ledger, before.LedgerCap, after.Ledger, after.LedgerCap)
+	}
+	l, err := tp.ReadLedger(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The fixture's description adds CVE-2099-0001 before them.
+	if len(l.Patches) != 2 || len(l.Patches[1].Labels) != 801 || l.Patches[1].Labels[1] != "CVE-2099-20000" {
+		t.Fatalf("ledger: %d patches, labels %d %v", len(l.Patches), len(l.Patches[1].Labels), l.Patches[1].Labels[:3])
+	}
+	mustTrig(t, p.PID, revert(bigB), report.Success)
+	p.Expect(t, map[string]string{"value": "500"})
+	mustTrig(t, p.PID, revert(bigA), report.Success)
+	p.Expect(t, map[string]string{"value": "100"})
 }
