@@ -110,3 +110,30 @@ func BenchmarkDialOpenSSH(b *testing.B) {
 		c.Close()
 	}
 }
+
+// BenchmarkDialRunOpenSSH measures a cold connect + `true` + close with
+// package remote, the equivalent of BenchmarkSSHClientTrue.
+func BenchmarkDialRunOpenSSH(b *testing.B) {
+	cfg := sshfleet.Start(b, 1).Hosts[0].Config()
+	for b.Loop() {
+		c, err := remote.Dial(context.Background(), cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := c.Run(context.Background(), []string{"true"}, nil); err != nil {
+			b.Fatal(err)
+		}
+		c.Close()
+	}
+}
+
+// BenchmarkSSHClientTrue measures `ssh HOST true` with OpenSSH's own
+// client against the same kind of host: the baseline.
+func BenchmarkSSHClientTrue(b *testing.B) {
+	h := sshfleet.Start(b, 1).Hosts[0]
+	for b.Loop() {
+		if out, err := h.SSHCommand(context.Background(), "true").CombinedOutput(); err != nil {
+			b.Fatalf("ssh: %v\n%s", err, out)
+		}
+	}
+}

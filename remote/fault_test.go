@@ -129,6 +129,7 @@ func TestUpload_ConnectionCut(t *testing.T) {
 	checkFile(t, dst, old, 0o755)
 
 	// A stale temporary file is swept by the next successful upload.
+	srv.Close() // wait for the server's last writes to the file
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {
 		if strings.Contains(e.Name(), ".tmp-") {
@@ -393,4 +394,36 @@ func TestClose_ReleasesGoroutines(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestUpload_Cancel: cancelling ctx aborts a transfer without touching the
+// destination, and the Client uploads again afterwards.
+func TestUpload_Cancel(t *testing.T) {
+	srv := remotetest.NewServer(t)
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "agent")
+	c := dial(t, srv.Config())
+	data := bytes.Repeat([]byte{1}, 64<<20)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		// Cancel once the transfer is under way.
+		for srv.SFTPBytes.Load() < 1<<20 {
+			time.Sleep(time.Millisecond)
+		}
+		cancel()
+	}()
+	within(t, 30*time.Second, func() {
+		_, err := c.Upload(ctx, data, dst, 0o755)
+		if !errors.Is(err, remote.ErrUpload) || !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled Upload = %v, want ErrUpload and context.Canceled", err)
+		}
+	})
+	if _, err := os.Stat(dst); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("destination exists after a cancelled upload: %v", err)
+	}
+	noTemps(t, dir)
+	if _, err := c.Upload(t.Context(), data[:10], dst, 0o755); err != nil {
+		t.Fatalf("Upload after a cancelled one: %v", err)
+	}
+	checkFile(t, dst, data[:10], 0o755)
 }

@@ -95,7 +95,7 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 		return fail(err)
 	}
 	if err := c.writeTemp(sc, tmp, data, mode); err != nil {
-		_ = sc.Remove(tmp)
+		c.removeTemp(sc, tmp)
 		return fail(ctxErr(err))
 	}
 	got, err := c.remoteSHA256(ctx, tmp)
@@ -103,16 +103,36 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 		err = fmt.Errorf("verify: sha256 on host is %s, want %s", got, want.SHA256)
 	}
 	if err != nil {
-		_ = sc.Remove(tmp)
+		c.removeTemp(sc, tmp)
 		return fail(ctxErr(err))
 	}
 	if err := sc.PosixRename(tmp, dst); err != nil {
-		_ = sc.Remove(tmp)
+		c.removeTemp(sc, tmp)
 		return fail(ctxErr(fmt.Errorf("rename: %w", err)))
 	}
 	c.sweepTemps(sc, dst)
 	return want, nil
 }
+
+// removeTemp removes a failed upload's temporary file. When sc was closed
+// by a cancellation it tries once more on a fresh SFTP session, bounded in
+// time; when the connection is gone the file stays until a later upload
+// sweeps it (see [StaleTemp]).
+func (c *Client) removeTemp(sc *sftp.Client, tmp string) {
+	if sc.Remove(tmp) == nil {
+		return
+	}
+	nsc, err := c.sftpClient()
+	if err != nil || nsc == sc {
+		return
+	}
+	t := time.AfterFunc(cleanupTimeout, func() { c.dropSFTP(nsc) })
+	defer t.Stop()
+	_ = nsc.Remove(tmp)
+}
+
+// cleanupTimeout bounds the removal of a temporary file after a failure.
+const cleanupTimeout = 5 * time.Second
 
 // StaleTemp is the age after which a temporary file left next to a
 // destination by an interrupted upload is removed by the next successful
