@@ -17,7 +17,9 @@
  */
 #include <cpuid.h>
 #include <dlfcn.h>
+#include <errno.h>
 #include <link.h>
+#include <pthread.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -241,16 +243,24 @@ static int32_t op_load(struct ulp_request *req, struct ulp_call *c, struct ulp_t
     set_msg(c, "thread is inside the dynamic loader");
     return ULP_EAGAIN;
   }
-  if (req->path[0] == '\0') {
-    set_msg(c, "empty container path");
+  if (req->path[0] != '/') {
+    set_msg(c, "container path not absolute");
     return ULP_EINVAL;
   }
+  /* The container's constructors must not act on a cancellation request
+     pending for the borrowed thread. */
+  int cancel_state;
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
   struct load l = {.req = req, .c = c};
   char *top = load_stack();
-  if (!top || __atomic_exchange_n(&load_stack_busy, 1, __ATOMIC_ACQUIRE))
-    return load_body(&l); /* no stack of our own: stay on the thread's */
-  int32_t r = ulp_on_stack(load_body, &l, top);
-  __atomic_store_n(&load_stack_busy, 0, __ATOMIC_RELEASE);
+  int32_t r;
+  if (top && !__atomic_exchange_n(&load_stack_busy, 1, __ATOMIC_ACQUIRE)) {
+    r = ulp_on_stack(load_body, &l, top);
+    __atomic_store_n(&load_stack_busy, 0, __ATOMIC_RELEASE);
+  } else {
+    r = load_body(&l); /* no stack of our own: stay on the thread's */
+  }
+  pthread_setcancelstate(cancel_state, NULL);
   return r;
 }
 
@@ -307,6 +317,9 @@ static const char *result_text(int32_t r) {
 
 /* ulp_handle runs on the hijacked thread, called by the stub. */
 __attribute__((used)) void ulp_handle(struct ulp_request *req) {
+  /* The thread may have been stopped between a failing call and its read of
+     errno: give it back its errno. */
+  int saved_errno = errno;
   struct ulp_call *c = &ulp_abi.call;
   __atomic_store_n(&c->id, req->id, __ATOMIC_RELAXED);
   __atomic_store_n(&c->state, ULP_CALL_RUNNING, __ATOMIC_RELEASE);
@@ -350,4 +363,5 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
     ulp_ring_append(log.buf);
   c->result = r;
   __atomic_store_n(&c->state, ULP_CALL_DONE, __ATOMIC_RELEASE);
+  errno = saved_errno;
 }

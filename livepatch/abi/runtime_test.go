@@ -53,6 +53,7 @@ func fixtures(t testing.TB) string {
 			{"blockctor.so", []string{"-shared", "-fPIC"}, "blockctor.c"},
 			{"container.so", []string{"-shared", "-fPIC"}, "container.c"},
 			{"bigctor.so", []string{"-shared", "-fPIC"}, "bigctor.c"},
+			{"errnoctor.so", []string{"-shared", "-fPIC"}, "errnoctor.c"},
 			{"libearly.so", []string{"-shared", "-fPIC"}, "early.c"},
 			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
@@ -633,6 +634,27 @@ func TestCallPreservesRegisters(t *testing.T) {
 	}
 }
 
+// TestCallKeepsErrno: a LOAD whose container's constructor sets errno, on
+// a thread that holds an errno value, leaves that value in place.
+func TestCallKeepsErrno(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	dir := fixtures(t)
+	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "errno")
+	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := NewRequest(0, OpLoad)
+	req.SetPath(filepath.Join(dir, "errnoctor.so"))
+	if r := call(t, tg.pid, tid, req); r.Result != OK {
+		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
+	}
+	fmt.Fprintln(tg.stdin, "stop")
+	if got := tg.expect(t, "errno "); got != "ok" {
+		t.Errorf("errno after the call: %s", got)
+	}
+}
+
 func TestCallLoad(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace)
 	dir := fixtures(t)
@@ -649,6 +671,7 @@ func TestCallLoad(t *testing.T) {
 		{"no target", container, "libnope.so.1", ENoTarget, "target not loaded", ""},
 		{"missing container", filepath.Join(dir, "missing.so"), "", EDlopen, "No such file", ""},
 		{"not an ELF", filepath.Join(dir, "notelf.so"), "", EDlopen, "file too short", ""},
+		{"relative path", "container.so", "", EInval, "not absolute", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if strings.HasSuffix(c.path, "notelf.so") {

@@ -8,6 +8,8 @@
      iterate   a thread blocks inside a dl_iterate_phdr callback
      fork      a thread blocks inside fork(), in an atfork handler
      smallstack a thread with a 32 KiB stack blocks in read(2)
+     errno     a thread spins checking that errno keeps the value it set;
+               "stop" on stdin ends it with "errno ok" or "errno bad"
    Blocked threads print "blocked TID" first. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -125,6 +127,18 @@ static long regs_loop(void) {
   return bad;
 }
 
+static void *errno_worker(void *arg) {
+  (void)arg;
+  errno = 4242;
+  say_blocked();
+  errno = 4242;
+  long bad = 0;
+  while (!stop_flag)
+    if (*(volatile int *)&errno != 4242)
+      bad = 1;
+  return (void *)bad;
+}
+
 static void *regs_worker(void *arg) {
   (void)arg;
   say_blocked();
@@ -138,6 +152,8 @@ int main(int argc, char **argv) {
   pthread_t th;
   if (strcmp(mode, "regs") == 0)
     pthread_create(&th, NULL, regs_worker, NULL);
+  else if (strcmp(mode, "errno") == 0)
+    pthread_create(&th, NULL, errno_worker, NULL);
   else if (strcmp(mode, "smallstack") == 0) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
@@ -156,11 +172,11 @@ int main(int argc, char **argv) {
     if (n == 0)
       return 0;
     buf[n] = '\0';
-    if (strcmp(mode, "regs") == 0 && strncmp(buf, "stop", 4) == 0) {
+    if ((strcmp(mode, "regs") == 0 || strcmp(mode, "errno") == 0) && strncmp(buf, "stop", 4) == 0) {
       stop_flag = 1;
       void *bad;
       pthread_join(th, &bad);
-      printf("regs %s\n", bad ? "bad" : "ok");
+      printf("%s %s\n", mode, bad ? "bad" : "ok");
       continue;
     }
     printf("got: %s", buf);
