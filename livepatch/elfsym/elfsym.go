@@ -237,9 +237,13 @@ func noteBuildID(r io.Reader, size uint64, bo binary.ByteOrder) ([]byte, error) 
 	if size > maxNotes {
 		return nil, fmt.Errorf("note area of %d bytes is too large", size)
 	}
-	data := make([]byte, size)
-	if _, err := io.ReadFull(r, data); err != nil {
+	// ReadAll grows with the bytes actually there, not with the stated size.
+	data, err := io.ReadAll(io.LimitReader(r, int64(size)))
+	if err != nil {
 		return nil, fmt.Errorf("read notes: %w", err)
+	}
+	if uint64(len(data)) != size {
+		return nil, fmt.Errorf("read notes: %d of %d bytes", len(data), size)
 	}
 	for len(data) >= 12 {
 		namesz, descsz, typ := bo.Uint32(data), bo.Uint32(data[4:]), bo.Uint32(data[8:])
