@@ -48,7 +48,10 @@
  *   out[3] = TLS module id of the target object (0 if it has no TLS)
  * Errors: ULP_EAGAIN (this thread is inside malloc or the dynamic loader:
  * retry on another thread or later), ULP_EDISABLED (state is not READY),
- * ULP_ENOTARGET (target not loaded), ULP_EDLOPEN (msg[] holds dlerror()).
+ * ULP_ENOTARGET (target not loaded), ULP_EDLOPEN (msg[] holds dlerror()),
+ * ULP_EINVAL (path is not absolute).
+ * The borrowed thread's errno is preserved, and cancellation is disabled
+ * while the container's constructors run.
  */
 #define ULP_OP_LOAD 1u
 /*
