@@ -171,6 +171,8 @@ func (p *Process) seizeAll(ctx context.Context) error {
 			case errors.Is(err, unix.EPERM) && tracerOf(p.pid, tid) == p.tracerTID:
 				// Created by a thread we already trace: attached by
 				// PTRACE_O_TRACECLONE; its first stop is on its way.
+			case errors.Is(err, unix.EPERM) && taskGone(p.pid, tid):
+				continue // an exited thread not yet reaped refuses attach
 			default:
 				return seizeError(p.pid, tid, err)
 			}
@@ -617,15 +619,21 @@ func (p *Process) reapZombies() {
 		if th.stopped {
 			continue
 		}
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/task/" + strconv.Itoa(tid) + "/stat")
-		if err != nil {
-			p.forget(tid)
-			continue
-		}
-		if st := taskState(b); st == 'Z' || st == 'X' || st == 'x' {
+		if taskGone(p.pid, tid) {
 			p.forget(tid)
 		}
 	}
+}
+
+// taskGone reports whether a thread has exited (its stat is gone, or it is
+// a zombie).
+func taskGone(pid, tid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+	if err != nil {
+		return true
+	}
+	st := taskState(b)
+	return st == 'Z' || st == 'X' || st == 'x'
 }
 
 // taskState returns the state letter of a /proc/PID/task/TID/stat line

@@ -45,8 +45,9 @@ type Request struct {
 // Options tune a trigger.
 type Options struct {
 	// Retries is how many more times the container load is attempted when
-	// every thread of the process was busy in malloc or the dynamic loader
-	// (and the seize retried while another tracer holds the process).
+	// every thread of the process was busy in malloc or the dynamic loader,
+	// or none could take the call. A process held by another tracer (another
+	// agent) is waited for until Timeout.
 	Retries int
 	// Timeout bounds the whole trigger of one process; 0 means 30 s.
 	Timeout time.Duration
@@ -388,7 +389,7 @@ func (r *run) ledgerPatch(tbias, cbias uint64) ledger.Patch {
 // seize attaches to the process, retrying while another tracer holds it.
 func (r *run) seize(ctx context.Context) error {
 	backoff := time.Millisecond
-	for attempt := 0; ; attempt++ {
+	for {
 		p, err := ptrace.Seize(ctx, r.pid, r.log)
 		if err == nil {
 			r.proc = p
@@ -397,7 +398,7 @@ func (r *run) seize(ctx context.Context) error {
 		switch {
 		case errors.Is(err, ptrace.ErrExited):
 			return skipped(ReasonExited)
-		case errors.Is(err, ptrace.ErrBusy) && attempt < max(r.o.Retries, 1)*10 && ctx.Err() == nil:
+		case errors.Is(err, ptrace.ErrBusy) && ctx.Err() == nil:
 			r.log.Debug("process busy, retrying", "err", err)
 			select {
 			case <-ctx.Done():
@@ -433,7 +434,8 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 	for attempt := 0; ; attempt++ {
 		c, err = call(ctx, r.proc, r.rt, req)
 		var ce *callError
-		if errors.As(err, &ce) && ce.Result == abi.EAgain && attempt < r.o.Retries && ctx.Err() == nil {
+		busy := errors.As(err, &ce) && ce.Result == abi.EAgain || errors.Is(err, errNoThread)
+		if busy && attempt < r.o.Retries && ctx.Err() == nil {
 			r.log.Debug("load: every thread busy, retrying", "attempt", attempt+1)
 			select {
 			case <-ctx.Done():

@@ -1,7 +1,8 @@
 /* hammer: 15 threads that keep the allocator and the dynamic loader busy
  * (5 malloc/free, 5 dlopen/dlclose of argv[1], 5 both), while the main
  * thread answers "value" with calc_value() and "rounds" with whether every
- * thread made progress. */
+ * thread made progress. With argv[2] = "churn" the 15 threads instead create
+ * and join short-lived threads that call calc_value. */
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -11,10 +12,24 @@
 int calc_value(void);
 
 static const char *lib;
+static int churn;
 static volatile long progress[15];
+
+static void *call_value(void *arg) {
+  calc_value();
+  return arg;
+}
 
 static void *hammer(void *arg) {
   long i = (long)arg;
+  if (churn) {
+    for (;;) {
+      pthread_t t;
+      if (pthread_create(&t, NULL, call_value, NULL) == 0)
+        pthread_join(t, NULL);
+      progress[i]++;
+    }
+  }
   unsigned seed = (unsigned)i;
   for (;;) {
     if (i % 3 != 1) {
@@ -40,6 +55,7 @@ int main(int argc, char **argv) {
   if (argc < 2)
     return 2;
   lib = argv[1];
+  churn = argc > 2 && !strcmp(argv[2], "churn");
   for (long i = 0; i < 15; i++) {
     pthread_t t;
     pthread_create(&t, NULL, hammer, (void *)i);
