@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -426,4 +427,63 @@ func TestUpload_Cancel(t *testing.T) {
 		t.Fatalf("Upload after a cancelled one: %v", err)
 	}
 	checkFile(t, dst, data[:10], 0o755)
+}
+
+// TestDial_OpenSSHStoppedBehindJump: a real sshd that is frozen (SIGSTOP:
+// TCP connects, no banner) is reached directly and through a real jump
+// host; the handshake timeout fires both ways and the jump host stays
+// usable.
+func TestDial_OpenSSHStoppedBehindJump(t *testing.T) {
+	f := sshfleet.Start(t, 2)
+	jumpHost, target := f.Hosts[0], f.Hosts[1]
+	jump := dial(t, jumpHost.Config())
+	pid, err := target.SSHDPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGCONT) })
+	for _, via := range []*remote.Client{nil, jump} {
+		cfg := target.Config()
+		cfg.Jump = via
+		cfg.HandshakeTimeout = 500 * time.Millisecond
+		within(t, 15*time.Second, func() {
+			if _, err := remote.Dial(t.Context(), cfg); !errors.Is(err, remote.ErrHandshake) {
+				t.Errorf("Dial (jump %v) to a stopped sshd = %v, want ErrHandshake", via != nil, err)
+			}
+		})
+	}
+	if _, err := jump.Run(t.Context(), []string{"true"}, nil); err != nil {
+		t.Errorf("jump host unusable: %v", err)
+	}
+	syscall.Kill(pid, syscall.SIGCONT)
+	dial(t, target.Config()).Close() // back to normal
+}
+
+// TestRun_OpenSSHLoginNoise: root's .bashrc on the host prints a banner on
+// stdout; Run's output and SFTP uploads are unaffected.
+func TestRun_OpenSSHLoginNoise(t *testing.T) {
+	f := sshfleet.Start(t, 1)
+	h := f.Hosts[0]
+	// The file bind-mounted over /root/.bashrc inside the host.
+	if err := os.WriteFile(filepath.Join(h.Dir, "empty"), []byte("echo 'Welcome to host01!'\necho 'ulp-pid-0000000000000000:1'\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, h.Config())
+	res, err := c.Run(t.Context(), []string{"echo", "hello"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(res.Stdout) != "hello\n" {
+		t.Errorf("stdout = %q, want %q", res.Stdout, "hello\n")
+	}
+	if _, err := c.Upload(t.Context(), []byte("x"), sshfleet.StateDir+"/f", 0o644); err != nil {
+		t.Errorf("Upload with a noisy .bashrc: %v", err)
+	}
+	u, err := c.Upload(t.Context(), []byte("x"), sshfleet.StateDir+"/f", 0o644)
+	if err != nil || !u.Skipped {
+		t.Errorf("second Upload with a noisy .bashrc = %+v, %v; want skipped", u, err)
+	}
 }

@@ -36,13 +36,13 @@ func TestCommand(t *testing.T) {
 		want string
 	}{
 		{false, []string{"sha256sum", "--", "/var/lib/ulp/agent"},
-			`sh -c 'echo ulp-remote-pid:$$; exec "$@"' sh sha256sum -- /var/lib/ulp/agent`},
+			`sh -c 'echo ulp-pid-0123456789abcdef:$$; exec "$@"' sh sha256sum -- /var/lib/ulp/agent`},
 		{true, []string{"/var/lib/ulp/ulp", "trigger", "--json", "/var/lib/ulp/patches/p 1.so"},
-			`sudo -n -- sh -c 'echo ulp-remote-pid:$$; exec "$@"' sh /var/lib/ulp/ulp trigger --json '/var/lib/ulp/patches/p 1.so'`},
+			`sudo -n -- sh -c 'echo ulp-pid-0123456789abcdef:$$; exec "$@"' sh /var/lib/ulp/ulp trigger --json '/var/lib/ulp/patches/p 1.so'`},
 	}
 	for _, tt := range tests {
 		c := &Client{cfg: Config{Sudo: tt.sudo}}
-		if got := c.command(tt.argv); got != tt.want {
+		if got := c.command(tt.argv, "ulp-pid-0123456789abcdef:"); got != tt.want {
 			t.Errorf("command(sudo=%v, %q) =\n %s\nwant\n %s", tt.sudo, tt.argv, got, tt.want)
 		}
 	}
@@ -74,18 +74,19 @@ func FuzzQuote(f *testing.F) {
 // filter that strips the PID line: it never panics, and passes through
 // exactly what follows the PID line, or everything when there is none.
 func FuzzPidFilter(f *testing.F) {
-	f.Add([]byte("banner\nulp-remote-pid:42\nhello\n"), uint8(3))
-	f.Add([]byte("ulp-remote-pid:notanumber\nx"), uint8(1))
+	f.Add([]byte("banner\nulp-pid-0123456789abcdef:42\nhello\n"), uint8(3))
+	f.Add([]byte("ulp-pid-0123456789abcdef:notanumber\nx"), uint8(1))
 	f.Add([]byte("no marker at all"), uint8(0))
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		var out bytes.Buffer
-		pf := &pidFilter{w: &out}
+		const mk = "ulp-pid-0123456789abcdef:"
+		pf := &pidFilter{w: &out, marker: mk}
 		n := int(chunk) + 1
 		for i := 0; i < len(in); i += n {
 			pf.Write(in[i:min(i+n, len(in))])
 		}
 		pf.flush()
-		marker := []byte(pidMarker)
+		marker := []byte(mk)
 		var want []byte
 		// Expected: the text after the first line that contains the
 		// marker, if such a line is complete within the first 64 KiB.

@@ -3,6 +3,8 @@ package remote
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +59,7 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	}()
 	stdout := &capWriter{max: c.cfg.MaxOutput}
 	stderr := &capWriter{max: c.cfg.MaxOutput}
-	pf := &pidFilter{w: stdout}
+	pf := &pidFilter{w: stdout, marker: pidMarker()}
 	s.Stdout, s.Stderr = pf, stderr
 	// stdin is copied by our own goroutine, not x/crypto's: a command that
 	// exits without reading its stdin makes the copy fail, and that is no
@@ -68,7 +70,7 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 			return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, err)
 		}
 	}
-	cmd := c.command(argv)
+	cmd := c.command(argv, pf.marker)
 	c.log.Debug("run", "cmd", cmd)
 	if err := s.Start(cmd); err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w: %w", argv[0], c.addr, ErrConnLost, err)
@@ -133,13 +135,20 @@ func (c *Client) cancelRemote(s *ssh.Session, pid int64) {
 	s.Close()
 }
 
-// pidMarker starts the line with which every command announces its PID.
-const pidMarker = "ulp-remote-pid:"
+// pidMarker returns a fresh marker for the line with which a command
+// announces its PID: "ulp-pid-" and 16 random hex digits, so that no
+// login-shell output can forge it.
+func pidMarker() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "ulp-pid-" + hex.EncodeToString(b[:]) + ":"
+}
 
 // command builds the remote command line for argv: a POSIX sh that prints
-// its PID (kept by exec) and execs argv, under `sudo -n --` when asked.
-func (c *Client) command(argv []string) string {
-	w := append([]string{"sh", "-c", `echo ` + pidMarker + `$$; exec "$@"`, "sh"}, argv...)
+// marker and its PID (kept by exec) and execs argv, under `sudo -n --` when
+// asked.
+func (c *Client) command(argv []string, marker string) string {
+	w := append([]string{"sh", "-c", `echo ` + marker + `$$; exec "$@"`, "sh"}, argv...)
 	if c.cfg.Sudo {
 		w = append([]string{"sudo", "-n", "--"}, w...)
 	}
@@ -150,7 +159,8 @@ func (c *Client) command(argv []string) string {
 // PID, and passes the rest through. Without a PID line in the first 64 KiB
 // (the shell failed before it), everything is passed through.
 type pidFilter struct {
-	w    io.Writer
+	w      io.Writer
+	marker string
 	buf  []byte // everything before the PID line
 	scan int    // buf[:scan] holds only complete lines without the marker
 	done bool
@@ -169,8 +179,8 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 		}
 		line := f.buf[f.scan : f.scan+i]
 		f.scan += i + 1
-		if j := bytes.Index(line, []byte(pidMarker)); j >= 0 {
-			if pid, err := strconv.ParseInt(string(line[j+len(pidMarker):]), 10, 64); err == nil {
+		if j := bytes.Index(line, []byte(f.marker)); j >= 0 {
+			if pid, err := strconv.ParseInt(string(line[j+len(f.marker):]), 10, 64); err == nil {
 				f.pid.Store(pid)
 			}
 			rest := f.buf[f.scan:]
