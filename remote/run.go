@@ -161,10 +161,10 @@ func (c *Client) command(argv []string, marker string) string {
 type pidFilter struct {
 	w      io.Writer
 	marker string
-	buf  []byte // everything before the PID line
-	scan int    // buf[:scan] holds only complete lines without the marker
-	done bool
-	pid  atomic.Int64
+	buf    []byte // everything before the PID line
+	scan   int    // buf[:scan] holds only complete lines without the marker
+	done   bool
+	pid    atomic.Int64
 }
 
 func (f *pidFilter) Write(p []byte) (int, error) {
