@@ -252,6 +252,19 @@ func startInProcessFleet(t *testing.T, n int, extra string) *inProcessFleet {
 	return f
 }
 
+// withoutCanary returns args without their --canary flag.
+func withoutCanary(args []string) []string {
+	var out []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "--canary" {
+			i++
+			continue
+		}
+		out = append(out, args[i])
+	}
+	return append(out, "--canary", "0")
+}
+
 func (f *inProcessFleet) setMode(t *testing.T, host int, mode string) {
 	if err := os.WriteFile(filepath.Join(f.staging[host], "mode"), []byte(mode), 0o644); err != nil {
 		t.Fatal(err)
@@ -360,7 +373,8 @@ func TestRollout_FailureClasses_InProcessSSH(t *testing.T) {
 	extra := fmt.Sprintf("        down: {ansible_host: %s, ansible_port: %s}\n        stranger: {ansible_host: 127.0.0.1, ansible_port: %s}\n", rhost, rport, sport)
 	f := startInProcessFleet(t, 3, extra)
 	f.setMode(t, 2, "crash")
-	code, out, _, _ := cliRun(t.Context(), t, append([]string{"apply", "--json", "--max-failures", "5", sampleContainer}, f.args...)...)
+	results := filepath.Join(t.TempDir(), "run.ndjson")
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"apply", "--json", "--max-failures", "5", "--results", results, sampleContainer}, f.args...)...)
 	hosts, sum := decodeRecords(t, out)
 	want := "host01=success host02=success host03=agent_error down=unreachable stranger=host_key_unknown"
 	if code != ExitFailure || classes(hosts) != want {
@@ -368,6 +382,51 @@ func TestRollout_FailureClasses_InProcessSSH(t *testing.T) {
 	}
 	if sum.OK != 2 || sum.Failed != 3 || !strings.Contains(hosts[2].Error, "crashed") {
 		t.Errorf("summary %+v, host03 error %q", sum, hosts[2].Error)
+	}
+	// The results file selects the failed hosts for a retry.
+	if saved, err := os.ReadFile(results); err != nil || string(saved) != out {
+		t.Errorf("results file: %v\n%s", err, saved)
+	}
+	code, out, _, _ = cliRun(t.Context(), t, append(append([]string{"plan"}, withoutCanary(f.args)...), "-l", "@"+results, sampleContainer)...)
+	if code != 0 || !strings.Contains(out, "on 3 hosts") || !strings.Contains(out, "  host03  ") ||
+		!strings.Contains(out, "  down  ") || !strings.Contains(out, "  stranger  ") {
+		t.Errorf("plan --limit @results: exit %d\n%s", code, out)
+	}
+}
+
+func TestLimitFromFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	tests := []struct {
+		body, want, err string
+	}{
+		{"# retry\nweb01\n\ndb*\n", "web01,db*", ""},
+		{`{"schema":"ulpfleet.host/v1","type":"host","host":"a","state":"ok"}` + "\n" +
+			`{"schema":"ulpfleet.host/v1","type":"host","host":"b","state":"failed"}` + "\n" +
+			`{"schema":"ulpfleet.host/v1","type":"host","host":"c","state":"not_attempted"}` + "\n" +
+			`{"schema":"ulpfleet.summary/v1","type":"summary"}` + "\n", "b,c", ""},
+		{`{"schema":"ulpfleet.host/v1","type":"host","host":"a","state":"ok"}`, "", "every host of that run succeeded"},
+		{"", "", "lists no host"},
+		{"{bad", "", "line 1"},
+	}
+	for i, tt := range tests {
+		got, err := limitFromFile(write(fmt.Sprint(i), tt.body))
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%d: err %v, want %q", i, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("%d: %q, %v; want %q", i, got, err, tt.want)
+		}
+	}
+	if _, err := limitFromFile(filepath.Join(dir, "missing")); err == nil {
+		t.Error("missing file: no error")
 	}
 }
 

@@ -153,7 +153,7 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 	} else {
 		err = writeResultText(a.stdout, p, res)
 	}
-	return errors.Join(summaryError(res, runErr), err)
+	return errors.Join(summaryError(res, runErr), err, a.saveResults(res))
 }
 
 // summaryError condenses the rollout's joined error (every host's error is

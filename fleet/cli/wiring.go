@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"ulp/fleet"
 	"ulp/inventory"
@@ -111,9 +113,87 @@ func (a *app) hosts() ([]inventory.Host, error) {
 	if err != nil {
 		return nil, usageError(err)
 	}
-	hs, err := inv.Select(a.cfg.Limit)
+	limit := a.cfg.Limit
+	if file, ok := strings.CutPrefix(limit, "@"); ok {
+		if limit, err = limitFromFile(file); err != nil {
+			return nil, usageError(err)
+		}
+	}
+	hs, err := inv.Select(limit)
 	if err != nil {
 		return nil, usageError(err)
 	}
 	return hs, nil
+}
+
+// limitFromFile reads the hosts of --limit @FILE: from a results file (the
+// NDJSON of --json or --results), every host whose state is not ok; from
+// any other file, one host pattern per line (# starts a comment).
+func limitFromFile(path string) (string, error) {
+	data, err := readLimited(path, 64<<20)
+	if err != nil {
+		return "", fmt.Errorf("--limit @%s: %w", path, err)
+	}
+	var terms []string
+	results := false
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if strings.HasPrefix(line, "{") {
+			var rec struct {
+				Schema, Type, Host string
+				State              fleet.State
+			}
+			if err := json.Unmarshal([]byte(line), &rec); err != nil {
+				return "", fmt.Errorf("--limit @%s: line %d: %w", path, i+1, err)
+			}
+			results = true
+			if rec.Schema == hostSchema && rec.Type == "host" && rec.State != fleet.StateOK {
+				terms = append(terms, rec.Host)
+			}
+			continue
+		}
+		terms = append(terms, line)
+	}
+	if len(terms) == 0 {
+		if results {
+			return "", fmt.Errorf("--limit @%s: %w: every host of that run succeeded", path, inventory.ErrNoMatch)
+		}
+		return "", fmt.Errorf("--limit @%s: %w: the file lists no host", path, inventory.ErrNoMatch)
+	}
+	return strings.Join(terms, ","), nil
+}
+
+// saveResults writes the NDJSON records of res to the results file, when
+// one is set, atomically (a temporary file renamed into place).
+func (a *app) saveResults(res *fleet.Result) error {
+	if a.cfg.Results == "" {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := writeResultJSON(&b, res); err != nil {
+		return err
+	}
+	dir := filepath.Dir(a.cfg.Results)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".ulpfleet-results-*")
+	if err != nil {
+		return fmt.Errorf("results: %w", err)
+	}
+	_, err = f.Write(b.Bytes())
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), a.cfg.Results)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("results: %w", err)
+	}
+	return nil
 }
