@@ -29,10 +29,11 @@ type Result struct {
 
 // Run runs argv on the host, quoted with [Quote] (and prefixed with
 // `sudo -n --` when [Config.Sudo] is set), feeding it stdin (nil for none)
-// and collecting its output. stdin is read until EOF or until the command
-// ends; Run returns only after the last Read on it has returned, so it
-// must not block forever (a bytes.Reader or a file, not a terminal). Anything the login shell prints before the
-// command starts (rc-file noise) is dropped from Stdout.
+// and collecting its output. Anything the login shell prints before the
+// command starts (rc-file noise) is dropped from Stdout. stdin is read until
+// EOF or until the command ends; Run returns only after the last Read on it
+// has returned, so it must not block forever (a bytes.Reader or a file, not
+// a terminal).
 //
 // A command that ran and exited non-zero returns its Result together with an
 // [*ExitError]. A transport failure returns an error wrapping

@@ -40,7 +40,8 @@ type Uploaded struct {
 // upload removes temporary files of dst older than [StaleTemp], left by
 // uploads that died with their connection.
 //
-// Cancelling ctx aborts the transfer by closing the SFTP session.
+// Cancelling ctx aborts the transfer by closing the Client's SFTP session,
+// which also fails any other upload in flight on this Client.
 func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.FileMode) (Uploaded, error) {
 	sum := sha256.Sum256(data)
 	want := Uploaded{Path: dst, SHA256: hex.EncodeToString(sum[:]), Size: int64(len(data))}
