@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -320,6 +321,18 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
   /* The thread may have been stopped between a failing call and its read of
      errno: give it back its errno. */
   int saved_errno = errno;
+  /* No asynchronous signal handler runs on this thread while the runtime
+     works (one could re-enter the loader, or longjmp out before DONE); a
+     signal that arrives meanwhile is delivered once DONE is published.
+     glibc never blocks its own SIGCANCEL and SIGSETXID. */
+  sigset_t block, saved_mask;
+  sigfillset(&block);
+  sigdelset(&block, SIGSEGV);
+  sigdelset(&block, SIGBUS);
+  sigdelset(&block, SIGILL);
+  sigdelset(&block, SIGFPE);
+  sigdelset(&block, SIGTRAP);
+  pthread_sigmask(SIG_BLOCK, &block, &saved_mask);
   struct ulp_call *c = &ulp_abi.call;
   __atomic_store_n(&c->id, req->id, __ATOMIC_RELAXED);
   __atomic_store_n(&c->state, ULP_CALL_RUNNING, __ATOMIC_RELEASE);
@@ -363,5 +376,6 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
     ulp_ring_append(log.buf);
   c->result = r;
   __atomic_store_n(&c->state, ULP_CALL_DONE, __ATOMIC_RELEASE);
+  pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
   errno = saved_errno;
 }

@@ -54,6 +54,7 @@ func fixtures(t testing.TB) string {
 			{"container.so", []string{"-shared", "-fPIC"}, "container.c"},
 			{"bigctor.so", []string{"-shared", "-fPIC"}, "bigctor.c"},
 			{"errnoctor.so", []string{"-shared", "-fPIC"}, "errnoctor.c"},
+			{"raisector.so", []string{"-shared", "-fPIC"}, "raisector.c"},
 			{"libearly.so", []string{"-shared", "-fPIC"}, "early.c"},
 			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
@@ -652,6 +653,31 @@ func TestCallKeepsErrno(t *testing.T) {
 	fmt.Fprintln(tg.stdin, "stop")
 	if got := tg.expect(t, "errno "); got != "ok" {
 		t.Errorf("errno after the call: %s", got)
+	}
+}
+
+// TestCallDefersSignals: a signal raised while the runtime works (here by
+// the container's constructor) is handled after the call is DONE, even by
+// a handler that siglongjmps away from the runtime's frames.
+func TestCallDefersSignals(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	dir := fixtures(t)
+	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "sigjmp")
+	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := NewRequest(0, OpLoad)
+	req.SetPath(filepath.Join(dir, "raisector.so"))
+	if r := call(t, tg.pid, tid, req); r.Result != OK {
+		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
+	}
+	tg.expect(t, "jumped")
+	// The loader's locks were not left held: another LOAD works.
+	req = NewRequest(0, OpLoad)
+	req.SetPath(filepath.Join(dir, "container.so"))
+	if r := call(t, tg.pid, tg.pid, req); r.Result != OK {
+		t.Fatalf("second load: %v %q", r.Result, String(r.Msg[:]))
 	}
 }
 

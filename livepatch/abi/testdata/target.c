@@ -10,12 +10,16 @@
      smallstack a thread with a 32 KiB stack blocks in read(2)
      errno     a thread spins checking that errno keeps the value it set;
                "stop" on stdin ends it with "errno ok" or "errno bad"
+     sigjmp    a thread spins; its SIGUSR1 handler siglongjmps back to the
+               spin loop, printing "jumped"
    Blocked threads print "blocked TID" first. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <link.h>
 #include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +143,25 @@ static void *errno_worker(void *arg) {
   return (void *)bad;
 }
 
+static sigjmp_buf jump_env;
+
+static void on_usr1(int sig) {
+  (void)sig;
+  siglongjmp(jump_env, 1);
+}
+
+static void *sigjmp_worker(void *arg) {
+  (void)arg;
+  signal(SIGUSR1, on_usr1);
+  if (sigsetjmp(jump_env, 1))
+    printf("jumped\n");
+  else
+    say_blocked();
+  while (!stop_flag) {
+  }
+  return NULL;
+}
+
 static void *regs_worker(void *arg) {
   (void)arg;
   say_blocked();
@@ -154,6 +177,8 @@ int main(int argc, char **argv) {
     pthread_create(&th, NULL, regs_worker, NULL);
   else if (strcmp(mode, "errno") == 0)
     pthread_create(&th, NULL, errno_worker, NULL);
+  else if (strcmp(mode, "sigjmp") == 0)
+    pthread_create(&th, NULL, sigjmp_worker, NULL);
   else if (strcmp(mode, "smallstack") == 0) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
