@@ -148,7 +148,9 @@ struct ulp_abi {
  * from the agent, so an agent killed at any moment leaves a working thread.
  * Below the request the thread's stack needs room for the XSAVE area (the
  * size CPUID leaf 0xD gives, at most about 11 KiB) and a few frames: the
- * dlopen of ULP_OP_LOAD runs on a stack of the runtime's own.
+ * dlopen of ULP_OP_LOAD runs on a stack of the runtime's own. Asynchronous
+ * signals are blocked while the runtime works and delivered once DONE is
+ * published; errno is preserved.
  *
  * The agent fills gpr[] and iret[] from the registers it saw at the stop. If
  * the thread was stopped inside a restartable system call (rax is
