@@ -137,9 +137,10 @@ static void apply_opt_outs(void) {
     opt_out("LIBPULP_DISABLE_ON_USERS", names);
   }
   if (getenv("LIBPULP_DISABLE_ON_GROUPS")) {
-    gid_t gids[65];
-    int n = getgroups(64, gids);
-    if (n < 0)
+    gid_t gids[1025];
+    int n = getgroups(0, NULL);
+    n = getgroups(n < 0 ? 0 : n > 1024 ? 1024 : n, gids);
+    if (n < 0) /* more than 1024 groups, or they changed: the primary only */
       n = 0;
     gids[n++] = getgid();
     for (int i = 0; i < n && ulp_abi.state == ULP_STATE_READY; i++) {
