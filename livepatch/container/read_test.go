@@ -27,7 +27,9 @@ foo:foo_lp
 `
 
 // TestSampleContainer checks the committed sample container (the FuzzRead
-// seed); with -update it rebuilds it from the packertest fixtures.
+// seed); with -update it rebuilds it from the packertest fixtures. After a
+// rebuild, update ExampleOpen and the dump goldens too:
+// go test ./livepatch/cli -run TestDumpCommand_Golden -update-dump.
 func TestSampleContainer(t *testing.T) {
 	if *update {
 		fx := packertest.Build(t, packertest.Options{
