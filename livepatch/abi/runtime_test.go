@@ -56,16 +56,25 @@ func fixtures(t testing.TB) string {
 			{"errnoctor.so", []string{"-shared", "-fPIC"}, "errnoctor.c"},
 			{"raisector.so", []string{"-shared", "-fPIC"}, "raisector.c"},
 			{"libearly.so", []string{"-shared", "-fPIC"}, "early.c"},
-			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed", "-learly"}, "simple.c"},
+			{"simple", []string{"-O2", "-L" + f.dir, "-Wl,-rpath," + f.dir, "-Wl,--no-as-needed"}, "simple.c"},
 			{"simple-static", []string{"-O2", "-static"}, "simple.c"},
 			{"mallocbench", []string{"-O2"}, "mallocbench.c"},
 			{"bump.so", []string{"-shared", "-fPIC", "-O2"}, "bump.c"},
+			{"plugins/libplug.so", []string{"-shared", "-fPIC"}, "plug.c"},
+			{"libloader.so", []string{"-shared", "-fPIC", "-Wl,--enable-new-dtags,-rpath,$ORIGIN/plugins"}, "loader.c"},
+			{"loadermain", []string{"-L" + f.dir, "-Wl,-rpath," + f.dir}, "loadermain.c"},
 		} {
 			args := append([]string{"-Wall", "-Werror", "-o", filepath.Join(f.dir, b.out)}, b.args...)
-			if b.out == "simple" { // the library must come after the source
-				args = append(args[:len(args)-1], filepath.Join("testdata", b.src), "-learly")
-			} else {
-				args = append(args, filepath.Join("testdata", b.src))
+			args = append(args, filepath.Join("testdata", b.src))
+			switch b.out { // libraries come after the source
+			case "simple":
+				args = append(args, "-learly")
+			case "loadermain":
+				args = append(args, "-lloader")
+			}
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(f.dir, b.out)), 0o755); err != nil {
+				f.err = err
+				return
 			}
 			if out, err := exec.Command("cc", args...).CombinedOutput(); err != nil {
 				f.err = fmt.Errorf("cc %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -504,6 +513,9 @@ func TestPrograms(t *testing.T) {
 		// goes through it, none through glibc's.
 		{"another allocator", "simple", lib + ":" + filepath.Join(dir, "bump.so"), 0,
 			[]string{"simple: early constructor ran", "runtime: ready"}},
+		// dlopen and dlsym(RTLD_NEXT) resolve relative to their caller.
+		{"caller-relative loader calls", "loadermain", lib, 0,
+			[]string{"loader: plugin found", "loader: RTLD_NEXT puts works"}},
 		// The preload is ignored; the program must still run.
 		{"static", "simple-static", lib, 0, []string{"simple: no early", "runtime: absent"}},
 		// A setuid-root program run by nobody: ld.so ignores an LD_PRELOAD
