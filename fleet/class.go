@@ -11,7 +11,7 @@ import (
 // "partial" (some processes patched, some failed), "patch_failed" (no
 // process patched, some failed), "unreachable", "auth_failed",
 // "host_key_unknown", "host_key_changed", "upload_failed",
-// "connection_lost", "agent_error", "timeout", "interrupted",
+// "locked" (another rollout holds the host), "connection_lost", "agent_error", "timeout", "interrupted",
 // "not_attempted" or "failed".
 func (hr *HostResult) Class() string {
 	switch hr.State {
@@ -31,6 +31,8 @@ func (hr *HostResult) Class() string {
 	switch err := hr.Err; {
 	case errors.Is(err, context.DeadlineExceeded):
 		return "timeout"
+	case errors.Is(err, ErrLocked):
+		return "locked"
 	case errors.Is(err, remote.ErrHostKeyMismatch):
 		return "host_key_changed"
 	case errors.Is(err, remote.ErrHostKeyUnknown):

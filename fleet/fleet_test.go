@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,7 +308,17 @@ func (c *fakeConn) Run(ctx context.Context, argv []string, _ io.Reader) (remote.
 	c.d.mu.Lock()
 	c.d.runs[c.name] = append(c.d.runs[c.name], argv)
 	c.d.mu.Unlock()
-	switch argv[1] {
+	cmd := argv[0]
+	switch {
+	case slices.Contains(argv, "trigger"):
+		cmd = "trigger"
+		if argv[0] != "flock" || argv[5] != "/var/lib/ulp/lock" {
+			return remote.Result{}, fmt.Errorf("trigger without the host lock: %q", argv)
+		}
+	case slices.Contains(argv, "patches"):
+		cmd = "patches"
+	}
+	switch cmd {
 	case "trigger":
 		if c.h.block {
 			<-ctx.Done()
@@ -471,9 +482,10 @@ func TestRun_Classes(t *testing.T) {
 		"a8": {triggerOut: errOut, exitCode: 1},
 		"a9": {triggerOut: strings.Replace(errOut, `"failed":1`, `"failed":1,"inconsistent":1`, 1), exitCode: 3},
 		"b1": {triggerOut: string(okOut)},
+		"b2": {exitCode: LockedExit},
 	}
 	r := &Rollout{Dialer: d, Parallel: 4, MaxFailures: 100, Log: testLog(t)}
-	res, err := r.Run(t.Context(), plan(t, []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1"}))
+	res, err := r.Run(t.Context(), plan(t, []string{"a1", "a2", "a3", "a4", "a5", "a6", "a7", "a8", "a9", "b1", "b2"}))
 	if err == nil {
 		t.Fatal("no error")
 	}
@@ -481,7 +493,7 @@ func TestRun_Classes(t *testing.T) {
 	for _, h := range res.Hosts {
 		got = append(got, h.Host+"="+h.Class())
 	}
-	want := "a1=unreachable a2=host_key_changed a3=host_key_unknown a4=auth_failed a5=upload_failed a6=agent_error a7=agent_error a8=patch_failed a9=patch_failed b1=success"
+	want := "a1=unreachable a2=host_key_changed a3=host_key_unknown a4=auth_failed a5=upload_failed a6=agent_error a7=agent_error a8=patch_failed a9=patch_failed b1=success b2=locked"
 	if strings.Join(got, " ") != want {
 		t.Errorf("classes\n got %s\nwant %s", strings.Join(got, " "), want)
 	}

@@ -35,6 +35,14 @@ const (
 // It must be on a filesystem that allows exec.
 const DefaultStagingDir = "/var/lib/ulp"
 
+// The host lock: every trigger runs under `flock -w LockWait -E LockedExit
+// STAGING/lock`, so a second rollout on the same host waits up to LockWait
+// seconds, then fails with ErrLocked.
+const (
+	LockWait   = 60
+	LockedExit = 75
+)
+
 // StagingVar is the host variable that overrides the staging folder.
 const StagingVar = "ulp_staging_dir"
 
@@ -217,9 +225,13 @@ func (p *Plan) steps(dir string) []Step {
 		paths[i] = path.Join(dir, "patches", c.SHA256[:16], c.Name)
 		steps = append(steps, Step{Kind: StepUpload, Artifact: c.Name, Path: paths[i], art: c, mode: 0o644})
 	}
-	// -p '*' selects every process that has the runtime loaded.
+	// flock holds the host's lock for the trigger, so that two rollouts
+	// never trigger on one host at once; -p '*' selects every process that
+	// has the runtime loaded.
+	lock := []string{"flock", "-w", strconv.Itoa(LockWait), "-E", strconv.Itoa(LockedExit), path.Join(dir, "lock")}
 	trigger := func(args ...string) Step {
-		return Step{Kind: StepTrigger, Argv: append([]string{agentPath, "trigger", "--json", "-p", "*"}, args...)}
+		argv := append(append(lock, agentPath, "trigger", "--json", "-p", "*"), args...)
+		return Step{Kind: StepTrigger, Argv: argv}
 	}
 	switch p.Action {
 	case Apply:

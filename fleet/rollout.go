@@ -26,6 +26,9 @@ var (
 	ErrProcessFailed = errors.New("processes failed")
 	// ErrInternal means a host's goroutine panicked (a bug in ulpfleet).
 	ErrInternal = errors.New("internal error")
+	// ErrLocked means another rollout held the host's lock for longer than
+	// LockWait seconds.
+	ErrLocked = errors.New("host locked by another rollout")
 )
 
 // Defaults for zero fields of Rollout.
@@ -320,6 +323,9 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			var xe *remote.ExitError
 			// Exit 1 (some ERROR) and 3 (maybe inconsistent) still print
 			// the records; anything else is a failure of the agent.
+			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
+				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds for %s: %w", ErrLocked, LockWait, s.Argv[5], err))
+			}
 			if err != nil && !(errors.As(err, &xe) && (xe.Code == 1 || xe.Code == 3)) {
 				return fail(string(s.Kind), err)
 			}
