@@ -266,34 +266,6 @@ func TestReadJSON_Invalid(t *testing.T) {
 	}
 }
 
-func TestReadJSON_TooLarge(t *testing.T) {
-	r := &repeatReader{prefix: []byte(`{"schema": "`), fill: 'a'}
-	_, err := elfsym.ReadJSON(r)
-	if !errors.Is(err, elfsym.ErrInvalidDump) || !strings.Contains(err.Error(), "larger than") {
-		t.Fatalf("ReadJSON(huge) = %v", err)
-	}
-	if r.n > elfsym.MaxDumpSize+1<<20 {
-		t.Errorf("read %d bytes, more than the limit", r.n)
-	}
-}
-
-// repeatReader yields prefix, then fill forever.
-type repeatReader struct {
-	prefix []byte
-	fill   byte
-	n      int
-}
-
-func (r *repeatReader) Read(p []byte) (int, error) {
-	n := copy(p, r.prefix)
-	r.prefix = r.prefix[n:]
-	for i := n; i < len(p); i++ {
-		p[i] = r.fill
-	}
-	r.n += len(p)
-	return len(p), nil
-}
-
 func FuzzExtractJSON(f *testing.F) {
 	seeds, err := filepath.Glob("testdata/*.json")
 	if err != nil || len(seeds) == 0 {

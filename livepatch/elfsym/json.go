@@ -56,14 +56,16 @@ func (o *Object) WriteJSON(w io.Writer) error {
 // ReadJSON reads an `ulp extract` dump, at most [MaxDumpSize] bytes, and
 // validates every field; a malformed dump yields an error wrapping
 // [ErrInvalidDump] and a nil Object.
-func ReadJSON(r io.Reader) (*Object, error) {
-	lr := &io.LimitedReader{R: r, N: MaxDumpSize + 1}
+func ReadJSON(r io.Reader) (*Object, error) { return readJSON(r, MaxDumpSize) }
+
+func readJSON(r io.Reader, limit int64) (*Object, error) {
+	lr := &io.LimitedReader{R: r, N: limit + 1}
 	dec := json.NewDecoder(lr)
 	dec.DisallowUnknownFields()
 	var d jsonDump
 	if err := dec.Decode(&d); err != nil {
 		if lr.N <= 0 {
-			return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDump, MaxDumpSize)
+			return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDump, limit)
 		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidDump, err)
 	}
