@@ -89,6 +89,7 @@ func NewRoot() *cobra.Command {
 		newCheckCommand(g),
 		newMessagesCommand(g),
 		newSetPatchableCommand(g),
+		newPreloadCommand(g),
 	)
 	return root
 }
