@@ -852,6 +852,54 @@ func TestCallLoadSmallStack(t *testing.T) {
 	tg.expect(t, "got: alive")
 }
 
+// TestCallLoadNeverDeadlocks: 200 LOADs, each of a container not loaded
+// before, on threads that hammer malloc/free and dlopen/dlclose. Every call
+// completes (call fails the test after 10 s) with OK or EAGAIN, and the
+// process keeps running.
+func TestCallLoadNeverDeadlocks(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	dir := fixtures(t)
+	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "hammer", filepath.Join(dir, "plugins", "libplug.so"))
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", tg.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tids []int
+	for _, e := range tasks {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	if len(tids) != 16 {
+		t.Fatalf("%d threads, want 16", len(tids))
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "container.so"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := t.TempDir()
+	results := map[Result]int{}
+	for i := range 200 {
+		path := filepath.Join(copies, fmt.Sprintf("c%d.so", i))
+		if err := os.WriteFile(path, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		req := NewRequest(0, OpLoad)
+		req.SetPath(path)
+		r := call(t, tg.pid, tids[i%len(tids)], req)
+		if r.Result != OK && r.Result != EAgain {
+			t.Fatalf("load %d: %v %q", i, r.Result, String(r.Msg[:]))
+		}
+		results[r.Result]++
+	}
+	t.Logf("results: %d ok, %d busy", results[OK], results[EAgain])
+	if results[OK] == 0 {
+		t.Error("no load succeeded")
+	}
+	fmt.Fprintln(tg.stdin, "alive")
+	tg.expect(t, "got: alive")
+}
+
 // waitBlocked waits until thread tid sleeps in a system call.
 func waitBlocked(t *testing.T, pid, tid int) {
 	t.Helper()

@@ -12,6 +12,8 @@
                "stop" on stdin ends it with "errno ok" or "errno bad"
      sigjmp    a thread spins; its SIGUSR1 handler siglongjmps back to the
                spin loop, printing "jumped"
+     hammer    15 threads: odd ones malloc and free, even ones dlopen and
+               dlclose argv[2] and libm.so.6, without pause
    Blocked threads print "blocked TID" first. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -162,6 +164,27 @@ static void *sigjmp_worker(void *arg) {
   return NULL;
 }
 
+static void *hammer_worker(void *arg) {
+  long k = (long)arg;
+  for (;;) {
+    if (k % 2) {
+      void *p[16];
+      for (int i = 0; i < 16; i++)
+        p[i] = malloc(16 + i * 100 * k);
+      for (int i = 0; i < 16; i++)
+        free(p[i]);
+    } else {
+      void *h = dlopen(arg2, RTLD_NOW | RTLD_LOCAL);
+      void *m = dlopen("libm.so.6", RTLD_NOW);
+      if (h)
+        dlclose(h);
+      if (m)
+        dlclose(m);
+    }
+  }
+  return NULL;
+}
+
 static void *regs_worker(void *arg) {
   (void)arg;
   say_blocked();
@@ -179,6 +202,9 @@ int main(int argc, char **argv) {
     pthread_create(&th, NULL, errno_worker, NULL);
   else if (strcmp(mode, "sigjmp") == 0)
     pthread_create(&th, NULL, sigjmp_worker, NULL);
+  else if (strcmp(mode, "hammer") == 0)
+    for (long i = 0; i < 15; i++)
+      pthread_create(&th, NULL, hammer_worker, (void *)i);
   else if (strcmp(mode, "smallstack") == 0) {
     pthread_attr_t attr;
     pthread_attr_init(&attr);
