@@ -114,7 +114,7 @@ func Parse(name string, data []byte) (*Desc, error) {
 	if len(data) > MaxSize {
 		return nil, d.Errorf(Pos{1, 1}, "description larger than %d bytes", MaxSize)
 	}
-	d.lines = strings.Split(string(data), "\n")
+	d.lines = strings.Split(strings.TrimPrefix(string(data), "\ufeff"), "\n")
 	var errs []error
 	fail := func(e *Error) { errs = append(errs, e) }
 	seenOld := make(map[string]int)

@@ -110,6 +110,13 @@ func TestParse_Errors(t *testing.T) {
 	}
 }
 
+func TestParse_ByteOrderMark(t *testing.T) {
+	d, err := Parse("x.dsc", []byte("\ufefflp.so\n@t\na:b\n"))
+	if err != nil || d.Livepatch != "lp.so" {
+		t.Fatalf("Parse = %+v, %v", d, err)
+	}
+}
+
 func TestError_Caret(t *testing.T) {
 	_, err := Parse("x.dsc", []byte("lp.so\n@t\n\ta:b:zz\n"))
 	var de *Error

@@ -404,7 +404,7 @@ func (o *Object) lookup(name string, off uint64, at bool, types []Type) (Symbol,
 		}
 		return Symbol{}, fmt.Errorf("%w: %q in %s is defined at %s", ErrAmbiguous, name, o.Name, strings.Join(offs, ", "))
 	case len(other) > 0:
-		return Symbol{}, fmt.Errorf("%w: %q%s in %s is a %s symbol, want %s", ErrNotFound, name, where, o.Name, other[0], joinTypes(types))
+		return Symbol{}, fmt.Errorf("%w: %q%s in %s is of type %s, want %s", ErrNotFound, name, where, o.Name, other[0], joinTypes(types))
 	}
 	return Symbol{}, fmt.Errorf("%w: no %s %q%s in %s", ErrNotFound, joinTypes(types), name, where, o.Name)
 }

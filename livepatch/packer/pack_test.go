@@ -282,12 +282,12 @@ func TestPack_Errors(t *testing.T) {
 		{"target bad json", "livepatch.so\n@garbage.json\nfoo:foo_lp\n", "2:1: error: target: " + fx.Dir + "/garbage.json: invalid extract dump"},
 		{"target no build-id", "livepatch.so\n@" + noBuildID.Target + "\nfoo:foo_lp\n", "2:1: error: target " + noBuildID.Target + " has no GNU build-id"},
 		{"old missing", "livepatch.so\n@libtarget.so.1\nnothere:foo_lp\n", `3:1: error: old function: symbol not found: no func "nothere" in libtarget.so.1`},
-		{"old is data", "livepatch.so\n@libtarget.so.1\ncounter:foo_lp\n", `3:1: error: old function: symbol not found: "counter" in libtarget.so.1 is a object symbol`},
+		{"old is data", "livepatch.so\n@libtarget.so.1\ncounter:foo_lp\n", `3:1: error: old function: symbol not found: "counter" in libtarget.so.1 is of type object`},
 		{"old offset wrong", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp:1\n", `no func "foo" at offset 0x1`},
 		{"old without pad", "livepatch.so\n@libtarget.so.1\nnopad:foo_lp\n", `3:1: error: old function "nopad" at`},
 		{"new missing", "livepatch.so\n@libtarget.so.1\nfoo:nothere\n", `3:5: error: new function: symbol not found: no func "nothere" in livepatch.so`},
 		{"ref target missing", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#nothere:counter_ref\n", `4:2: error: target variable: symbol not found`},
-		{"ref tls not tls", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#%counter:tlsvar_idx\n", `4:3: error: target variable: symbol not found: "counter" in libtarget.so.1 is a object symbol, want tls`},
+		{"ref tls not tls", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#%counter:tlsvar_idx\n", `4:3: error: target variable: symbol not found: "counter" in libtarget.so.1 is of type object, want tls`},
 		{"ref patch missing", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:nothere\n", `4:10: error: patch reference: symbol not found`},
 	}
 	for _, tt := range tests {
