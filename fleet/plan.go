@@ -73,7 +73,9 @@ type Options struct {
 	// of all hosts ("10%", truncated, at least 1) or a group
 	// ("group:canary"). The remaining hosts form the last wave.
 	Canary []string
-	// Sudo records that commands run under `sudo -n` (shown in the plan).
+	// Sudo runs the agent with `sudo -n --` (never prompting); everything
+	// else runs as the login user, who must be able to write the staging
+	// folder.
 	Sudo bool
 }
 
@@ -227,10 +229,15 @@ func (p *Plan) steps(dir string) []Step {
 	}
 	// flock holds the host's lock for the trigger, so that two rollouts
 	// never trigger on one host at once; -p '*' selects every process that
-	// has the runtime loaded.
+	// has the runtime loaded. With Sudo only the agent runs under sudo: the
+	// login user owns the staging folder, the uploads and the lock.
+	agent := []string{agentPath}
+	if p.Sudo {
+		agent = []string{"sudo", "-n", "--", agentPath}
+	}
 	lock := []string{"flock", "-w", strconv.Itoa(LockWait), "-E", strconv.Itoa(LockedExit), path.Join(dir, "lock")}
 	trigger := func(args ...string) Step {
-		argv := append(append(lock, agentPath, "trigger", "--json", "-p", "*"), args...)
+		argv := append(append(append(lock, agent...), "trigger", "--json", "-p", "*"), args...)
 		return Step{Kind: StepTrigger, Argv: argv}
 	}
 	switch p.Action {
@@ -250,7 +257,7 @@ func (p *Plan) steps(dir string) []Step {
 			steps = append(steps, trigger("--revert-all="+p.RevertAll))
 		}
 	case Status:
-		steps = append(steps, Step{Kind: StepPatches, Argv: []string{agentPath, "patches", "--json"}})
+		steps = append(steps, Step{Kind: StepPatches, Argv: append(agent, "patches", "--json")})
 	}
 	return steps
 }

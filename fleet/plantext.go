@@ -25,10 +25,6 @@ func (p *Plan) WriteText(w io.Writer) error {
 	for _, c := range p.Containers {
 		fmt.Fprintf(&b, "  container %s sha256:%s %d bytes\n", c.Name, c.SHA256[:16], c.Size)
 	}
-	sudo := ""
-	if p.Sudo {
-		sudo = "sudo -n -- "
-	}
 	for i, wv := range p.Waves {
 		fmt.Fprintf(&b, "wave %d: %s (%d host%s)\n", i+1, wv.Name, len(wv.Hosts), plural(len(wv.Hosts)))
 		for _, h := range wv.Hosts {
@@ -42,7 +38,7 @@ func (p *Plan) WriteText(w io.Writer) error {
 				case StepUpload:
 					fmt.Fprintf(&b, "    upload %s -> %s (skipped when the sha256 matches)\n", s.Artifact, s.Path)
 				default:
-					fmt.Fprintf(&b, "    run %s%s\n", sudo, remote.Quote(s.Argv))
+					fmt.Fprintf(&b, "    run %s\n", remote.Quote(s.Argv))
 				}
 			}
 		}

@@ -34,8 +34,8 @@ func sshDialer(cfg Config, log *slog.Logger) (fleet.Dialer, error) {
 		Identities:     cfg.Identity,
 		Agent:          len(cfg.Identity) == 0,
 		ConnectTimeout: cfg.ConnectTimeout,
-		Sudo:           cfg.Sudo,
-		Logger:         log,
+		Logger:         log, // Sudo is the plan's: only the agent runs under sudo
+
 	}
 	if cfg.AcceptNewHostKeys {
 		base.HostKeyPolicy = remote.AcceptNew
