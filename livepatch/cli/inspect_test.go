@@ -248,7 +248,8 @@ func TestInspectCommands(t *testing.T) {
 	wantRec := report.AppliedPatch{ID: hex.EncodeToString(spec.ID[:]), Container: res.Out, Target: "libtarget.so.1",
 		AppliedAt: appliedAt, Labels: []string{"bsc#1200316"}, Functions: 1}
 	if rec.Schema != report.PatchesSchema || rec.PID != h.pid || rec.Comm != "holder" || len(rec.Patches) != 1 ||
-		fmt.Sprint(rec.Patches[0]) != fmt.Sprint(wantRec) || strings.Join(rec.Libraries, ",") != fx.Target+","+runtime {
+		fmt.Sprint(rec.Patches[0]) != fmt.Sprint(wantRec) || strings.Join(rec.Libraries, ",") != fx.Target+","+runtime ||
+		rec.Status != report.StatusEnabled || rec.StatusReason != "" {
 		t.Errorf("patches --json = %+v\nwant patch %+v", rec, wantRec)
 	}
 
@@ -292,6 +293,20 @@ func TestInspectCommands(t *testing.T) {
 	out, _, code = inspectRun(t, "messages", "-p", pid)
 	if code != ExitOK || !strings.Contains(out, "libpulp loaded") || !strings.Contains(out, "reverted") {
 		t.Errorf("messages: exit %d, %q", code, out)
+	}
+
+	// Patching disabled at run time: the status says so, and why.
+	if out, errOut, code = inspectRun(t, "set_patchable", "-p", pid, "disable"); code != ExitOK {
+		t.Fatalf("set_patchable disable: exit %d, %q %q", code, out, errOut)
+	}
+	out, _, _ = inspectRun(t, "patches", "-p", pid, "--json")
+	rec = report.PatchedProcess{}
+	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.Status != report.StatusDisabled ||
+		!strings.HasPrefix(rec.StatusReason, "disabled at run time") {
+		t.Errorf("patches --json after set_patchable disable: %v, %q", err, out)
+	}
+	if out, _, _ = inspectRun(t, "patches", "-p", pid); !strings.Contains(out, "  Livepatching status: disabled at run time") {
+		t.Errorf("patches after set_patchable disable: %q", out)
 	}
 }
 

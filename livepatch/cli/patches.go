@@ -190,6 +190,15 @@ func describe(err error) string {
 	return err.Error()
 }
 
+// status describes a runtime state other than ready, with its reason.
+func (v *processView) status() string {
+	status := v.state.String()
+	if v.reason != "" {
+		status += " (" + v.reason + ")"
+	}
+	return status
+}
+
 func (v *processView) print(w io.Writer, buildID bool) {
 	fmt.Fprintf(w, "PID: %d, name: %s\n", v.pid, v.comm)
 	if v.err != nil {
@@ -197,11 +206,7 @@ func (v *processView) print(w io.Writer, buildID bool) {
 		return
 	}
 	if v.state != abi.StateReady {
-		status := v.state.String()
-		if v.reason != "" {
-			status += " (" + v.reason + ")"
-		}
-		fmt.Fprintf(w, "  Livepatching status: %s\n", status)
+		fmt.Fprintf(w, "  Livepatching status: %s\n", v.status())
 	}
 	fmt.Fprintln(w, "  Livepatchable libraries:")
 	if len(v.libs) == 0 {
@@ -228,10 +233,14 @@ func (v *processView) print(w io.Writer, buildID bool) {
 
 func (v *processView) record() report.PatchedProcess {
 	r := report.PatchedProcess{Schema: report.PatchesSchema, PID: v.pid, Comm: v.comm,
-		Libraries: []string{}, Patches: []report.AppliedPatch{}}
+		Libraries: []string{}, Patches: []report.AppliedPatch{}, Status: report.StatusEnabled}
 	if v.err != nil {
 		r.Error = describe(v.err)
+		r.Status, r.StatusReason = report.StatusUnknown, r.Error
 		return r
+	}
+	if v.state != abi.StateReady {
+		r.Status, r.StatusReason = report.StatusDisabled, v.status()
 	}
 	for _, lib := range v.libs {
 		r.Libraries = append(r.Libraries, lib.obj.Path)

@@ -80,6 +80,21 @@ type PatchedProcess struct {
 	Comm      string         `json:"comm"`
 	Libraries []string       `json:"livepatchable_libraries"`
 	Patches   []AppliedPatch `json:"patches"`
+	// Status says whether the runtime accepts patches (StatusEnabled,
+	// StatusDisabled, or StatusUnknown when the process could not be read),
+	// and StatusReason why it does not.
+	Status       PatchingStatus `json:"status"`
+	StatusReason string         `json:"status_reason,omitempty"`
 	// Error is set when the process could not be read (e.g. permission).
 	Error string `json:"error,omitempty"`
 }
+
+// PatchingStatus is whether a process's runtime accepts patches.
+type PatchingStatus string
+
+// The values of PatchedProcess.Status.
+const (
+	StatusEnabled  PatchingStatus = "enabled"  // the runtime accepts patches
+	StatusDisabled PatchingStatus = "disabled" // by the user's settings, at run time, or broken
+	StatusUnknown  PatchingStatus = "unknown"  // the process could not be read (Error says why)
+)
