@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -458,5 +459,50 @@ func TestRollout_Cancel_InProcessSSH(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("cancel took %v: the slow agents were not stopped", d)
+	}
+}
+
+// TestRun_SIGINT: the real binary, interrupted while its hosts are in
+// flight, cancels them and exits 130 with every host accounted for.
+func TestRun_SIGINT(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "ulpfleet")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "ulp/cmd/ulpfleet")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 0, "slow")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), bin, append([]string{"apply", "--json", sampleContainer}, f.args...)...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	// Interrupt once the canary's trigger runs (its container is there).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(f.staging[0], "patches", "*", "sample.so")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the canary never got its container\n%s", stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitCancelled {
+		t.Fatalf("exit: %v, want status %d\n%s", err, ExitCancelled, stderr.String())
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("exiting took %v", d)
+	}
+	hosts, sum := decodeRecords(t, stdout.String())
+	if classes(hosts) != "host01=interrupted host02=not_attempted host03=not_attempted" || !sum.Cancelled {
+		t.Errorf("%s, %+v", classes(hosts), sum)
 	}
 }
