@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// containerSection generates a library of cfg.Funcs padded functions and a
+// livepatch replacing every one of them, then times `ulp packer` (with -o,
+// so every run packs the same input) and `ulp dump` on the result.
+func containerSection(ctx context.Context, e *env) Section {
+	n := e.cfg.Funcs
+	s := Section{Title: fmt.Sprintf("ulp packer and ulp dump on a container of %d functions", n)}
+	smp := newSamples()
+	lib, lp, dsc := e.path("libbig.so.1"), e.path("lp_big.so"), e.path("big.dsc")
+	var libC, lpC, lines strings.Builder
+	libC.WriteString("#define KEEP __attribute__((noipa))\n")
+	lpC.WriteString("#define KEEP __attribute__((noipa))\n")
+	fmt.Fprintf(&lines, "! %d functions: a container of make bench\n%s\n@%s\n", n, lp, lib)
+	for i := range n {
+		fmt.Fprintf(&libC, "KEEP long big_%04d(long x) { return x + %d; }\n", i, i)
+		fmt.Fprintf(&lpC, "KEEP long big_%04d_lp(long x) { return x + %d; }\n", i, i+1)
+		fmt.Fprintf(&lines, "big_%04d:big_%04d_lp\n", i, i)
+	}
+	for name, body := range map[string]string{"big.c": libC.String(), "lp_big.c": lpC.String(), dsc: lines.String()} {
+		if !strings.HasPrefix(name, "/") {
+			name = e.path(name)
+		}
+		if err := os.WriteFile(name, []byte(body), 0o644); err != nil {
+			return failed(s, nil, err)
+		}
+	}
+	if err := e.cc(ctx, lib, append([]string{"-shared", "-fPIC", "-Wl,-soname,libbig.so.1"}, patchFlags...), "big.c"); err != nil {
+		return failed(s, nil, err)
+	}
+	if err := e.cc(ctx, lp, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id"}, "lp_big.c"); err != nil {
+		return failed(s, nil, err)
+	}
+	out := e.path("big_container.so")
+	timed := func(name string, args ...string) error {
+		t0 := time.Now()
+		if _, err := e.command(ctx, e.ulp, args...); err != nil {
+			return err
+		}
+		smp.add(name, "ms", float64(time.Since(t0).Microseconds())/1e3)
+		return nil
+	}
+	for range e.cfg.Runs {
+		if err := timed("packer", "packer", "-o", out, dsc); err != nil {
+			return failed(s, smp, err)
+		}
+	}
+	for range e.cfg.Runs {
+		if err := timed("dump", "dump", out); err != nil {
+			return failed(s, smp, err)
+		}
+		if err := timed("dump.json", "dump", "--json", out); err != nil {
+			return failed(s, smp, err)
+		}
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		return failed(s, smp, err)
+	}
+	s.Figures = smp.figures()
+	s.Notes = []string{
+		fmt.Sprintf("wall time of the whole ulp process; the container is %d bytes (livepatch code and its .ulp/.ulp.rev sections)", st.Size()),
+		"packer reads the description, both ELF files, checks every function's pad and writes the container atomically",
+	}
+	return s
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// percallSection measures, inside one running program, the ns per call of
+// bench_plain (no pad), bench_padded (padded, never patched) and
+// bench_target, first unpatched and then after `ulp trigger` patched it
+// live. The three are measured one after the other in every sample, so they
+// see the same machine.
+func percallSection(ctx context.Context, e *env) Section {
+	s := Section{Title: fmt.Sprintf("cost per call, measured in the running program (%d calls per sample)", e.cfg.Calls)}
+	smp := newSamples()
+	p, err := e.start(ctx, true, e.percall)
+	if err != nil {
+		return failed(s, nil, err)
+	}
+	defer p.stop()
+	measure := func(names ...string) error {
+		for range e.cfg.Runs {
+			line, err := p.ask(fmt.Sprintf("measure %d", e.cfg.Calls))
+			if err != nil {
+				return err
+			}
+			f := strings.Fields(line)
+			if len(f) != 3 {
+				return fmt.Errorf("percall: answer %q", line)
+			}
+			for i, n := range names {
+				if n == "" {
+					continue
+				}
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					return fmt.Errorf("percall: answer %q: %w", line, err)
+				}
+				smp.add(n, "ns", v)
+			}
+		}
+		return nil
+	}
+	if err := measure("", "", "padded.before-patch"); err != nil {
+		return failed(s, smp, err)
+	}
+	if _, _, err := e.trigger(ctx, p.Pid, e.lp); err != nil {
+		return failed(s, smp, err)
+	}
+	if v, err := p.ask("value"); err != nil || v != "2" {
+		return failed(s, smp, fmt.Errorf("after apply bench_target(0) = %q (%v), want 2", v, err))
+	}
+	if err := measure("plain", "padded.unpatched", "padded.patched"); err != nil {
+		return failed(s, smp, err)
+	}
+	s.Figures = smp.figures()
+	s.Notes = []string{
+		"plain: no entry pad; padded.unpatched: -fpatchable-function-entry=16,14 after ulp post (one 2-byte NOP executed); padded.patched: the entry's short jump back into the pad, its absolute jump, then the replacement",
+		"padded.before-patch is the patched function measured before the patch, in the same program: it should match padded.unpatched",
+		"each call's argument is the previous call's result, so this is the latency of a dependent call through a function pointer",
+	}
+	return s
+}

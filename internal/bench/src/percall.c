@@ -1,0 +1,54 @@
+/* percall: measures the cost of a call to each function of libbench.so.1,
+ * in the running process, so that the harness can patch bench_target live
+ * between two measurements. Lines on stdin: "measure N" prints the ns per
+ * call of N calls of bench_plain, bench_padded and bench_target (each call's
+ * argument depends on the previous result, so the calls cannot overlap);
+ * "value" prints bench_target(0) (1 unpatched, 2 patched). The process is
+ * also the small program of the footprint and fleet benchmarks: it does
+ * nothing until asked. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+long bench_plain(long x);
+long bench_padded(long x);
+long bench_target(long x);
+
+static double now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e9 + ts.tv_nsec;
+}
+
+static double per_call(long (*f)(long), long n, long *sink) {
+  long x = *sink;
+  double t0 = now();
+  for (long i = 0; i < n; i++)
+    x = f(x);
+  double t1 = now();
+  *sink = x;
+  return (t1 - t0) / n;
+}
+
+int main(void) {
+  printf("ready\n");
+  fflush(stdout);
+  char line[64];
+  long sink = 0;
+  while (fgets(line, sizeof line, stdin)) {
+    if (!strncmp(line, "measure ", 8)) {
+      long n = atol(line + 8);
+      if (n <= 0)
+        n = 1;
+      double a = per_call(bench_plain, n, &sink);
+      double b = per_call(bench_padded, n, &sink);
+      double c = per_call(bench_target, n, &sink);
+      printf("%.4f %.4f %.4f\n", a, b, c);
+    } else {
+      printf("%ld\n", bench_target(0));
+    }
+    fflush(stdout);
+  }
+  return 0;
+}

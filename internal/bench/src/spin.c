@@ -1,0 +1,70 @@
+/* spin N: the target of the pause benchmark. N worker threads: worker 0
+ * spins on the clock, calling bench_target() between two readings, and
+ * records the largest gap between two consecutive readings (the longest time
+ * it was kept from running); workers 1..N-1 wake every 10 ms and call
+ * bench_target(), like the idle threads of a service. The main thread
+ * answers lines on stdin: "gap" prints the largest gap in ns since the last
+ * "gap" and resets it; "value" prints bench_target(0). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+long bench_target(long x);
+
+static volatile long long maxgap;
+static volatile long sink;
+
+static long long now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void *spinner(void *arg) {
+  (void)arg;
+  long long last = now();
+  for (;;) {
+    long long t = now();
+    if (t - last > maxgap)
+      maxgap = t - last;
+    last = t;
+    sink = bench_target(sink);
+  }
+  return NULL;
+}
+
+static void *sleeper(void *arg) {
+  (void)arg;
+  struct timespec ts = {0, 10 * 1000 * 1000};
+  for (;;) {
+    nanosleep(&ts, NULL);
+    sink = bench_target(sink);
+  }
+  return NULL;
+}
+
+int main(int argc, char **argv) {
+  int n = argc > 1 ? atoi(argv[1]) : 1;
+  for (int i = 0; i < n; i++) {
+    pthread_t t;
+    if (pthread_create(&t, NULL, i == 0 ? spinner : sleeper, NULL) != 0) {
+      printf("error: pthread_create\n");
+      return 1;
+    }
+  }
+  printf("ready\n");
+  fflush(stdout);
+  char line[64];
+  while (fgets(line, sizeof line, stdin)) {
+    if (!strncmp(line, "gap", 3)) {
+      printf("%lld\n", maxgap);
+      maxgap = 0;
+    } else {
+      printf("%ld\n", bench_target(0));
+    }
+    fflush(stdout);
+  }
+  return 0;
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"ulp/livepatch/report"
+)
+
+// Anchors measured on a machine of this kind (docs/performance.md,
+// /work/shared/research/measured-here.md): SUSE's libpulp 0.3.17 on a
+// 2-thread target.
+const (
+	libpulpApplyWallUS  = 20300
+	libpulpRevertWallUS = 19800
+	libpulpApplyPauseUS = 12200
+	libpulpRevPauseUS   = 11800
+	libpulpSource       = "libpulp 0.3.17, 2 threads"
+)
+
+// triggerSection measures `ulp trigger -p PID` on a fresh target per
+// sample, for each thread count: the agent's wall time (the whole ulp
+// process, as a user runs it), the largest gap of the target's spinning
+// thread during the trigger, the same gap over an idle interval as long as
+// the apply (the machine's own noise), and the agent's --json phases.
+func triggerSection(ctx context.Context, e *env) Section {
+	s := Section{Title: "one process: ulp trigger -p PID (padded mode), fresh target per sample"}
+	smp := newSamples()
+	for _, n := range e.cfg.Threads {
+		for range e.cfg.Runs {
+			if err := triggerSample(ctx, e, n, smp); err != nil {
+				return failed(s, smp, fmt.Errorf("%d threads: %w", n, err))
+			}
+		}
+	}
+	s.Figures = withTriggerAnchors(smp.figures())
+	s.Notes = append(s.Notes,
+		"threads=N: N worker threads (one spins on the clock calling the patched function, the others wake every 10 ms and call it) plus the main thread, which answers the harness",
+		"wall: the whole `ulp trigger --json` process; gap: the spinning thread's longest gap while the trigger ran; idle-gap: the same over an idle interval as long as the apply",
+		"attach/load/write/detach/pause/total: the agent's own --json timings; the pause is the time every thread was stopped",
+		"entry mode (a later issue) joins this section when it exists")
+	return s
+}
+
+// withTriggerAnchors sets libpulp's figures as the anchors of the wall and
+// gap figures of every thread count.
+func withTriggerAnchors(figs []Figure) []Figure {
+	anchors := map[string]float64{
+		".apply.wall": libpulpApplyWallUS, ".revert.wall": libpulpRevertWallUS,
+		".apply.gap": libpulpApplyPauseUS, ".revert.gap": libpulpRevPauseUS,
+	}
+	for i, f := range figs {
+		for suffix, v := range anchors {
+			if strings.HasSuffix(f.Name, suffix) {
+				figs[i] = f.Against(v, libpulpSource)
+			}
+		}
+	}
+	return figs
+}
+
+func triggerSample(ctx context.Context, e *env, threads int, smp *samples) error {
+	p, err := e.start(ctx, true, e.spin, strconv.Itoa(threads))
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	gap := func() (time.Duration, error) {
+		line, err := p.ask("gap")
+		if err != nil {
+			return 0, err
+		}
+		n, err := strconv.ParseInt(line, 10, 64)
+		return time.Duration(n), err
+	}
+	// Let the threads settle, then start every measured interval with a reset.
+	time.Sleep(20 * time.Millisecond)
+	prefix := fmt.Sprintf("threads=%d.", threads)
+	var applyWall time.Duration
+	for _, action := range []string{"apply", "revert"} {
+		if _, err := gap(); err != nil {
+			return err
+		}
+		args := []string{e.lp}
+		if action == "revert" {
+			args = []string{"--revert", e.lp}
+		}
+		wall, rec, err := e.trigger(ctx, p.Pid, args...)
+		if err != nil {
+			return err
+		}
+		g, err := gap()
+		if err != nil {
+			return err
+		}
+		want := map[string]string{"apply": "2", "revert": "1"}[action]
+		if v, err := p.ask("value"); err != nil || v != want {
+			return fmt.Errorf("after %s bench_target(0) = %q (%v), want %s", action, v, err, want)
+		}
+		if action == "apply" {
+			applyWall = wall
+		}
+		addTimings(smp, prefix+action, wall, g, rec.Timings)
+	}
+	if _, err := gap(); err != nil {
+		return err
+	}
+	time.Sleep(applyWall)
+	g, err := gap()
+	if err != nil {
+		return err
+	}
+	smp.add(prefix+"idle-gap", "µs", us(g))
+	return nil
+}
+
+func addTimings(smp *samples, prefix string, wall, gap time.Duration, t report.Timings) {
+	smp.add(prefix+".wall", "µs", us(wall))
+	smp.add(prefix+".gap", "µs", us(gap))
+	for _, ph := range []struct {
+		name string
+		v    int64
+	}{{"attach", t.AttachUS}, {"load", t.LoadUS}, {"write", t.WriteUS}, {"detach", t.DetachUS}, {"pause", t.PauseUS}, {"total", t.TotalUS}} {
+		smp.add(prefix+"."+ph.name, "µs", float64(ph.v))
+	}
+}
