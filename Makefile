@@ -21,7 +21,7 @@ GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
 	iproute2 procps strace util-linux
 
-.PHONY: all build deps test test-unit fuzz fuzz-short bench demo vet clean
+.PHONY: all build deps test test-unit fuzz fuzz-short bench demo vet clean install uninstall deb
 
 all: build
 
@@ -80,3 +80,55 @@ demo: deps build
 
 clean:
 	rm -rf $(BUILD) agentbin/bin/ulp
+
+# ---- install, uninstall, deb (docs/operating.md) ----------------------------
+# `make install` puts the binaries in BINDIR, the runtime in LIBDIR (Debian's
+# multiarch folder), man pages generated from the binaries' --help, cobra's
+# shell completions and the docs under DESTDIR+PREFIX. `make deb` packages
+# exactly what `make install DESTDIR=... PREFIX=/usr` writes.
+PREFIX ?= /usr/local
+DESTDIR ?=
+VERSION ?= 0.1.0
+MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+BINDIR := $(PREFIX)/bin
+LIBDIR := $(PREFIX)/lib/$(MULTIARCH)
+DATADIR := $(PREFIX)/share
+MANDIR := $(DATADIR)/man
+DEB_ROOT ?= $(BUILD)/deb-root
+DEB_ARCH = $(shell $(GO) env GOARCH)
+DEB_OUT ?= $(BUILD)/ulp_$(VERSION)_$(DEB_ARCH).deb
+
+install: build
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/doc/ulp \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions $(DESTDIR)$(DATADIR)/zsh/vendor-completions \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d
+	install -m 0755 $(BUILD)/ulp $(BUILD)/ulpfleet $(DESTDIR)$(BINDIR)/
+	install -m 0644 $(BUILD)/libpulp.so.0 $(DESTDIR)$(LIBDIR)/
+	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/ulp/
+	$(GO) run ./internal/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
+	for b in ulp ulpfleet; do \
+		$(BUILD)/$$b completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/$$b && \
+		$(BUILD)/$$b completion zsh > $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_$$b && \
+		$(BUILD)/$$b completion fish > $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/$$b.fish || exit 1; \
+	done
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+# uninstall removes what install wrote; on the live system it first stops
+# preloading this runtime, so programs started afterwards get no loader error.
+uninstall:
+	@if [ -z "$(DESTDIR)" ] && grep -qs '$(LIBDIR)/libpulp.so.0' /etc/ld.so.preload; then \
+		$(BINDIR)/ulp preload disable; fi
+	rm -f $(DESTDIR)$(BINDIR)/ulp $(DESTDIR)$(BINDIR)/ulpfleet $(DESTDIR)$(LIBDIR)/libpulp.so.0 \
+		$(DESTDIR)$(MANDIR)/man1/ulp.1.gz $(DESTDIR)$(MANDIR)/man1/ulp-*.1.gz \
+		$(DESTDIR)$(MANDIR)/man1/ulpfleet.1.gz $(DESTDIR)$(MANDIR)/man1/ulpfleet-*.1.gz \
+		$(DESTDIR)$(DATADIR)/bash-completion/completions/ulp $(DESTDIR)$(DATADIR)/bash-completion/completions/ulpfleet \
+		$(DESTDIR)$(DATADIR)/zsh/vendor-completions/_ulp $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_ulpfleet \
+		$(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ulp.fish $(DESTDIR)$(DATADIR)/fish/vendor_completions.d/ulpfleet.fish
+	rm -rf $(DESTDIR)$(DATADIR)/doc/ulp
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then ldconfig; fi
+
+deb: build
+	rm -rf $(DEB_ROOT)
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
+	$(GO) run ./internal/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
+	@echo "built $(DEB_OUT)"
