@@ -326,7 +326,7 @@ func (s *Spec) Validate() error {
 		}
 		seen[key] = true
 		switch f.Mechanism {
-		case MechPad:
+		case MechPad, MechEntry:
 			if f.EntryOffset != 0 && f.EntryOffset != 4 {
 				bad("function %d: entry offset %d, want 0 or 4", i, f.EntryOffset)
 			}

@@ -17,6 +17,8 @@ func sampleApply() *Spec {
 		Funcs: []Func{
 			{Old: "foo", New: "foo_lp", OldOffset: 0x1139, NewOffset: 0x1100, Mechanism: MechPad},
 			{Old: "_ZL4normPd", New: "_Z8norm_lpPd", OldOffset: 1 << 40, NewOffset: 0xffffffffffffffff, Mechanism: MechPad, EntryOffset: 4},
+			{Old: "labs", New: "labs_lp", OldOffset: 0x3f410, NewOffset: 0x1120, Mechanism: MechEntry},
+			{Old: "CRYPTO_memcmp", New: "memcmp_lp", OldOffset: 0x240080, NewOffset: 0x1140, Mechanism: MechEntry, EntryOffset: 4},
 		},
 		Refs: []Ref{
 			{TargetVar: "counter", PatchRef: "counter_ref", TargetOffset: 0x4010, PatchOffset: 0x3ff0},
@@ -158,7 +160,7 @@ func TestValidate(t *testing.T) {
 func TestSpec_LogValue(t *testing.T) {
 	var b bytes.Buffer
 	slog.New(slog.NewTextHandler(&b, nil)).Info("x", "patch", sampleApply())
-	want := "patch.kind=apply patch.id=010203" + strings.Repeat("0", 56) + "ff patch.target=libc.so.6 patch.functions=2 patch.references=2"
+	want := "patch.kind=apply patch.id=010203" + strings.Repeat("0", 56) + "ff patch.target=libc.so.6 patch.functions=4 patch.references=2"
 	if !strings.Contains(b.String(), want) {
 		t.Errorf("log = %q, want %q", b.String(), want)
 	}

@@ -52,12 +52,19 @@ const (
 	// bytes before the entry are rewritten into an indirect jump, and the
 	// 2 NOP bytes at OldOffset+EntryOffset into a short jump back to it.
 	MechPad Mechanism = 1
+	// MechEntry is for functions without the pad (distribution builds):
+	// the 5 bytes at OldOffset+EntryOffset are overwritten with a
+	// `jmp rel32` (e9) to the replacement, or to a trampoline within reach
+	// of it; the packer decoded the function and found it safe to do so.
+	MechEntry Mechanism = 2
 )
 
 func (m Mechanism) String() string {
 	switch m {
 	case MechPad:
 		return "pad"
+	case MechEntry:
+		return "entry"
 	}
 	return fmt.Sprintf("mechanism(%d)", uint8(m))
 }
@@ -71,8 +78,9 @@ type Func struct {
 	// Mechanism is how Old is redirected; recorded at pack time from the
 	// target's bytes.
 	Mechanism Mechanism
-	// EntryOffset is the byte offset, from OldOffset, of the two NOP bytes
-	// of the pad: 0, or 4 after an endbr64.
+	// EntryOffset is the byte offset, from OldOffset, of the redirected
+	// bytes (the two NOP bytes of the pad, or the 5 bytes of the entry
+	// jump): 0, or 4 after an endbr64.
 	EntryOffset uint8
 }
 
