@@ -32,7 +32,7 @@ import (
 //     hosts and on a second run with nothing changed, counted by a TCP relay
 //     in front of every host.
 func fleetSection(ctx context.Context, e *env) Section {
-	s := Section{Title: fmt.Sprintf("fleet: ulpfleet over %d real sshd hosts, one preloaded process each", e.cfg.FleetHosts)}
+	s := Section{Title: fmt.Sprintf("ulpfleet over %d real sshd hosts, one preloaded process each", e.cfg.FleetHosts)}
 	if _, err := os.Stat(e.fleet); err != nil {
 		s.Status, s.Reason = StatusSkipped, fmt.Sprintf("no ulpfleet (%v): run make first", err)
 		return s
@@ -54,18 +54,7 @@ func fleetSection(ctx context.Context, e *env) Section {
 		return failed(s, smp, runErr)
 	}
 	s.Figures = smp.figures()
-	// The per-host cost of a rollout at fan-out 1 next to one `ssh HOST true`.
-	var sshMS float64
-	for _, f := range s.Figures {
-		if f.Name == "ssh-true.fanout=1.per-host" {
-			sshMS = f.Median
-		}
-	}
-	for i, f := range s.Figures {
-		if sshMS > 0 && strings.HasSuffix(f.Name, ".fanout=1.per-host") && !strings.HasPrefix(f.Name, "ssh-true") {
-			s.Figures[i] = f.Against(sshMS, "ssh HOST true, this run")
-		}
-	}
+	s.Figures = withSSHAnchors(s.Figures)
 	s.Notes = []string{
 		"apply/revert: one `ulpfleet --canary 0 --parallel N --upload-parallel N apply|revert` over every host (connect, mkdir, two uploads skipped by sha256, ulp trigger -p '*' on the host's process, close), wall time of the ulpfleet process",
 		"cold: the first apply to hosts whose staging folder is empty (uploads the agent and the container), at the largest fan-out",
@@ -73,6 +62,26 @@ func fleetSection(ctx context.Context, e *env) Section {
 		"ssh-true: OpenSSH's client, `ssh HOST true` (a new connection each time), over the same hosts at the same fan-out",
 	}
 	return s
+}
+
+// withSSHAnchors sets, as the anchor of every rollout figure at fan-out N
+// (hosts per second, ms per host), the same figure of `ssh HOST true` at
+// fan-out N from the same run.
+func withSSHAnchors(figs []Figure) []Figure {
+	ssh := map[string]float64{}
+	for _, f := range figs {
+		if rest, ok := strings.CutPrefix(f.Name, "ssh-true."); ok {
+			ssh[rest] = f.Median
+		}
+	}
+	for i, f := range figs {
+		for _, action := range []string{"apply.", "revert."} {
+			if rest, ok := strings.CutPrefix(f.Name, action); ok && ssh[rest] > 0 {
+				figs[i] = f.Against(ssh[rest], "ssh HOST true, this run")
+			}
+		}
+	}
+	return figs
 }
 
 type fleetBench struct {
@@ -125,7 +134,11 @@ func (fb *fleetBench) run(ctx context.Context, tb testing.TB) error {
 	}
 
 	// Bytes: a first run to empty hosts, then the same apply again.
-	relay, err := newRelay(fb.fleet)
+	var dsts []string
+	for _, h := range fb.fleet.Hosts {
+		dsts = append(dsts, h.HostPort())
+	}
+	relay, err := newRelay(dsts)
 	if err != nil {
 		return err
 	}
@@ -274,7 +287,7 @@ func emptyDir(dir string) error {
 }
 
 // relay is a TCP relay on 127.0.0.1 in front of every host that counts the
-// payload bytes in each direction.
+// payload bytes in each direction. Listener i forwards to dsts[i].
 type relay struct {
 	lns        []net.Listener
 	sent, recv atomic.Int64
@@ -283,9 +296,9 @@ type relay struct {
 	conns      map[net.Conn]struct{}
 }
 
-func newRelay(f *sshfleet.Fleet) (*relay, error) {
+func newRelay(dsts []string) (*relay, error) {
 	r := &relay{conns: map[net.Conn]struct{}{}}
-	for _, h := range f.Hosts {
+	for _, dst := range dsts {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			r.close()
@@ -293,7 +306,7 @@ func newRelay(f *sshfleet.Fleet) (*relay, error) {
 		}
 		r.lns = append(r.lns, ln)
 		r.wg.Add(1)
-		go r.serve(ln, h.HostPort())
+		go r.serve(ln, dst)
 	}
 	return r, nil
 }

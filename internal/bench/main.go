@@ -42,7 +42,7 @@ func defaultConfig() Config {
 		build = "build"
 	}
 	return Config{Build: build, Out: filepath.Join(build, "bench.json"), Only: sectionNames, Runs: 15,
-		Threads: []int{1, 8, 64}, Calls: 10_000_000, Funcs: 1000, FleetHosts: 32, FleetRuns: 3,
+		Threads: []int{1, 8, 64}, Calls: 10_000_000, Funcs: 1000, FleetHosts: 32, FleetRuns: 5,
 		Fanouts: []int{1, 8, 32}}
 }
 

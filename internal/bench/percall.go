@@ -43,7 +43,11 @@ func percallSection(ctx context.Context, e *env) Section {
 		}
 		return nil
 	}
-	if err := measure("", "", "padded.before-patch"); err != nil {
+	// A first sample warms the caches and the CPU's clock up; it is dropped.
+	if _, err := p.ask(fmt.Sprintf("measure %d", e.cfg.Calls)); err != nil {
+		return failed(s, smp, err)
+	}
+	if err := measure("plain", "padded", "target.unpatched"); err != nil {
 		return failed(s, smp, err)
 	}
 	if _, _, err := e.trigger(ctx, p.Pid, e.lp); err != nil {
@@ -52,13 +56,13 @@ func percallSection(ctx context.Context, e *env) Section {
 	if v, err := p.ask("value"); err != nil || v != "2" {
 		return failed(s, smp, fmt.Errorf("after apply bench_target(0) = %q (%v), want 2", v, err))
 	}
-	if err := measure("plain", "padded.unpatched", "padded.patched"); err != nil {
+	if err := measure("plain", "padded", "target.patched"); err != nil {
 		return failed(s, smp, err)
 	}
 	s.Figures = smp.figures()
 	s.Notes = []string{
-		"plain: no entry pad; padded.unpatched: -fpatchable-function-entry=16,14 after ulp post (one 2-byte NOP executed); padded.patched: the entry's short jump back into the pad, its absolute jump, then the replacement",
-		"padded.before-patch is the patched function measured before the patch, in the same program: it should match padded.unpatched",
+		"plain: no entry pad; padded: -fpatchable-function-entry=16,14 after ulp post, never patched (one 2-byte NOP executed); target: a padded function before and after the live patch (patched: the entry's short jump back into the pad, its absolute jump, then the replacement, which does the same work)",
+		"a sample is, for each function, the fastest of 5 batches of calls/5 calls, the three functions' batches taking turns in the same program; plain and padded are sampled before and after the patch",
 		"each call's argument is the previous call's result, so this is the latency of a dependent call through a function pointer",
 	}
 	return s
