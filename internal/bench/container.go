@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 )
@@ -61,6 +62,13 @@ func containerSection(ctx context.Context, e *env) Section {
 			return failed(s, smp, err)
 		}
 	}
+	// Apply and revert the whole container in a small process that maps
+	// libbig.so.1 (preloaded after the runtime).
+	for range e.cfg.Runs {
+		if err := bigTrigger(ctx, e, out, lib, smp); err != nil {
+			return failed(s, smp, err)
+		}
+	}
 	st, err := os.Stat(out)
 	if err != nil {
 		return failed(s, smp, err)
@@ -69,6 +77,38 @@ func containerSection(ctx context.Context, e *env) Section {
 	s.Notes = []string{
 		fmt.Sprintf("wall time of the whole ulp process; the container is %d bytes (livepatch code and its .ulp/.ulp.rev sections)", st.Size()),
 		"packer reads the description, both ELF files, checks every function's pad and writes the container atomically",
+		"trigger.*: `ulp trigger` of this container (every function replaced at once) on a fresh small process with libbig.so.1 preloaded; the phases are the agent's --json timings",
 	}
 	return s
+}
+
+// bigTrigger applies and reverts the container of every function of lib in
+// a fresh process and records the wall times and the agent's phases.
+func bigTrigger(ctx context.Context, e *env, container, lib string, smp *samples) error {
+	c := exec.Command(e.percall)
+	c.Env = append(os.Environ(), "LD_PRELOAD="+e.runtime+" "+lib)
+	p, err := startCmd(c)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	for _, args := range [][]string{{container}, {"--revert", container}} {
+		wall, rec, err := e.trigger(ctx, p.Pid, args...)
+		if err != nil {
+			return err
+		}
+		name := "trigger.apply"
+		if len(args) == 2 {
+			name = "trigger.revert"
+		}
+		smp.add(name+".wall", "ms", float64(wall.Microseconds())/1e3)
+		t := rec.Timings
+		for _, ph := range []struct {
+			name string
+			v    int64
+		}{{"load", t.LoadUS}, {"write", t.WriteUS}, {"pause", t.PauseUS}, {"total", t.TotalUS}} {
+			smp.add(name+"."+ph.name, "ms", float64(ph.v)/1e3)
+		}
+	}
+	return nil
 }
