@@ -14,4 +14,9 @@
 // An injected call never needs the agent to finish: the hijacked thread
 // returns to its own context from the stub, so a SIGKILL of the agent at any
 // moment leaves a working process.
+//
+// The process opens the container itself, in its own root: for a process in
+// a chroot or another mount namespace the agent passes its own path when
+// that names the same file there, else /proc/AGENT/fd/N when the process
+// can open it, else the trigger is an ERROR that says why (containerPath).
 package trigger

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -115,6 +116,9 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 		}
 	}
 	err := r.do(ctx)
+	for _, c := range r.closers {
+		c.Close()
+	}
 	if err != nil && exited(pid, err) {
 		err = skipped(ReasonExited)
 	}
@@ -180,6 +184,8 @@ type run struct {
 
 	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
 	obj  *target.Object  // the target object of spec
+
+	closers []io.Closer // closed when the trigger ends (see containerPath)
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -418,7 +424,11 @@ func (r *run) seize(ctx context.Context) error {
 // It returns the ledger record of the new patch with real addresses.
 func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 	req := abi.NewRequest(0, abi.OpLoad)
-	if err := req.SetPath(r.rep.Patch); err != nil {
+	path, err := r.containerPath()
+	if err != nil {
+		return ledger.Patch{}, err
+	}
+	if err := req.SetPath(path); err != nil {
 		return ledger.Patch{}, failed("container path: %w", err)
 	}
 	name := r.spec.Target.Name
@@ -429,7 +439,6 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		return ledger.Patch{}, failed("target name: %w", err)
 	}
 	var c *abi.Call
-	var err error
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		c, err = call(ctx, r.proc, r.rt, req)

@@ -1,0 +1,104 @@
+package trigger
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"ulp/internal/testenv"
+	"ulp/livepatch/report"
+	"ulp/livepatch/trigger/triggertest"
+)
+
+// TestChrootedTarget patches a process chrooted into a minimal root that
+// holds only the program, its libraries and the runtime, each at its host
+// path. The container, outside that root, is reached three ways: not at
+// all (a clear ERROR), through a hard link at the same path inside the
+// root, and through the agent's descriptor once /proc is mounted inside.
+func TestChrootedTarget(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
+	fx := triggertest.Build(t)
+	rt := testenv.Artifact(t, "libpulp.so.0")
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range append([]string{fx.App, fx.Calc, fx.Two, rt}, sharedLibs(t, fx.App, rt)...) {
+		mirror(t, root, f)
+	}
+	p := triggertest.StartPlain(t, []string{"LD_PRELOAD=" + rt}, "/usr/sbin/chroot", root, fx.App)
+	if got, err := os.Readlink(filepath.Join("/proc", itoa(p.PID), "root")); err != nil || got != root {
+		t.Fatalf("target root %q, %v; want %s", got, err, root)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+
+	rep := mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Error)
+	if !strings.Contains(rep.Reason, "is not visible in the root of process") || !strings.Contains(rep.Reason, "mount /proc there") {
+		t.Errorf("reason %q does not say why", rep.Reason)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+
+	// The same file at the same path inside the root.
+	inside := filepath.Join(root, fx.LP["lp200"])
+	if err := os.Link(fx.LP["lp200"], inside); err != nil {
+		t.Fatal(err)
+	}
+	mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
+	p.Expect(t, map[string]string{"value": "200"})
+	mustTrig(t, p.PID, revert(fx.LP["lp200"]), report.Success)
+	p.Expect(t, map[string]string{"value": "100"})
+
+	// /proc inside the root: the process opens the agent's descriptor.
+	proc := filepath.Join(root, "proc")
+	if err := os.Mkdir(proc, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("proc", proc, "proc", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, ""); err != nil {
+		t.Fatalf("mount proc: %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(proc, syscall.MNT_DETACH) })
+	mustTrig(t, p.PID, apply(fx.LP["lp300"]), report.Success)
+	p.Expect(t, map[string]string{"value": "300"})
+	mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Success)
+	p.Expect(t, map[string]string{"value": "100"})
+	p.Untraced(t)
+}
+
+// sharedLibs lists the libraries (and the loader) that bins need, by ldd.
+func sharedLibs(t *testing.T, bins ...string) []string {
+	t.Helper()
+	var out []string
+	for _, bin := range bins {
+		b, err := exec.Command("ldd", bin).Output()
+		if err != nil {
+			t.Fatalf("ldd %s: %v", bin, err)
+		}
+		for line := range strings.Lines(string(b)) {
+			for _, f := range strings.Fields(line) {
+				if strings.HasPrefix(f, "/") {
+					out = append(out, f)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// mirror copies the file at host path f to the same path under root.
+func mirror(t *testing.T, root, f string) {
+	t.Helper()
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(root, f)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
