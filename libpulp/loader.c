@@ -91,10 +91,19 @@ int ulp_loader_init(const char **why) {
   return 0;
 }
 
+/* ulp_in_loader reports whether this thread holds one of the locks, or may
+   be in the middle of taking or releasing one: glibc sets __owner after the
+   lock word is taken and clears it before the lock word is released, so a
+   taken lock word with no owner is a thread between the two. That thread
+   may be this one, frozen there; if it is another, the answer is only a
+   spurious retry. */
 int ulp_in_loader(void) {
   pid_t tid = (pid_t)syscall(SYS_gettid);
-  for (int i = 0; i < nlocks; i++)
-    if (__atomic_load_n(&locks[i]->__data.__owner, __ATOMIC_RELAXED) == tid)
+  for (int i = 0; i < nlocks; i++) {
+    int owner = __atomic_load_n(&locks[i]->__data.__owner, __ATOMIC_ACQUIRE);
+    int word = __atomic_load_n(&locks[i]->__data.__lock, __ATOMIC_ACQUIRE);
+    if (owner == tid || (owner == 0 && word != 0))
       return 1;
+  }
   return 0;
 }
