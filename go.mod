@@ -2,7 +2,10 @@ module ulp
 
 go 1.26.8
 
-require github.com/spf13/cobra v1.10.2
+require (
+	github.com/spf13/cobra v1.10.2
+	golang.org/x/arch v0.33.0
+)
 
 require (
 	dario.cat/mergo v1.0.2 // indirect
