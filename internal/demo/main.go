@@ -4,7 +4,8 @@
 // second, and a livepatch with its .dsc; packs the livepatch with `ulp
 // packer`; starts the program with the runtime preloaded; applies the patch
 // with `ulp trigger`, shows the changed output, reverts it with `ulp trigger
-// --revert`, and shows the original output again.
+// --revert`, shows the original output again and the messages logged in the
+// process.
 //
 // It checks every step against the program's real output and exits 1 if the
 // patch did not take effect or was not undone.
@@ -153,6 +154,11 @@ func run(ctx context.Context, build string, out io.Writer) error {
 		return err
 	}
 	if err := d.show(ctx, original, 3); err != nil {
+		return err
+	}
+
+	d.step("6. What the runtime and ulp logged inside the process")
+	if err := d.cmd(ctx, d.ulp, "messages", "-p", pid); err != nil {
 		return err
 	}
 	d.step("Done: patched and reverted while process %s kept running.", pid)
