@@ -130,6 +130,9 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	many := len(found) != 1
 	for _, f := range found {
 		rep := trigger.Run(ctx, f.PID, req, o)
+		if rep.Comm == "" {
+			rep.Comm = f.Comm // a process that could not be inspected
+		}
 		sum.Candidates++
 		switch rep.Result {
 		case report.Success:
