@@ -19,8 +19,7 @@ func seizeError(pid, tid int, err error) error {
 		return fmt.Errorf("seize thread %d of pid %d: %w", tid, pid, err)
 	}
 	if tracer := tracerOf(pid, tid); tracer > 0 {
-		return fmt.Errorf("%w: pid %d already traced by pid %d (%s): %w",
-			ErrBusy, pid, tracer, comm(tracer), err)
+		return busyError(pid, tracer, err)
 	}
 	if scope := ptraceScope(); scope == 3 {
 		return fmt.Errorf("seize pid %d: yama ptrace_scope is 3 (ptrace disabled until reboot): %w", pid, err)
@@ -33,6 +32,11 @@ func seizeError(pid, tid int, err error) error {
 		}
 	}
 	return fmt.Errorf("seize pid %d: not permitted (no CAP_SYS_PTRACE, or the process is not dumpable): %w", pid, err)
+}
+
+// busyError reports a process held by another tracer.
+func busyError(pid, tracer int, err error) error {
+	return fmt.Errorf("%w: pid %d already traced by pid %d (%s): %w", ErrBusy, pid, tracer, comm(tracer), err)
 }
 
 // tracerOf returns the TracerPid of a task, 0 if none or unknown.

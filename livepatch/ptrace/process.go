@@ -127,6 +127,9 @@ func Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
 // PID returns the process id.
 func (p *Process) PID() int { return p.pid }
 
+// Log returns the process's logger (with its pid).
+func (p *Process) Log() *slog.Logger { return p.log }
+
 // run runs f on the tracer thread; ErrDetached once the tracer is gone.
 func (p *Process) run(f func() error) error {
 	var err error
@@ -163,18 +166,12 @@ func (p *Process) seizeAll(ctx context.Context) error {
 			if _, ok := p.threads[tid]; ok {
 				continue
 			}
-			err := ptrace(unix.PTRACE_SEIZE, tid, 0, unix.PTRACE_O_TRACECLONE)
-			switch {
-			case err == nil:
-			case errors.Is(err, unix.ESRCH):
-				continue // exited meanwhile
-			case errors.Is(err, unix.EPERM) && tracerOf(p.pid, tid) == p.tracerTID:
-				// Created by a thread we already trace: attached by
-				// PTRACE_O_TRACECLONE; its first stop is on its way.
-			case errors.Is(err, unix.EPERM) && taskGone(p.pid, tid):
-				continue // an exited thread not yet reaped refuses attach
-			default:
-				return seizeError(p.pid, tid, err)
+			skip, err := p.seizeTask(tid)
+			if err != nil {
+				return err
+			}
+			if skip {
+				continue
 			}
 			p.threads[tid] = &thread{tid: tid}
 			added++
@@ -189,6 +186,36 @@ func (p *Process) seizeAll(ctx context.Context) error {
 			p.log.Debug("seized", "threads", len(p.threads))
 			return nil
 		}
+	}
+}
+
+// seizeTask seizes one task. skip reports a task that exited meanwhile.
+// On EPERM it looks at TracerPid: our own tracer thread means the task was
+// attached already through PTRACE_O_TRACECLONE; another one means another
+// agent or debugger holds the process (ErrBusy); none, that such a tracer
+// was just leaving, so the SEIZE is tried again a few times.
+func (p *Process) seizeTask(tid int) (skip bool, err error) {
+	for attempt := 0; ; attempt++ {
+		err := ptrace(unix.PTRACE_SEIZE, tid, 0, unix.PTRACE_O_TRACECLONE)
+		switch {
+		case err == nil:
+			return false, nil
+		case errors.Is(err, unix.ESRCH):
+			return true, nil
+		case !errors.Is(err, unix.EPERM):
+			return false, seizeError(p.pid, tid, err)
+		}
+		switch tracer := tracerOf(p.pid, tid); {
+		case tracer == p.tracerTID:
+			return false, nil
+		case tracer != 0:
+			return false, busyError(p.pid, tracer, err)
+		case taskGone(p.pid, tid):
+			return true, nil // an exited thread not yet reaped refuses attach
+		case attempt >= 20:
+			return false, seizeError(p.pid, tid, err)
+		}
+		time.Sleep(100 * time.Microsecond)
 	}
 }
 
@@ -471,31 +498,59 @@ func (p *Process) forget(tid int) {
 
 // drain handles every pending wait4 event of our tracees and reports how
 // many there were. It never blocks.
+//
+// It waits for each known thread by its id, never with -1: a program that
+// started the target is its real parent, and when the tracer is a thread of
+// that same program the kernel lets the forking thread collect the
+// target's ptrace stops too (the child is not "ptrace-reparented"). Waiting
+// by id keeps every tracer to its own events. New threads are learnt from
+// their creator's PTRACE_EVENT_CLONE stop.
 func (p *Process) drain() (int, error) {
 	n := 0
 	for {
-		var ws unix.WaitStatus
-		// __WNOTHREAD: only tracees of this thread; other tracers in this
-		// program (other Processes) must not see our events.
-		wpid, err := unix.Wait4(-1, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
-		if errors.Is(err, unix.EINTR) {
-			continue
+		tids := make([]int, 0, len(p.threads))
+		for tid := range p.threads {
+			tids = append(tids, tid)
 		}
-		if errors.Is(err, unix.ECHILD) {
-			if len(p.threads) > 0 {
-				p.threads = make(map[int]*thread)
-				p.exited = true
+		known := len(p.threads)
+		for _, tid := range tids {
+			for {
+				var ws unix.WaitStatus
+				wpid, err := unix.Wait4(tid, &ws, unix.WALL|unix.WNOTHREAD|unix.WNOHANG, nil)
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if errors.Is(err, unix.ECHILD) {
+					// Not (or no longer) our tracee: it exited and was
+					// reaped, or it was never attached.
+					if tid == p.pid {
+						p.exited = true
+						p.threads = make(map[int]*thread)
+						return n, nil
+					}
+					p.forget(tid)
+					break
+				}
+				if err != nil {
+					return n, fmt.Errorf("wait4 %d: %w", tid, err)
+				}
+				if wpid == 0 {
+					break
+				}
+				n++
+				p.handle(wpid, ws)
+				if _, ok := p.threads[tid]; !ok {
+					break
+				}
 			}
+			if p.exited {
+				return n, nil
+			}
+		}
+		if len(p.threads) <= known {
 			return n, nil
 		}
-		if err != nil {
-			return n, fmt.Errorf("wait4: %w", err)
-		}
-		if wpid == 0 {
-			return n, nil
-		}
-		n++
-		p.handle(wpid, ws)
+		// A clone event added threads: collect their first stops too.
 	}
 }
 
@@ -546,7 +601,7 @@ func (p *Process) handle(tid int, ws unix.WaitStatus) {
 	default:
 		th.kind = stopEvent
 	}
-	p.log.Debug("thread stopped", "tid", tid, "kind", th.kind, "signal", sig, "event", event)
+	p.log.Debug("thread stopped", "tid", tid, "kind", th.kind, "signal", sig, "event", event, "hold", th.wantStop)
 	if p.stopAll {
 		th.wantStop = true
 	}

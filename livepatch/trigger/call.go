@@ -82,6 +82,7 @@ func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Reque
 		}
 		tried[tid] = true
 		res, err := callOn(ctx, p, rt, tid, req)
+		p.Log().Debug("call", "op", req.Op, "id", req.ID, "tid", tid, "err", err)
 		if err != nil {
 			var ce *callError
 			if errors.As(err, &ce) && ce.Result == abi.EAgain {
@@ -170,6 +171,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 	cancel()
 	if err != nil {
 		p.Resume(tid) // let a late stop go on
+		p.Log().Debug("thread did not stop for the call", "tid", tid, "err", err)
 		if errors.Is(err, ptrace.ErrExited) || ctx.Err() != nil {
 			return nil, err
 		}

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,4 +173,29 @@ func TestProcessExitsMidTrigger(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", counts)
+}
+
+// TestConcurrentAgents runs triggers on one process from several agents at
+// once: the seize is the lock, so they take turns and all succeed.
+func TestConcurrentAgents(t *testing.T) {
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	names := []string{"lp200", "lp300", "lp400", "two", "main", "misc"}
+	reps := make([]report.Process, len(names))
+	var wg sync.WaitGroup
+	for i, n := range names {
+		wg.Go(func() { reps[i] = trig(t, p.PID, apply(fx.LP[n])) })
+	}
+	wg.Wait()
+	for i, rep := range reps {
+		if rep.Result != report.Success {
+			t.Errorf("%s: %s %s", names[i], rep.Result, rep.Reason)
+		}
+	}
+	p.Expect(t, map[string]string{"two": "22", "main": "11", "hidden": "60"})
+	if v := p.Ask(t, "value"); v != "200" && v != "300" && v != "400" {
+		t.Errorf("value = %s", v)
+	}
+	mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
+	p.Expect(t, map[string]string{"value": "100", "hidden": "50"})
 }
