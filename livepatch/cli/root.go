@@ -90,6 +90,9 @@ func NewRoot() *cobra.Command {
 		newMessagesCommand(g),
 		newSetPatchableCommand(g),
 		newPreloadCommand(g),
+		newKeygenCommand(g),
+		newSignCommand(g),
+		newVerifyCommand(g),
 	)
 	return root
 }

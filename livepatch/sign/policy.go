@@ -94,12 +94,22 @@ func readKeyFile(name string) (ed25519.PublicKey, error) {
 	return ParsePublicKey(b)
 }
 
+// NewPolicy returns a policy trusting keys, named name in its messages.
+func NewPolicy(name string, keys ...ed25519.PublicKey) *Policy {
+	p := &Policy{Dir: name, keys: make(map[string]ed25519.PublicKey), file: make(map[string]string)}
+	for _, k := range keys {
+		fp := Fingerprint(k)
+		p.keys[fp], p.file[fp] = k, fp
+	}
+	return p
+}
+
 // Len returns the number of trusted keys.
 func (p *Policy) Len() int { return len(p.keys) }
 
 // Verify checks that the container r (size bytes) carries a valid
 // signature by one of the trusted keys, and returns the name of that key's
-// file. Errors wrap ErrUnsigned, ErrBadSignature, ErrUntrusted or a
+// file (its fingerprint for a NewPolicy). Errors wrap ErrUnsigned, ErrBadSignature, ErrUntrusted or a
 // *FormatError, and say which policy refused the container.
 func (p *Policy) Verify(r io.ReaderAt, size int64) (string, error) {
 	s, err := Check(r, size)

@@ -1,0 +1,85 @@
+package cli
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/packer"
+	"ulp/livepatch/sign"
+)
+
+type signOptions struct {
+	key    string
+	output string
+}
+
+func newSignCommand(g *globalOptions) *cobra.Command {
+	var opts signOptions
+	cmd := &cobra.Command{
+		Use:   "sign --key KEY FILE [-o OUT]",
+		Short: "Sign a livepatch container",
+		Long: `sign adds to the livepatch container FILE a .ulp.sig section holding an
+Ed25519 signature, made with the private key KEY (from "ulp keygen" or
+"openssl genpkey -algorithm ed25519"), over the whole file. A signature
+already present is replaced. The file is replaced atomically (or OUT is
+written with -o). Sign after packing: any later change to the file, packing
+included, invalidates the signature.`,
+		Args: usageExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runSign(g, opts, args[0], cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&opts.key, "key", "", "the private `KEY` file (PEM)")
+	cmd.Flags().StringVarP(&opts.output, "output", "o", "", "write the signed container to `OUT` instead of over FILE")
+	return cmd
+}
+
+func runSign(g *globalOptions, opts signOptions, path string, stdout io.Writer) error {
+	if opts.key == "" {
+		return usageError(fmt.Errorf("sign needs --key KEY"))
+	}
+	kb, err := os.ReadFile(opts.key)
+	if err != nil {
+		return usageError(err)
+	}
+	key, err := sign.ParsePrivateKey(kb)
+	if err != nil {
+		return usageError(fmt.Errorf("%s: %w", opts.key, err))
+	}
+	in, err := os.ReadFile(path)
+	if err != nil {
+		return usageError(err)
+	}
+	c, err := container.Read(bytes.NewReader(in))
+	if err != nil {
+		return usageError(fmt.Errorf("%s: %w", path, err))
+	}
+	out, err := sign.Sign(in, key)
+	if err != nil {
+		return usageError(fmt.Errorf("%s: %w", path, err))
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	dst := path
+	if opts.output != "" {
+		dst = opts.output
+	}
+	if err := packer.WriteFileAtomic(dst, fi.Mode().Perm(), func(w io.Writer) error {
+		_, err := w.Write(out)
+		return err
+	}); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	if !g.quiet {
+		fmt.Fprintf(stdout, "signed %s: patch %s, key %s\n", dst, c.Apply.ID, sign.Fingerprint(key.Public().(ed25519.PublicKey)))
+	}
+	return nil
+}
