@@ -2,8 +2,10 @@ package cli
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"ulp/internal/testenv"
@@ -58,4 +60,94 @@ func TestPreloadCommand(t *testing.T) {
 			t.Errorf("%v: file %q, want %q", s.args, b, s.file)
 		}
 	}
+}
+
+// TestSystemWidePreload enables the runtime in the /etc/ld.so.preload of a
+// minimal root and runs programs chrooted into it: a dynamic program gets
+// the runtime, so does the program it execs, and so does a setuid-root
+// program run by nobody (ld.so.preload, unlike LD_PRELOAD, applies to
+// them); a static program runs without it. After disable, none gets it.
+func TestSystemWidePreload(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.CC)
+	rt := testenv.Artifact(t, "libpulp.so.0")
+	build := t.TempDir()
+	probe, static := filepath.Join(build, "probe"), filepath.Join(build, "probe-static")
+	testenv.CompileC(t, probe, []string{"-O2"}, "testdata/preloadprobe.c")
+	testenv.CompileC(t, static, []string{"-O2", "-static"}, "testdata/preloadprobe.c")
+	root := t.TempDir()
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	const lib = "/usr/lib/x86_64-linux-gnu/libpulp.so.0"
+	install := func(from, to string, mode os.FileMode) {
+		t.Helper()
+		b, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dst := filepath.Join(root, to)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dst, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	install(probe, "/probe", 0o755)
+	install(probe, "/probe-setuid", 0o755|os.ModeSetuid)
+	install(static, "/probe-static", 0o755)
+	install(rt, lib, 0o644)
+	out, err := exec.Command("ldd", probe, rt).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range strings.Fields(string(out)) {
+		if strings.HasPrefix(f, "/") && !strings.HasSuffix(f, ":") {
+			install(f, f, 0o755)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(uid uint32, args ...string) string {
+		t.Helper()
+		cmd := exec.CommandContext(t.Context(), args[0], args[1:]...)
+		cmd.Env = []string{"PATH=/"}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v in the chroot as uid %d: %v\n%s", args, uid, err, b)
+		}
+		return string(b)
+	}
+	checks := func(rtState string) {
+		t.Helper()
+		tests := []struct {
+			uid  uint32
+			args []string
+			want string
+		}{
+			{0, []string{"/probe"}, "/probe: uid 0 euid 0 runtime " + rtState + "\n"},
+			{0, []string{"/probe", "/probe", "/probe-static"}, "/probe: uid 0 euid 0 runtime " + rtState + "\n/probe: uid 0 euid 0 runtime " + rtState + "\n/probe-static: uid 0 euid 0 runtime absent\n"},
+			{65534, []string{"/probe-setuid"}, "/probe-setuid: uid 65534 euid 0 runtime " + rtState + "\n"},
+			{65534, []string{"/probe-static"}, "/probe-static: uid 65534 euid 65534 runtime absent\n"},
+		}
+		for _, tt := range tests {
+			if got := run(tt.uid, tt.args...); got != tt.want {
+				t.Errorf("%v as uid %d:\n got %q\nwant %q", tt.args, tt.uid, got, tt.want)
+			}
+		}
+	}
+	checks("absent")
+	if out, errOut, code := inspectRun(t, "preload", "--root", root, "enable", lib); code != ExitOK {
+		t.Fatalf("preload enable: exit %d, %q %q", code, out, errOut)
+	}
+	checks("present")
+	if out, errOut, code := inspectRun(t, "preload", "--root", root, "disable"); code != ExitOK {
+		t.Fatalf("preload disable: exit %d, %q %q", code, out, errOut)
+	}
+	checks("absent")
 }
