@@ -21,6 +21,7 @@ type Status struct {
 	SigBlk    uint64
 	SigIgn    uint64
 	SigCgt    uint64 // signals with a handler installed
+	CapEff    uint64 // effective capabilities (bit 19: CAP_SYS_PTRACE)
 }
 
 // ParseStatus parses the text of /proc/PID/status. Unknown lines are
@@ -69,6 +70,8 @@ func ParseStatus(b []byte) (*Status, error) {
 			s.SigIgn, err = strconv.ParseUint(v, 16, 64)
 		case "SigCgt":
 			s.SigCgt, err = strconv.ParseUint(v, 16, 64)
+		case "CapEff":
+			s.CapEff, err = strconv.ParseUint(v, 16, 64)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: status %s %q: %w", ErrFormat, key, v, err)
