@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -178,9 +179,11 @@ func describe(err error) string {
 	case errors.Is(err, procfs.ErrNoProcess):
 		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
-		// Reading needs PTRACE_MODE_READ, which Yama does not restrict:
-		// only another owner (or a setuid, non-dumpable process) denies it.
-		return fmt.Sprintf("cannot read process: %v (run ulp as the process's owner or as root)", err)
+		hint := "run ulp as the process's owner or as root"
+		if b, e := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope"); e == nil && strings.TrimSpace(string(b)) != "0" {
+			hint = "run ulp as root: yama ptrace_scope " + strings.TrimSpace(string(b)) + " lets other users read only their own children"
+		}
+		return fmt.Sprintf("cannot read process: %v (%s)", err, hint)
 	case errors.Is(err, target.ErrNoRuntime):
 		return fmt.Sprintf("%v (start it with LD_PRELOAD=%s)", err, target.RuntimeName)
 	}
