@@ -19,7 +19,7 @@ import (
 //  2. else /proc/AGENT/fd/N, a descriptor the agent holds open until the
 //     trigger ends, when the process's root has a /proc that shows the
 //     agent and the process may open the agent's descriptors (same user,
-//     or root);
+//     or CAP_SYS_PTRACE);
 //  3. else an error saying why, and what to do.
 func (r *run) containerPath() (string, error) {
 	want, err := statID(r.rep.Patch)
@@ -44,7 +44,8 @@ func (r *run) containerPath() (string, error) {
 	if err != nil {
 		return "", failed("read status: %w", err)
 	}
-	if fsuid := st.Uid[3]; fsuid != 0 && fsuid != os.Geteuid() {
+	const capSysPtrace = 1 << 19
+	if fsuid := st.Uid[3]; fsuid != os.Geteuid() && st.CapEff&capSysPtrace == 0 {
 		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, fsuid, viaFD, root)
 	}
 	r.log.Debug("container reached through the agent's descriptor", "path", viaFD)
