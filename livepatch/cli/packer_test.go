@@ -206,9 +206,9 @@ func TestPackerCommand_Errors(t *testing.T) {
 			"e.dsc:3:12: error: old function offset \"zz\" is not a hex number\nfoo:foo_lp:zz\n           ^\n",
 			"e.dsc:4:1: error: expected '#target_var:patch_ref'",
 		}},
-		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\nnopad:foo_lp\n", nil, ExitUsage, []string{
+		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\ntiny:foo_lp\n", nil, ExitUsage, []string{
 			"e.dsc:3:5: error: new function: symbol not found: no func \"nothere\" in livepatch.so\nfoo:nothere\n    ^\n",
-			"e.dsc:4:1: error: old function \"nopad\"",
+			"e.dsc:4:1: error: old function \"tiny\"",
 		}},
 		{"write error", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n", []string{"-o", "/nonexistent/dir/x.so"}, ExitFailure, []string{
 			"ulp: write container /nonexistent/dir/x.so: create temporary file",

@@ -68,8 +68,17 @@ type Symbol struct {
 	// Pad is set for a function that starts with the entry pad of
 	// -fpatchable-function-entry=16,14: 14 NOPs before Offset and two NOP
 	// bytes (90 90, or 66 90 after `ulp post`) at Offset+EntryOffset.
-	Pad         bool
-	EntryOffset uint8 // 0, or 4 when the entry starts with endbr64
+	Pad bool
+	// Entry is set for a function without the pad whose entry can be
+	// overwritten with a 5-byte jmp (container.MechEntry): decoding it
+	// (livepatch/insn) found it long enough, with movable first
+	// instructions and no branch into them.
+	Entry bool
+	// EntryOffset is where the redirected bytes start: 0, or 4 when the
+	// entry starts with endbr64.
+	EntryOffset uint8
+	// Refused says why a function has neither the pad nor a usable entry.
+	Refused string
 }
 
 // Object is the symbol view of one ELF object: its basename, build-id and
@@ -415,6 +424,20 @@ func joinTypes(ts []Type) string {
 		s[i] = string(t)
 	}
 	return strings.Join(s, " or ")
+}
+
+// EntryFuncs counts the distinct function entries of o that have no pad but
+// can take the entry jump.
+func (o *Object) EntryFuncs() int {
+	seen := make(map[uint64]bool)
+	n := 0
+	for _, s := range o.Symbols {
+		if s.Type == TypeFunc && s.Entry && !seen[s.Offset] {
+			seen[s.Offset] = true
+			n++
+		}
+	}
+	return n
 }
 
 // PaddedFuncs counts the distinct function entries of o and how many of them

@@ -255,6 +255,9 @@ func TestReadJSON_Invalid(t *testing.T) {
 		{"entry without pad", edit(`"pad": true}`, `"entry_offset": 4}`), "entry_offset 4"},
 		{"entry 2", edit(`"entry_offset": 4`, `"entry_offset": 2`), "entry_offset 2"},
 		{"entry huge", edit(`"entry_offset": 4`, `"entry_offset": 300`), "cannot unmarshal"},
+		{"entry with pad", edit(`"pad": true}`, `"pad": true, "entry": true}`), "entry on a func symbol with pad true"},
+		{"entry on data", edit(`"bind": "global"}`, `"bind": "global", "entry": true}`), "entry on a object symbol"},
+		{"refused with pad", edit(`"pad": true}`, `"pad": true, "refused": "x"}`), "refused with pad"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -342,5 +345,51 @@ func BenchmarkLookup(b *testing.B) {
 		if _, err := obj.Lookup("foo", elfsym.TypeFunc); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMechanisms_DistroLibraries classifies functions of Debian's libc.so.6
+// and libcrypto.so.3 as installed: built without the pad, most functions
+// get the entry mechanism; tiny ones and IFUNCs do not.
+func TestMechanisms_DistroLibraries(t *testing.T) {
+	testenv.Require(t, testenv.CC) // make deps installs libssl-dev with the compiler
+	tests := []struct {
+		lib, fn string
+		typ     elfsym.Type
+		entry   bool
+		off     uint8
+		refused string
+	}{
+		{"/lib/x86_64-linux-gnu/libc.so.6", "labs", elfsym.TypeFunc, true, 0, ""},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "atoi", elfsym.TypeFunc, true, 0, ""},
+		{"/lib/x86_64-linux-gnu/libc.so.6", "strlen", elfsym.TypeIFunc, false, 0, ""},
+		{"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "OPENSSL_hexchar2int", elfsym.TypeFunc, true, 0, ""},
+		{"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "CRYPTO_memcmp", elfsym.TypeFunc, true, 4, ""},
+		// xor %eax,%eax; ret
+		{"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "OPENSSL_version_minor", elfsym.TypeFunc, false, 0, "shorter than the 5-byte jump"},
+	}
+	objs := map[string]*elfsym.Object{}
+	for _, tt := range tests {
+		t.Run(tt.fn, func(t *testing.T) {
+			obj := objs[tt.lib]
+			if obj == nil {
+				var err error
+				if obj, err = elfsym.Open(tt.lib); err != nil {
+					t.Fatal(err)
+				}
+				objs[tt.lib] = obj
+				if n, _ := obj.PaddedFuncs(); n != 0 || obj.EntryFuncs() == 0 {
+					t.Errorf("%s: %d padded, %d entry functions", tt.lib, n, obj.EntryFuncs())
+				}
+			}
+			s, err := obj.Lookup(tt.fn, tt.typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Pad || s.Entry != tt.entry || s.EntryOffset != tt.off || !strings.Contains(s.Refused, tt.refused) ||
+				tt.entry && s.Refused != "" {
+				t.Errorf("%s: %+v", tt.fn, s)
+			}
+		})
 	}
 }

@@ -34,7 +34,9 @@ type jsonSymbol struct {
 	Type        Type   `json:"type"`
 	Bind        Bind   `json:"bind"`
 	Pad         bool   `json:"pad,omitempty"`
+	Entry       bool   `json:"entry,omitempty"`
 	EntryOffset uint8  `json:"entry_offset,omitempty"`
+	Refused     string `json:"refused,omitempty"`
 }
 
 // WriteJSON writes o as an `ulp extract` dump (schema [Schema]).
@@ -127,8 +129,14 @@ func (s *jsonSymbol) validate() error {
 	if s.Pad && s.Type != TypeFunc {
 		return fmt.Errorf("%q: pad on a %s symbol", s.Name, s.Type)
 	}
-	if s.EntryOffset != 0 && (!s.Pad || s.EntryOffset != uint8(len(endbr64))) {
-		return fmt.Errorf("%q: entry_offset %d, want 0, or 4 with pad", s.Name, s.EntryOffset)
+	if s.Entry && (s.Pad || s.Type != TypeFunc) {
+		return fmt.Errorf("%q: entry on a %s symbol with pad %v", s.Name, s.Type, s.Pad)
+	}
+	if s.EntryOffset != 0 && (!s.Pad && !s.Entry || s.EntryOffset != uint8(len(endbr64))) {
+		return fmt.Errorf("%q: entry_offset %d, want 0, or 4 with pad or entry", s.Name, s.EntryOffset)
+	}
+	if len(s.Refused) > maxSymName || s.Refused != "" && (s.Pad || s.Entry) {
+		return fmt.Errorf("%q: refused with pad or entry, or too long", s.Name)
 	}
 	return nil
 }

@@ -5,6 +5,8 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+
+	"ulp/livepatch/insn"
 )
 
 // Layout of the entry pad of -fpatchable-function-entry=16,14.
@@ -89,8 +91,9 @@ func classify(data []byte, i int) (pad bool, entry uint8, merged bool) {
 	return false, 0, false
 }
 
-// markPads sets Pad and EntryOffset on the function symbols of syms from the
-// bytes of ef.
+// markPads sets Pad, Entry, EntryOffset and Refused on the function symbols
+// of syms from the bytes of ef: the pad when present, else the entry jump
+// when decoding the function (its symbol size) finds it safe.
 func markPads(ef *elf.File, syms []Symbol) error {
 	text := newExecText(ef)
 	for i := range syms {
@@ -102,9 +105,27 @@ func markPads(ef *elf.File, syms []Symbol) error {
 		if err != nil {
 			return err
 		}
-		if data != nil {
-			s.Pad, s.EntryOffset, _ = classify(data, idx)
+		if data == nil {
+			s.Refused = "not in an executable section"
+			continue
 		}
+		if s.Pad, s.EntryOffset, _ = classify(data, idx); s.Pad {
+			continue
+		}
+		if s.Size == 0 {
+			s.Refused = "the symbol has no size, so its code cannot be decoded"
+			continue
+		}
+		if s.Size > uint64(len(data)-idx) {
+			s.Refused = "the symbol's size runs past its section"
+			continue
+		}
+		e, err := insn.Check(data[idx : idx+int(s.Size)])
+		if err != nil {
+			s.Refused = err.Error()
+			continue
+		}
+		s.Entry, s.EntryOffset = true, e.Offset
 	}
 	return nil
 }

@@ -152,10 +152,19 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 		} else {
 			old, err = target.Lookup(f.Old, elfsym.TypeFunc)
 		}
-		if err != nil {
+		var mech container.Mechanism
+		switch {
+		case err != nil:
+			if _, ierr := target.Lookup(f.Old, elfsym.TypeIFunc); ierr == nil {
+				err = fmt.Errorf("%q in %s is an IFUNC: the process calls the implementation its resolver picked, so name that implementation (for strlen, e.g. __strlen_avx2 or __strlen_sse2, as `ulp extract` lists them with a debuginfo file) as the old function and patch each candidate", f.Old, target.Name)
+			}
 			errs = append(errs, desc.Errorf(f.Pos, "old function: %v", err))
-		} else if !old.Pad {
-			errs = append(errs, desc.Errorf(f.Pos, "old function %q at %#x in %s has no patchable entry pad (build the target with -fpatchable-function-entry=16,14)", f.Old, old.Offset, target.Name))
+		case old.Pad:
+			mech = container.MechPad
+		case old.Entry:
+			mech = container.MechEntry
+		default:
+			errs = append(errs, desc.Errorf(f.Pos, "old function %q at %#x in %s has no patchable entry pad and its entry cannot take a jump: %s", f.Old, old.Offset, target.Name, old.Refused))
 		}
 		nf, err := lp.Lookup(f.New, elfsym.TypeFunc)
 		if err != nil {
@@ -164,7 +173,7 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 		spec.Funcs = append(spec.Funcs, container.Func{
 			Old: f.Old, New: f.New,
 			OldOffset: old.Offset, NewOffset: nf.Offset,
-			Mechanism: container.MechPad, EntryOffset: old.EntryOffset,
+			Mechanism: mech, EntryOffset: old.EntryOffset,
 		})
 	}
 	for _, r := range desc.Refs {

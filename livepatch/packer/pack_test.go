@@ -193,6 +193,29 @@ func TestPack_RealLibraries(t *testing.T) {
 	}
 }
 
+// TestPack_EntryMechanism packs a function without the pad: it gets the
+// entry mechanism, after endbr64 when the target has one.
+func TestPack_EntryMechanism(t *testing.T) {
+	for _, cf := range []bool{false, true} {
+		t.Run(fmt.Sprintf("cf-protection=%v", cf), func(t *testing.T) {
+			fx := packertest.Build(t, packertest.Options{CFProtection: cf})
+			res := pack(t, fx.WriteDsc(t, "e.dsc", "livepatch.so\n@libtarget.so.1\nnopad:foo_lp\nfoo:foo_lp\n"), Options{})
+			want := []container.Func{
+				{Old: "nopad", New: "foo_lp", OldOffset: symValue(t, fx.Target, "nopad"), NewOffset: symValue(t, fx.Livepatch, "foo_lp"),
+					Mechanism: container.MechEntry},
+				{Old: "foo", New: "foo_lp", OldOffset: symValue(t, fx.Target, "foo"), NewOffset: symValue(t, fx.Livepatch, "foo_lp"),
+					Mechanism: container.MechPad},
+			}
+			if cf {
+				want[0].EntryOffset, want[1].EntryOffset = 4, 4
+			}
+			if !reflect.DeepEqual(res.Apply.Funcs, want) {
+				t.Errorf("funcs:\n got %+v\nwant %+v", res.Apply.Funcs, want)
+			}
+		})
+	}
+}
+
 func TestPack_Debuginfo(t *testing.T) {
 	fx := packertest.Build(t, packertest.Options{})
 	obj, err := elfsym.Open(fx.Target)
@@ -284,7 +307,8 @@ func TestPack_Errors(t *testing.T) {
 		{"old missing", "livepatch.so\n@libtarget.so.1\nnothere:foo_lp\n", `3:1: error: old function: symbol not found: no func "nothere" in libtarget.so.1`},
 		{"old is data", "livepatch.so\n@libtarget.so.1\ncounter:foo_lp\n", `3:1: error: old function: symbol not found: "counter" in libtarget.so.1 is of type object`},
 		{"old offset wrong", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp:1\n", `no func "foo" at offset 0x1`},
-		{"old without pad", "livepatch.so\n@libtarget.so.1\nnopad:foo_lp\n", `3:1: error: old function "nopad" at`},
+		{"old without pad, too short", "livepatch.so\n@libtarget.so.1\ntiny:foo_lp\n", `3:1: error: old function "tiny" at`},
+		{"old is an ifunc", "livepatch.so\n@libtarget.so.1\nifn:foo_lp\n", `3:1: error: old function: "ifn" in libtarget.so.1 is an IFUNC: the process calls the implementation`},
 		{"new missing", "livepatch.so\n@libtarget.so.1\nfoo:nothere\n", `3:5: error: new function: symbol not found: no func "nothere" in livepatch.so`},
 		{"ref target missing", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#nothere:counter_ref\n", `4:2: error: target variable: symbol not found`},
 		{"ref tls not tls", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#%counter:tlsvar_idx\n", `4:3: error: target variable: symbol not found: "counter" in libtarget.so.1 is of type object, want tls`},

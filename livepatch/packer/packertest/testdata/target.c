@@ -16,3 +16,11 @@ int tls_get(void) { return tlsvar; }
 
 /* no entry pad */
 __attribute__((patchable_function_entry(0, 0))) int nopad(void) { return 7; }
+
+/* no entry pad and too short for the 5-byte entry jump */
+__attribute__((patchable_function_entry(0, 0))) void tiny(void) {}
+
+/* an IFUNC: the process calls what the resolver returns */
+static int ifn_impl(void) { return 11; }
+static void *ifn_resolve(void) { return (void *)ifn_impl; }
+int ifn(void) __attribute__((ifunc("ifn_resolve")));
