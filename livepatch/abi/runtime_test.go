@@ -702,14 +702,18 @@ func TestCallLoad(t *testing.T) {
 		want               Result
 		msg                string
 		preload            string // added to LD_PRELOAD after the runtime
+		mode               string // of the target program; "" = echo
 	}{
-		{"main program", container, "", OK, "", ""},
-		{"library", container, "libc.so.6", OK, "", ""},
-		{"another allocator", container, "libc.so.6", OK, "", ":" + filepath.Join(dir, "bump.so")},
-		{"no target", container, "libnope.so.1", ENoTarget, "target not loaded", ""},
-		{"missing container", filepath.Join(dir, "missing.so"), "", EDlopen, "No such file", ""},
-		{"not an ELF", filepath.Join(dir, "notelf.so"), "", EDlopen, "file too short", ""},
-		{"relative path", "container.so", "", EInval, "not absolute", ""},
+		{"main program", container, "", OK, "", "", ""},
+		// PR_SET_MDWE forbids W+X and X-gaining mappings: the loader needs
+		// neither, and the runtime never changes page protections.
+		{"memory-deny-write-execute", container, "", OK, "", "", "mdwe"},
+		{"library", container, "libc.so.6", OK, "", "", ""},
+		{"another allocator", container, "libc.so.6", OK, "", ":" + filepath.Join(dir, "bump.so"), ""},
+		{"no target", container, "libnope.so.1", ENoTarget, "target not loaded", "", ""},
+		{"missing container", filepath.Join(dir, "missing.so"), "", EDlopen, "No such file", "", ""},
+		{"not an ELF", filepath.Join(dir, "notelf.so"), "", EDlopen, "file too short", "", ""},
+		{"relative path", "container.so", "", EInval, "not absolute", "", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if strings.HasSuffix(c.path, "notelf.so") {
@@ -717,7 +721,11 @@ func TestCallLoad(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			tg := start(t, []string{preload(t) + c.preload}, filepath.Join(dir, "target"), "echo")
+			mode := c.mode
+			if mode == "" {
+				mode = "echo"
+			}
+			tg := start(t, []string{preload(t) + c.preload}, filepath.Join(dir, "target"), mode)
 			req := NewRequest(0, OpLoad)
 			if err := req.SetPath(c.path); err != nil {
 				t.Fatal(err)

@@ -12,6 +12,8 @@
                "stop" on stdin ends it with "errno ok" or "errno bad"
      sigjmp    a thread spins; its SIGUSR1 handler siglongjmps back to the
                spin loop, printing "jumped"
+     mdwe      the process forbids itself W+X and X-gaining mappings
+               (prctl PR_SET_MDWE), as MemoryDenyWriteExecute= does
      hammer    15 threads: odd ones malloc and free, even ones dlopen and
                dlclose argv[2] and libm.so.6, without pause
    Blocked threads print "blocked TID" first. */
@@ -25,8 +27,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#ifndef PR_SET_MDWE
+#define PR_SET_MDWE 65
+#define PR_MDWE_REFUSE_EXEC_GAIN 1
+#endif
 
 static const char *arg2;
 static volatile int stop_flag;
@@ -196,6 +205,17 @@ int main(int argc, char **argv) {
   arg2 = argc > 2 ? argv[2] : "";
   setvbuf(stdout, NULL, _IOLBF, 0);
   pthread_t th;
+  if (strcmp(mode, "mdwe") == 0) {
+    if (prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0) {
+      printf("prctl(PR_SET_MDWE): %s\n", strerror(errno));
+      return 1;
+    }
+    if (mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) !=
+        MAP_FAILED) {
+      printf("MDWE not in effect\n");
+      return 1;
+    }
+  }
   if (strcmp(mode, "regs") == 0)
     pthread_create(&th, NULL, regs_worker, NULL);
   else if (strcmp(mode, "errno") == 0)
