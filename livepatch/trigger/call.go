@@ -30,6 +30,12 @@ const (
 // redZone is the x86_64 System V red zone below %rsp that leaf code may use.
 const redZone = 128
 
+// stackNeed is the stack a call needs below the request: the stub's XSAVE
+// area (up to about 11 KiB with AVX-512) and the runtime's handler with
+// dlopen inside it. A thread with less room below its %rsp (a small thread
+// stack, a signal alternate stack) is not hijacked.
+const stackNeed = 64 << 10
+
 // runtimeInfo is what the agent knows about the runtime in one process.
 type runtimeInfo struct {
 	ABI       uint64 // address of ulp_abi
@@ -187,6 +193,11 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		return nil, errSkipThread
 	}
 	frame, hijack := buildFrame(regs, rt.Entry)
+	if !stackRoom(p.PID(), regs.Rsp, hijack.Rsp) {
+		p.Resume(tid)
+		p.Log().Debug("thread stack too small for the call", "tid", tid, "rsp", regs.Rsp)
+		return nil, errSkipThread
+	}
 	req.GPR, req.Iret = frame.GPR, frame.Iret
 	if err := p.WriteData(hijack.Rdi, req.Marshal()); err != nil {
 		p.Resume(tid)
@@ -200,6 +211,22 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		return nil, err
 	}
 	return waitDone(ctx, p, rt, req)
+}
+
+// stackRoom reports whether the stack mapping holding rsp extends at least
+// stackNeed bytes below low (the lowest address the request uses). The main
+// thread's [stack] grows on demand and always qualifies.
+func stackRoom(pid int, rsp, low uint64) bool {
+	maps, err := procfs.Maps(pid)
+	if err != nil {
+		return false
+	}
+	for _, m := range maps {
+		if m.Contains(rsp) {
+			return m.Writable() && (m.Path == "[stack]" || low >= m.Start+stackNeed)
+		}
+	}
+	return false
 }
 
 // hijackable reports whether stopped thread tid can take a call: not when

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +37,8 @@ func threadByName(t *testing.T, pid int, name string) int {
 // a thread spinning with data in its red zone, a thread in nanosleep
 // (restarted through restart_syscall) and a thread blocked in read(2)
 // (restarted with its own number), and checks that each noticed nothing:
-// red zone intact, whole sleeps, no EINTR, and the reader still reads.
+// red zone intact, whole sleeps, no EINTR, and the reader still reads. A
+// thread on a stack too small for the call is left alone.
 func TestHijackedThreadsUndisturbed(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "threads")
 	triggertest.Compile(t, bin, []string{"-O2", "-pthread"}, "threads.c")
@@ -57,6 +59,12 @@ func TestHijackedThreadsUndisturbed(t *testing.T) {
 				t.Fatalf("%s: ping %d: %v", name, i, c.Result)
 			}
 		}
+	}
+	// A thread whose stack is too small for the call is never hijacked.
+	small := threadByName(t, tg.PID, "small")
+	req := abi.NewRequest(0, abi.OpPing)
+	if _, err := callOn(ctx, p, rt, small, req); !errors.Is(err, errSkipThread) {
+		t.Fatalf("call on the small stack: %v, want errSkipThread", err)
 	}
 	if err := p.Detach(); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@
  *   redzone  keeps a pattern in the 128-byte red zone below %rsp and checks it
  *   sleeper  sleeps 20 ms at a time and checks the sleep was whole (no EINTR)
  *   reader   blocks in read(2) on a pipe and checks each read got its byte
+ *   small    sleeps on a 32 KiB stack, too small to take an injected call
  * stdin commands: "errors" prints "redzone=N sleep=N read=N rounds=N";
  * "pipe" writes one byte to the reader and prints the number of reads. */
 #define _GNU_SOURCE
@@ -73,11 +74,25 @@ static void *reader(void *arg) {
   return NULL;
 }
 
-static void spawn(void *(*fn)(void *), const char *name) {
+static void *small(void *arg) {
+  (void)arg;
+  for (;;)
+    pause();
+  return NULL;
+}
+
+static void spawn_sized(void *(*fn)(void *), const char *name, size_t stack) {
   pthread_t t;
-  pthread_create(&t, NULL, fn, NULL);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  if (stack)
+    pthread_attr_setstacksize(&a, stack);
+  pthread_create(&t, &a, fn, NULL);
+  pthread_attr_destroy(&a);
   pthread_setname_np(t, name);
 }
+
+static void spawn(void *(*fn)(void *), const char *name) { spawn_sized(fn, name, 0); }
 
 int main(void) {
   if (pipe(pipefd) != 0)
@@ -85,6 +100,7 @@ int main(void) {
   spawn(redzone, "redzone");
   spawn(sleeper, "sleeper");
   spawn(reader, "reader");
+  spawn_sized(small, "small", 32 << 10);
   printf("ready\n");
   fflush(stdout);
   char line[64];
