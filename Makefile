@@ -72,8 +72,10 @@ fuzz:
 		done; \
 	done
 
+# bench: `make bench BENCHFLAGS='-threads 1,8,64,256 -funcs 5000'` for larger
+# sizes (go run ./internal/bench -h lists the flags).
 bench: build
-	$(GO) run ./internal/bench
+	$(GO) run ./internal/bench $(BENCHFLAGS)
 
 demo: deps build
 	$(GO) run ./internal/demo
