@@ -34,7 +34,7 @@ func realFleet(t *testing.T, n int, agent string) (*sshfleet.Fleet, []string) {
 	}
 	inv := writeInventory(t, b.String())
 	return f, []string{"-i", inv, "--known-hosts", f.KnownHosts, "--identity", f.Identity,
-		"--agent", agent, "--timeout", "60s", "--connect-timeout", "5s"}
+		"--agent", agent, "--timeout", "120s", "--connect-timeout", "5s"}
 }
 
 func setHostMode(t *testing.T, h *sshfleet.Host, mode string) {
