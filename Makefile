@@ -131,6 +131,7 @@ uninstall:
 
 deb: build
 	rm -rf $(DEB_ROOT)
-	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
+	$(MAKE) --no-print-directory $(foreach f,ulp ulpfleet libpulp.so.0,-o $(BUILD)/$(f)) \
+		install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
 	$(GO) run ./internal/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
 	@echo "built $(DEB_OUT)"

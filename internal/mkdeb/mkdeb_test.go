@@ -25,9 +25,16 @@ var installed = []string{
 	"usr/share/zsh/vendor-completions/_ulpfleet",
 }
 
+// makeTarget runs a target of the Makefile on the artifacts already built
+// (testenv.Build): -o keeps make from rebuilding them.
 func makeTarget(t *testing.T, args ...string) {
 	t.Helper()
-	cmd := exec.CommandContext(t.Context(), "make", append([]string{"--no-print-directory", "-C", testenv.ModuleRoot()}, args...)...)
+	b := testenv.BuildDir()
+	flags := []string{"--no-print-directory", "-C", testenv.ModuleRoot(), "BUILD=" + b}
+	for _, f := range []string{"ulp", "ulpfleet", "libpulp.so.0"} {
+		flags = append(flags, "-o", filepath.Join(b, f))
+	}
+	cmd := exec.CommandContext(t.Context(), "make", append(flags, args...)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("make %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
