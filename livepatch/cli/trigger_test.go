@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -121,4 +123,28 @@ func TestSetPatchableCommand(t *testing.T) {
 	run(0, "SUCCESS", "trigger", "-p", pid, fx.LP["lp200"])
 	p.Expect(t, map[string]string{"value": "200"})
 	p.Untraced(t)
+}
+
+// TestTriggerCommand_Glob: -p NAME-GLOB selects every preloaded process with
+// a matching name; each gets a line naming it, then a summary.
+func TestTriggerCommand_Glob(t *testing.T) {
+	fx := triggertest.Build(t)
+	name := fmt.Sprintf("g%d", os.Getpid()%1000000) // unique among concurrent tests
+	bin := filepath.Join(fx.Dir, name)
+	if err := os.Link(fx.App, bin); err != nil {
+		t.Fatal(err)
+	}
+	p1 := triggertest.Start(t, nil, bin)
+	p2 := triggertest.Start(t, nil, bin)
+	stdout, stderr, code := inspectRun(t, "trigger", "-p", name+"*", fx.LP["lp200"])
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	lo, hi := min(p1.PID, p2.PID), max(p1.PID, p2.PID)
+	want := fmt.Sprintf("PID %d (%s): SUCCESS\nPID %d (%s): SUCCESS\nprocesses: 2, patched: 2, skipped: 0, failed: 0\n", lo, name, hi, name)
+	if stdout != want {
+		t.Errorf("stdout %q, want %q", stdout, want)
+	}
+	p1.Expect(t, map[string]string{"value": "200"})
+	p2.Expect(t, map[string]string{"value": "200"})
 }
