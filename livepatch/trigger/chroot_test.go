@@ -17,7 +17,8 @@ import (
 // holds only the program, its libraries and the runtime, each at its host
 // path. The container, outside that root, is reached three ways: not at
 // all (a clear ERROR), through a hard link at the same path inside the
-// root, and through the agent's descriptor once /proc is mounted inside.
+// root, and through the agent's descriptor once /proc is mounted inside
+// (refused, with the reason, to a chrooted process of another user).
 func TestChrootedTarget(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
 	fx := triggertest.Build(t)
@@ -65,6 +66,16 @@ func TestChrootedTarget(t *testing.T) {
 	mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Success)
 	p.Expect(t, map[string]string{"value": "100"})
 	p.Untraced(t)
+
+	// A chrooted process of another user may not open root's descriptor:
+	// ERROR saying so; the container at the same path inside still works.
+	q := triggertest.StartPlain(t, []string{"LD_PRELOAD=" + rt}, "/usr/sbin/chroot", "--userspec=65534:65534", root, fx.App)
+	rep = mustTrig(t, q.PID, apply(fx.LP["lp300"]), report.Error)
+	if !strings.Contains(rep.Reason, "(uid 65534) may not open it through /proc/") {
+		t.Errorf("reason %q does not say why", rep.Reason)
+	}
+	mustTrig(t, q.PID, apply(fx.LP["lp200"]), report.Success)
+	q.Expect(t, map[string]string{"value": "200"})
 }
 
 // sharedLibs lists the libraries (and the loader) that bins need, by ldd.
