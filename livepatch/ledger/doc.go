@@ -24,6 +24,19 @@
 // wins; reverting patches in any order falls back to the newest one still
 // active.
 //
+// The entry mechanism (functions built without the pad, as distributions
+// ship glibc and OpenSSL): the 5 bytes at the entry (after endbr64 when
+// present) become `e9 rel32`, a jump straight to the newest active
+// replacement, which must lie within ±2 GiB ([ReachError] otherwise; there
+// is no trampoline yet). The original 5 bytes are kept in the stack and
+// written back when its last entry is reverted; stacking and out-of-order
+// revert rewrite the rel32. A function that has the pad gets the pad
+// mechanism; one without it gets the entry mechanism when its first
+// instructions allow it (livepatch/insn.CheckHead; the packer decoded the
+// whole function). A thread stopped inside the 5 bytes must not be resumed
+// there while they change: [Plan.Splits] tells the trigger, which resumes
+// the threads and retries.
+//
 // This package does no I/O and knows nothing of processes; livepatch/target
 // reads the ledger bytes of a running process, the trigger writes them.
 package ledger

@@ -38,12 +38,13 @@ type Entry struct {
 // replacements applied to it, newest last. The last entry is the active one.
 type Stack struct {
 	Addr      uint64              // the function's entry address
-	Mechanism container.Mechanism // container.MechPad
+	Mechanism container.Mechanism // container.MechPad or container.MechEntry
 	// EntryOffset is the offset of the redirected entry bytes from Addr: 0,
 	// or 4 after an endbr64.
 	EntryOffset uint8
 	// Orig holds the original bytes at Addr+EntryOffset, restored when the
-	// last entry is reverted (2 bytes for the pad mechanism).
+	// last entry is reverted: 2 bytes for the pad mechanism, the 5 bytes
+	// the jump overwrote for the entry mechanism.
 	Orig    []byte
 	Entries []Entry
 }
@@ -76,8 +77,8 @@ var (
 	ErrTooLarge = errors.New("ledger too large")
 )
 
-// NotPatchableError reports a function whose bytes do not have the layout
-// of a patchable entry (no 14-byte NOP pad, or no 2-byte NOP at the entry).
+// NotPatchableError reports a function whose bytes allow neither mechanism:
+// no pad, and first instructions that a jump cannot overwrite.
 type NotPatchableError struct {
 	Addr uint64
 	Got  []byte // the bytes read from Addr-14
@@ -167,13 +168,19 @@ func (l *Ledger) Validate() error {
 		if i > 0 && l.Stacks[i-1].Addr >= s.Addr {
 			return fmt.Errorf("%w: stacks not sorted at %#x", ErrFormat, s.Addr)
 		}
-		if s.Mechanism != container.MechPad {
+		var origLen int
+		switch s.Mechanism {
+		case container.MechPad:
+			origLen = entryLen
+		case container.MechEntry:
+			origLen = jumpLen
+		default:
 			return fmt.Errorf("%w: function %#x: unknown %v", ErrFormat, s.Addr, s.Mechanism)
 		}
 		if s.EntryOffset != 0 && s.EntryOffset != endbr64Len {
 			return fmt.Errorf("%w: function %#x: entry offset %d", ErrFormat, s.Addr, s.EntryOffset)
 		}
-		if len(s.Orig) != entryLen {
+		if len(s.Orig) != origLen {
 			return fmt.Errorf("%w: function %#x: %d original bytes", ErrFormat, s.Addr, len(s.Orig))
 		}
 		if s.Addr < padLen {

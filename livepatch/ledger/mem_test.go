@@ -34,6 +34,31 @@ func newCode(n int, endbr bool) *fakeMem {
 	return m
 }
 
+// labs is labs() of Debian 12's libc.so.6: mov %rdi,%rax; neg %rax;
+// cmovs %rdi,%rax; ret. A 5-byte jump at its entry splits the neg.
+var labs = []byte{0x48, 0x89, 0xf8, 0x48, 0xf7, 0xd8, 0x48, 0x0f, 0x48, 0xc7, 0xc3}
+
+// newEntryCode returns memory holding n functions without the pad, as
+// distributions build them: int3 filler, optionally endbr64, then labs.
+// fn(i) is the entry of function i.
+func newEntryCode(n int, endbr bool) *fakeMem {
+	m := &fakeMem{base: 0x7f0000001000, b: bytes.Repeat([]byte{0xcc}, n*fnStride)}
+	for i := range n {
+		o := i*fnStride + padLen
+		if endbr {
+			o += copy(m.b[o:], endbr64)
+		}
+		copy(m.b[o:], labs)
+	}
+	return m
+}
+
+// nearAddr is the replacement of function fn in patch number patch for
+// code at base: within reach of a jmp rel32.
+func nearAddr(m *fakeMem, patch, fn int) uint64 {
+	return m.base + 0x100000 + uint64(patch)<<12 + uint64(fn)<<4
+}
+
 func (m *fakeMem) fn(i int) uint64 { return m.base + uint64(i*fnStride) + padLen }
 
 func (m *fakeMem) ReadAt(p []byte, off int64) (int, error) {
@@ -69,7 +94,15 @@ func (m *fakeMem) reach(t *testing.T, addr uint64) uint64 {
 		code = code[endbr64Len:]
 	}
 	switch {
+	case code[0] == 0xe9:
+		rel := make([]byte, 4)
+		if _, err := m.ReadAt(rel, int64(at+1)); err != nil {
+			t.Fatal(err)
+		}
+		return at + jumpLen + uint64(int64(int32(binary.LittleEndian.Uint32(rel))))
 	case code[0] == 0x66 && code[1] == 0x90, code[0] == 0x90 && code[1] == 0x90:
+		return addr
+	case bytes.HasPrefix(labs, code):
 		return addr
 	case code[0] != 0xeb:
 		t.Fatalf("entry %#x: unexpected bytes % x", addr, code[:2])

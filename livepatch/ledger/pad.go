@@ -3,6 +3,10 @@ package ledger
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"math"
+
+	"ulp/livepatch/insn"
 )
 
 // Sizes of the pad mechanism (x86_64, -fpatchable-function-entry=16,14).
@@ -13,8 +17,11 @@ const (
 	entryLen   = 2  // the redirected entry bytes
 	endbr64Len = 4  // f3 0f 1e fa
 	// windowLen is how many bytes from Addr-14 describe a function's state:
-	// the pad, an optional endbr64 and the entry bytes.
-	windowLen = padLen + endbr64Len + entryLen
+	// the pad, and what the entry mechanism needs to decode the first
+	// instructions after an optional endbr64.
+	windowLen = padLen + insn.MaxHead
+	// jumpLen is the length of the entry mechanism's `e9 rel32`.
+	jumpLen = insn.JumpLen
 )
 
 var (
@@ -59,4 +66,24 @@ func isEntryNop(b []byte) bool {
 // previous full revert left behind.
 func isFreshPad(pad []byte) bool {
 	return bytes.Equal(pad, bytes.Repeat([]byte{0x90}, padLen)) || bytes.HasPrefix(pad, jmpIndirect)
+}
+
+// ReachError reports a replacement that a `jmp rel32` at an unpadded
+// function's entry cannot reach: it lies more than ±2 GiB away.
+type ReachError struct {
+	From, To uint64 // the jump's address and the replacement's
+}
+
+func (e *ReachError) Error() string {
+	return fmt.Sprintf("replacement at %#x is out of the ±2 GiB reach of a jmp rel32 at %#x (the entry mechanism has no trampoline yet)", e.To, e.From)
+}
+
+// JumpBytes returns the 5 bytes written at an unpadded function's entry
+// (at addr, after endbr64 when present) to jump to newAddr: `e9 rel32`.
+func JumpBytes(addr, newAddr uint64) ([]byte, error) {
+	rel := int64(newAddr - (addr + jumpLen))
+	if rel < math.MinInt32 || rel > math.MaxInt32 {
+		return nil, &ReachError{From: addr, To: newAddr}
+	}
+	return binary.LittleEndian.AppendUint32([]byte{0xe9}, uint32(int32(rel))), nil
 }

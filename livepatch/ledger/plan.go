@@ -8,6 +8,7 @@ import (
 	"slices"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/insn"
 )
 
 // Write is one write of code bytes into the target process.
@@ -178,9 +179,9 @@ func diff(old, next *Ledger, mem io.ReaderAt) (*Plan, error) {
 				continue
 			}
 		}
-		code := make([]byte, windowLen)
-		if _, err := mem.ReadAt(code, int64(a-padLen)); err != nil {
-			return nil, fmt.Errorf("read code of function %#x: %w", a, err)
+		code, err := readWindow(mem, a)
+		if err != nil {
+			return nil, err
 		}
 		if o != nil {
 			if err := checkRedirected(o, code); err != nil {
@@ -190,17 +191,37 @@ func diff(old, next *Ledger, mem io.ReaderAt) (*Plan, error) {
 		switch {
 		case o == nil:
 			off := EntryOffset(code[padLen:])
-			entry := code[padLen+off : padLen+off+entryLen]
-			if err := checkPatchable(a, code, entry); err != nil {
+			mech, err := mechanism(a, code)
+			if err != nil {
 				return nil, err
 			}
-			n.Mechanism, n.EntryOffset, n.Orig = container.MechPad, off, slices.Clone(entry)
+			at := a + uint64(off)
+			if mech == container.MechEntry {
+				jmp, err := JumpBytes(at, n.Top().New)
+				if err != nil {
+					return nil, err
+				}
+				n.Mechanism, n.EntryOffset, n.Orig = mech, off, slices.Clone(code[padLen+off:padLen+int(off)+jumpLen])
+				entries = append(entries, Write{Addr: at, Data: jmp})
+				break
+			}
+			n.Mechanism, n.EntryOffset, n.Orig = mech, off, slices.Clone(code[padLen+off:padLen+int(off)+entryLen])
 			pads = append(pads, Write{Addr: a - padLen, Data: PadBytes(n.Top().New)})
-			entries = append(entries, Write{Addr: a + uint64(off), Data: EntryBytes(off)})
+			entries = append(entries, Write{Addr: at, Data: EntryBytes(off)})
 		case n == nil:
 			entries = append(entries, Write{Addr: a + uint64(o.EntryOffset), Data: slices.Clone(o.Orig)})
 		default:
-			if to := n.Top().New; to != o.Top().New {
+			to := n.Top().New
+			switch {
+			case to == o.Top().New:
+			case o.Mechanism == container.MechEntry:
+				at := a + uint64(o.EntryOffset)
+				jmp, err := JumpBytes(at, to)
+				if err != nil {
+					return nil, err
+				}
+				entries = append(entries, Write{Addr: at, Data: jmp})
+			default:
 				slot := make([]byte, slotLen)
 				binary.LittleEndian.PutUint64(slot, to)
 				pads = append(pads, Write{Addr: a - slotLen, Data: slot})
@@ -210,31 +231,68 @@ func diff(old, next *Ledger, mem io.ReaderAt) (*Plan, error) {
 	return &Plan{Ledger: next, Writes: append(pads, entries...)}, nil
 }
 
+// readWindow reads the windowLen bytes from a-14 that describe the state of
+// the function at a. When the 14 bytes before a cannot be read (a function
+// at the start of a mapping has no pad), they are returned as zeros.
+func readWindow(mem io.ReaderAt, a uint64) ([]byte, error) {
+	code := make([]byte, windowLen)
+	if _, err := mem.ReadAt(code, int64(a-padLen)); err == nil {
+		return code, nil
+	}
+	clear(code)
+	if _, err := mem.ReadAt(code[padLen:], int64(a)); err != nil {
+		return nil, fmt.Errorf("read code of function %#x: %w", a, err)
+	}
+	return code, nil
+}
+
 // checkRedirected checks that code (the window from s.Addr-14) holds what
 // the ledger says was written: the jump to s's newest replacement.
 func checkRedirected(s *Stack, code []byte) error {
-	want := PadBytes(s.Top().New)
+	var want []byte
+	start := 0
+	if s.Mechanism == container.MechPad {
+		want = PadBytes(s.Top().New)
+	} else {
+		start = padLen
+	}
 	if s.EntryOffset == endbr64Len {
 		want = append(want, endbr64...)
 	}
-	want = append(want, EntryBytes(s.EntryOffset)...)
-	if got := code[:len(want)]; !bytes.Equal(got, want) {
+	if s.Mechanism == container.MechPad {
+		want = append(want, EntryBytes(s.EntryOffset)...)
+	} else {
+		jmp, err := JumpBytes(s.Addr+uint64(s.EntryOffset), s.Top().New)
+		if err != nil {
+			return fmt.Errorf("%w: function %#x: %w", ErrFormat, s.Addr, err)
+		}
+		want = append(want, jmp...)
+	}
+	if got := code[start : start+len(want)]; !bytes.Equal(got, want) {
 		return &MismatchError{Addr: s.Addr, Want: want, Got: slices.Clone(got)}
 	}
 	return nil
 }
 
-func checkPatchable(addr uint64, code, entry []byte) error {
-	var why string
+// mechanism decides how the function at addr, not patched yet, is
+// redirected from its code (the window from addr-14): the pad when the 14
+// NOPs and the 2-byte entry NOP are there, else the entry jump when the
+// first instructions allow it (insn.CheckHead; the packer checked the rest
+// of the function).
+func mechanism(addr uint64, code []byte) (container.Mechanism, error) {
+	off := EntryOffset(code[padLen:])
+	entry := code[padLen+off : padLen+off+entryLen]
+	pad := isFreshPad(code[:padLen])
 	switch {
-	case entry[0] == 0xeb:
-		why = "the entry already jumps somewhere the ledger does not know"
-	case !isEntryNop(entry):
-		why = "no 2-byte NOP at the entry (not built with -fpatchable-function-entry=16,14?)"
-	case !isFreshPad(code[:padLen]):
-		why = "no 14-byte NOP pad before the entry"
-	default:
-		return nil
+	case pad && isEntryNop(entry):
+		return container.MechPad, nil
+	case pad && entry[0] == 0xeb:
+		return 0, &NotPatchableError{Addr: addr, Got: slices.Clone(code[:padLen+endbr64Len+entryLen]),
+			Why: "the entry already jumps somewhere the ledger does not know"}
 	}
-	return &NotPatchableError{Addr: addr, Got: slices.Clone(code), Why: why}
+	if _, err := insn.CheckHead(code[padLen:]); err != nil {
+		return 0, &NotPatchableError{Addr: addr, Got: slices.Clone(code),
+			Why: "no pad, and the entry cannot take a jump: " + err.Error()}
+	}
+	return container.MechEntry, nil
 }
