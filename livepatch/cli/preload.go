@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -91,7 +92,7 @@ func runPreloadEnable(cmd *cobra.Command, g *globalOptions, m preload.Manager, r
 	case errors.Is(err, preload.ErrNotLoadable), errors.Is(err, preload.ErrBadRuntime):
 		return usageError(fmt.Errorf("%w; nothing was changed", err))
 	case err != nil:
-		return err
+		return preloadError(err)
 	}
 	if g.quiet {
 		return nil
@@ -112,8 +113,11 @@ func runPreloadEnable(cmd *cobra.Command, g *globalOptions, m preload.Manager, r
 
 func runPreloadDisable(w io.Writer, g *globalOptions, m preload.Manager) error {
 	changed, err := m.Disable()
-	if err != nil || g.quiet {
-		return err
+	if err != nil {
+		return preloadError(err)
+	}
+	if g.quiet {
+		return nil
 	}
 	file := m.Path(preload.File)
 	if changed {
@@ -123,6 +127,14 @@ func runPreloadDisable(w io.Writer, g *globalOptions, m preload.Manager) error {
 	}
 	fmt.Fprintln(w, "processes already running keep the runtime until they restart; programs started from now on do not get it")
 	return nil
+}
+
+// preloadError adds advice to a failed change of the preload list.
+func preloadError(err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%w (changing /etc/ld.so.preload needs root: run sudo ulp preload ...)", err)
+	}
+	return err
 }
 
 func printPreloadStatus(w io.Writer, st preload.Status) {

@@ -151,3 +151,31 @@ func TestSystemWidePreload(t *testing.T) {
 	}
 	checks("absent")
 }
+
+// TestPreloadAsUser: a regular user may read the status but not change the
+// list; the file is left as it was and the exit status is 1.
+func TestPreloadAsUser(t *testing.T) {
+	testenv.Require(t, testenv.Root)
+	root := worldDir(t)
+	if err := os.Mkdir(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(root, "etc/ld.so.preload")
+	const list = "/usr/lib/x86_64-linux-gnu/libpulp.so.0\n"
+	if err := os.WriteFile(file, []byte(list), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := nobodyTestBinary(t)
+	out, err := runAsNobody(t, bin, "preload", "--root", root, "status")
+	if err != nil || !strings.HasPrefix(string(out), "enabled, but the runtime is missing: "+file) {
+		t.Errorf("status as nobody: %v, %q", err, out)
+	}
+	out, err = runAsNobody(t, bin, "preload", "--root", root, "disable")
+	var ee *exec.ExitError
+	if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure || len(out) != 0 {
+		t.Errorf("disable as nobody: %v, %q; want exit status 1 and no output", err, out)
+	}
+	if b, _ := os.ReadFile(file); string(b) != list {
+		t.Errorf("disable as nobody changed the file: %q", b)
+	}
+}
