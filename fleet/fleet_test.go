@@ -88,6 +88,7 @@ func TestPlan_Golden(t *testing.T) {
 		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true}},
 		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
 		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp"}},
+		{"ping", Options{Action: Ping, Agent: testAgent}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -543,6 +544,14 @@ func TestRun_HostTimeout(t *testing.T) {
 	res, _ := r.Run(t.Context(), plan(t, []string{"a1", "a2"}))
 	if c := res.Hosts[0].Class(); c != "timeout" || res.Hosts[1].State != StateOK {
 		t.Errorf("a1 class %s, %s", c, states(res))
+	}
+}
+
+func TestParsePreflight(t *testing.T) {
+	got := parsePreflight([]byte("banner\narch=x86_64\nmount_options=rw,noexec\n=x\nagent=present"))
+	want := map[string]string{"arch": "x86_64", "mount_options": "rw,noexec", "agent": "present"}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
 	}
 }
 

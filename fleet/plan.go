@@ -28,6 +28,10 @@ const (
 	Revert Action = "revert"
 	// Status runs `ulp patches --json` (no containers).
 	Status Action = "status"
+	// Ping connects and runs a read-only preflight (architecture, kernel,
+	// free space and mount options of the staging folder, agent present,
+	// processes with the runtime); it changes nothing on hosts.
+	Ping Action = "ping"
 )
 
 // DefaultStagingDir is where the agent and containers are stored on hosts,
@@ -108,10 +112,11 @@ type StepKind string
 
 // The steps a host runs.
 const (
-	StepMkdir   StepKind = "mkdir"   // create the staging folders
-	StepUpload  StepKind = "upload"  // upload an artifact (skipped when its sha256 is there)
-	StepTrigger StepKind = "trigger" // run `ulp trigger --json ...`
-	StepPatches StepKind = "patches" // run `ulp patches --json`
+	StepMkdir     StepKind = "mkdir"     // create the staging folders
+	StepUpload    StepKind = "upload"    // upload an artifact (skipped when its sha256 is there)
+	StepTrigger   StepKind = "trigger"   // run `ulp trigger --json ...`
+	StepPatches   StepKind = "patches"   // run `ulp patches --json`
+	StepPreflight StepKind = "preflight" // run the read-only preflight script
 )
 
 // Step is one step of a host.
@@ -145,9 +150,9 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 		if len(opts.Containers) == 0 && opts.RevertAll == "" {
 			bad("revert needs containers or a library for --revert-all")
 		}
-	case Status:
+	case Status, Ping:
 		if len(opts.Containers) > 0 || opts.RevertAll != "" {
-			bad("status takes no containers")
+			bad("%s takes no containers", opts.Action)
 		}
 	default:
 		bad("unknown action %q", opts.Action)
@@ -213,6 +218,9 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 // steps returns the steps of one host whose staging folder is dir.
 func (p *Plan) steps(dir string) []Step {
 	agentPath := path.Join(dir, "bin", "ulp-"+p.Agent.SHA256[:16])
+	if p.Action == Ping {
+		return []Step{{Kind: StepPreflight, Argv: []string{"sh", "-c", preflightScript, "preflight", dir, agentPath}}}
+	}
 	dirs := []string{path.Join(dir, "bin")}
 	for _, c := range p.Containers {
 		dirs = append(dirs, path.Join(dir, "patches", c.SHA256[:16]))
@@ -261,6 +269,21 @@ func (p *Plan) steps(dir string) []Step {
 	}
 	return steps
 }
+
+// preflightScript prints key=value lines about a host; $1 is the staging
+// folder, $2 the agent's path there. It only reads.
+const preflightScript = `d=$1 a=$2
+echo "arch=$(uname -m)"
+echo "kernel=$(uname -r)"
+p=$d
+while [ ! -e "$p" ]; do p=$(dirname "$p"); done
+echo "staging_exists=$([ -d "$d" ] && echo yes || echo no)"
+echo "free_kib=$(df -Pk "$p" | awk 'NR==2 {print $4}')"
+echo "mount_options=$(findmnt -no OPTIONS --target "$p" 2>/dev/null)"
+echo "agent=$([ -x "$a" ] && echo present || echo missing)"
+n=0
+for m in /proc/[0-9]*/maps; do grep -qs 'libpulp\.so' "$m" && n=$((n+1)); done
+echo "runtime_processes=$n"`
 
 // splitWaves puts hosts into the canary waves described by specs, then the
 // rest.

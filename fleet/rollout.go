@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,7 +54,8 @@ type Rollout struct {
 	MaxFailures int
 	// HostTimeout bounds the work on one host (0: no bound).
 	HostTimeout time.Duration
-	// Log receives per-host progress at Debug and failures at Warn; nil
+	// Log receives one Info line per finished host (its result class, not
+	// its error, which is in the HostResult) and the steps at Debug; nil
 	// discards.
 	Log *slog.Logger
 	// Observe, when set, is called when a wave starts and when a host
@@ -115,7 +117,10 @@ type HostResult struct {
 	// the host with the right sha256.
 	Uploaded, Unchanged int
 	// Patches is the output of `ulp patches --json` (status plans).
-	Patches  []report.PatchedProcess
+	Patches []report.PatchedProcess
+	// Preflight holds the key=value facts of a ping plan: arch, kernel,
+	// staging_exists, free_kib, mount_options, agent, runtime_processes.
+	Preflight map[string]string
 	Duration time.Duration
 }
 
@@ -217,7 +222,11 @@ func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
 					return nil
 				}
 				observe(Event{Kind: HostStarted, Wave: wi, Host: hp.Host.Name})
-				hr := r.host(ctx, log.With("host", hp.Host.Name), wi, hp, uploads)
+				hlog := log.With("host", hp.Host.Name)
+				hr := r.host(ctx, hlog, wi, hp, uploads)
+				// Progress only: the error itself is in the result.
+				hlog.Info("host done", "wave", wi+1, "result", hr.Class(), "patched", hr.Patched,
+					"failed", hr.Failed, "duration", hr.Duration.Round(time.Millisecond))
 				if hr.failed() {
 					failures.Add(1)
 				}
@@ -282,7 +291,6 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			err = fmt.Errorf("%w (%w)", hctx.Err(), err)
 		}
 		hr.Err = &HostError{Host: hp.Host.Name, Phase: phase, Err: err}
-		log.Warn("host failed", "phase", phase, "err", err)
 		return hr
 	}
 	log.Debug("connect", "addr", hp.Host.Address())
@@ -351,6 +359,12 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				return fail(string(s.Kind), err)
 			}
 			hr.Patches = procs
+		case StepPreflight:
+			out, err := conn.Run(hctx, s.Argv, nil)
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			hr.Preflight = parsePreflight(out.Stdout)
 		default:
 			return fail(string(s.Kind), fmt.Errorf("%w: unknown step", ErrInternal))
 		}
@@ -364,10 +378,20 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			err = fmt.Errorf("%w: %d process(es) may be inconsistent and should be restarted", ErrProcessFailed, hr.Inconsistent)
 		}
 		hr.Err = &HostError{Host: hp.Host.Name, Phase: hr.Phase, Err: err}
-		log.Warn("processes failed", "failed", hr.Failed, "inconsistent", hr.Inconsistent)
 	}
-	log.Debug("host done", "state", hr.State, "patched", hr.Patched)
 	return hr
+}
+
+// parsePreflight reads the key=value lines of the preflight script.
+func parsePreflight(out []byte) map[string]string {
+	m := map[string]string{}
+	for line := range strings.Lines(string(out)) {
+		k, v, ok := strings.Cut(strings.TrimSpace(line), "=")
+		if ok && k != "" && len(m) < 64 {
+			m[k] = v
+		}
+	}
+	return m
 }
 
 // countProcesses counts distinct processes: patched had at least one

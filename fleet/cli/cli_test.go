@@ -346,6 +346,49 @@ func TestRollout_InProcessSSH(t *testing.T) {
 	}
 }
 
+// TestPing_InProcessSSH: ping reports each host's facts and changes
+// nothing; after an apply the agent is present.
+func TestPing_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 2, "")
+	arch, err := exec.Command("uname", "-m").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ping := func() []pingRecord {
+		code, out, _, _ := cliRun(t.Context(), t, append([]string{"ping", "--json"}, f.args...)...)
+		if code != 0 {
+			t.Fatalf("ping: exit %d", code)
+		}
+		var recs []pingRecord
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var r pingRecord
+			if err := json.Unmarshal([]byte(line), &r); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, r)
+		}
+		return recs
+	}
+	recs := ping()
+	if len(recs) != 2 || recs[0].Class != "success" || recs[0].Preflight["arch"] != strings.TrimSpace(string(arch)) ||
+		recs[0].Preflight["agent"] != "missing" || recs[0].Preflight["staging_exists"] != "yes" || recs[1].Preflight["free_kib"] == "" {
+		t.Errorf("ping: %+v", recs)
+	}
+	if ents, _ := os.ReadDir(f.staging[0]); len(ents) != 0 {
+		t.Errorf("ping wrote %d entries into the staging folder", len(ents))
+	}
+	if code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, f.args...)...); code != 0 {
+		t.Fatalf("apply: exit %d", code)
+	}
+	if recs = ping(); recs[1].Preflight["agent"] != "present" {
+		t.Errorf("after apply: %+v", recs[1])
+	}
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"ping"}, f.args...)...)
+	if code != 0 || !strings.Contains(out, "host02  success") || !strings.Contains(out, "ping: 2 hosts: 2 ok") {
+		t.Errorf("ping table: exit %d\n%s", code, out)
+	}
+}
+
 func TestRollout_CanaryGate_InProcessSSH(t *testing.T) {
 	f := startInProcessFleet(t, 3, "")
 	f.setMode(t, 0, "error")

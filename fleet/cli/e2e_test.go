@@ -237,8 +237,15 @@ func TestE2E_OpenSSH_RealAgent(t *testing.T) {
 	}
 	values("100")
 	ctx := t.Context()
+	code, out, _, _ := cliRun(ctx, t, append(append([]string{"ping"}, args...), "--json")...)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r pingRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Class != "success" || r.Preflight["runtime_processes"] != "2" {
+			t.Errorf("ping: exit %d, %s (%v)", code, line, err)
+		}
+	}
 
-	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"])...)
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"])...)
 	hosts, sum := decodeRecords(t, out)
 	if code != 0 || sum.OK != 3 || sum.Patched != 6 || classes(hosts) != "host01=success host02=success host03=success" {
 		t.Fatalf("apply: exit %d, %s, %+v", code, classes(hosts), sum)

@@ -93,7 +93,7 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 		return nil, err
 	}
 	canary := a.cfg.Canary
-	if action == fleet.Status {
+	if action == fleet.Status || action == fleet.Ping {
 		canary = nil
 	}
 	return fleet.NewPlan(hosts, fleet.Options{
@@ -127,7 +127,7 @@ func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error)
 		r.Observe = pr.observe
 		defer pr.clear()
 	}
-	if p.Action != fleet.Status {
+	if p.Action == fleet.Apply || p.Action == fleet.Revert {
 		a.log.Info("rollout", "action", p.Action, "hosts", p.NumHosts(), "waves", len(p.Waves))
 	}
 	return r.Run(ctx, p)

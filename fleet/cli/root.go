@@ -104,6 +104,7 @@ func newRoot(a *app) *cobra.Command {
 		newRevertCommand(a),
 		newPlanCommand(a),
 		newStatusCommand(a),
+		newPingCommand(a),
 	)
 	return root
 }

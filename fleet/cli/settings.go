@@ -127,7 +127,12 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	a.v, a.cfg = s, cfg
+	// Info logs (a line per host) stand in for the progress display when
+	// stdout is not a terminal; on a terminal the progress line shows them.
 	level := slog.LevelInfo
+	if a.tty {
+		level = slog.LevelWarn
+	}
 	if cfg.Verbose {
 		level = slog.LevelDebug
 	}

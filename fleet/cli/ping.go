@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"ulp/fleet"
+)
+
+func newPingCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "ping",
+		Short: "Connect to every selected host and check it, changing nothing",
+		Long: "ping connects to every selected host (host key, authentication) and runs a\n" +
+			"read-only preflight: architecture, kernel, whether the staging folder exists,\n" +
+			"its free space and mount options (noexec is reported), whether this\n" +
+			"ulpfleet's agent is already there, and how many processes have the runtime\n" +
+			"loaded. No file is written.\n" + exitStatusHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runPing(cmd.Context())
+		},
+	}
+}
+
+// pingRecord is one host's line of `ping --json`.
+type pingRecord struct {
+	Schema    string            `json:"schema"` // ulpfleet.ping/v1
+	Host      string            `json:"host"`
+	State     fleet.State       `json:"state"`
+	Class     string            `json:"class"`
+	Error     string            `json:"error,omitempty"`
+	Preflight map[string]string `json:"preflight"`
+}
+
+func (a *app) runPing(ctx context.Context) error {
+	p, err := a.plan(fleet.Ping, nil, "")
+	if err != nil {
+		return err
+	}
+	res, runErr := a.execute(ctx, p)
+	if res == nil {
+		return runErr
+	}
+	if a.cfg.JSON {
+		err = writePingJSON(a.stdout, res)
+	} else {
+		err = writePingText(a.stdout, res)
+	}
+	return errors.Join(summaryError(res, runErr), err)
+}
+
+func writePingJSON(w io.Writer, res *fleet.Result) error {
+	enc := json.NewEncoder(w)
+	for _, h := range res.Hosts {
+		rec := pingRecord{Schema: "ulpfleet.ping/v1", Host: h.Host, State: h.State, Class: h.Class(), Preflight: h.Preflight}
+		if rec.Preflight == nil {
+			rec.Preflight = map[string]string{}
+		}
+		if h.Err != nil {
+			rec.Error = h.Err.Error()
+		}
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writePingText(w io.Writer, res *fleet.Result) error {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "HOST\tRESULT\tARCH\tKERNEL\tAGENT\tFREE\tRUNTIME\tDETAIL")
+	for _, h := range res.Hosts {
+		pf := h.Preflight
+		get := func(k string) string {
+			if v := pf[k]; v != "" {
+				return v
+			}
+			return "-"
+		}
+		free := get("free_kib")
+		if n, err := strconv.ParseInt(free, 10, 64); err == nil {
+			free = fmt.Sprintf("%.1fG", float64(n)/(1<<20))
+		}
+		var detail []string
+		if h.Err != nil {
+			detail = append(detail, oneLine(h.Err.Error()))
+		}
+		if pf["staging_exists"] == "no" {
+			detail = append(detail, "staging folder missing (created on apply)")
+		}
+		for _, o := range strings.Split(pf["mount_options"], ",") {
+			if o == "noexec" {
+				detail = append(detail, "staging folder is on a noexec mount: the agent cannot run there")
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Class(), get("arch"), get("kernel"),
+			get("agent"), free, get("runtime_processes"), strings.Join(detail, "; "))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	c := res.Counts()
+	fmt.Fprintf(&b, "ping: %d hosts: %d ok, %d failed, %d interrupted, %d not attempted\n",
+		len(res.Hosts), c[fleet.StateOK], c[fleet.StateFailed], c[fleet.StateInterrupted], c[fleet.StateNotAttempted])
+	_, err := io.WriteString(w, b.String())
+	return err
+}
