@@ -121,7 +121,7 @@ type HostResult struct {
 	// Preflight holds the key=value facts of a ping plan: arch, kernel,
 	// staging_exists, free_kib, mount_options, agent, runtime_processes.
 	Preflight map[string]string
-	Duration time.Duration
+	Duration  time.Duration
 }
 
 // Failed reports whether the host counts as a failure for the gate.
