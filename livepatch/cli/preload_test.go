@@ -1,12 +1,16 @@
 package cli
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"ulp/internal/testenv"
 )
@@ -146,6 +150,42 @@ func TestSystemWidePreload(t *testing.T) {
 		t.Fatalf("preload enable: exit %d, %q %q", code, out, errOut)
 	}
 	checks("present")
+
+	// A setuid-root program started by nobody runs with the runtime: root
+	// lists it, nobody is refused it with the reason.
+	cmd := exec.Command("/probe-setuid", "-wait")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line bytes.Buffer
+	cmd.Stdout = &line
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	pid := strconv.Itoa(cmd.Process.Pid)
+	deadline := time.Now().Add(10 * time.Second)
+	for !mapsRuntime(cmd.Process.Pid) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := fmt.Sprintf("PID: %s, name: probe-setuid\n  Livepatchable libraries:\n    in %s:\n", pid, filepath.Join(root, lib))
+	if out, errOut, code := inspectRun(t, "patches", "-p", pid); code != ExitOK || out != want {
+		t.Errorf("patches -p %s (setuid) as root: exit %d\n got %q\nwant %q\n%s", pid, code, out, want, errOut)
+	}
+	out, err = runAsNobody(t, nobodyTestBinary(t), "patches", "-p", pid)
+	if !strings.HasPrefix(string(out), fmt.Sprintf("PID: %s, name: probe-setuid\n  error: cannot read process: ", pid)) || err == nil {
+		t.Errorf("patches -p %s (setuid) as nobody: %v, %q", pid, err, out)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil || line.String() != "/probe-setuid: uid 65534 euid 0 runtime present\n" {
+		t.Errorf("setuid probe: %v, %q", err, line.String())
+	}
+
 	if out, errOut, code := inspectRun(t, "preload", "--root", root, "disable"); code != ExitOK {
 		t.Fatalf("preload disable: exit %d, %q %q", code, out, errOut)
 	}
@@ -178,4 +218,10 @@ func TestPreloadAsUser(t *testing.T) {
 	if b, _ := os.ReadFile(file); string(b) != list {
 		t.Errorf("disable as nobody changed the file: %q", b)
 	}
+}
+
+// mapsRuntime reports whether process pid maps libpulp.so.0.
+func mapsRuntime(pid int) bool {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	return bytes.Contains(b, []byte("/libpulp.so.0\n"))
 }

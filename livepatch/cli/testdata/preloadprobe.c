@@ -1,5 +1,6 @@
-/* preloadprobe: prints whether the runtime is loaded in this process, and
-   with arguments execs them (a program that execs another program). */
+/* preloadprobe: prints whether the runtime is loaded in this process; with
+   arguments it execs them (a program that execs another program), or with
+   "-wait" it then waits for its standard input to close. */
 #define _GNU_SOURCE
 #include <link.h>
 #include <stdio.h>
@@ -22,6 +23,12 @@ int main(int argc, char **argv) {
 	printf("%s: uid %d euid %d runtime %s\n", argv[0], (int)getuid(), (int)geteuid(), found ? "present" : "absent");
 	free(p);
 	fflush(stdout);
+	if (argc > 1 && strcmp(argv[1], "-wait") == 0) {
+		char buf[64];
+		while (fread(buf, 1, sizeof buf, stdin) > 0)
+			;
+		return 0;
+	}
 	if (argc > 1) {
 		execv(argv[1], argv + 1);
 		perror("execv");
