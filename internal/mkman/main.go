@@ -71,7 +71,7 @@ func walk(bin string, path []string, short string) (command, error) {
 	}
 	c.help = string(b)
 	if c.short == "" {
-		c.short, _, _ = strings.Cut(strings.TrimSpace(c.help), "\n")
+		c.short = firstSentence(c.help)
 	}
 	for _, s := range listed(c.help) {
 		if s[0] == "help" {
@@ -84,6 +84,17 @@ func walk(bin string, path []string, short string) (command, error) {
 		c.subs = append(c.subs, sub)
 	}
 	return c, nil
+}
+
+// firstSentence returns the first sentence of the first paragraph of a
+// help text (the root command shows its long description, not a summary).
+func firstSentence(help string) string {
+	para, _, _ := strings.Cut(strings.TrimSpace(help), "\n\n")
+	para = strings.Join(strings.Fields(para), " ")
+	if i := strings.Index(para, ". "); i >= 0 {
+		return para[:i+1]
+	}
+	return para
 }
 
 // listed returns the name and summary of each command under "Available
