@@ -3,6 +3,7 @@ package trigger
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"syscall"
@@ -10,46 +11,50 @@ import (
 	"ulp/livepatch/procfs"
 )
 
-// containerPath returns the path under which the process can open the
-// container, which the agent knows as r.rep.Patch (absolute). A process in
-// a chroot or another mount namespace resolves paths in its own root:
+// containerPath returns the path under which the process opens the
+// container that the agent opened and checked (r.ck). A process resolves
+// paths in its own root, which differs from the agent's in a chroot or
+// another mount namespace:
 //
-//  1. the agent's path, when it names the same file (device and inode)
-//     under /proc/PID/root;
-//  2. else /proc/AGENT/fd/N, a descriptor the agent holds open until the
-//     trigger ends, when the process's root has a /proc that shows the
-//     agent and the process may open the agent's descriptors (same user,
-//     or CAP_SYS_PTRACE);
+//  1. /proc/AGENT/fd/N, a descriptor of the checked file that the agent
+//     holds open until the trigger ends, when the process's root has a /proc
+//     that shows the agent and the process may open the agent's descriptors
+//     (same user, or CAP_SYS_PTRACE): replacing the container's path after
+//     the check then changes nothing;
+//  2. else the agent's path, when it names the checked file (device and
+//     inode) under /proc/PID/root; with a trust policy, only when no folder
+//     on the way can be changed by anyone but root or the agent's user;
 //  3. else an error saying why, and what to do.
+//
+// checkLoaded then checks that the object loaded is the checked file.
 func (r *run) containerPath() (string, error) {
-	want, err := statID(r.rep.Patch)
-	if err != nil {
-		return "", failed("container: %w", err)
-	}
 	root := procfs.Root + "/" + strconv.Itoa(r.pid) + "/root"
-	if id, err := statID(root + r.rep.Patch); err == nil && id == want {
-		return r.rep.Patch, nil
-	}
-	f, err := os.Open(r.rep.Patch)
-	if err != nil {
-		return "", failed("container: %w", err)
-	}
-	r.closers = append(r.closers, f)
-	viaFD := fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), f.Fd())
-	id, err := statID(root + viaFD)
-	if err != nil || id != want {
-		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace) and its root has no /proc showing this agent: copy the container to the same path under %s, or mount /proc there", r.rep.Patch, r.pid, root)
-	}
 	st, err := procfs.ReadStatus(r.pid)
 	if err != nil {
 		return "", failed("read status: %w", err)
 	}
-	const capSysPtrace = 1 << 19
-	if fsuid := st.Uid[3]; fsuid != os.Geteuid() && st.CapEff&capSysPtrace == 0 {
-		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, fsuid, viaFD, root)
+	viaFD := fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), r.agentFD())
+	fdVisible := false
+	if id, err := statID(root + viaFD); err == nil && id == r.ck.id {
+		fdVisible = true
+		if r.canOpenAgentFD(st) {
+			r.log.Debug("container reached through the agent's descriptor", "path", viaFD)
+			return viaFD, nil
+		}
 	}
-	r.log.Debug("container reached through the agent's descriptor", "path", viaFD)
-	return viaFD, nil
+	if id, err := statID(root + r.rep.Patch); err == nil && id == r.ck.id {
+		if r.o.Trust != nil {
+			if err := safeChain(root, r.rep.Patch, r.ck.id); err != nil {
+				return "", failed("refused by trust policy %s: process %d (uid %d) may not open the agent's checked descriptor, and by path: %w",
+					r.o.Trust.Dir, r.pid, st.Uid[3], err)
+			}
+		}
+		return r.rep.Patch, nil
+	}
+	if !fdVisible {
+		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace) and its root has no /proc showing this agent: copy the container to the same path under %s, or mount /proc there", r.rep.Patch, r.pid, root)
+	}
+	return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, st.Uid[3], viaFD, root)
 }
 
 // fileID identifies a file: its device and inode.
@@ -60,9 +65,17 @@ func statID(path string) (fileID, error) {
 	if err != nil {
 		return fileID{}, err
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
+	id, ok := idOf(fi)
 	if !ok {
 		return fileID{}, errors.New("no inode")
 	}
-	return fileID{st.Dev, st.Ino}, nil
+	return id, nil
+}
+
+func idOf(fi fs.FileInfo) (fileID, bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return fileID{}, false
+	}
+	return fileID{st.Dev, st.Ino}, true
 }

@@ -19,6 +19,7 @@ import (
 	"ulp/livepatch/procfs"
 	"ulp/livepatch/ptrace"
 	"ulp/livepatch/report"
+	"ulp/livepatch/sign"
 	"ulp/livepatch/target"
 )
 
@@ -54,6 +55,10 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives debug logs; nil discards them.
 	Log *slog.Logger
+	// Trust, when set, is the trust policy: apply and replace load only a
+	// container signed by one of its keys, owned by root or the agent's
+	// user and not writable by group or others (openContainer).
+	Trust *sign.Policy
 }
 
 // Reasons printed after SKIPPED.
@@ -186,6 +191,7 @@ type run struct {
 	obj  *target.Object  // the target object of spec
 
 	closers []io.Closer // closed when the trigger ends (see containerPath)
+	ck      *checked    // the container's open, checked file
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -261,9 +267,9 @@ func (r *run) readContainer() error {
 	if r.req.Container == "" {
 		return nil
 	}
-	c, err := container.Open(r.req.Container)
+	c, err := r.openContainer()
 	if err != nil {
-		return failed("invalid container: %w", err)
+		return err
 	}
 	r.spec = c.Apply
 	if r.req.Action == ActRevert {
@@ -438,6 +444,9 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 	if err := req.SetTarget(name); err != nil {
 		return ledger.Patch{}, failed("target name: %w", err)
 	}
+	if testHookBeforeLoad != nil {
+		testHookBeforeLoad()
+	}
 	var c *abi.Call
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
@@ -477,6 +486,9 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		return ledger.Patch{}, failed("target %s loaded at %#x, expected %#x", r.spec.Target.Name, tbias, r.obj.Bias)
 	}
 	r.log.Debug("loaded", "container_bias", cbias, "target_bias", tbias, "tls_module", modid)
+	if err := r.checkLoaded(cbias); err != nil {
+		return ledger.Patch{}, err
+	}
 	for _, ref := range r.spec.Refs {
 		addr := cbias + ref.PatchOffset
 		var b []byte

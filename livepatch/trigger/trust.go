@@ -1,0 +1,197 @@
+package trigger
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/sign"
+)
+
+// capSysPtrace is the bit of CAP_SYS_PTRACE in /proc/PID/status CapEff.
+const capSysPtrace = 1 << 19
+
+// testHookBeforeLoad, when set by a test, runs after the container was
+// checked and before the process loads it.
+var testHookBeforeLoad func()
+
+// checked is the container as the agent opened and checked it: the open
+// file that the process loads, and how the kernel names its inode in
+// /proc/PID/maps.
+type checked struct {
+	file  *os.File
+	info  fs.FileInfo
+	id    fileID
+	dev   string // maps "major:minor"
+	inode uint64
+}
+
+// openContainer opens the container once; everything after reads, checks
+// and loads that one open file (see containerPath), so replacing the path
+// meanwhile changes nothing. With a trust policy, for the actions that load
+// code (apply, replace), the file must also be owned by root or the agent's
+// user, not writable by group or others, and signed by a trusted key.
+func (r *run) openContainer() (*container.File, error) {
+	f, err := os.Open(r.req.Container)
+	if err != nil {
+		return nil, failed("invalid container: %w", err)
+	}
+	r.closers = append(r.closers, f)
+	ck := &checked{file: f}
+	if ck.info, err = f.Stat(); err != nil {
+		return nil, failed("invalid container: %w", err)
+	}
+	st, ok := ck.info.Sys().(*syscall.Stat_t)
+	if !ck.info.Mode().IsRegular() || !ok {
+		return nil, failed("invalid container: %s is not a regular file", r.req.Container)
+	}
+	ck.id = fileID{st.Dev, st.Ino}
+	c, err := container.Read(f)
+	if err != nil {
+		return nil, failed("invalid container: %s: %w", r.req.Container, err)
+	}
+	if r.o.Trust != nil && (r.req.Action == ActApply || r.req.Action == ActReplace) {
+		if err := sign.CheckSafe(ck.info); err != nil {
+			return nil, failed("refused by trust policy %s: %s: %w", r.o.Trust.Dir, r.req.Container, err)
+		}
+		by, err := r.o.Trust.Verify(f, ck.info.Size())
+		if err != nil {
+			return nil, failed("refused by trust policy: %s: %w", r.req.Container, err)
+		}
+		r.log.Debug("container signature verified", "key", by)
+	}
+	if ck.dev, ck.inode, err = mapsIdentity(f); err != nil {
+		return nil, failed("container: %w", err)
+	}
+	r.ck = ck
+	return c, nil
+}
+
+// mapsIdentity returns the device and inode that /proc/PID/maps shows for a
+// mapping of f. The agent maps one page of f and reads its own maps, so the
+// comparison with the process's mapping holds on every file system
+// (overlayfs included, whose maps show the underlying inode).
+func mapsIdentity(f *os.File) (string, uint64, error) {
+	b, err := syscall.Mmap(int(f.Fd()), 0, 1, syscall.PROT_READ, syscall.MAP_PRIVATE)
+	if err != nil {
+		return "", 0, fmt.Errorf("map container: %w", err)
+	}
+	defer syscall.Munmap(b)
+	addr := uint64(uintptr(unsafe.Pointer(&b[0])))
+	maps, err := procfs.Maps(os.Getpid())
+	if err != nil {
+		return "", 0, err
+	}
+	for _, m := range maps {
+		if m.Start == addr {
+			return m.Dev, m.Inode, nil
+		}
+	}
+	return "", 0, errors.New("own mapping of the container not found")
+}
+
+// fdSeq numbers the descriptors for /proc/AGENT/fd/N. The dynamic loader
+// returns an object already loaded under the same name without opening the
+// file, so the triggers of one agent process use different N, from a
+// random start so that agents that happen to get the same PID rarely share
+// names. checkLoaded catches the rest.
+var fdSeq atomic.Uint32
+
+func init() { fdSeq.Store(rand.Uint32()) }
+
+// agentFD returns a descriptor of the checked file whose number an earlier
+// trigger of this agent did not use, in the upper half of the descriptor
+// limit, or the file's own descriptor when that fails.
+func (r *run) agentFD() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 64 {
+		return int(r.ck.file.Fd())
+	}
+	span := min(lim.Cur/2, 1<<20)
+	want := lim.Cur - span + uint64(fdSeq.Add(1))%span
+	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.ck.file.Fd(), syscall.F_DUPFD_CLOEXEC, uintptr(want))
+	if errno != 0 {
+		r.log.Debug("dup container descriptor", "err", errno)
+		return int(r.ck.file.Fd())
+	}
+	r.closers = append(r.closers, os.NewFile(nfd, r.ck.file.Name()))
+	return int(nfd)
+}
+
+// canOpenAgentFD reports whether the process passes the kernel's check for
+// opening /proc/AGENT/fd/N (ptrace read access to the agent): the same
+// user and group as the agent, or CAP_SYS_PTRACE.
+func (r *run) canOpenAgentFD(st *procfs.Status) bool {
+	if st.CapEff&capSysPtrace != 0 {
+		return true
+	}
+	uid, gid := os.Geteuid(), os.Getegid()
+	return os.Getuid() == uid && os.Getgid() == gid && st.Uid[3] == uid && st.Gid[3] == gid
+}
+
+// safeChain checks that path, seen from root (the process's root folder),
+// names the checked file without symbolic links, and that no folder on the
+// way can be changed by anyone but root or the agent's user. A sticky folder
+// owned by root, such as /tmp, is fine: only an entry's owner may rename it.
+func safeChain(root, path string, want fileID) error {
+	fi, err := os.Lstat(root + path)
+	if err != nil {
+		return err
+	}
+	if id, ok := idOf(fi); !ok || id != want {
+		return fmt.Errorf("%s is not the checked file (a symbolic link, or replaced)", path)
+	}
+	for dir := parent(path); ; dir = parent(dir) {
+		di, err := os.Lstat(root + dir)
+		if err != nil {
+			return err
+		}
+		if err := sign.CheckSafe(di); err != nil && !(di.Mode()&fs.ModeSticky != 0 && ownedBySelfOrRoot(di)) {
+			return fmt.Errorf("folder %s: %w", dir, err)
+		}
+		if dir == "/" {
+			return nil
+		}
+	}
+}
+
+func parent(p string) string {
+	for i := len(p) - 1; i > 0; i-- {
+		if p[i] == '/' {
+			return p[:i]
+		}
+	}
+	return "/"
+}
+
+func ownedBySelfOrRoot(fi fs.FileInfo) bool {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && (st.Uid == 0 || int(st.Uid) == os.Geteuid())
+}
+
+// checkLoaded checks that the object the process mapped at bias is the
+// checked file: not a file put at the container's path after the check,
+// nor another object the loader found under the same name.
+func (r *run) checkLoaded(bias uint64) error {
+	maps, err := procfs.Maps(r.pid)
+	if err != nil {
+		return failed("read maps: %w", err)
+	}
+	for _, m := range maps {
+		if m.Start == bias && m.Offset == 0 {
+			if m.Dev == r.ck.dev && m.Inode == r.ck.inode {
+				return nil
+			}
+			return failed("the process loaded %s (inode %d), not the checked container %s (inode %d): the file was replaced during the trigger, or the loader returned an object loaded earlier under the same name",
+				m.Path, m.Inode, r.rep.Patch, r.ck.inode)
+		}
+	}
+	return failed("no mapping of the container at %#x", bias)
+}
