@@ -113,3 +113,30 @@ func mirror(t *testing.T, root, f string) {
 		t.Fatal(err)
 	}
 }
+
+// TestMountNamespaceTarget patches a process in its own mount namespace,
+// where a tmpfs hides the folder of the container: it opens the container
+// through the agent's descriptor.
+func TestMountNamespaceTarget(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
+	fx := triggertest.Build(t)
+	hidden := t.TempDir()
+	lp := filepath.Join(hidden, "lp200.so")
+	b, err := os.ReadFile(fx.LP["lp200"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(lp, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := testenv.Artifact(t, "libpulp.so.0")
+	p := triggertest.StartPlain(t, []string{"LD_PRELOAD=" + rt}, "unshare", "--mount", "--propagation", "private",
+		"sh", "-c", `mount -t tmpfs none "$0" && exec "$1"`, hidden, fx.App)
+	if _, err := os.Stat(filepath.Join("/proc", itoa(p.PID), "root", lp)); err == nil {
+		t.Fatalf("%s still visible in the process's mount namespace", lp)
+	}
+	mustTrig(t, p.PID, apply(lp), report.Success)
+	p.Expect(t, map[string]string{"value": "200"})
+	mustTrig(t, p.PID, revert(lp), report.Success)
+	p.Expect(t, map[string]string{"value": "100"})
+}
