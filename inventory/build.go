@@ -160,15 +160,26 @@ func (b *builder) resolve() (*Inventory, error) {
 			all.children = append(all.children, n)
 		}
 	}
-	// Hosts in no group but "all" go to "ungrouped".
+	// Hosts in no group but "all" go to "ungrouped", and only they.
 	grouped := map[string]bool{}
 	for n, g := range b.groups {
-		if n == All {
+		if n == All || n == Ungrouped {
 			continue
 		}
 		for _, h := range g.hosts {
 			grouped[h] = true
 		}
+	}
+	if ug, ok := b.groups[Ungrouped]; ok {
+		kept := ug.hosts[:0]
+		for _, h := range ug.hosts {
+			if grouped[h] {
+				delete(ug.hostSet, h)
+			} else {
+				kept = append(kept, h)
+			}
+		}
+		ug.hosts = kept
 	}
 	for _, h := range b.hostOrder {
 		if !grouped[h] {

@@ -1,14 +1,15 @@
 package inventory
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 )
 
 // Errors that callers branch on.
@@ -106,9 +107,11 @@ type Inventory struct {
 	groups map[string]*Group
 }
 
-// Load reads the inventory file at path. The format is chosen by content:
+// Load reads the inventory file at path. The format is chosen by the
+// extension (.yaml or .yml: YAML; .json: JSON; .ini: INI), else by content:
 // a file whose first non-space byte is '{' is `ansible-inventory --list`
-// JSON, anything else is YAML.
+// JSON, one whose first line is a [section] or a host name (no ':') is
+// INI, anything else YAML.
 func Load(path string) (*Inventory, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -122,8 +125,30 @@ func Load(path string) (*Inventory, error) {
 	if len(data) > MaxFileSize {
 		return nil, fmt.Errorf("inventory: %s: %w: more than %d bytes", path, ErrTooLarge, MaxFileSize)
 	}
-	if t := bytes.TrimLeft(data, " \t\r\n"); len(t) > 0 && t[0] == '{' {
+	switch strings.ToLower(filepath.Ext(path)) {
+	case ".yaml", ".yml":
+		return LoadYAML(data)
+	case ".json":
 		return LoadJSON(data)
+	case ".ini":
+		return LoadINI(data)
+	}
+	return loadSniffed(data)
+}
+
+// loadSniffed picks the format of data from its first meaningful line.
+func loadSniffed(data []byte) (*Inventory, error) {
+	for line := range strings.Lines(string(data)) {
+		s := strings.TrimSpace(line)
+		switch {
+		case s == "" || s[0] == '#' || s[0] == ';' || s == "---":
+			continue
+		case s[0] == '{':
+			return LoadJSON(data)
+		case s[0] == '[' || !strings.Contains(s, ":"):
+			return LoadINI(data)
+		}
+		break
 	}
 	return LoadYAML(data)
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -47,14 +48,14 @@ func golden(t *testing.T, name string, got []byte) {
 }
 
 func TestLoad_Golden(t *testing.T) {
-	for _, name := range []string{"prod.yaml", "script.json", "empty.yaml"} {
+	for _, name := range []string{"prod.yaml", "script.json", "empty.yaml", "prod.ini"} {
 		t.Run(name, func(t *testing.T) {
 			inv := load(t, name)
 			got, err := json.MarshalIndent(dump{inv.Hosts(), inv.Groups()}, "", "  ")
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden(t, strings.TrimSuffix(name, filepath.Ext(name))+".golden", append(got, '\n'))
+			golden(t, name+".golden", append(got, '\n'))
 		})
 	}
 }
@@ -65,6 +66,105 @@ func TestLoad_YAMLAndJSONAgree(t *testing.T) {
 	y, j := load(t, "prod.yaml"), load(t, "prod.json")
 	if d := cmp.Diff(y.Hosts(), j.Hosts()); d != "" {
 		t.Errorf("hosts differ (-yaml +json):\n%s", d)
+	}
+}
+
+// TestLoad_INIAgrees: the INI form of an inventory gives the same hosts,
+// groups and connection settings as the YAML form (INI :vars values are
+// strings, as in Ansible, so only the vars both forms spell alike are
+// compared).
+func TestLoad_INIAgrees(t *testing.T) {
+	y, i := load(t, "prod.yaml"), load(t, "prod.ini")
+	type conn struct {
+		Name, Addr, User, Tier string
+		Port                   int
+		Groups                 []string
+		MaxReq                 any
+	}
+	view := func(hs []Host) []conn {
+		var out []conn
+		for _, h := range hs {
+			out = append(out, conn{h.Name, h.Addr, h.User, h.Vars["tier"].(string), h.Port, h.Groups, h.Vars["maxRequestsPerChild"]})
+		}
+		return out
+	}
+	if d := cmp.Diff(view(y.Hosts()), view(i.Hosts())); d != "" {
+		t.Errorf("hosts differ (-yaml +ini):\n%s", d)
+	}
+	if h, _ := i.Host("db1.example.com"); h.Vars["http_port"] != "80" {
+		t.Errorf(":vars values are strings in INI: http_port = %#v", h.Vars["http_port"])
+	}
+}
+
+func TestLoadINI(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string // name:groups:vars of each host, or an error substring
+		err  bool
+	}{
+		{"a\nb\n", "a:all,ungrouped b:all,ungrouped", false},
+		{"a\n[g]\na\n", "a:all,g", false}, // listed in a group: no longer ungrouped
+		{"[g]\nh x=1 y=1.5 z=True n=None s='two words' # comment\n", "h:all,g:n=<nil>,s=two words,x=1,y=1.5,z=true", false},
+		{"[g]\nh:2200\n", "h:all,g:ansible_port=2200", false},
+		{"[all:children]\ng\n[g]\nh\n", "h:all,g", false},
+		{"[g:vars]\nx = ' q '\n[g]\nh\n", "h:all,g:x= q ", false},
+		{"[g\nh\n", "line 1: section header", true},
+		{"[g:bad]\nh\n", "line 1: section [g:bad]", true},
+		{"[g:vars]\nnovalue\n", "line 2: group \"g\": want key=value", true},
+		{"[g]\nh novalue\n", "line 2: host \"h\": want key=value", true},
+		{"[g]\nh x='open\n", "line 2: unterminated", true},
+		{"[a b]\n", "invalid group name", true},
+		{"[g]\nw[3:1]\n[g:children]\ng\n", "end is before begin", true},
+	}
+	for _, tt := range tests {
+		inv, err := LoadINI([]byte(tt.in))
+		if tt.err {
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("LoadINI(%q) err = %v, want %q", tt.in, err, tt.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("LoadINI(%q): %v", tt.in, err)
+			continue
+		}
+		var got []string
+		for _, h := range inv.Hosts() {
+			var vs []string
+			for _, k := range sortedKeys(h.Vars) {
+				vs = append(vs, fmt.Sprintf("%s=%v", k, h.Vars[k]))
+			}
+			s := h.Name + ":" + strings.Join(h.Groups, ",")
+			if len(vs) > 0 {
+				s += ":" + strings.Join(vs, ",")
+			}
+			got = append(got, s)
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("LoadINI(%q) = %s, want %s", tt.in, g, tt.want)
+		}
+	}
+}
+
+func TestLoad_Sniff(t *testing.T) {
+	dir := t.TempDir()
+	for name, body := range map[string]string{
+		"hosts":      "# ini\n[web]\nw1\n",
+		"plain":      "w1\n",
+		"inv.yml":    "all:\n  hosts:\n    w1:\n",
+		"noext-yaml": "---\nall:\n  hosts:\n    w1:\n",
+		"list":       `{"web": ["w1"]}`,
+	} {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		inv, err := Load(p)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if _, ok := inv.Host("w1"); !ok {
+			t.Errorf("%s: no host w1", name)
+		}
 	}
 }
 
@@ -285,6 +385,24 @@ func FuzzLoadYAML(f *testing.F) {
 				}
 			}
 			_, _ = inv.Select("all:!x*:&~y")
+		}
+	})
+}
+
+func FuzzLoadINI(f *testing.F) {
+	seeds(f, ".ini")
+	f.Add([]byte("[g:children]\ng\n[g]\nh'x y' a=\"b c\" #x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		inv, err := LoadINI(data)
+		if (err == nil) == (inv == nil) {
+			t.Fatalf("inv %v with err %v", inv, err)
+		}
+		if inv != nil {
+			for _, h := range inv.Hosts() {
+				if h.Port < 1 || h.Port > 65535 || h.Addr == "" {
+					t.Fatalf("bad host %+v", h)
+				}
+			}
 		}
 	})
 }
