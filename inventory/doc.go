@@ -1,7 +1,7 @@
 // Package inventory reads the hosts a fleet rollout targets: inventories in
 // Ansible's YAML shape (all/children/hosts, group and host vars, host ranges
-// such as web[01:20]) and the JSON printed by `ansible-inventory --list`, so
-// that existing inventories work as they are. It resolves each host's
+// such as web[01:20]), in Ansible's INI format, and the JSON printed by
+// `ansible-inventory --list`, so that existing inventories work as they are. It resolves each host's
 // connection settings (ansible_host, ansible_port, ansible_user) and
 // variables with Ansible's precedence, and selects hosts with Ansible's
 // --limit patterns ([Inventory.Select]).
