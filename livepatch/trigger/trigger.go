@@ -343,18 +343,20 @@ func (r *run) check(l *ledger.Ledger) error {
 		return skipped(ReasonApplied)
 	}
 	// Check that every function can be patched before anything is mapped:
-	// plan against the current code with placeholder replacements.
-	probe := r.ledgerPatch(r.obj.Bias, 1)
+	// plan against the current code with placeholder replacements (the
+	// target's bias as the container's: within reach of an entry jump).
+	probe := r.ledgerPatch(r.obj.Bias, r.obj.Bias)
+	var plan *ledger.Plan
 	var err error
 	if r.req.Action == ActReplace {
-		_, err = ledger.Replace(l, r.req.Lib, probe, procfs.Mem{PID: r.pid})
+		plan, err = ledger.Replace(l, r.req.Lib, probe, procfs.Mem{PID: r.pid})
 	} else {
-		_, err = ledger.Apply(l, probe, procfs.Mem{PID: r.pid})
+		plan, err = ledger.Apply(l, probe, procfs.Mem{PID: r.pid})
 	}
 	if err != nil {
 		return planError(err)
 	}
-	return nil
+	return r.checkMechanisms(plan)
 }
 
 func hasPatchOn(l *ledger.Ledger, lib string) bool {
@@ -382,7 +384,8 @@ func planError(err error) error {
 }
 
 // ledgerPatch returns the ledger record of the new patch for a container
-// loaded at bias cbias (1 = a placeholder for planning before the load).
+// loaded at bias cbias (the target's bias: a placeholder for planning
+// before the load).
 func (r *run) ledgerPatch(tbias, cbias uint64) ledger.Patch {
 	p := ledger.Patch{
 		ID:        r.spec.ID,
@@ -589,7 +592,7 @@ func (r *run) splitting(plan *ledger.Plan) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if plan.Splits(regs.Rip) {
+		if r.unsafeStop(plan, regs.Rip) {
 			return th.TID, nil
 		}
 	}

@@ -1,0 +1,193 @@
+package trigger
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/internal/testenv"
+	"ulp/livepatch/container"
+	"ulp/livepatch/elfsym"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
+	"ulp/livepatch/trigger/triggertest"
+)
+
+// The distribution's libraries as installed (make deps installs
+// libssl-dev): built without the pad, so the entry mechanism patches them.
+const (
+	distroLibc   = "/lib/x86_64-linux-gnu/libc.so.6"
+	distroCrypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
+)
+
+// distroFixture compiles testdata/distro.c against the system's libc and
+// libcrypto, and packs one container for each from testdata/lp_distro.c.
+type distroFixture struct {
+	bin, libc, crypto string
+}
+
+func buildDistro(t *testing.T) *distroFixture {
+	t.Helper()
+	testenv.Require(t, testenv.CC)
+	fx := &triggertest.Fixture{Dir: t.TempDir(), LP: map[string]string{}}
+	src := func(name string) string {
+		b, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(fx.Dir, name)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	d := &distroFixture{bin: filepath.Join(fx.Dir, "distro")}
+	testenv.CompileC(t, d.bin, []string{"-O2", "-fno-builtin", "-pthread"}, src("distro.c"), "-lcrypto")
+	lp := src("lp_distro.c")
+	pack := func(name, target, line string) string {
+		so := filepath.Join(fx.Dir, name+".so")
+		testenv.CompileC(t, so, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id"}, lp)
+		so = fx.PackFile(t, so, target, line)
+		c, err := container.Open(so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := c.Apply.Funcs[0].Mechanism; m != container.MechEntry {
+			t.Fatalf("%s: mechanism %v, want entry", name, m)
+		}
+		return so
+	}
+	d.libc = pack("lp_libc", distroLibc, "labs:labs_lp")
+	d.crypto = pack("lp_crypto", distroCrypto, "OPENSSL_hexchar2int:hexchar2int_lp")
+	return d
+}
+
+// distroStats are the counters of testdata/distro.c.
+type distroStats struct{ labsOld, labsNew, hexOld, hexNew, wrong uint64 }
+
+func askStats(t *testing.T, p *triggertest.Proc) distroStats {
+	t.Helper()
+	f := strings.Fields(p.Ask(t, "stats"))
+	if len(f) != 5 {
+		t.Fatalf("stats answer %q", f)
+	}
+	var v [5]uint64
+	for i := range f {
+		n, err := strconv.ParseUint(f[i], 10, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v[i] = n
+	}
+	return distroStats{v[0], v[1], v[2], v[3], v[4]}
+}
+
+// funcBytes reads n bytes at the function sym of the object lib (a path)
+// in process pid.
+func funcBytes(t *testing.T, pid int, lib, sym string, n int) (addr uint64, b []byte) {
+	t.Helper()
+	obj, err := elfsym.Open(lib)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := obj.Lookup(sym, elfsym.TypeFunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp, err := target.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := tp.Object(filepath.Base(lib))
+	if o == nil {
+		t.Fatalf("%s not mapped in %d", lib, pid)
+	}
+	addr = o.Bias + s.Offset
+	b = make([]byte, n)
+	if err := procfs.ReadMem(pid, addr, b); err != nil {
+		t.Fatal(err)
+	}
+	return addr, b
+}
+
+// TestDistroLibraries_ApplyRevertUnderLoad replaces labs() of Debian's
+// libc.so.6 and OPENSSL_hexchar2int() of its libcrypto.so.3, unmodified,
+// in a process whose 8 threads call both in a loop and check every result,
+// then reverts them: over 500 cycles, in both revert orders, no thread sees
+// a wrong result or crashes, both behaviours are seen, and the code is
+// byte for byte the original at the end.
+func TestDistroLibraries_ApplyRevertUnderLoad(t *testing.T) {
+	d := buildDistro(t)
+	p := triggertest.Start(t, nil, d.bin)
+	labsAt, labsOrig := funcBytes(t, p.PID, distroLibc, "labs", 16)
+	hexAt, hexOrig := funcBytes(t, p.PID, distroCrypto, "OPENSSL_hexchar2int", 16)
+
+	cycles := 500
+	if testing.Short() {
+		cycles = 50
+	}
+	var pauses []int64
+	run := func(req Request) {
+		t.Helper()
+		rep := Run(t.Context(), p.PID, req, Options{Retries: 100, Timeout: 20 * time.Second})
+		if rep.Result != report.Success {
+			t.Fatalf("%s %s: %s %s", req.Action, filepath.Base(req.Container), rep.Result, rep.Reason)
+		}
+		pauses = append(pauses, rep.Timings.PauseUS)
+	}
+	var last distroStats
+	for i := range cycles {
+		run(apply(d.libc))
+		run(apply(d.crypto))
+		if i == 0 {
+			// The entry now holds a jmp rel32 (e9) and nothing else changed.
+			_, b := funcBytes(t, p.PID, distroLibc, "labs", 16)
+			if b[0] != 0xe9 || !bytes.Equal(b[5:], labsOrig[5:]) {
+				t.Fatalf("labs after apply: % x (was % x)", b, labsOrig)
+			}
+		}
+		if i%50 == 0 {
+			// Wait until the threads ran the replacements.
+			deadline := time.Now().Add(10 * time.Second)
+			for s := askStats(t, p); s.labsNew == last.labsNew || s.hexNew == last.hexNew; s = askStats(t, p) {
+				if time.Now().After(deadline) {
+					t.Fatalf("cycle %d: the replacements are not called: %+v", i, s)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			last = askStats(t, p)
+		}
+		if i%2 == 0 {
+			run(revert(d.libc))
+			run(revert(d.crypto))
+		} else {
+			run(revert(d.crypto))
+			run(revert(d.libc))
+		}
+	}
+	s := askStats(t, p)
+	if s.wrong != 0 || s.labsNew == 0 || s.hexNew == 0 || s.labsOld == 0 || s.hexOld == 0 {
+		t.Fatalf("after %d cycles: %+v", cycles, s)
+	}
+	for _, f := range []struct {
+		lib, sym string
+		at       uint64
+		orig     []byte
+	}{{distroLibc, "labs", labsAt, labsOrig}, {distroCrypto, "OPENSSL_hexchar2int", hexAt, hexOrig}} {
+		if at, b := funcBytes(t, p.PID, f.lib, f.sym, 16); at != f.at || !bytes.Equal(b, f.orig) {
+			t.Errorf("%s after the last revert: % x, want % x", f.sym, b, f.orig)
+		}
+	}
+	p.Untraced(t)
+	slices.Sort(pauses)
+	t.Logf("%d cycles, %d triggers: calls %+v; pause median %d µs, p99 %d µs, max %d µs", cycles, len(pauses), s,
+		pauses[len(pauses)/2], pauses[len(pauses)*99/100], pauses[len(pauses)-1])
+	_ = fmt.Sprint()
+}
