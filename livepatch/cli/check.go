@@ -50,7 +50,7 @@ func runCheck(ctx context.Context, g *globalOptions, pid int, path string, w io.
 	}
 	p, err := target.Open(pid)
 	if err != nil {
-		return checkError(errors.New(describe(err)))
+		return checkError(errors.New(describe(pid, err)))
 	}
 	l, err := p.ReadLedger(ctx)
 	if err != nil {

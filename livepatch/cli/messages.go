@@ -42,7 +42,7 @@ func runMessages(ctx context.Context, pid int, w io.Writer) error {
 	}
 	p, err := target.Open(pid)
 	if err != nil {
-		return errors.New(describe(err))
+		return errors.New(describe(pid, err))
 	}
 	lines, err := p.ReadRing(ctx)
 	if err != nil {

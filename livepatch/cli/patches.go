@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -173,21 +174,45 @@ func (c *paddedCache) has(p *target.Process, o *target.Object) bool {
 	return n > 0
 }
 
-// describe turns a process read error into the reason printed for it.
-func describe(err error) string {
+// describe turns an error reading process pid into the reason printed
+// for it. A permission error names what denies it: another owner (or a
+// setuid, non-dumpable process), or Yama's ptrace_scope for the caller's
+// own process (reading memory needs ptrace-attach rights).
+func describe(pid int, err error) string {
 	switch {
 	case errors.Is(err, procfs.ErrNoProcess):
 		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
 		hint := "run ulp as the process's owner or as root"
-		if b, e := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope"); e == nil && strings.TrimSpace(string(b)) != "0" {
-			hint = "run ulp as root: yama ptrace_scope " + strings.TrimSpace(string(b)) + " lets other users read only their own children"
+		if scope := yamaScope(); scope != "" && scope != "0" && ownProcess(pid) {
+			hint = "run ulp as root: yama ptrace_scope " + scope + " lets a user read only the memory of its own descendants"
 		}
 		return fmt.Sprintf("cannot read process: %v (%s)", err, hint)
 	case errors.Is(err, target.ErrNoRuntime):
 		return fmt.Sprintf("%v (start it with LD_PRELOAD=%s)", err, target.RuntimeName)
 	}
 	return err.Error()
+}
+
+// yamaScope returns /proc/sys/kernel/yama/ptrace_scope, "" without Yama.
+func yamaScope() string {
+	b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// ownProcess reports whether process pid belongs to the caller (its /proc
+// folder is owned by the caller's uid, which is not so for a non-dumpable
+// process).
+func ownProcess(pid int) bool {
+	fi, err := os.Stat(fmt.Sprintf("%s/%d", procfs.Root, pid))
+	if err != nil {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && int(st.Uid) == os.Geteuid()
 }
 
 // status describes a runtime state other than ready, with its reason.
@@ -202,7 +227,7 @@ func (v *processView) status() string {
 func (v *processView) print(w io.Writer, buildID bool) {
 	fmt.Fprintf(w, "PID: %d, name: %s\n", v.pid, v.comm)
 	if v.err != nil {
-		fmt.Fprintf(w, "  error: %s\n", describe(v.err))
+		fmt.Fprintf(w, "  error: %s\n", describe(v.pid, v.err))
 		return
 	}
 	if v.state != abi.StateReady {
@@ -235,7 +260,7 @@ func (v *processView) record() report.PatchedProcess {
 	r := report.PatchedProcess{Schema: report.PatchesSchema, PID: v.pid, Comm: v.comm,
 		Libraries: []string{}, Patches: []report.AppliedPatch{}, Status: report.StatusEnabled}
 	if v.err != nil {
-		r.Error = describe(v.err)
+		r.Error = describe(v.pid, v.err)
 		r.Status, r.StatusReason = report.StatusUnknown, r.Error
 		return r
 	}

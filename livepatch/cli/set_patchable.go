@@ -65,7 +65,7 @@ func runSetPatchable(ctx context.Context, g *globalOptions, process string, enab
 		_, err := trigger.SetPatchable(pctx, f.PID, enable, trigger.Options{Log: g.log})
 		cancel()
 		if err != nil {
-			errs = append(errs, fmt.Errorf("pid %d: %s", f.PID, describe(err)))
+			errs = append(errs, fmt.Errorf("pid %d: %s", f.PID, describe(f.PID, err)))
 			continue
 		}
 		if !g.quiet {
