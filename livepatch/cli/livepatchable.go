@@ -14,8 +14,12 @@ func newLivepatchableCommand(g *globalOptions) *cobra.Command {
 		Use:   "livepatchable FILE",
 		Short: "Tell whether a library or executable can be live patched",
 		Long: `livepatchable tells whether FILE (an ELF file, or an 'ulp extract' JSON
-dump) has functions carrying the entry pad of -fpatchable-function-entry=16,14
-(mechanism "pad"), and how many of them do. Exit status 0: yes; 1: no.`,
+dump) has functions that can be live patched, and which mechanism each gets:
+"pad" for a function carrying the entry pad of
+-fpatchable-function-entry=16,14, "entry" for a function without the pad whose
+entry can be overwritten with a 5-byte jump (distribution builds of glibc and
+OpenSSL). With -v it lists every function with its mechanism, or why it has
+none. Exit status 0: yes; 1: no.`,
 		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runLivepatchable(g, args[0], cmd.OutOrStdout())
@@ -29,14 +33,33 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 		return usageError(err)
 	}
 	padded, total := obj.PaddedFuncs()
-	if padded == 0 {
+	entry := obj.EntryFuncs()
+	if g.verbose {
+		seen := make(map[uint64]bool)
+		for _, s := range obj.Symbols {
+			if s.Type != elfsym.TypeFunc || seen[s.Offset] {
+				continue
+			}
+			seen[s.Offset] = true
+			switch {
+			case s.Pad:
+				fmt.Fprintf(stdout, "%s\t%#x\tpad\tentry+%d\n", s.Name, s.Offset, s.EntryOffset)
+			case s.Entry:
+				fmt.Fprintf(stdout, "%s\t%#x\tentry\tentry+%d\n", s.Name, s.Offset, s.EntryOffset)
+			default:
+				fmt.Fprintf(stdout, "%s\t%#x\tnone\t%s\n", s.Name, s.Offset, s.Refused)
+			}
+		}
+	}
+	if padded+entry == 0 {
 		if !g.quiet {
-			fmt.Fprintf(stdout, "%s is not livepatchable: none of its %d functions has the entry pad of -fpatchable-function-entry=16,14\n", path, total)
+			fmt.Fprintf(stdout, "%s is not livepatchable: none of its %d functions has the entry pad of -fpatchable-function-entry=16,14 or an entry that can take a jump\n", path, total)
 		}
 		return &ExitError{Code: ExitFailure}
 	}
 	if !g.quiet {
-		fmt.Fprintf(stdout, "%s is livepatchable: %d of %d functions have the entry pad (mechanism: pad)\n", path, padded, total)
+		fmt.Fprintf(stdout, "%s is livepatchable: %d of %d functions have the entry pad (mechanism: pad), %d more can take an entry jump (mechanism: entry)\n",
+			path, padded, total, entry)
 	}
 	return nil
 }

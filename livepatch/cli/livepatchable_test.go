@@ -1,0 +1,33 @@
+package cli
+
+import (
+	"regexp"
+	"strings"
+	"testing"
+
+	"ulp/internal/testenv"
+)
+
+// TestLivepatchable_DistroLibrary: Debian's libc.so.6 and libcrypto.so.3,
+// built without the pad, are livepatchable through the entry mechanism; -v
+// lists each function's mechanism or why it has none.
+func TestLivepatchable_DistroLibrary(t *testing.T) {
+	testenv.Require(t, testenv.CC) // make deps installs libssl-dev with the compiler
+	for _, lib := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"} {
+		out, _, code := runBuildCommand(t, "livepatchable", lib)
+		if code != 0 || !strings.Contains(out, "have the entry pad (mechanism: pad), ") ||
+			!strings.Contains(out, "more can take an entry jump (mechanism: entry)") || !strings.Contains(out, " 0 of ") {
+			t.Errorf("livepatchable %s: %d %q", lib, code, out)
+		}
+	}
+	out, _, code := runBuildCommand(t, "-v", "livepatchable", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3")
+	for _, want := range []string{
+		`(?m)^OPENSSL_hexchar2int\t0x[0-9a-f]+\tentry\tentry\+0$`,
+		`(?m)^CRYPTO_memcmp\t0x[0-9a-f]+\tentry\tentry\+4$`,
+		`(?m)^OPENSSL_version_minor\t0x[0-9a-f]+\tnone\tfunction shorter than the 5-byte jump`,
+	} {
+		if code != 0 || !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("livepatchable -v: %d, output lacks %s", code, want)
+		}
+	}
+}
