@@ -109,12 +109,12 @@ func (p *Policy) Len() int { return len(p.keys) }
 
 // Verify checks that the container r (size bytes) carries a valid
 // signature by one of the trusted keys, and returns the name of that key's
-// file (its fingerprint for a NewPolicy). Errors wrap ErrUnsigned, ErrBadSignature, ErrUntrusted or a
-// *FormatError, and say which policy refused the container.
+// file (its fingerprint for a NewPolicy). Errors wrap ErrUnsigned,
+// ErrBadSignature, ErrUntrusted or a *FormatError.
 func (p *Policy) Verify(r io.ReaderAt, size int64) (string, error) {
 	s, err := Check(r, size)
 	if err != nil {
-		return "", fmt.Errorf("%w (trust policy %s)", err, p.Dir)
+		return "", err
 	}
 	fp := Fingerprint(s.Key)
 	if k, ok := p.keys[fp]; ok && bytes.Equal(k, s.Key) {

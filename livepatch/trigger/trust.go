@@ -63,7 +63,7 @@ func (r *run) openContainer() (*container.File, error) {
 		}
 		by, err := r.o.Trust.Verify(f, ck.info.Size())
 		if err != nil {
-			return nil, failed("refused by trust policy: %s: %w", r.req.Container, err)
+			return nil, failed("refused by trust policy %s: %s: %w", r.o.Trust.Dir, r.req.Container, err)
 		}
 		r.log.Debug("container signature verified", "key", by)
 	}
