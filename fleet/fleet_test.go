@@ -151,6 +151,81 @@ func TestPlan_Waves(t *testing.T) {
 	}
 }
 
+// TestPlan_Batches: Ansible's serial: counts and percentages of all hosts
+// (truncated, at least 1), the last size repeating, after the canaries.
+func TestPlan_Batches(t *testing.T) {
+	var names []string
+	for i := range 23 {
+		names = append(names, fmt.Sprintf("a%02d", i))
+	}
+	tests := []struct {
+		canary, batch []string
+		want          string // wave sizes
+		err           string
+	}{
+		{nil, []string{"1", "5", "20%"}, "batch 1:1 batch 2:5 batch 3:4 batch 4:4 batch 5:4 batch 6:4 batch 7:1", ""},
+		{[]string{"1"}, []string{"30%"}, "canary 1:1 batch 1:6 batch 2:6 batch 3:6 batch 4:4", ""},
+		{nil, []string{"50"}, "batch 1:23", ""},
+		{nil, []string{"1%"}, "batch 1:1 batch 2:1 batch 3:1 batch 4:1 batch 5:1 batch 6:1 batch 7:1 batch 8:1 batch 9:1 batch 10:1 batch 11:1 batch 12:1 batch 13:1 batch 14:1 batch 15:1 batch 16:1 batch 17:1 batch 18:1 batch 19:1 batch 20:1 batch 21:1 batch 22:1 batch 23:1", ""},
+		{nil, []string{"0"}, "", `batch "0"`},
+		{nil, []string{"x"}, "", `batch "x"`},
+		{nil, []string{"group:a"}, "", "want a host count or a percentage"},
+	}
+	for _, tt := range tests {
+		p, err := NewPlan(hosts(names...), Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, Canary: tt.canary, Batch: tt.batch})
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("batch %q: err %v, want %q", tt.batch, err, tt.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, w := range p.Waves {
+			got = append(got, fmt.Sprintf("%s:%d", w.Name, len(w.Hosts)))
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("canary %q batch %q: %s, want %s", tt.canary, tt.batch, g, tt.want)
+		}
+	}
+}
+
+// TestRun_MaxFailPercent: 12 hosts in batches of 4 with --max-fail 25%:
+// 1 of 4 failed is not more than 25%, 2 of 4 is (Ansible's "exceeded").
+func TestRun_MaxFailPercent(t *testing.T) {
+	var names []string
+	for i := range 12 {
+		names = append(names, fmt.Sprintf("a%02d", i))
+	}
+	unreach := fmt.Errorf("%w: refused", remote.ErrUnreachable)
+	for _, tt := range []struct {
+		failing  []string
+		attempts int
+		stopped  bool
+	}{
+		{[]string{"a01"}, 12, false},
+		{[]string{"a01", "a05", "a09"}, 12, false},
+		{[]string{"a01", "a02"}, 4, true},
+		{[]string{"a01", "a05", "a06"}, 8, true},
+	} {
+		d := newFake()
+		for _, n := range tt.failing {
+			d.hosts[n] = &fakeHost{dialErr: unreach}
+		}
+		p, err := NewPlan(hosts(names...), Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, Batch: []string{"4"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := &Rollout{Dialer: d, Parallel: 4, MaxFailures: 100, MaxFailPercent: 25}
+		res, err := r.Run(t.Context(), p)
+		if got := 12 - res.Counts()[StateNotAttempted]; got != tt.attempts || errors.Is(err, ErrStopped) != tt.stopped {
+			t.Errorf("failing %v: %d hosts attempted, stopped %v (%q); want %d, %v", tt.failing, got, errors.Is(err, ErrStopped), res.Stopped, tt.attempts, tt.stopped)
+		}
+	}
+}
+
 func TestPlan_Errors(t *testing.T) {
 	hs := hosts("a")
 	bad := hosts("b")

@@ -77,6 +77,10 @@ type Options struct {
 	// of all hosts ("10%", truncated, at least 1) or a group
 	// ("group:canary"). The remaining hosts form the last wave.
 	Canary []string
+	// Batch splits the hosts after the canaries into batches, Ansible's
+	// serial: each a host count ("5") or a percentage of all hosts ("20%",
+	// truncated, at least 1); the last size repeats. Empty: one batch.
+	Batch []string
 	// Sudo runs the agent with `sudo -n --` (never prompting); everything
 	// else runs as the login user, who must be able to write the staging
 	// folder.
@@ -186,7 +190,7 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 	if staging == "" {
 		staging = DefaultStagingDir
 	}
-	waves, err := splitWaves(hosts, opts.Canary)
+	waves, err := splitWaves(hosts, opts.Canary, opts.Batch)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -286,8 +290,8 @@ for m in /proc/[0-9]*/maps; do grep -qs 'libpulp\.so' "$m" && n=$((n+1)); done
 echo "runtime_processes=$n"`
 
 // splitWaves puts hosts into the canary waves described by specs, then the
-// rest.
-func splitWaves(hosts []inventory.Host, specs []string) ([]Wave, error) {
+// rest in batches.
+func splitWaves(hosts []inventory.Host, specs, batch []string) ([]Wave, error) {
 	left := hosts
 	var waves []Wave
 	var errs []error
@@ -308,7 +312,7 @@ func splitWaves(hosts []inventory.Host, specs []string) ([]Wave, error) {
 				errs = append(errs, fmt.Errorf("%w: canary %q: no remaining host is in group %q", ErrPlan, spec, g))
 			}
 		default:
-			n, err := canaryCount(spec, len(hosts))
+			n, err := count("canary", spec, len(hosts), true)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -321,29 +325,50 @@ func splitWaves(hosts []inventory.Host, specs []string) ([]Wave, error) {
 		}
 		left = rest
 	}
-	if len(left) > 0 {
-		name := "all"
-		if len(waves) > 0 {
-			name = "rest"
+	var sizes []int
+	for _, b := range batch {
+		n, err := count("batch", strings.TrimSpace(b), len(hosts), false)
+		if err != nil {
+			errs = append(errs, err)
+			continue
 		}
-		waves = append(waves, Wave{Name: name, Hosts: hostPlans(left)})
+		sizes = append(sizes, n)
+	}
+	if len(sizes) == 0 {
+		if len(left) > 0 {
+			name := "all"
+			if len(waves) > 0 {
+				name = "rest"
+			}
+			waves = append(waves, Wave{Name: name, Hosts: hostPlans(left)})
+		}
+		return waves, errors.Join(errs...)
+	}
+	for i := 0; len(left) > 0; i++ {
+		n := min(sizes[min(i, len(sizes)-1)], len(left))
+		waves = append(waves, Wave{Name: fmt.Sprintf("batch %d", i+1), Hosts: hostPlans(left[:n])})
+		left = left[n:]
 	}
 	return waves, errors.Join(errs...)
 }
 
-// canaryCount parses "N" or "P%" of total hosts (Ansible's truncation, at
-// least 1).
-func canaryCount(spec string, total int) (int, error) {
+// count parses "N" or "P%" of total hosts (Ansible's truncation, at least
+// 1). Only canaries may be 0 (none).
+func count(what, spec string, total int, zeroOK bool) (int, error) {
 	if pct, ok := strings.CutSuffix(spec, "%"); ok {
 		p, err := strconv.ParseFloat(pct, 64)
 		if err != nil || p <= 0 || p > 100 {
-			return 0, fmt.Errorf("%w: canary %q: a percentage must be in (0, 100]", ErrPlan, spec)
+			return 0, fmt.Errorf("%w: %s %q: a percentage must be in (0, 100]", ErrPlan, what, spec)
 		}
 		return max(1, int(p*float64(total)/100)), nil
 	}
 	n, err := strconv.Atoi(spec)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%w: canary %q: want a host count, a percentage or group:NAME", ErrPlan, spec)
+	if err != nil || n < 0 || (n == 0 && !zeroOK) {
+		want := "a host count or a percentage"
+		if zeroOK {
+			want = "a host count, a percentage or group:NAME"
+		}
+		return 0, fmt.Errorf("%w: %s %q: want %s", ErrPlan, what, spec, want)
 	}
 	return n, nil
 }

@@ -52,6 +52,11 @@ type Rollout struct {
 	// than this have failed, no new host starts, and no wave after a canary
 	// wave starts. 0 stops at the first failure.
 	MaxFailures int
+	// MaxFailPercent, when positive, also stops the rollout after a wave in
+	// which more than this percentage of the wave's hosts failed (exceeded,
+	// not reached: 25 with 1 of 4 failed goes on). It only matters when
+	// MaxFailures allows that many failures.
+	MaxFailPercent float64
 	// HostTimeout bounds the work on one host (0: no bound).
 	HostTimeout time.Duration
 	// Log receives one Info line per finished host (its result class, not
@@ -204,7 +209,7 @@ func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
 	tripped := func() bool { return failures.Load() > int64(r.MaxFailures) }
 
 	for wi, w := range p.Waves {
-		if ctx.Err() != nil || tripped() {
+		if ctx.Err() != nil || tripped() || res.Stopped != "" {
 			break
 		}
 		observe(Event{Kind: WaveStarted, Wave: wi})
@@ -236,6 +241,17 @@ func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
 			})
 		}
 		_ = g.Wait() // host goroutines never return errors
+		failedHere := 0
+		for _, h := range res.Hosts[offset[wi] : offset[wi]+len(w.Hosts)] {
+			if h.failed() {
+				failedHere++
+			}
+		}
+		if pct := float64(failedHere) * 100 / float64(len(w.Hosts)); ctx.Err() == nil && !tripped() &&
+			r.MaxFailPercent > 0 && pct > r.MaxFailPercent {
+			res.Stopped = fmt.Sprintf("failure threshold: %d of %d hosts failed in wave %d (%s), more than --max-fail %g%%",
+				failedHere, len(w.Hosts), wi+1, w.Name, r.MaxFailPercent)
+		}
 		if ctx.Err() == nil && tripped() {
 			gate := "failure threshold"
 			if w.Canary {

@@ -438,6 +438,21 @@ func TestRollout_FailureClasses_InProcessSSH(t *testing.T) {
 	}
 }
 
+// TestRollout_Batches_InProcessSSH: --batch and --max-fail reach the plan
+// and the rollout: a batch of one that fails is 100% > 50%, so the run
+// stops there.
+func TestRollout_Batches_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 0, "crash")
+	code, out, _, _ := cliRun(t.Context(), t, append(withoutCanary(f.args), "apply", "--json", "--batch", "1",
+		"--max-failures", "10", "--max-fail", "50%", sampleContainer)...)
+	hosts, sum := decodeRecords(t, out)
+	if code != ExitStopped || classes(hosts) != "host01=agent_error host02=not_attempted host03=not_attempted" ||
+		!strings.Contains(sum.Stopped, "more than --max-fail 50%") || hosts[1].Wave != 2 {
+		t.Errorf("exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+}
+
 func TestLimitFromFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -92,9 +92,9 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 	if err != nil {
 		return nil, err
 	}
-	canary := a.cfg.Canary
+	canary, batch := a.cfg.Canary, a.cfg.Batch
 	if action == fleet.Status || action == fleet.Ping {
-		canary = nil
+		canary, batch = nil, nil
 	}
 	return fleet.NewPlan(hosts, fleet.Options{
 		Action:     action,
@@ -103,6 +103,7 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 		RevertAll:  revertAll,
 		StagingDir: a.cfg.StagingDir,
 		Canary:     canary,
+		Batch:      batch,
 		Sudo:       a.cfg.Sudo,
 	})
 }
@@ -114,8 +115,10 @@ func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error)
 	if err != nil {
 		return nil, err
 	}
+	maxFail, _ := a.cfg.maxFailPercent() // checked by validate
 	r := &fleet.Rollout{
 		Dialer:         d,
+		MaxFailPercent: maxFail,
 		Parallel:       a.cfg.Parallel,
 		UploadParallel: a.cfg.UploadParallel,
 		MaxFailures:    a.cfg.MaxFailures,

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,7 +28,9 @@ type Config struct {
 	Parallel          int           `mapstructure:"parallel"`
 	UploadParallel    int           `mapstructure:"upload-parallel"`
 	Canary            []string      `mapstructure:"canary"`
+	Batch             []string      `mapstructure:"batch"`
 	MaxFailures       int           `mapstructure:"max-failures"`
+	MaxFail           string        `mapstructure:"max-fail"`
 	Timeout           time.Duration `mapstructure:"timeout"`
 	ConnectTimeout    time.Duration `mapstructure:"connect-timeout"`
 	KnownHosts        []string      `mapstructure:"known-hosts"`
@@ -55,7 +58,9 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.Int("parallel", fleet.DefaultParallel, "hosts worked on at once")
 	f.Int("upload-parallel", fleet.DefaultUploadParallel, "uploads in flight at once")
 	f.StringSlice("canary", []string{"1"}, "canary waves before the rest: host counts, percentages or group:NAME (0: none)")
+	f.StringSlice("batch", nil, "split the hosts after the canaries into batches: counts or percentages, the last repeating (default: one batch)")
 	f.Int("max-failures", 0, "failed hosts tolerated before the rollout stops")
+	f.String("max-fail", "", "also stop after a canary wave or batch in which more than this percentage of its hosts failed (e.g. 10%)")
 	f.Duration("timeout", 5*time.Minute, "bound on the work on one host (0: none)")
 	f.Duration("connect-timeout", 10*time.Second, "bound on the TCP connect to a host")
 	f.StringSlice("known-hosts", []string{defaultKnownHosts()}, "known_hosts files")
@@ -151,6 +156,18 @@ func defaultConfigFiles() []string {
 	return files
 }
 
+// maxFailPercent parses --max-fail ("10%" or "10"; empty: 0, off).
+func (c *Config) maxFailPercent() (float64, error) {
+	if c.MaxFail == "" {
+		return 0, nil
+	}
+	p, err := strconv.ParseFloat(strings.TrimSuffix(c.MaxFail, "%"), 64)
+	if err != nil || p < 0 || p > 100 {
+		return 0, fmt.Errorf("--max-fail %q: want a percentage from 0 to 100", c.MaxFail)
+	}
+	return p, nil
+}
+
 // validate reports every invalid setting.
 func (c *Config) validate() error {
 	var errs []error
@@ -163,6 +180,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxFailures < 0 {
 		bad("--max-failures must not be negative")
+	}
+	if _, err := c.maxFailPercent(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Timeout < 0 || c.ConnectTimeout < 0 {
 		bad("timeouts must not be negative")
