@@ -15,8 +15,10 @@
 // returns to its own context from the stub, so a SIGKILL of the agent at any
 // moment leaves a working process.
 //
-// The process opens the container itself, in its own root: for a process in
-// a chroot or another mount namespace the agent passes its own path when
-// that names the same file there, else /proc/AGENT/fd/N when the process
-// can open it, else the trigger is an ERROR that says why (containerPath).
+// The process opens the container itself, in its own root (a chroot or
+// another mount namespace may differ from the agent's): through
+// /proc/AGENT/fd/N, the agent's open descriptor of the checked file, when
+// the process can open it; else by the agent's path when that names the
+// same file in the process's root; else the trigger is an ERROR that says
+// why (containerPath).
 package trigger
