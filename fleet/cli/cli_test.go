@@ -453,6 +453,31 @@ func TestRollout_Batches_InProcessSSH(t *testing.T) {
 	}
 }
 
+// TestRollout_AutoRevert_InProcessSSH: the canary gate stops the rollout
+// and --auto-revert reverts the canary hosts that ran the agent.
+func TestRollout_AutoRevert_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 1, "error")
+	args := append(withoutCanary(f.args)[:len(withoutCanary(f.args))-2], "--canary", "2")
+	code, out, _, _ := cliRun(t.Context(), t, append(args, "apply", "--auto-revert", sampleContainer)...)
+	for _, want := range []string{"stopped: canary gate", "auto-revert of the canary hosts:",
+		"host01  all   success", "host02  all   patch_failed", "revert: 2 hosts: 1 ok"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if code != ExitStopped {
+		t.Errorf("exit %d, want %d", code, ExitStopped)
+	}
+	// host01's patch is gone again; host03 was never touched.
+	if b, _ := os.ReadFile(filepath.Join(f.staging[0], "ledger")); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("host01 ledger after auto-revert: %q", b)
+	}
+	if ents, _ := os.ReadDir(f.staging[2]); len(ents) != 0 {
+		t.Errorf("host03 was touched")
+	}
+}
+
 func TestLimitFromFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

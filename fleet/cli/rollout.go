@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/inventory"
 )
 
 // rolloutOptions are the flags of apply, revert and plan.
@@ -151,12 +152,56 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 	if res == nil {
 		return runErr
 	}
-	if a.cfg.JSON {
-		err = writeResultJSON(a.stdout, res)
-	} else {
-		err = writeResultText(a.stdout, p, res)
+	err = a.writeResult(p, res)
+	errs := []error{summaryError(res, runErr), err, a.saveResults(res)}
+	if action == fleet.Apply && a.cfg.AutoRevert && errors.Is(runErr, fleet.ErrStopped) {
+		errs = append(errs, a.autoRevert(ctx, p, res))
 	}
-	return errors.Join(summaryError(res, runErr), err, a.saveResults(res))
+	return errors.Join(errs...)
+}
+
+func (a *app) writeResult(p *fleet.Plan, res *fleet.Result) error {
+	if a.cfg.JSON {
+		return writeResultJSON(a.stdout, res)
+	}
+	return writeResultText(a.stdout, p, res)
+}
+
+// autoRevert reverts the containers of a stopped apply on the canary hosts
+// that ran the agent, in one wave.
+func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) error {
+	var hosts []inventory.Host
+	i := 0
+	for _, w := range p.Waves {
+		for _, hp := range w.Hosts {
+			st := res.Hosts[i].State
+			if w.Canary && (st == fleet.StateOK || st == fleet.StateError) {
+				hosts = append(hosts, hp.Host)
+			}
+			i++
+		}
+	}
+	if len(hosts) == 0 {
+		a.log.Info("auto-revert: no canary host ran the agent")
+		return nil
+	}
+	rp, err := fleet.NewPlan(hosts, fleet.Options{Action: fleet.Revert, Agent: p.Agent, Containers: p.Containers,
+		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo})
+	if err != nil {
+		return err
+	}
+	a.log.Info("auto-revert", "hosts", len(hosts))
+	if !a.cfg.JSON {
+		fmt.Fprintln(a.stdout, "auto-revert of the canary hosts:")
+	}
+	rres, runErr := a.execute(ctx, rp)
+	if rres == nil {
+		return runErr
+	}
+	if runErr != nil {
+		runErr = fmt.Errorf("auto-revert: %w", summaryError(rres, runErr))
+	}
+	return errors.Join(runErr, a.writeResult(rp, rres))
 }
 
 // summaryError condenses the rollout's joined error (every host's error is
