@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"ulp/internal/testenv"
 	"ulp/livepatch/packer/packertest"
 	"ulp/livepatch/sign"
+	"ulp/livepatch/trigger/triggertest"
 )
 
 // copyUnsigned copies the sample container into dir and returns its path.
@@ -206,4 +208,45 @@ func TestDiskFull_PackAndSign(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestTriggerCommand_TrustPolicy: with --trusted, ulp trigger refuses an
+// unsigned container (an ERROR that says so, nothing mapped) and applies
+// the same container once signed by a key of the folder.
+func TestTriggerCommand_TrustPolicy(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	pid := strconv.Itoa(p.PID)
+	dir := t.TempDir()
+	key := filepath.Join(dir, "vendor")
+	if _, _, code := runBuildCommand(t, "keygen", key); code != 0 {
+		t.Fatal("keygen failed")
+	}
+	trusted := filepath.Join(dir, "trusted.d")
+	os.Mkdir(trusted, 0o755)
+	pub, _ := os.ReadFile(key + ".pub")
+	os.WriteFile(filepath.Join(trusted, "vendor.pub"), pub, 0o644)
+
+	stdout, stderr, code := inspectRun(t, "trigger", "--trusted", trusted, "-p", pid, fx.LP["lp200"])
+	if code != ExitFailure || !strings.HasPrefix(stdout, "ERROR refused by trust policy "+trusted+": ") || !strings.Contains(stdout, "container is not signed") {
+		t.Errorf("unsigned: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if triggertest.Mapped(t, p.PID, fx.LP["lp200"]) {
+		t.Error("the unsigned container was mapped")
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+
+	if _, stderr, code := inspectRun(t, "trigger", "--trusted", filepath.Join(dir, "missing"), "-p", pid, fx.LP["lp200"]); code != ExitUsage || !strings.Contains(stderr, "no such file") {
+		t.Errorf("missing policy folder: exit %d, stderr %q", code, stderr)
+	}
+
+	if _, stderr, code := runBuildCommand(t, "sign", "--key", key+".key", fx.LP["lp200"]); code != 0 {
+		t.Fatalf("sign: %s", stderr)
+	}
+	if stdout, stderr, code := inspectRun(t, "trigger", "--trusted", trusted, "-p", pid, fx.LP["lp200"]); code != 0 || stdout != "SUCCESS\n" {
+		t.Fatalf("signed: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	p.Expect(t, map[string]string{"value": "200"})
+	p.Untraced(t)
 }

@@ -12,6 +12,7 @@ import (
 
 	"ulp/livepatch/container"
 	"ulp/livepatch/report"
+	"ulp/livepatch/sign"
 	"ulp/livepatch/target"
 	"ulp/livepatch/trigger"
 )
@@ -23,6 +24,9 @@ type triggerOptions struct {
 	json      bool
 	retries   int
 	timeout   time.Duration
+	trusted   string
+	// trustedSet: --trusted was given, so its folder must exist.
+	trustedSet bool
 }
 
 func newTriggerCommand(g *globalOptions) *cobra.Command {
@@ -47,9 +51,17 @@ record per process and a summary record instead (see docs/json.md).
 
 -p also takes a glob matched against the process name of every process that
 preloads the runtime; lines then start with "PID N (NAME): ".
+
+Trust policy: when the folder /etc/ulp/trusted.d exists (or the folder named
+by --trusted), apply and replace load only a container signed ("ulp sign") by
+a key of one of its *.pub files, owned by root or the caller and not writable
+by group or others; any other is an ERROR "refused by trust policy ..." and
+nothing is mapped into the process. The agent opens the container once and
+the process loads that open file, so replacing the file meanwhile is harmless.
 ` + exitStatusHelp,
 		Args: usageMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.trustedSet = cmd.Flags().Changed("trusted")
 			return runTrigger(cmd.Context(), g, opts, args, cmd.Flags().Changed("process"), cmd.OutOrStdout())
 		},
 	}
@@ -60,6 +72,7 @@ preloads the runtime; lines then start with "PID N (NAME): ".
 	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
 	f.IntVarP(&opts.retries, "retries", "r", 20, "attempts when every thread is busy in malloc or the loader, or another agent holds the process")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
+	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	return cmd
 }
 
@@ -124,7 +137,11 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return usageError(err)
 	}
-	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log}
+	trust, err := trustPolicy(g, opts.trusted, opts.trustedSet)
+	if err != nil {
+		return err
+	}
+	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust}
 	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary}
 	enc := json.NewEncoder(w)
 	many := len(found) != 1

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -83,4 +84,25 @@ func runVerify(g *globalOptions, opts verifyOptions, path string, stdout io.Writ
 		fmt.Fprintf(stdout, "%s: good signature by %s\n", path, by)
 	}
 	return nil
+}
+
+// trustPolicy loads the trust policy folder dir for trigger. A missing
+// folder means no policy, unless the user named it (required).
+func trustPolicy(g *globalOptions, dir string, required bool) (*sign.Policy, error) {
+	if dir == "" {
+		if required {
+			return nil, usageError(errors.New("--trusted needs a folder"))
+		}
+		return nil, nil
+	}
+	p, err := sign.LoadPolicy(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && !required:
+		g.log.Debug("no trust policy", "dir", dir)
+		return nil, nil
+	case err != nil:
+		return nil, usageError(err)
+	}
+	g.log.Debug("trust policy", "dir", dir, "keys", p.Len())
+	return p, nil
 }
