@@ -1,8 +1,6 @@
 package ptrace
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -11,6 +9,8 @@ import (
 	"syscall"
 
 	"golang.org/x/sys/unix"
+
+	"ulp/livepatch/procfs"
 )
 
 // seizeError turns a failed PTRACE_SEIZE into advice, keeping err wrapped.
@@ -18,7 +18,7 @@ func seizeError(pid, tid int, err error) error {
 	if !errors.Is(err, unix.EPERM) {
 		return fmt.Errorf("seize thread %d of pid %d: %w", tid, pid, err)
 	}
-	if tracer := tracerOf(pid, tid); tracer > 0 {
+	if tracer := tracerOf(tid); tracer > 0 {
 		return busyError(pid, tracer, err)
 	}
 	if scope := ptraceScope(); scope == 3 {
@@ -40,28 +40,12 @@ func busyError(pid, tracer int, err error) error {
 }
 
 // tracerOf returns the TracerPid of a task, 0 if none or unknown.
-func tracerOf(pid, tid int) int {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/status")
+func tracerOf(tid int) int {
+	st, err := procfs.ReadStatus(tid)
 	if err != nil {
 		return 0
 	}
-	return tracerPID(b)
-}
-
-// tracerPID extracts the TracerPid field of a /proc/PID/status file; 0 when
-// absent or malformed.
-func tracerPID(status []byte) int {
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "TracerPid:"); ok {
-			n, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || n < 0 {
-				return 0
-			}
-			return n
-		}
-	}
-	return 0
+	return st.TracerPid
 }
 
 func ptraceScope() int {

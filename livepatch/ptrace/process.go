@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"ulp/livepatch/procfs"
 )
 
 // Errors reported by Process methods. They are sentinels for errors.Is; the
@@ -154,9 +156,9 @@ func (p *Process) seizeAll(ctx context.Context) error {
 		if round > 1000 {
 			return fmt.Errorf("seize %d: thread list does not settle", p.pid)
 		}
-		tids, err := listTasks(p.pid)
+		tids, err := procfs.Tasks(p.pid)
 		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
+			if errors.Is(err, procfs.ErrNoProcess) {
 				return fmt.Errorf("seize %d: %w", p.pid, ErrExited)
 			}
 			return fmt.Errorf("seize %d: %w", p.pid, err)
@@ -205,33 +207,18 @@ func (p *Process) seizeTask(tid int) (skip bool, err error) {
 		case !errors.Is(err, unix.EPERM):
 			return false, seizeError(p.pid, tid, err)
 		}
-		switch tracer := tracerOf(p.pid, tid); {
+		switch tracer := tracerOf(tid); {
 		case tracer == p.tracerTID:
 			return false, nil
 		case tracer != 0:
 			return false, busyError(p.pid, tracer, err)
-		case taskGone(p.pid, tid):
+		case taskGone(tid):
 			return true, nil // an exited thread not yet reaped refuses attach
 		case attempt >= 20:
 			return false, seizeError(p.pid, tid, err)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-}
-
-// listTasks returns the thread ids in /proc/PID/task.
-func listTasks(pid int) ([]int, error) {
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
-	if err != nil {
-		return nil, err
-	}
-	tids := make([]int, 0, len(ents))
-	for _, e := range ents {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
-	}
-	return tids, nil
 }
 
 // Threads returns the traced threads, sorted by TID.
@@ -674,33 +661,18 @@ func (p *Process) reapZombies() {
 		if th.stopped {
 			continue
 		}
-		if taskGone(p.pid, tid) {
+		if taskGone(tid) {
 			p.forget(tid)
 		}
 	}
 }
 
-// taskGone reports whether a thread has exited (its stat is gone, or it is
-// a zombie).
-func taskGone(pid, tid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
+// taskGone reports whether a thread has exited (its status is gone, or it
+// is a zombie).
+func taskGone(tid int) bool {
+	st, err := procfs.ReadStatus(tid)
 	if err != nil {
-		return true
+		return errors.Is(err, procfs.ErrNoProcess)
 	}
-	st := taskState(b)
-	return st == 'Z' || st == 'X' || st == 'x'
-}
-
-// taskState returns the state letter of a /proc/PID/task/TID/stat line
-// (the field after the last ')', since comm may contain anything).
-func taskState(stat []byte) byte {
-	for i := len(stat) - 1; i >= 0; i-- {
-		if stat[i] == ')' {
-			if i+2 < len(stat) {
-				return stat[i+2]
-			}
-			return 0
-		}
-	}
-	return 0
+	return st.State == 'Z' || st.State == 'X' || st.State == 'x'
 }

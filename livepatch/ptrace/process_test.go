@@ -20,6 +20,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/procfs"
 )
 
 var buildTarget = sync.OnceValues(func() (string, error) {
@@ -134,13 +135,13 @@ func testLogger(t *testing.T) *slog.Logger {
 // tracers returns the TracerPid of every thread of pid that has one.
 func tracers(t *testing.T, pid int) map[int]int {
 	t.Helper()
-	tids, err := listTasks(pid)
+	tids, err := procfs.Tasks(pid)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := map[int]int{}
 	for _, tid := range tids {
-		if tr := tracerOf(pid, tid); tr != 0 {
+		if tr := tracerOf(tid); tr != 0 {
 			m[tid] = tr
 		}
 	}
@@ -321,40 +322,5 @@ func TestPtrace_OtherThreadGetsESRCH(t *testing.T) {
 	}()
 	if err := <-ch; !errors.Is(err, unix.ESRCH) {
 		t.Fatalf("GETREGS from another thread: %v, want ESRCH", err)
-	}
-}
-
-func TestTracerPID(t *testing.T) {
-	tests := []struct {
-		in   string
-		want int
-	}{
-		{"Name:\tx\nTracerPid:\t42\n", 42},
-		{"TracerPid:\t0\n", 0},
-		{"TracerPid:\t-3\n", 0},
-		{"TracerPid:\tabc\n", 0},
-		{"", 0},
-	}
-	for _, tt := range tests {
-		if got := tracerPID([]byte(tt.in)); got != tt.want {
-			t.Errorf("tracerPID(%q) = %d, want %d", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestTaskState(t *testing.T) {
-	tests := []struct {
-		in   string
-		want byte
-	}{
-		{"12 (a) b) S 1 2", 'S'},
-		{"12 (x) Z 1", 'Z'},
-		{"12 (x)", 0},
-		{"", 0},
-	}
-	for _, tt := range tests {
-		if got := taskState([]byte(tt.in)); got != tt.want {
-			t.Errorf("taskState(%q) = %q, want %q", tt.in, got, tt.want)
-		}
 	}
 }

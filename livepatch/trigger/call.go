@@ -5,9 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -137,11 +135,15 @@ func pickThread(p *ptrace.Process, rt runtimeInfo, tried map[int]bool) (int, err
 		if tried[th.TID] {
 			continue
 		}
+		st, err := procfs.ReadStatus(th.TID)
+		if err != nil {
+			continue
+		}
 		rank := 1
-		switch threadState(p.PID(), th.TID) {
+		switch st.State {
 		case 'S':
 			rank = 0
-		case 'D', 'Z', 'X', 0:
+		case 'D', 'Z', 'X':
 			continue
 		}
 		cs = append(cs, cand{th.TID, rank})
@@ -151,23 +153,6 @@ func pickThread(p *ptrace.Process, rt runtimeInfo, tried map[int]bool) (int, err
 	}
 	slices.SortStableFunc(cs, func(a, b cand) int { return a.rank - b.rank })
 	return cs[0].tid, nil
-}
-
-// threadState returns the state letter of a task, 0 if unknown.
-func threadState(pid, tid int) byte {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + strconv.Itoa(tid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	for i := len(b) - 1; i >= 0; i-- {
-		if b[i] == ')' {
-			if i+2 < len(b) {
-				return b[i+2]
-			}
-			break
-		}
-	}
-	return 0
 }
 
 // callOn runs req on thread tid.

@@ -9,7 +9,6 @@ import (
 
 	"ulp/livepatch/abi"
 	"ulp/livepatch/ptrace"
-	"ulp/livepatch/target"
 )
 
 // ReasonSetPatchable is the reason recorded by SetPatchable(false).
@@ -24,7 +23,7 @@ var ErrSticky = errors.New("runtime state cannot be changed")
 // process seized, so that no trigger runs at the same time. Nothing is
 // stopped. It returns the state before the change.
 func SetPatchable(ctx context.Context, pid int, enable bool, o Options) (abi.State, error) {
-	tp, err := target.Open(pid)
+	tp, err := openStable(pid)
 	if err != nil {
 		return 0, err
 	}

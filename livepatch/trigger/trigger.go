@@ -167,13 +167,18 @@ func exited(pid int, err error) bool {
 	return false
 }
 
-// gone reports whether process pid has exited (or is a zombie).
+// gone reports whether process pid has exited, is a zombie, or is exiting
+// (its memory is already released: an empty memory map).
 func gone(pid int) bool {
 	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		return errors.Is(err, procfs.ErrNoProcess)
 	}
-	return st.State == 'Z' || st.State == 'X'
+	if st.State == 'Z' || st.State == 'X' {
+		return true
+	}
+	maps, err := procfs.Maps(pid)
+	return errors.Is(err, procfs.ErrNoProcess) || err == nil && len(maps) == 0
 }
 
 // run is the state of one trigger.
@@ -256,7 +261,7 @@ func (r *run) do(ctx context.Context) error {
 		return err
 	}
 	if err := r.writeLedger(enc); err != nil {
-		return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true}
+		return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
 	}
 	r.message(plan)
 	return nil
@@ -284,7 +289,7 @@ func (r *run) readContainer() error {
 
 // openTarget finds the runtime and its block, and checks its state.
 func (r *run) openTarget() error {
-	tp, err := target.Open(r.pid)
+	tp, err := openStable(r.pid)
 	switch {
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
@@ -311,6 +316,19 @@ func (r *run) openTarget() error {
 	}
 	r.rt = runtimeInfo{ABI: tp.ABI, Entry: blk.Entry, TextStart: tp.Runtime.Start, TextEnd: tp.Runtime.End}
 	return nil
+}
+
+// openStable is target.Open, tried again a few times when it fails on the
+// process's memory: a library unmapped by dlclose between the read of the
+// memory map and the read of its ELF header is not an error of the process.
+func openStable(pid int) (*target.Process, error) {
+	for attempt := 0; ; attempt++ {
+		tp, err := target.Open(pid)
+		if err == nil || attempt == 4 || errors.Is(err, procfs.ErrNoProcess) ||
+			errors.Is(err, target.ErrNoRuntime) || errors.Is(err, fs.ErrPermission) {
+			return tp, err
+		}
+	}
 }
 
 // check decides SKIPPED cases from the ledger and the loaded objects.
@@ -378,7 +396,7 @@ func planError(err error) error {
 	}
 	var mm *ledger.MismatchError
 	if errors.As(err, &mm) {
-		return &outcome{result: report.Error, reason: err.Error(), inconsistent: true}
+		return &outcome{result: report.Error, reason: err.Error(), inconsistent: true, err: err}
 	}
 	return failed("%w", err)
 }
@@ -570,7 +588,7 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
 				r.proc.ResumeAll()
 				// Writes are ordered so that any prefix leaves old or new
 				// code, but the ledger no longer matches.
-				return &outcome{result: report.Error, reason: fmt.Sprintf("write code: %v", err), inconsistent: i > 0}
+				return &outcome{result: report.Error, reason: fmt.Sprintf("write code: %v", err), inconsistent: i > 0, err: err}
 			}
 		}
 		if err := r.proc.ResumeAll(); err != nil {
