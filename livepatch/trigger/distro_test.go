@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -189,5 +188,4 @@ func TestDistroLibraries_ApplyRevertUnderLoad(t *testing.T) {
 	slices.Sort(pauses)
 	t.Logf("%d cycles, %d triggers: calls %+v; pause median %d µs, p99 %d µs, max %d µs", cycles, len(pauses), s,
 		pauses[len(pauses)/2], pauses[len(pauses)*99/100], pauses[len(pauses)-1])
-	_ = fmt.Sprint()
 }

@@ -55,6 +55,10 @@ type Options struct {
 	Timeout time.Duration
 	// Log receives debug logs; nil discards them.
 	Log *slog.Logger
+	// CheckStack makes the code write wait, retrying until Timeout, while
+	// any thread executes a function being replaced or has a return
+	// address into one on its stack (checkstack.go).
+	CheckStack bool
 	// Trust, when set, is the trust policy: apply and replace load only a
 	// container signed by one of its keys, owned by root or the agent's
 	// user and not writable by group or others (openContainer).
@@ -197,6 +201,7 @@ type run struct {
 
 	closers []io.Closer // closed when the trigger ends (see containerPath)
 	ck      *checked    // the container's open, checked file
+	ranges  []codeRange // CheckStack: the functions being replaced
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -581,6 +586,14 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
 				return failed("thread %d stays inside the code to be patched", split)
 			}
 			time.Sleep(time.Duration(attempt+1) * 100 * time.Microsecond)
+			continue
+		}
+		if retry, err := r.checkStack(ctx, plan); err != nil || retry {
+			r.proc.ResumeAll()
+			if err != nil {
+				return err
+			}
+			time.Sleep(time.Millisecond)
 			continue
 		}
 		for i, w := range plan.Writes {
