@@ -5,7 +5,11 @@
 // Each Process has its own tracer: one goroutine locked to one OS thread,
 // never unlocked, that issues every ptrace request for that process (the
 // kernel ties a tracee to the tracing thread, not to the Go program). The
-// thread exits with the goroutine after Detach.
+// thread exits with the goroutine after Detach, and the kernel then detaches
+// every thread still attached: Detach stops nothing. Events are collected
+// with wait4 on each known thread id (never -1), so that several Processes
+// in one program, and a program that is also the target's parent, never
+// take each other's stops.
 //
 // Data is written with process_vm_writev (reads are livepatch/procfs's),
 // and code written with pwrite on /proc/PID/mem (process_vm_writev cannot
