@@ -25,6 +25,8 @@ type triggerOptions struct {
 	retries   int
 	timeout   time.Duration
 	trusted   string
+	// checkStack: --check-stack.
+	checkStack bool
 	// trustedSet: --trusted was given, so its folder must exist.
 	trustedSet bool
 }
@@ -42,7 +44,14 @@ applies the new patch in one stop of the process (atomic replace), and if the
 new patch is invalid nothing is reverted.
 
 The container is loaded by one thread of the process while the others keep
-running; the threads are stopped only while the code is written.
+running; the threads are stopped only while the code is written. With
+--check-stack the write waits, retrying until --timeout, while any thread
+executes a function being replaced or has a return address into one on its
+stack; the ERROR then names the thread and the function.
+
+Functions of libraries built without the NOP pad (Debian's glibc and OpenSSL)
+are redirected by a 5-byte jump written over their entry; see "ulp
+livepatchable -v".
 
 For each process it prints one line: SUCCESS, SKIPPED <reason> (target library
 not loaded, build-id mismatch, already applied, not applied, blocked by user,
@@ -72,6 +81,7 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
 	f.IntVarP(&opts.retries, "retries", "r", 20, "attempts when every thread is busy in malloc or the loader, or another agent holds the process")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
+	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	return cmd
 }
@@ -141,7 +151,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
-	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust}
+	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack}
 	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary}
 	enc := json.NewEncoder(w)
 	many := len(found) != 1
