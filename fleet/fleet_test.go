@@ -89,6 +89,7 @@ func TestPlan_Golden(t *testing.T) {
 		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
 		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp"}},
 		{"ping", Options{Action: Ping, Agent: testAgent}},
+		{"push", Options{Action: Push, Agent: testAgent, Containers: []Artifact{testFix}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

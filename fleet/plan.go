@@ -28,6 +28,9 @@ const (
 	Revert Action = "revert"
 	// Status runs `ulp patches --json` (no containers).
 	Status Action = "status"
+	// Push only uploads the agent and the containers (pre-staging before a
+	// maintenance window); a later apply finds them there.
+	Push Action = "push"
 	// Ping connects and runs a read-only preflight (architecture, kernel,
 	// free space and mount options of the staging folder, agent present,
 	// processes with the runtime); it changes nothing on hosts.
@@ -153,6 +156,10 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 	case Revert:
 		if len(opts.Containers) == 0 && opts.RevertAll == "" {
 			bad("revert needs containers or a library for --revert-all")
+		}
+	case Push:
+		if opts.RevertAll != "" {
+			bad("push takes no --revert-all")
 		}
 	case Status, Ping:
 		if len(opts.Containers) > 0 || opts.RevertAll != "" {

@@ -305,13 +305,22 @@ func classes(hs []hostRecord) string {
 func TestRollout_InProcessSSH(t *testing.T) {
 	f := startInProcessFleet(t, 3, "")
 	ctx := t.Context()
-	code, out, _, _ := cliRun(ctx, t, append([]string{"apply", "--json", sampleContainer}, f.args...)...)
+	// push stages the files and triggers nothing.
+	code, out, _, _ := cliRun(ctx, t, append([]string{"push", "--json", sampleContainer}, f.args...)...)
 	hosts, sum := decodeRecords(t, out)
+	if code != 0 || sum.OK != 3 || hosts[1].Uploaded != 2 || len(hosts[1].Processes) != 0 {
+		t.Fatalf("push: exit %d, %+v, %+v", code, sum, hosts[1])
+	}
+	if _, err := os.Stat(filepath.Join(f.staging[1], "ledger")); err == nil {
+		t.Error("push triggered the agent")
+	}
+	code, out, _, _ = cliRun(ctx, t, append([]string{"apply", "--json", sampleContainer}, f.args...)...)
+	hosts, sum = decodeRecords(t, out)
 	if code != 0 || sum.OK != 3 || sum.Patched != 3 || classes(hosts) != "host01=success host02=success host03=success" {
 		t.Fatalf("apply: exit %d, %s, %+v", code, classes(hosts), sum)
 	}
-	if hosts[0].Uploaded != 2 || hosts[0].Unchanged != 0 || len(hosts[0].Processes) != 2 {
-		t.Errorf("host01: %+v", hosts[0])
+	if hosts[0].Uploaded != 0 || hosts[0].Unchanged != 2 || len(hosts[0].Processes) != 2 {
+		t.Errorf("host01 (files pushed before): %+v", hosts[0])
 	}
 	// The agent is executable and content-addressed on the host.
 	agents, _ := filepath.Glob(filepath.Join(f.staging[1], "bin", "ulp-*"))

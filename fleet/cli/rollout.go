@@ -59,6 +59,22 @@ func newRevertCommand(a *app) *cobra.Command {
 	return cmd
 }
 
+func newPushCommand(a *app) *cobra.Command {
+	var o rolloutOptions
+	cmd := &cobra.Command{
+		Use:   "push [PATCH.so...]",
+		Short: "Upload the agent and containers to every selected host without applying anything",
+		Long: "push stages the agent and the containers on every selected host (content-\n" +
+			"addressed: what is already there is not sent again), canaries first, so\n" +
+			"that a later apply only triggers.\n" + exitStatusHelp,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return a.runRollout(cmd.Context(), fleet.Push, args, o)
+		},
+	}
+	cmd.Flags().BoolVar(&o.dryRun, "dry-run", false, "print the plan and change nothing")
+	return cmd
+}
+
 func newPlanCommand(a *app) *cobra.Command {
 	var o rolloutOptions
 	cmd := &cobra.Command{
@@ -131,7 +147,7 @@ func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error)
 		r.Observe = pr.observe
 		defer pr.clear()
 	}
-	if p.Action == fleet.Apply || p.Action == fleet.Revert {
+	if p.Action == fleet.Apply || p.Action == fleet.Revert || p.Action == fleet.Push {
 		a.log.Info("rollout", "action", p.Action, "hosts", p.NumHosts(), "waves", len(p.Waves))
 	}
 	return r.Run(ctx, p)

@@ -105,6 +105,7 @@ func newRoot(a *app) *cobra.Command {
 		newPlanCommand(a),
 		newStatusCommand(a),
 		newPingCommand(a),
+		newPushCommand(a),
 	)
 	return root
 }
