@@ -57,7 +57,11 @@ func (r *run) openContainer() (*container.File, error) {
 	if err != nil {
 		return nil, failed("invalid container: %s: %w", r.req.Container, err)
 	}
-	if r.o.Trust != nil && (r.req.Action == ActApply || r.req.Action == ActReplace) {
+	r.ck = ck
+	if r.req.Action != ActApply && r.req.Action != ActReplace {
+		return c, nil // nothing is loaded
+	}
+	if r.o.Trust != nil {
 		if err := sign.CheckSafe(ck.info); err != nil {
 			return nil, failed("refused by trust policy %s: %s: %w", r.o.Trust.Dir, r.req.Container, err)
 		}
@@ -70,7 +74,6 @@ func (r *run) openContainer() (*container.File, error) {
 	if ck.dev, ck.inode, err = mapsIdentity(f); err != nil {
 		return nil, failed("container: %w", err)
 	}
-	r.ck = ck
 	return c, nil
 }
 
