@@ -10,9 +10,9 @@ import (
 // Class names what happened to a host, finer than its State: "success",
 // "partial" (some processes patched, some failed), "patch_failed" (no
 // process patched, some failed), "unreachable", "auth_failed",
-// "host_key_unknown", "host_key_changed", "upload_failed",
-// "locked" (another rollout holds the host), "connection_lost", "agent_error", "timeout", "interrupted",
-// "not_attempted" or "failed".
+// "host_key_unknown", "host_key_changed", "upload_failed", "locked"
+// (another rollout holds the host), "health_failed", "connection_lost",
+// "agent_error", "timeout", "interrupted", "not_attempted" or "failed".
 func (hr *HostResult) Class() string {
 	switch hr.State {
 	case StateOK:
@@ -33,6 +33,8 @@ func (hr *HostResult) Class() string {
 		return "timeout"
 	case errors.Is(err, ErrLocked):
 		return "locked"
+	case errors.Is(err, ErrHealth):
+		return "health_failed"
 	case errors.Is(err, remote.ErrHostKeyMismatch):
 		return "host_key_changed"
 	case errors.Is(err, remote.ErrHostKeyUnknown):

@@ -334,6 +334,7 @@ type fakeHost struct {
 	triggerOut string // stdout of trigger
 	exitCode   int    // of trigger
 	block      bool   // trigger blocks until ctx ends
+	unhealthy  bool   // the health check fails
 	patchesOut string
 }
 
@@ -394,6 +395,8 @@ func (c *fakeConn) Run(ctx context.Context, argv []string, _ io.Reader) (remote.
 		}
 	case slices.Contains(argv, "patches"):
 		cmd = "patches"
+	case argv[0] == "sh" && c.h.unhealthy:
+		return remote.Result{ExitCode: 1}, &remote.ExitError{Argv: argv, Code: 1}
 	}
 	switch cmd {
 	case "trigger":
@@ -579,6 +582,24 @@ func TestRun_Classes(t *testing.T) {
 	}
 	if res.Hosts[4].Phase != "upload" || res.Hosts[0].Phase != "connect" {
 		t.Errorf("phases %q %q", res.Hosts[4].Phase, res.Hosts[0].Phase)
+	}
+}
+
+func TestRun_HealthCheck(t *testing.T) {
+	d := newFake()
+	d.hosts = map[string]*fakeHost{"c1": {triggerOut: string(okOut), unhealthy: true}}
+	p, err := NewPlan(hosts("c1", "a1"), Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix},
+		Canary: []string{"1"}, HealthCheck: "curl -fs localhost/health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := (&Rollout{Dialer: d}).Run(t.Context(), p)
+	c1 := res.Hosts[0]
+	if c1.Class() != "health_failed" || c1.Patched != 1 || !errors.Is(err, ErrStopped) || res.Hosts[1].State != StateNotAttempted {
+		t.Errorf("c1 %s patched %d, err %v, %s", c1.Class(), c1.Patched, err, states(res))
+	}
+	if got := d.runs["c1"][2]; strings.Join(got, " ") != "sh -c curl -fs localhost/health" {
+		t.Errorf("health check argv %q", got)
 	}
 }
 

@@ -84,6 +84,10 @@ type Options struct {
 	// serial: each a host count ("5") or a percentage of all hosts ("20%",
 	// truncated, at least 1); the last size repeats. Empty: one batch.
 	Batch []string
+	// HealthCheck, when set, is a shell command run on each host after its
+	// triggers (apply and revert); a non-zero exit fails the host (and so
+	// counts for the canary gate).
+	HealthCheck string
 	// Sudo runs the agent with `sudo -n --` (never prompting); everything
 	// else runs as the login user, who must be able to write the staging
 	// folder.
@@ -98,7 +102,9 @@ type Plan struct {
 	Containers []Artifact `json:"containers,omitempty"`
 	RevertAll  string     `json:"revert_all,omitempty"`
 	Sudo       bool       `json:"sudo,omitempty"`
-	Waves      []Wave     `json:"waves"`
+	// HealthCheck is Options.HealthCheck.
+	HealthCheck string `json:"health_check,omitempty"`
+	Waves       []Wave `json:"waves"`
 }
 
 // Wave is a set of hosts run together; waves run one after the other.
@@ -124,6 +130,7 @@ const (
 	StepTrigger   StepKind = "trigger"   // run `ulp trigger --json ...`
 	StepPatches   StepKind = "patches"   // run `ulp patches --json`
 	StepPreflight StepKind = "preflight" // run the read-only preflight script
+	StepHealth    StepKind = "health"    // run the health check command
 )
 
 // Step is one step of a host.
@@ -204,7 +211,8 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	p := &Plan{Action: opts.Action, Agent: opts.Agent, Containers: opts.Containers, RevertAll: opts.RevertAll, Sudo: opts.Sudo}
+	p := &Plan{Action: opts.Action, Agent: opts.Agent, Containers: opts.Containers, RevertAll: opts.RevertAll,
+		Sudo: opts.Sudo, HealthCheck: opts.HealthCheck}
 	for _, w := range waves {
 		for i, h := range w.Hosts {
 			dir := staging
@@ -277,6 +285,9 @@ func (p *Plan) steps(dir string) []Step {
 		}
 	case Status:
 		steps = append(steps, Step{Kind: StepPatches, Argv: append(agent, "patches", "--json")})
+	}
+	if p.HealthCheck != "" && (p.Action == Apply || p.Action == Revert) {
+		steps = append(steps, Step{Kind: StepHealth, Argv: []string{"sh", "-c", p.HealthCheck}})
 	}
 	return steps
 }

@@ -27,6 +27,8 @@ var (
 	ErrProcessFailed = errors.New("processes failed")
 	// ErrInternal means a host's goroutine panicked (a bug in ulpfleet).
 	ErrInternal = errors.New("internal error")
+	// ErrHealth means the health check failed on the host.
+	ErrHealth = errors.New("health check failed")
 	// ErrLocked means another rollout held the host's lock for longer than
 	// LockWait seconds.
 	ErrLocked = errors.New("host locked by another rollout")
@@ -299,6 +301,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 		defer cancel()
 	}
 	fail := func(phase string, err error) HostResult {
+		hr.Patched, hr.Skipped, hr.Failed = countProcesses(hr.Processes)
 		hr.State, hr.Phase = StateFailed, phase
 		if ctx.Err() != nil {
 			hr.State = StateInterrupted
@@ -375,6 +378,14 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				return fail(string(s.Kind), err)
 			}
 			hr.Patches = procs
+		case StepHealth:
+			if _, err := conn.Run(hctx, s.Argv, nil); err != nil {
+				var xe *remote.ExitError
+				if errors.As(err, &xe) {
+					err = fmt.Errorf("%w: %w", ErrHealth, err)
+				}
+				return fail(string(s.Kind), err)
+			}
 		case StepPreflight:
 			out, err := conn.Run(hctx, s.Argv, nil)
 			if err != nil {

@@ -487,6 +487,19 @@ func TestRollout_AutoRevert_InProcessSSH(t *testing.T) {
 	}
 }
 
+func TestRollout_HealthCheck_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 2, "")
+	code, out, _, _ := cliRun(t.Context(), t, append(append([]string{"apply", "--json"}, f.args...), "--health-check", "exit 0", sampleContainer)...)
+	if hosts, _ := decodeRecords(t, out); code != 0 || classes(hosts) != "host01=success host02=success" {
+		t.Errorf("passing check: exit %d, %s", code, classes(hosts))
+	}
+	code, out, _, _ = cliRun(t.Context(), t, append(append([]string{"apply", "--json"}, f.args...), "--health-check", "echo down >&2; exit 3", sampleContainer)...)
+	hosts, _ := decodeRecords(t, out)
+	if code != ExitStopped || classes(hosts) != "host01=health_failed host02=not_attempted" || !strings.Contains(hosts[0].Error, "down") {
+		t.Errorf("failing check: exit %d, %s, %q", code, classes(hosts), hosts[0].Error)
+	}
+}
+
 func TestLimitFromFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -114,14 +114,15 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 		canary, batch = nil, nil
 	}
 	return fleet.NewPlan(hosts, fleet.Options{
-		Action:     action,
-		Agent:      agent,
-		Containers: containers,
-		RevertAll:  revertAll,
-		StagingDir: a.cfg.StagingDir,
-		Canary:     canary,
-		Batch:      batch,
-		Sudo:       a.cfg.Sudo,
+		Action:      action,
+		Agent:       agent,
+		Containers:  containers,
+		RevertAll:   revertAll,
+		StagingDir:  a.cfg.StagingDir,
+		Canary:      canary,
+		Batch:       batch,
+		Sudo:        a.cfg.Sudo,
+		HealthCheck: a.cfg.HealthCheck,
 	})
 }
 
@@ -202,7 +203,7 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 		return nil
 	}
 	rp, err := fleet.NewPlan(hosts, fleet.Options{Action: fleet.Revert, Agent: p.Agent, Containers: p.Containers,
-		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo})
+		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo}) // no health check: it failed already
 	if err != nil {
 		return err
 	}

@@ -106,6 +106,7 @@ func newRoot(a *app) *cobra.Command {
 		newStatusCommand(a),
 		newPingCommand(a),
 		newPushCommand(a),
+		newVersionCommand(a),
 	)
 	return root
 }

@@ -32,6 +32,7 @@ type Config struct {
 	MaxFailures       int           `mapstructure:"max-failures"`
 	MaxFail           string        `mapstructure:"max-fail"`
 	AutoRevert        bool          `mapstructure:"auto-revert"`
+	HealthCheck       string        `mapstructure:"health-check"`
 	Timeout           time.Duration `mapstructure:"timeout"`
 	ConnectTimeout    time.Duration `mapstructure:"connect-timeout"`
 	KnownHosts        []string      `mapstructure:"known-hosts"`
@@ -61,6 +62,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.StringSlice("canary", []string{"1"}, "canary waves before the rest: host counts, percentages or group:NAME (0: none)")
 	f.StringSlice("batch", nil, "split the hosts after the canaries into batches: counts or percentages, the last repeating (default: one batch)")
 	f.Int("max-failures", 0, "failed hosts tolerated before the rollout stops")
+	f.String("health-check", "", "shell `COMMAND` run on each host after apply or revert; failing fails the host (and the canary gate)")
 	f.Bool("auto-revert", false, "when the rollout stops, revert the containers on the canary hosts that ran them")
 	f.String("max-fail", "", "also stop after a canary wave or batch in which more than this percentage of its hosts failed (e.g. 10%)")
 	f.Duration("timeout", 5*time.Minute, "bound on the work on one host (0: none)")
