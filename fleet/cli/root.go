@@ -32,7 +32,7 @@ EXIT STATUS
   0    every host succeeded
   1    at least one host failed or reported a process ERROR
   2    bad usage, invalid inventory or settings; nothing was done
-  3    stopped at the canary gate or by --max-failures: some hosts were not attempted
+  3    stopped by the canary gate, --max-failures or --max-fail: some hosts were not attempted
   130  interrupted (Ctrl-C or SIGTERM): hosts in flight were cancelled
 `
 
