@@ -262,11 +262,12 @@ func (r *run) do(ctx context.Context) error {
 	if err := r.ensureLedgerCap(ctx, uint64(len(enc))); err != nil {
 		return err
 	}
-	if err := r.writeCode(ctx, plan); err != nil {
-		return err
+	commit, err := r.ledgerWriter(enc)
+	if err != nil {
+		return failed("read ledger: %w", err)
 	}
-	if err := r.writeLedger(enc); err != nil {
-		return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
+	if err := r.writeCode(ctx, plan, commit); err != nil {
+		return err
 	}
 	r.message(plan)
 	return nil
@@ -560,9 +561,15 @@ func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
 const maxSplitRetries = 50
 
 // writeCode stops every thread, checks that none sits inside the bytes to
-// be written, writes them in plan order and resumes the threads.
-func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
+// be written, writes them in plan order, then the ledger (commit), and
+// resumes the threads. Writing the ledger inside the stop window keeps the
+// time in which an agent killed would leave code and ledger disagreeing to
+// a few system calls.
+func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() error) error {
 	if len(plan.Writes) == 0 {
+		if err := commit(); err != nil {
+			return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
+		}
 		return nil
 	}
 	for attempt := 0; ; attempt++ {
@@ -604,6 +611,10 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan) error {
 				return &outcome{result: report.Error, reason: fmt.Sprintf("write code: %v", err), inconsistent: i > 0, err: err}
 			}
 		}
+		if err := commit(); err != nil {
+			r.proc.ResumeAll()
+			return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
+		}
 		if err := r.proc.ResumeAll(); err != nil {
 			return failed("resume threads: %w", err)
 		}
@@ -630,30 +641,36 @@ func (r *run) splitting(plan *ledger.Plan) (int, error) {
 	return 0, nil
 }
 
-// writeLedger stores the encoded ledger under the ledger seqlock.
-func (r *run) writeLedger(enc []byte) error {
+// ledgerWriter prepares the store of the encoded ledger under the ledger
+// seqlock (reading the area now) and returns the function that performs it:
+// four process_vm_writev calls.
+func (r *run) ledgerWriter(enc []byte) (func() error, error) {
 	_, area, err := r.tp.ReadLedgerBytes(context.Background())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if uint64(len(enc)) > area.Cap {
-		return fmt.Errorf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
+		return nil, fmt.Errorf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
 	}
 	le := binary.LittleEndian
 	seq := area.Seq + 1 // odd: writing
 	if area.Seq&1 == 1 {
 		seq = area.Seq + 2 // a writer died mid-write: stay odd, move on
 	}
-	if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, seq)); err != nil {
-		return err
-	}
-	if err := r.proc.WriteData(area.Addr, enc); err != nil {
-		return err
-	}
-	if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerLen, le.AppendUint64(nil, uint64(len(enc)))); err != nil {
-		return err
-	}
-	return r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, le.AppendUint64(nil, seq+1))
+	odd, even := le.AppendUint64(nil, seq), le.AppendUint64(nil, seq+1)
+	n := le.AppendUint64(nil, uint64(len(enc)))
+	return func() error {
+		if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, odd); err != nil {
+			return err
+		}
+		if err := r.proc.WriteData(area.Addr, enc); err != nil {
+			return err
+		}
+		if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerLen, n); err != nil {
+			return err
+		}
+		return r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, even)
+	}, nil
 }
 
 // message appends one line about the change to the runtime's ring.
