@@ -17,6 +17,7 @@ const (
 	CC     = "cc"     // a C compiler on PATH
 	SSHD   = "sshd"   // OpenSSH's sshd binary
 	Build  = "build"  // the artifacts of `make` exist (build/ulp, build/libpulp.so.0)
+	Nginx  = "nginx"  // Debian's nginx binary (make deps installs it)
 )
 
 // Required reports whether ULP_TEST_REQUIRE demands capability c.
@@ -66,6 +67,10 @@ func missing(c string) string {
 	case SSHD:
 		if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
 			return "no /usr/sbin/sshd (apt-get install openssh-server)"
+		}
+	case Nginx:
+		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
+			return "no /usr/sbin/nginx (apt-get install nginx)"
 		}
 	case Build:
 		for _, f := range []string{"ulp", "libpulp.so.0"} {

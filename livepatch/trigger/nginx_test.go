@@ -1,0 +1,245 @@
+package trigger
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"ulp/internal/testenv"
+	"ulp/livepatch/report"
+	"ulp/livepatch/trigger/triggertest"
+)
+
+const distroSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
+
+// nginxConf runs nginx in the foreground with a master and two workers,
+// serving $ssl_protocol (SSL_get_version of libssl.so.3) over TLS.
+const nginxConf = `daemon off;
+master_process on;
+user nobody nogroup;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/tmp;
+	proxy_temp_path %[1]s/tmp;
+	fastcgi_temp_path %[1]s/tmp;
+	uwsgi_temp_path %[1]s/tmp;
+	scgi_temp_path %[1]s/tmp;
+	server {
+		listen %[2]s ssl;
+		ssl_certificate %[1]s/cert.pem;
+		ssl_certificate_key %[1]s/key.pem;
+		ssl_protocols TLSv1.3;
+		location / { return 200 "protocol=$ssl_protocol\n"; }
+	}
+}
+`
+
+// writeCert writes a self-signed certificate and key for 127.0.0.1.
+func writeCert(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, blk := range map[string]*pem.Block{
+		"cert.pem": {Type: "CERTIFICATE", Bytes: der},
+		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: kder},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// freePort returns a TCP address on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startNginx starts Debian's nginx with the runtime preloaded and returns
+// its master's PID and its address. The master and its workers are ended
+// when t ends.
+func startNginx(t *testing.T, dir string) (int, string) {
+	t.Helper()
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
+	rt := testenv.Artifact(t, "libpulp.so.0")
+	writeCert(t, dir)
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	addr := freePort(t)
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	cmd.Env = append(os.Environ(), "LD_PRELOAD="+rt)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	master := cmd.Process.Pid
+	t.Cleanup(func() {
+		workers := nginxWorkers(master)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		for _, w := range workers {
+			syscall.Kill(w, syscall.SIGKILL) // normally gone with the master
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for len(nginxWorkers(master)) < 2 || get(addr) == "" {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return master, addr
+}
+
+// nginxWorkers returns the PIDs of the children of master.
+func nginxWorkers(master int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(master) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// get fetches https://addr/ on a new connection and returns the body, or ""
+// on any error.
+func get(addr string) string {
+	c := &http.Client{
+		Timeout: 5 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true},
+			DisableKeepAlives: true,
+		},
+	}
+	resp, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// TestNginx_LiveTLSPatch live-patches SSL_get_version of Debian's
+// libssl.so.3 in an unmodified nginx serving TLS (master and two workers,
+// started with the runtime preloaded): clients see the replacement's
+// answer without any restart, and the original one after the revert.
+func TestNginx_LiveTLSPatch(t *testing.T) {
+	testenv.Require(t, testenv.CC)
+	// The workers run as nobody: the container's folder must be theirs to
+	// read, as a livepatch package installs it.
+	lpDir, err := os.MkdirTemp("", "ulp-nginx-lp-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(lpDir) })
+	if err := os.Chmod(lpDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fx := &triggertest.Fixture{Dir: lpDir, LP: map[string]string{}}
+	b, err := os.ReadFile(filepath.Join("testdata", "lp_ssl.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(fx.Dir, "lp_ssl.c")
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	so := filepath.Join(fx.Dir, "lp_ssl.so")
+	testenv.CompileC(t, so, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id"}, src)
+	lp := fx.PackFile(t, so, distroSSL, "SSL_get_version:ssl_get_version_lp")
+
+	master, addr := startNginx(t, t.TempDir())
+	procs := append([]int{master}, nginxWorkers(master)...)
+	expect := func(want string) {
+		t.Helper()
+		for range 20 {
+			if got := get(addr); got != want {
+				t.Fatalf("GET https://%s/ = %q, want %q", addr, got, want)
+			}
+		}
+	}
+	expect("protocol=TLSv1.3")
+	for _, pid := range procs {
+		mustTrig(t, pid, apply(lp), report.Success)
+	}
+	expect("protocol=TLSv1.3+livepatched")
+	for _, pid := range procs {
+		mustTrig(t, pid, revert(lp), report.Success)
+	}
+	expect("protocol=TLSv1.3")
+	if w := nginxWorkers(master); len(w) != 2 || w[0] != procs[1] && w[0] != procs[2] {
+		t.Errorf("workers %v after the patch, were %v: nginx restarted them", w, procs[1:])
+	}
+}
