@@ -1,0 +1,11 @@
+/* A livepatch whose constructor takes 1.5 s: its load outlasts a short
+ * --timeout. */
+#include <time.h>
+
+__attribute__((constructor)) static void slow(void) {
+  struct timespec d = {1, 500 * 1000 * 1000};
+  while (nanosleep(&d, &d) != 0) {
+  }
+}
+
+__attribute__((noipa)) int calc_value_lp(void) { return 900; }
