@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,6 +87,9 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	return cmd
 }
 
+// triggerJobs bounds the processes triggered at once.
+const triggerJobs = 4
+
 // usageMaxArgs is cobra.MaximumNArgs with exit status 2.
 func usageMaxArgs(n int) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
@@ -152,14 +156,26 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		return err
 	}
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack}
+	// Processes are independent: up to triggerJobs at once, each with its
+	// own tracer thread; the lines come out in process order.
+	reps := make([]report.Process, len(found))
+	var wg sync.WaitGroup
+	jobs := make(chan struct{}, triggerJobs)
+	for i, f := range found {
+		wg.Go(func() {
+			jobs <- struct{}{}
+			defer func() { <-jobs }()
+			reps[i] = trigger.Run(ctx, f.PID, req, o)
+			if reps[i].Comm == "" {
+				reps[i].Comm = f.Comm // a process that could not be inspected
+			}
+		})
+	}
+	wg.Wait()
 	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary}
 	enc := json.NewEncoder(w)
 	many := len(found) != 1
-	for _, f := range found {
-		rep := trigger.Run(ctx, f.PID, req, o)
-		if rep.Comm == "" {
-			rep.Comm = f.Comm // a process that could not be inspected
-		}
+	for _, rep := range reps {
 		sum.Candidates++
 		switch rep.Result {
 		case report.Success:
