@@ -500,6 +500,29 @@ func TestRollout_HealthCheck_InProcessSSH(t *testing.T) {
 	}
 }
 
+// TestRollout_HostLock_InProcessSSH: two rollouts at once on one host take
+// turns: the triggers never overlap.
+func TestRollout_HostLock_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 1, "")
+	f.setMode(t, 0, "pause")
+	codes := make(chan int, 2)
+	for range 2 {
+		go func() {
+			code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, f.args...)...)
+			codes <- code
+		}()
+	}
+	for range 2 {
+		if code := <-codes; code != 0 {
+			t.Errorf("exit %d", code)
+		}
+	}
+	b, _ := os.ReadFile(filepath.Join(f.staging[0], "trace"))
+	if got := strings.Fields(string(b)); strings.Join(got, " ") != "start end start end" {
+		t.Errorf("triggers overlapped: %q", got)
+	}
+}
+
 func TestLimitFromFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {

@@ -1,7 +1,8 @@
 #!/bin/sh
 # A stand-in for the ulp agent in fleet tests. It behaves as the file "mode"
-# in its staging folder says (ok, error, crash, slow; default ok), prints the
-# agent's --json records, and keeps a ledger of applied patches there.
+# in its staging folder says (ok, error, crash, slow, pause; default ok),
+# prints the agent's --json records, and keeps a ledger of applied patches
+# there.
 dir=$(dirname "$0")/..
 mode=ok
 [ -f "$dir/mode" ] && mode=$(cat "$dir/mode")
@@ -26,6 +27,7 @@ trigger)
 	id=$(basename "$(dirname "$patch")")
 	case "$mode" in
 	slow) sleep 30 ;;
+	pause) echo "start" >>"$dir/trace"; sleep 1; echo "end" >>"$dir/trace" ;;
 	crash) echo "fake agent: crashed" >&2; exit 2 ;;
 	esac
 	result=SUCCESS
