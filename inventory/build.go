@@ -238,7 +238,7 @@ func (b *builder) resolve() (*Inventory, error) {
 		hd := b.hosts[name]
 		maps.Copy(vars, hd.vars)
 		h := Host{Name: name, Addr: name, Port: DefaultPort, Groups: groups, Vars: vars}
-		if v, ok := vars["ansible_host"]; ok {
+		if v, ok := lookup(vars, "ansible_host", "ansible_ssh_host"); ok {
 			s, ok := v.(string)
 			if !ok || s == "" || strings.ContainsAny(s, " \t\r\n") {
 				b.errorf(hd.line, "host %q: ansible_host must be a host name or address, not %v", name, v)
@@ -246,14 +246,14 @@ func (b *builder) resolve() (*Inventory, error) {
 				h.Addr = s
 			}
 		}
-		if v, ok := vars["ansible_port"]; ok {
+		if v, ok := lookup(vars, "ansible_port", "ansible_ssh_port"); ok {
 			p, ok := toPort(v)
 			if !ok {
 				b.errorf(hd.line, "host %q: ansible_port must be a number from 1 to 65535, not %v", name, v)
 			}
 			h.Port = p
 		}
-		if v, ok := vars["ansible_user"]; ok {
+		if v, ok := lookup(vars, "ansible_user", "ansible_ssh_user"); ok {
 			s, ok := v.(string)
 			if !ok || strings.ContainsAny(s, " \t\r\n:@") {
 				b.errorf(hd.line, "host %q: ansible_user must be a user name, not %v", name, v)
@@ -300,6 +300,16 @@ func (b *builder) depths() map[string]int {
 	}
 	visit(All, 0)
 	return depth
+}
+
+// lookup returns vars[name], else vars[alias] (the ansible_ssh_* names
+// that older inventories use).
+func lookup(vars map[string]any, name, alias string) (any, bool) {
+	if v, ok := vars[name]; ok {
+		return v, true
+	}
+	v, ok := vars[alias]
+	return v, ok
 }
 
 // priority returns a group's ansible_group_priority (default 1).

@@ -106,6 +106,7 @@ func TestLoadINI(t *testing.T) {
 		{"a\n[g]\na\n", "a:all,g", false}, // listed in a group: no longer ungrouped
 		{"[g]\nh x=1 y=1.5 z=True n=None s='two words' # comment\n", "h:all,g:n=<nil>,s=two words,x=1,y=1.5,z=true", false},
 		{"[g]\nh:2200\n", "h:all,g:ansible_port=2200", false},
+		{"old ansible_ssh_host=10.0.0.1 ansible_ssh_port=2022 ansible_ssh_user=u\n", "old:all,ungrouped:ansible_ssh_host=10.0.0.1,ansible_ssh_port=2022,ansible_ssh_user=u", false},
 		{"[all:children]\ng\n[g]\nh\n", "h:all,g", false},
 		{"[g:vars]\nx = ' q '\n[g]\nh\n", "h:all,g:x= q ", false},
 		{"[g\nh\n", "line 1: section header", true},
@@ -195,6 +196,10 @@ func TestLoad_Resolution(t *testing.T) {
 			t.Errorf("%s: got addr %q user %q port %d tier %v, want %q %q %d %q",
 				tt.host, h.Addr, h.User, h.Port, h.Vars["tier"], tt.addr, tt.user, tt.port, tt.tier)
 		}
+	}
+	old, err := LoadINI([]byte("old ansible_ssh_host=10.0.0.1 ansible_ssh_port=2022 ansible_ssh_user=u\n"))
+	if h, _ := old.Host("old"); err != nil || h.Addr != "10.0.0.1" || h.Port != 2022 || h.User != "u" {
+		t.Errorf("ansible_ssh_* aliases: %+v, %v", h, err)
 	}
 	if _, ok := inv.Host("bastion.example.com"); ok {
 		t.Error("host lookup must be case-sensitive")
