@@ -57,7 +57,6 @@ func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} 
 // app holds what the commands share: the settings (after PersistentPreRunE),
 // the output streams and the hooks tests replace.
 type app struct {
-	v      *viperSettings
 	cfg    Config
 	log    *slog.Logger
 	stdout io.Writer

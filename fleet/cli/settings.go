@@ -47,12 +47,6 @@ type Config struct {
 	Verbose           bool          `mapstructure:"verbose"`
 }
 
-// viperSettings is the per-command viper instance (never the global one).
-type viperSettings struct {
-	v    *viper.Viper
-	file string // the config file read, "" for none
-}
-
 func addSettingFlags(f *pflag.FlagSet) {
 	f.String("config", "", "config file (YAML; default ./ulpfleet.yaml, then ~/.config/ulpfleet/config.yaml)")
 	f.StringP("inventory", "i", "", "inventory: Ansible YAML or `ansible-inventory --list` JSON")
@@ -87,8 +81,8 @@ func defaultKnownHosts() string {
 	return filepath.Join(home, ".ssh", "known_hosts")
 }
 
-// loadSettings builds the command's viper instance, reads the settings into
-// a.cfg and checks them.
+// loadSettings builds the command's own viper instance (never the global
+// one), reads the settings into a.cfg and checks them.
 func (a *app) loadSettings(cmd *cobra.Command) error {
 	v := viper.New()
 	v.SetEnvPrefix("ULPFLEET")
@@ -104,7 +98,7 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 	if bindErr != nil {
 		return bindErr
 	}
-	s := &viperSettings{v: v}
+	read := "" // the config file read
 	file, _ := flags.GetString("config")
 	if file == "" {
 		file = os.Getenv("ULPFLEET_CONFIG")
@@ -126,7 +120,7 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		if err := v.ReadInConfig(); err != nil {
 			return usageError(fmt.Errorf("config %s: %w", file, err))
 		}
-		s.file = file
+		read = file
 	}
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
@@ -135,7 +129,7 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 	if err := cfg.validate(); err != nil {
 		return usageError(err)
 	}
-	a.v, a.cfg = s, cfg
+	a.cfg = cfg
 	// Info logs (a line per host) stand in for the progress display when
 	// stdout is not a terminal; on a terminal the progress line shows them.
 	level := slog.LevelInfo
@@ -146,8 +140,8 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		level = slog.LevelDebug
 	}
 	a.log = slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level}))
-	if s.file != "" {
-		a.log.Debug("settings", "config", s.file)
+	if read != "" {
+		a.log.Debug("settings", "config", read)
 	}
 	return nil
 }
