@@ -447,7 +447,7 @@ func (r *run) seize(ctx context.Context) error {
 			continue
 		}
 		if ctx.Err() != nil {
-			return failed("timeout: %w", err)
+			return failed("timeout: %w%s", err, tracedBy(r.pid))
 		}
 		return failed("%w", err)
 	}
