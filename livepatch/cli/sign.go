@@ -26,7 +26,7 @@ func newSignCommand(g *globalOptions) *cobra.Command {
 		Short: "Sign a livepatch container",
 		Long: `sign adds to the livepatch container FILE a .ulp.sig section holding an
 Ed25519 signature, made with the private key KEY (from "ulp keygen" or
-"openssl genpkey -algorithm ed25519"), over the whole file. A signature
+"openssl genpkey -algorithm ed25519"; mode 0600), over the whole file. A signature
 already present is replaced. The file is replaced atomically (or OUT is
 written with -o). Sign after packing: any later change to the file, packing
 included, invalidates the signature.`,
@@ -43,6 +43,13 @@ included, invalidates the signature.`,
 func runSign(g *globalOptions, opts signOptions, path string, stdout io.Writer) error {
 	if opts.key == "" {
 		return usageError(fmt.Errorf("sign needs --key KEY"))
+	}
+	fi, err := os.Stat(opts.key)
+	if err != nil {
+		return usageError(err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return usageError(fmt.Errorf("%s: private key readable or writable by group or others (mode %#o): chmod 600 %s", opts.key, fi.Mode().Perm(), opts.key))
 	}
 	kb, err := os.ReadFile(opts.key)
 	if err != nil {
@@ -64,8 +71,7 @@ func runSign(g *globalOptions, opts signOptions, path string, stdout io.Writer) 
 	if err != nil {
 		return usageError(fmt.Errorf("%s: %w", path, err))
 	}
-	fi, err := os.Stat(path)
-	if err != nil {
+	if fi, err = os.Stat(path); err != nil {
 		return err
 	}
 	dst := path

@@ -106,7 +106,8 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 		want string
 	}{
 		{"sign without key", []string{"sign", so}, "needs --key"},
-		{"sign with a public key", []string{"sign", "--key", key + ".pub", so}, "not an ed25519 key"},
+		{"sign with a public key", []string{"sign", "--key", key + ".pub", so}, "private key readable or writable by group or others (mode 0644)"},
+		{"sign with a private key in PEM of another type", []string{"sign", "--key", keyOf(t, dir, key+".pub"), so}, "not an ed25519 key"},
 		{"sign a non-container", []string{"sign", "--key", key + ".key", key + ".pub"}, "not an ELF file"},
 		{"verify without keys", []string{"verify", so}, "needs --pub PUB or --trusted DIR"},
 		{"verify both", []string{"verify", "--pub", key + ".pub", "--trusted", trusted, so}, "mutually exclusive"},
@@ -249,4 +250,18 @@ func TestTriggerCommand_TrustPolicy(t *testing.T) {
 	}
 	p.Expect(t, map[string]string{"value": "200"})
 	p.Untraced(t)
+}
+
+// keyOf copies file into dir as a 0600 file, as a private key would be.
+func keyOf(t *testing.T, dir, file string) string {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "copy-"+filepath.Base(file))
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
