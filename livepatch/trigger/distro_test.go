@@ -189,3 +189,46 @@ func TestDistroLibraries_ApplyRevertUnderLoad(t *testing.T) {
 	t.Logf("%d cycles, %d triggers: calls %+v; pause median %d µs, p99 %d µs, max %d µs", cycles, len(pauses), s,
 		pauses[len(pauses)/2], pauses[len(pauses)*99/100], pauses[len(pauses)-1])
 }
+
+// TestDistroLibraries_SignalFrameInsideEntry: a thread interrupted by a
+// signal at labs+3 (inside the 5 bytes the jump replaces) waits in its
+// handler; its stack holds the saved instruction pointer that sigreturn
+// will resume. The apply must not write the jump under it: it fails after
+// its retries, and succeeds once the handler has returned; the thread never
+// runs a torn instruction.
+func TestDistroLibraries_SignalFrameInsideEntry(t *testing.T) {
+	d := buildDistro(t)
+	bin := filepath.Join(filepath.Dir(d.bin), "sigframe")
+	b, err := os.ReadFile(filepath.Join("testdata", "sigframe.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := bin + ".c"
+	if err := os.WriteFile(src, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	testenv.CompileC(t, bin, []string{"-O2", "-fno-builtin", "-pthread"}, src)
+	p := triggertest.Start(t, nil, bin)
+	if got := p.Ask(t, "catch"); got != "3" {
+		t.Fatalf("catch: the handler saw labs+%s, want 3", got)
+	}
+	rep := trig(t, p.PID, apply(d.libc))
+	if rep.Result != report.Error || !strings.Contains(rep.Reason, "stays inside the code to be patched") {
+		t.Fatalf("apply over a saved instruction pointer: %s %q", rep.Result, rep.Reason)
+	}
+	p.Ask(t, "release")
+	mustTrig(t, p.PID, apply(d.libc), report.Success)
+	before := p.Ask(t, "count")
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Ask(t, "count") == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the worker stopped calling labs")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mustTrig(t, p.PID, revert(d.libc), report.Success)
+	if got := p.Ask(t, "bad"); got != "0" {
+		t.Fatalf("%s wrong results", got)
+	}
+	p.Untraced(t)
+}

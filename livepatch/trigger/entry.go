@@ -1,7 +1,12 @@
 package trigger
 
 import (
+	"encoding/binary"
+	"slices"
+
 	"ulp/livepatch/ledger"
+	"ulp/livepatch/procfs"
+	"ulp/livepatch/ptrace"
 )
 
 // checkMechanisms checks that every function of the new patch gets, in the
@@ -22,12 +27,58 @@ func (r *run) checkMechanisms(plan *ledger.Plan) error {
 	return nil
 }
 
-// unsafeStop reports whether a thread stopped at rip must be resumed and
-// the stop retried before plan is written: it sits inside bytes to be
-// rewritten, or inside the runtime, where a thread that a call borrowed may
-// still be on its way back to a saved instruction pointer the agent cannot
-// see, which may lie inside an entry to be rewritten (the 5 bytes of the
-// entry mechanism, or between the two NOPs 90 90 of a pad).
-func (r *run) unsafeStop(plan *ledger.Plan, rip uint64) bool {
-	return plan.Splits(rip) || rip >= r.rt.TextStart && rip < r.rt.TextEnd
+// maxSavedScan bounds the bytes above a stopped thread's stack pointer
+// searched for a saved instruction pointer.
+const maxSavedScan = 64 << 10
+
+// unsafeStop reports whether a thread stopped with regs must be resumed
+// and the stop retried before plan is written, because it would later
+// resume inside bytes to be rewritten:
+//   - it is stopped inside them;
+//   - it is inside the runtime, where a thread that a call borrowed may
+//     still be on its way back to a saved instruction pointer the agent
+//     cannot see;
+//   - its stack holds a word pointing inside them, such as the context
+//     saved by a signal whose handler it runs (sigreturn resumes it). The
+//     scan is conservative: any such word counts.
+//
+// The bytes are the 5 of an entry jump or the 2 entry NOPs of a pad (90 90
+// has a boundary in between).
+func (r *run) unsafeStop(plan *ledger.Plan, regs ptrace.Regs) bool {
+	if plan.Splits(regs.Rip) || regs.Rip >= r.rt.TextStart && regs.Rip < r.rt.TextEnd {
+		return true
+	}
+	held, err := r.savedInside(plan, regs.Rsp)
+	if err != nil {
+		r.log.Debug("scan stack for saved instruction pointers", "err", err)
+		return true
+	}
+	return held
+}
+
+// savedInside reports whether the stack above sp holds a word that plan
+// would split.
+func (r *run) savedInside(plan *ledger.Plan, sp uint64) (bool, error) {
+	sp &^= 7
+	find := func() int { return slices.IndexFunc(r.maps, func(m procfs.Mapping) bool { return m.Contains(sp) }) }
+	i := find()
+	if i < 0 {
+		var err error
+		if r.maps, err = procfs.Maps(r.pid); err != nil {
+			return false, err
+		}
+		if i = find(); i < 0 {
+			return false, nil // not a stack we can read
+		}
+	}
+	b := make([]byte, min(r.maps[i].End-sp, maxSavedScan))
+	if err := procfs.ReadMem(r.pid, sp, b); err != nil {
+		return false, err
+	}
+	for o := 0; o+8 <= len(b); o += 8 {
+		if plan.Splits(binary.LittleEndian.Uint64(b[o:])) {
+			return true, nil
+		}
+	}
+	return false, nil
 }

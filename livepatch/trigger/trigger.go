@@ -199,9 +199,10 @@ type run struct {
 	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
 	obj  *target.Object  // the target object of spec
 
-	closers []io.Closer // closed when the trigger ends (see containerPath)
-	ck      *checked    // the container's open, checked file
-	ranges  []codeRange // CheckStack: the functions being replaced
+	closers []io.Closer      // closed when the trigger ends (see containerPath)
+	ck      *checked         // the container's open, checked file
+	ranges  []codeRange      // CheckStack: the functions being replaced
+	maps    []procfs.Mapping // the memory map, to find stacks (entry.go)
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -634,7 +635,7 @@ func (r *run) splitting(plan *ledger.Plan) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		if r.unsafeStop(plan, regs.Rip) {
+		if r.unsafeStop(plan, regs) {
 			return th.TID, nil
 		}
 	}
