@@ -296,8 +296,9 @@ func TestRun_Smoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFigs := map[string][]string{
-		"trigger":   {"threads=2.apply.wall", "threads=2.apply.gap", "threads=2.apply.pause", "threads=2.revert.write", "threads=2.idle-gap"},
-		"percall":   {"plain", "padded", "target.unpatched", "target.patched"},
+		"trigger": {"pad.threads=2.apply.wall", "pad.threads=2.apply.gap", "pad.threads=2.apply.pause", "pad.threads=2.revert.write",
+			"pad.threads=2.idle-gap", "entry.threads=2.apply.wall", "entry.threads=2.revert.gap"},
+		"percall":   {"plain", "padded", "pad.unpatched", "pad.patched", "entry.unpatched", "entry.patched"},
 		"footprint": {"without.VmRSS", "with-runtime.VmSize", "after-patch.VmRSS"},
 		"container": {"packer", "dump"},
 		"fleet":     {"ssh-true.fanout=1.per-host", "apply.fanout=2.hosts-per-s", "revert.fanout=1.per-host", "bytes.cold.sent-per-host", "bytes.second.sent-per-host"},

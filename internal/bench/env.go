@@ -37,7 +37,20 @@ type env struct {
 	lib     string // libbench.so.1 (padded, posted)
 	percall string // the per-call program (also the small process)
 	spin    string // the pause target
-	lp      string // the packed livepatch of bench_target
+	lp      string // the packed livepatch of bench_target (pad mechanism)
+	lpEntry string // the packed livepatch of bench_entry (entry mechanism)
+}
+
+// mechanism is one way of redirecting a function, with the livepatch that
+// uses it and the fixture's question that calls the patched function.
+type mechanism struct {
+	name string // "pad" or "entry", as in `ulp dump`
+	lp   string
+	ask  string // "value" or "entry": prints the function's result for 0 (1 unpatched, 2 patched)
+}
+
+func (e *env) mechanisms() []mechanism {
+	return []mechanism{{"pad", e.lp, "value"}, {"entry", e.lpEntry, "entry"}}
 }
 
 func newEnv(ctx context.Context, cfg Config, log *slog.Logger) (*env, error) {
@@ -95,8 +108,23 @@ func (e *env) buildFixtures(ctx context.Context) error {
 	if err := e.cc(ctx, e.spin, append(prog, "-pthread"), "spin.c", e.lib); err != nil {
 		return err
 	}
-	e.lp, err = e.pack(ctx, "lp_bench", "lp_bench.c", e.lib, []string{"bench_target:bench_target_lp"})
-	return err
+	if e.lp, err = e.pack(ctx, "lp_bench", "lp_bench.c", e.lib, []string{"bench_target:bench_target_lp"}); err != nil {
+		return err
+	}
+	if e.lpEntry, err = e.pack(ctx, "lp_entry", "lp_entry.c", e.lib, []string{"bench_entry:bench_entry_lp"}); err != nil {
+		return err
+	}
+	// The packer chooses the mechanism from the target's code: check it.
+	for _, m := range e.mechanisms() {
+		out, err := e.command(ctx, e.ulp, "dump", m.lp)
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(string(out), "  "+m.name+" entry+") {
+			return fmt.Errorf("%s was not packed with the %s mechanism:\n%s", m.lp, m.name, out)
+		}
+	}
+	return nil
 }
 
 // cc compiles srcs (names in the work folder, or paths) into out.

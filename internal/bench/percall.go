@@ -8,10 +8,10 @@ import (
 )
 
 // percallSection measures, inside one running program, the ns per call of
-// bench_plain (no pad), bench_padded (padded, never patched) and
-// bench_target, first unpatched and then after `ulp trigger` patched it
-// live. The three are measured one after the other in every sample, so they
-// see the same machine.
+// bench_plain (no pad), bench_padded (padded, never patched), bench_target
+// (padded) and bench_entry (no pad), first unpatched and then after `ulp
+// trigger` patched the last two live (pad and entry mechanisms). The four
+// are measured in turns in every sample, so they see the same machine.
 func percallSection(ctx context.Context, e *env) Section {
 	s := Section{Title: fmt.Sprintf("cost per call, measured in the running program (%d calls per sample)", e.cfg.Calls)}
 	smp := newSamples()
@@ -27,7 +27,7 @@ func percallSection(ctx context.Context, e *env) Section {
 				return err
 			}
 			f := strings.Fields(line)
-			if len(f) != 3 {
+			if len(f) != len(names) {
 				return fmt.Errorf("percall: answer %q", line)
 			}
 			for i, n := range names {
@@ -47,22 +47,24 @@ func percallSection(ctx context.Context, e *env) Section {
 	if _, err := p.ask(fmt.Sprintf("measure %d", e.cfg.Calls)); err != nil {
 		return failed(s, smp, err)
 	}
-	if err := measure("plain", "padded", "target.unpatched"); err != nil {
+	if err := measure("plain", "padded", "pad.unpatched", "entry.unpatched"); err != nil {
 		return failed(s, smp, err)
 	}
-	if _, _, err := e.trigger(ctx, p.Pid, e.lp); err != nil {
-		return failed(s, smp, err)
+	for _, m := range e.mechanisms() {
+		if _, _, err := e.trigger(ctx, p.Pid, m.lp); err != nil {
+			return failed(s, smp, err)
+		}
+		if v, err := p.ask(m.ask); err != nil || v != "2" {
+			return failed(s, smp, fmt.Errorf("after the %s patch the function returned %q (%v), want 2", m.name, v, err))
+		}
 	}
-	if v, err := p.ask("value"); err != nil || v != "2" {
-		return failed(s, smp, fmt.Errorf("after apply bench_target(0) = %q (%v), want 2", v, err))
-	}
-	if err := measure("plain", "padded", "target.patched"); err != nil {
+	if err := measure("plain", "padded", "pad.patched", "entry.patched"); err != nil {
 		return failed(s, smp, err)
 	}
 	s.Figures = smp.figures()
 	s.Notes = []string{
-		"plain: no entry pad; padded: -fpatchable-function-entry=16,14 after ulp post, never patched (one 2-byte NOP executed); target: a padded function before and after the live patch (patched: the entry's short jump back into the pad, its absolute jump, then the replacement, which does the same work)",
-		"a sample is, for each function, the fastest of 5 batches of calls/5 calls, the three functions' batches taking turns in the same program; plain and padded are sampled before and after the patch",
+		"plain: no entry pad; padded: -fpatchable-function-entry=16,14 after ulp post, never patched (one 2-byte NOP executed); pad: a padded function before and after its live patch (the entry's short jump back into the pad, its absolute jump, then the replacement, which does the same work); entry: a function without pad before and after its live patch (a 5-byte jmp rel32 over its entry to the replacement)",
+		"a sample is, for each function, the fastest of 5 batches of calls/5 calls, the four functions' batches taking turns in the same program; plain and padded are sampled before and after the patches",
 		"each call's argument is the previous call's result, so this is the latency of a dependent call through a function pointer",
 	}
 	return s

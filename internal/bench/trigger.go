@@ -27,21 +27,22 @@ const (
 // thread during the trigger, the same gap over an idle interval as long as
 // the apply (the machine's own noise), and the agent's --json phases.
 func triggerSection(ctx context.Context, e *env) Section {
-	s := Section{Title: "one process: ulp trigger -p PID (padded mode), fresh target per sample"}
+	s := Section{Title: "one process: ulp trigger -p PID (pad and entry mechanisms), fresh target per sample"}
 	smp := newSamples()
-	for _, n := range e.cfg.Threads {
-		for range e.cfg.Runs {
-			if err := triggerSample(ctx, e, n, smp); err != nil {
-				return failed(s, smp, fmt.Errorf("%d threads: %w", n, err))
+	for _, m := range e.mechanisms() {
+		for _, n := range e.cfg.Threads {
+			for range e.cfg.Runs {
+				if err := triggerSample(ctx, e, m, n, smp); err != nil {
+					return failed(s, smp, fmt.Errorf("%s, %d threads: %w", m.name, n, err))
+				}
 			}
 		}
 	}
 	s.Figures = withTriggerAnchors(smp.figures())
 	s.Notes = append(s.Notes,
-		"threads=N: N worker threads (one spins on the clock calling the patched function, the others wake every 10 ms and call it) plus the main thread, which answers the harness",
+		"pad/entry: the mechanism (pad: the function's 16-byte pad; entry: a 5-byte jmp over the entry of a function without pad); threads=N: N worker threads (one spins on the clock calling the patched functions, the others wake every 10 ms and call them) plus the main thread, which answers the harness",
 		"wall: the whole `ulp trigger --json` process; gap: the spinning thread's longest gap while the trigger ran; idle-gap: the same over an idle interval as long as the apply",
-		"attach/load/write/detach/pause/total: the agent's own --json timings; the pause is the time every thread was stopped",
-		"entry mode (a later issue) joins this section when it exists")
+		"attach/load/write/detach/pause/total: the agent's own --json timings; the pause is the time every thread was stopped")
 	return s
 }
 
@@ -62,7 +63,7 @@ func withTriggerAnchors(figs []Figure) []Figure {
 	return figs
 }
 
-func triggerSample(ctx context.Context, e *env, threads int, smp *samples) error {
+func triggerSample(ctx context.Context, e *env, m mechanism, threads int, smp *samples) error {
 	p, err := e.start(ctx, true, e.spin, strconv.Itoa(threads))
 	if err != nil {
 		return err
@@ -78,15 +79,15 @@ func triggerSample(ctx context.Context, e *env, threads int, smp *samples) error
 	}
 	// Let the threads settle, then start every measured interval with a reset.
 	time.Sleep(20 * time.Millisecond)
-	prefix := fmt.Sprintf("threads=%d.", threads)
+	prefix := fmt.Sprintf("%s.threads=%d.", m.name, threads)
 	var applyWall time.Duration
 	for _, action := range []string{"apply", "revert"} {
 		if _, err := gap(); err != nil {
 			return err
 		}
-		args := []string{e.lp}
+		args := []string{m.lp}
 		if action == "revert" {
-			args = []string{"--revert", e.lp}
+			args = []string{"--revert", m.lp}
 		}
 		wall, rec, err := e.trigger(ctx, p.Pid, args...)
 		if err != nil {
@@ -97,8 +98,8 @@ func triggerSample(ctx context.Context, e *env, threads int, smp *samples) error
 			return err
 		}
 		want := map[string]string{"apply": "2", "revert": "1"}[action]
-		if v, err := p.ask("value"); err != nil || v != want {
-			return fmt.Errorf("after %s bench_target(0) = %q (%v), want %s", action, v, err, want)
+		if v, err := p.ask(m.ask); err != nil || v != want {
+			return fmt.Errorf("after %s the patched function returned %q (%v), want %s", action, v, err, want)
 		}
 		if action == "apply" {
 			applyWall = wall

@@ -1,5 +1,6 @@
 /* spin N: the target of the pause benchmark. N worker threads: worker 0
- * spins on the clock, calling bench_target() between two readings, and
+ * spins on the clock, calling bench_target() and bench_entry() (the two
+ * patched functions) between two readings, and
  * records the largest gap between two consecutive readings (the longest time
  * it was kept from running); workers 1..N-1 wake every 10 ms and call
  * bench_target(), like the idle threads of a service. The main thread
@@ -12,6 +13,7 @@
 #include <time.h>
 
 long bench_target(long x);
+long bench_entry(long x);
 
 static volatile long long maxgap;
 static volatile long sink;
@@ -30,7 +32,7 @@ static void *spinner(void *arg) {
     if (t - last > maxgap)
       maxgap = t - last;
     last = t;
-    sink = bench_target(sink);
+    sink = bench_entry(bench_target(sink));
   }
   return NULL;
 }
@@ -40,7 +42,7 @@ static void *sleeper(void *arg) {
   struct timespec ts = {0, 10 * 1000 * 1000};
   for (;;) {
     nanosleep(&ts, NULL);
-    sink = bench_target(sink);
+    sink = bench_entry(bench_target(sink));
   }
   return NULL;
 }
@@ -61,6 +63,8 @@ int main(int argc, char **argv) {
     if (!strncmp(line, "gap", 3)) {
       printf("%lld\n", maxgap);
       maxgap = 0;
+    } else if (!strncmp(line, "entry", 5)) {
+      printf("%ld\n", bench_entry(0));
     } else {
       printf("%ld\n", bench_target(0));
     }
