@@ -2,14 +2,17 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"ulp/internal/testenv"
 	"ulp/livepatch/packer/packertest"
@@ -264,4 +267,42 @@ func keyOf(t *testing.T, dir, file string) string {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// TestSignCommands_OpenSSLKeys: keys made by openssl work with ulp sign and
+// ulp verify, and the public key ulp keygen writes is the one openssl
+// derives from its private key.
+func TestSignCommands_OpenSSLKeys(t *testing.T) {
+	dir := t.TempDir()
+	openssl := func(args ...string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		if out, err := exec.CommandContext(ctx, "openssl", args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %v: %v\n%s", args, err, out)
+		}
+	}
+	key, pub := filepath.Join(dir, "o.key"), filepath.Join(dir, "o.pub")
+	openssl("genpkey", "-algorithm", "ed25519", "-out", key)
+	os.Chmod(key, 0o600)
+	openssl("pkey", "-in", key, "-pubout", "-out", pub)
+	so := copyUnsigned(t, dir)
+	if _, stderr, code := runBuildCommand(t, "sign", "--key", key, so); code != 0 {
+		t.Fatalf("sign with an openssl key: %d %s", code, stderr)
+	}
+	if _, stderr, code := runBuildCommand(t, "verify", "--pub", pub, so); code != 0 {
+		t.Fatalf("verify with an openssl public key: %d %s", code, stderr)
+	}
+
+	ours := filepath.Join(dir, "ours")
+	if _, _, code := runBuildCommand(t, "keygen", ours); code != 0 {
+		t.Fatal("keygen failed")
+	}
+	derived := filepath.Join(dir, "derived.pub")
+	openssl("pkey", "-in", ours+".key", "-pubout", "-out", derived)
+	a, _ := os.ReadFile(ours + ".pub")
+	b, _ := os.ReadFile(derived)
+	if !bytes.Equal(a, b) {
+		t.Errorf("ulp keygen's public key\n%s differs from openssl's\n%s", a, b)
+	}
 }
