@@ -679,7 +679,7 @@ func (r *run) message(plan *ledger.Plan) {
 	var line string
 	switch r.req.Action {
 	case ActApply:
-		line = fmt.Sprintf("ulp: applied %s (%s) to %s: %d functions", r.rep.PatchID[:16], r.rep.Patch, r.spec.Target.Name, len(r.spec.Funcs))
+		line = fmt.Sprintf("ulp: applied %s (%s) to %s: %d function(s)", r.rep.PatchID[:16], r.rep.Patch, r.spec.Target.Name, len(r.spec.Funcs))
 	case ActRevert:
 		line = fmt.Sprintf("ulp: reverted %s (%s)", r.rep.PatchID[:16], r.rep.Patch)
 	case ActRevertAll:
