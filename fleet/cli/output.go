@@ -25,7 +25,8 @@ type hostRecord struct {
 	Schema       string           `json:"schema"`
 	Type         string           `json:"type"` // "host"
 	Host         string           `json:"host"`
-	Wave         int              `json:"wave"` // 1-based
+	Index        int              `json:"index"` // position in the plan, 0-based
+	Wave         int              `json:"wave"`  // 1-based
 	State        fleet.State      `json:"state"`
 	Class        string           `json:"class"`
 	Phase        string           `json:"phase,omitempty"`
@@ -59,22 +60,59 @@ type summaryRecord struct {
 	DurationMS   int64  `json:"duration_ms"`
 }
 
-// writeResultJSON prints one record per host, in plan order, then the
-// summary.
-func writeResultJSON(w io.Writer, res *fleet.Result) error {
+// newHostRecord returns the --json record of result h at plan position i.
+func newHostRecord(i int, h *fleet.HostResult) hostRecord {
+	rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Index: i, Wave: h.Wave + 1, State: h.State,
+		Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
+		Inconsistent: h.Inconsistent, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
+		DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
+	if rec.Processes == nil {
+		rec.Processes = []report.Process{}
+	}
+	if h.Err != nil {
+		rec.Error = h.Err.Error()
+	}
+	return rec
+}
+
+// jsonStream prints each host's record as soon as the host is done, so that
+// a long rollout can be followed (`| jq`); hosts never started are printed
+// by writeResultJSON at the end.
+type jsonStream struct {
+	enc   *json.Encoder
+	index map[string]int
+	err   error
+}
+
+func newJSONStream(w io.Writer, p *fleet.Plan) *jsonStream {
+	s := &jsonStream{enc: json.NewEncoder(w), index: map[string]int{}}
+	i := 0
+	for _, wv := range p.Waves {
+		for _, h := range wv.Hosts {
+			s.index[h.Host.Name] = i
+			i++
+		}
+	}
+	return s
+}
+
+func (s *jsonStream) observe(e fleet.Event) {
+	if e.Kind == fleet.HostDone && s.err == nil {
+		s.err = s.enc.Encode(newHostRecord(s.index[e.Host], e.Result))
+	}
+}
+
+// writeResultJSON prints one record per host in plan order (with streamed,
+// only the hosts never started: the others were printed as they finished),
+// then the summary.
+func writeResultJSON(w io.Writer, res *fleet.Result, streamed bool) error {
 	enc := json.NewEncoder(w)
-	for _, h := range res.Hosts {
-		rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Wave: h.Wave + 1, State: h.State,
-			Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
-			Inconsistent: h.Inconsistent, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
-			DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
-		if rec.Processes == nil {
-			rec.Processes = []report.Process{}
+	for i := range res.Hosts {
+		h := &res.Hosts[i]
+		if streamed && h.State != fleet.StateNotAttempted {
+			continue
 		}
-		if h.Err != nil {
-			rec.Error = h.Err.Error()
-		}
-		if err := enc.Encode(rec); err != nil {
+		if err := enc.Encode(newHostRecord(i, h)); err != nil {
 			return err
 		}
 	}

@@ -127,8 +127,8 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 }
 
 // execute runs p with the settings' limits, showing progress on a
-// terminal.
-func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error) {
+// terminal; observe, when set, also sees every event.
+func (a *app) execute(ctx context.Context, p *fleet.Plan, observe func(fleet.Event)) (*fleet.Result, error) {
 	d, err := a.dialer(a.cfg, a.log)
 	if err != nil {
 		return nil, err
@@ -143,6 +143,7 @@ func (a *app) execute(ctx context.Context, p *fleet.Plan) (*fleet.Result, error)
 		HostTimeout:    a.cfg.Timeout,
 		Log:            a.log,
 	}
+	r.Observe = observe
 	if a.tty && !a.cfg.JSON {
 		pr := &progress{w: a.stderr, plan: p}
 		r.Observe = pr.observe
@@ -165,23 +166,26 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 		}
 		return p.WriteText(a.stdout)
 	}
-	res, runErr := a.execute(ctx, p)
+	var stream *jsonStream
+	var observe func(fleet.Event)
+	if a.cfg.JSON {
+		stream = newJSONStream(a.stdout, p)
+		observe = stream.observe
+	}
+	res, runErr := a.execute(ctx, p, observe)
 	if res == nil {
 		return runErr
 	}
-	err = a.writeResult(p, res)
+	if stream != nil {
+		err = errors.Join(stream.err, writeResultJSON(a.stdout, res, true))
+	} else {
+		err = writeResultText(a.stdout, p, res)
+	}
 	errs := []error{summaryError(res, runErr), err, a.saveResults(res)}
 	if action == fleet.Apply && a.cfg.AutoRevert && errors.Is(runErr, fleet.ErrStopped) {
 		errs = append(errs, a.autoRevert(ctx, p, res))
 	}
 	return errors.Join(errs...)
-}
-
-func (a *app) writeResult(p *fleet.Plan, res *fleet.Result) error {
-	if a.cfg.JSON {
-		return writeResultJSON(a.stdout, res)
-	}
-	return writeResultText(a.stdout, p, res)
 }
 
 // autoRevert reverts the containers of a stopped apply on the canary hosts
@@ -211,14 +215,19 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 	if !a.cfg.JSON {
 		fmt.Fprintln(a.stdout, "auto-revert of the canary hosts:")
 	}
-	rres, runErr := a.execute(ctx, rp)
+	rres, runErr := a.execute(ctx, rp, nil)
 	if rres == nil {
 		return runErr
 	}
 	if runErr != nil {
 		runErr = fmt.Errorf("auto-revert: %w", summaryError(rres, runErr))
 	}
-	return errors.Join(runErr, a.writeResult(rp, rres))
+	if a.cfg.JSON {
+		err = writeResultJSON(a.stdout, rres, false)
+	} else {
+		err = writeResultText(a.stdout, rp, rres)
+	}
+	return errors.Join(runErr, err)
 }
 
 // summaryError condenses the rollout's joined error (every host's error is

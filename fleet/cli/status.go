@@ -30,7 +30,7 @@ func (a *app) runStatus(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, runErr := a.execute(ctx, p)
+	res, runErr := a.execute(ctx, p, nil)
 	if res == nil {
 		return runErr
 	}

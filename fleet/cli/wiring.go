@@ -173,7 +173,7 @@ func (a *app) saveResults(res *fleet.Result) error {
 		return nil
 	}
 	var b bytes.Buffer
-	if err := writeResultJSON(&b, res); err != nil {
+	if err := writeResultJSON(&b, res, false); err != nil {
 		return err
 	}
 	dir := filepath.Dir(a.cfg.Results)
