@@ -536,6 +536,36 @@ func TestRollout_HostLock_InProcessSSH(t *testing.T) {
 	}
 }
 
+// TestAcceptNewHostKeys_InProcessSSH: an unknown host is refused, then
+// trusted on first use with --accept-new-host-keys (its key recorded), then
+// known.
+func TestAcceptNewHostKeys_InProcessSSH(t *testing.T) {
+	s := remotetest.NewServer(t)
+	_, port, _ := net.SplitHostPort(s.Addr)
+	inv := writeInventory(t, fmt.Sprintf("all:\n  hosts:\n    newhost: {ansible_host: 127.0.0.1, ansible_port: %s, ulp_staging_dir: %s}\n", port, t.TempDir()))
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	os.WriteFile(known, nil, 0o600)
+	args := []string{"ping", "--json", "-i", inv, "--known-hosts", known, "--identity", s.Identity, "--agent", fakeAgent(t)}
+	class := func(extra ...string) string {
+		_, out, _, _ := cliRun(t.Context(), t, append(args, extra...)...)
+		var r pingRecord
+		json.Unmarshal([]byte(out), &r)
+		return r.Class
+	}
+	if c := class(); c != "host_key_unknown" {
+		t.Errorf("strict: %s", c)
+	}
+	if c := class("--accept-new-host-keys"); c != "success" {
+		t.Errorf("accept-new: %s", c)
+	}
+	if b, _ := os.ReadFile(known); !strings.HasPrefix(string(b), "[127.0.0.1]:"+port+" ") {
+		t.Errorf("known_hosts after accept-new: %q", b)
+	}
+	if c := class(); c != "success" {
+		t.Errorf("strict, once known: %s", c)
+	}
+}
+
 func TestLimitFromFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, body string) string {
