@@ -27,8 +27,9 @@
 // The entry mechanism (functions built without the pad, as distributions
 // ship glibc and OpenSSL): the 5 bytes at the entry (after endbr64 when
 // present) become `e9 rel32`, a jump straight to the newest active
-// replacement, which must lie within ±2 GiB ([ReachError] otherwise; there
-// is no trampoline yet). The original 5 bytes are kept in the stack and
+// replacement, which must lie within ±2 GiB ([ReachError] otherwise: the
+// trigger then passes a trampoline near the function as the replacement's
+// address). The original 5 bytes are kept in the stack and
 // written back when its last entry is reverted; stacking and out-of-order
 // revert rewrite the rel32. A function that has the pad gets the pad
 // mechanism; one without it gets the entry mechanism when its first

@@ -75,7 +75,7 @@ type ReachError struct {
 }
 
 func (e *ReachError) Error() string {
-	return fmt.Sprintf("replacement at %#x is out of the ±2 GiB reach of a jmp rel32 at %#x (the entry mechanism has no trampoline yet)", e.To, e.From)
+	return fmt.Sprintf("replacement at %#x is out of the ±2 GiB reach of a jmp rel32 at %#x", e.To, e.From)
 }
 
 // JumpBytes returns the 5 bytes written at an unpadded function's entry

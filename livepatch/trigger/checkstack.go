@@ -83,7 +83,7 @@ func (r *run) replacedRanges(l *ledger.Ledger, plan *ledger.Plan) ([]codeRange, 
 			if err != nil {
 				return nil, err
 			}
-			at := p.Redirects[i].New
+			at := trampTarget(r.pid, p.Redirects[i].New)
 			rs = append(rs, codeRange{f.New, at, at + max(s.Size, 1)})
 		}
 	}

@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"bytes"
+	"encoding/binary"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,13 +27,14 @@ const (
 	distroCrypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"
 )
 
-// distroFixture compiles testdata/distro.c against the system's libc and
-// libcrypto, and packs one container for each from testdata/lp_distro.c.
+// distroFixture compiles testdata/distro.c (with extra cflags) against the
+// system's libc and libcrypto, and packs one container for each from
+// testdata/lp_distro.c.
 type distroFixture struct {
 	bin, libc, crypto string
 }
 
-func buildDistro(t *testing.T) *distroFixture {
+func buildDistro(t *testing.T, cflags ...string) *distroFixture {
 	t.Helper()
 	testenv.Require(t, testenv.CC)
 	fx := &triggertest.Fixture{Dir: t.TempDir(), LP: map[string]string{}}
@@ -48,7 +50,7 @@ func buildDistro(t *testing.T) *distroFixture {
 		return p
 	}
 	d := &distroFixture{bin: filepath.Join(fx.Dir, "distro")}
-	testenv.CompileC(t, d.bin, []string{"-O2", "-fno-builtin", "-pthread"}, src("distro.c"), "-lcrypto")
+	testenv.CompileC(t, d.bin, append([]string{"-O2", "-fno-builtin", "-pthread"}, cflags...), src("distro.c"), "-lcrypto")
 	lp := src("lp_distro.c")
 	pack := func(name, target, line string) string {
 		so := filepath.Join(fx.Dir, name+".so")
@@ -229,6 +231,73 @@ func TestDistroLibraries_SignalFrameInsideEntry(t *testing.T) {
 	mustTrig(t, p.PID, revert(d.libc), report.Success)
 	if got := p.Ask(t, "bad"); got != "0" {
 		t.Fatalf("%s wrong results", got)
+	}
+	p.Untraced(t)
+}
+
+// TestDistroLibraries_Trampoline: the program reserves 4 GiB below its
+// libraries, so the containers are mapped beyond the reach of a jmp rel32
+// from libc and libcrypto. The jumps then go through trampolines in the
+// free bytes after each library's code; under 8 calling threads the
+// replacements are reached, reverts restore the original bytes, and a
+// re-apply reuses the freed slots.
+func TestDistroLibraries_Trampoline(t *testing.T) {
+	d := buildDistro(t, "-DFAR")
+	p := triggertest.Start(t, nil, d.bin)
+	labsAt, labsOrig := funcBytes(t, p.PID, distroLibc, "labs", 16)
+	_, hexOrig := funcBytes(t, p.PID, distroCrypto, "OPENSSL_hexchar2int", 16)
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	libc := tp.Object("libc.so.6")
+	var last distroStats
+	var slot uint64
+	for i := range 20 {
+		mustTrig(t, p.PID, apply(d.libc), report.Success)
+		mustTrig(t, p.PID, apply(d.crypto), report.Success)
+		_, b := funcBytes(t, p.PID, distroLibc, "labs", 16)
+		if b[0] != 0xe9 {
+			t.Fatalf("labs: % x", b)
+		}
+		to := labsAt + 5 + uint64(int64(int32(binary.LittleEndian.Uint32(b[1:]))))
+		if !libc.Contains(to) {
+			t.Fatalf("labs jumps to %#x, outside libc [%#x, %#x): the container was mapped within reach", to, libc.Start, libc.End)
+		}
+		tramp := make([]byte, 14)
+		if err := procfs.ReadMem(p.PID, to, tramp); err != nil {
+			t.Fatal(err)
+		}
+		dst := binary.LittleEndian.Uint64(tramp[6:])
+		if !bytes.HasPrefix(tramp, []byte{0xff, 0x25, 0, 0, 0, 0}) || dst-labsAt < 1<<31 && labsAt-dst < 1<<31 {
+			t.Fatalf("trampoline at %#x: % x (labs at %#x)", to, tramp, labsAt)
+		}
+		if i == 0 {
+			slot = to
+		} else if to != slot {
+			t.Errorf("cycle %d: trampoline slot %#x, the first cycle used %#x", i, to, slot)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for s := askStats(t, p); s.labsNew == last.labsNew || s.hexNew == last.hexNew; s = askStats(t, p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cycle %d: the replacements are not called: %+v", i, s)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		last = askStats(t, p)
+		mustTrig(t, p.PID, revert(d.crypto), report.Success)
+		mustTrig(t, p.PID, revert(d.libc), report.Success)
+	}
+	if s := askStats(t, p); s.wrong != 0 {
+		t.Fatalf("%+v", s)
+	}
+	for _, f := range []struct {
+		lib, sym string
+		orig     []byte
+	}{{distroLibc, "labs", labsOrig}, {distroCrypto, "OPENSSL_hexchar2int", hexOrig}} {
+		if _, b := funcBytes(t, p.PID, f.lib, f.sym, 16); !bytes.Equal(b, f.orig) {
+			t.Errorf("%s after the last revert: % x, want % x", f.sym, b, f.orig)
+		}
 	}
 	p.Untraced(t)
 }

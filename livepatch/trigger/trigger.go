@@ -234,12 +234,16 @@ func (r *run) do(ctx context.Context) error {
 		return err
 	}
 	var patch ledger.Patch
+	var tramps []ledger.Write // tramp.go
 	if r.req.Action == ActApply || r.req.Action == ActReplace {
 		tl := time.Now()
 		if patch, err = r.load(ctx); err != nil {
 			return err
 		}
 		r.rep.Timings.LoadUS = time.Since(tl).Microseconds()
+		if patch, tramps, err = r.trampolines(l, patch); err != nil {
+			return err
+		}
 	}
 	mem := procfs.Mem{PID: r.pid}
 	var plan *ledger.Plan
@@ -256,6 +260,7 @@ func (r *run) do(ctx context.Context) error {
 	if err != nil {
 		return planError(err)
 	}
+	plan.Writes = append(tramps, plan.Writes...)
 	enc, err := ledger.Encode(plan.Ledger)
 	if err != nil {
 		return failed("encode ledger: %w", err)

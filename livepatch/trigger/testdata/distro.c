@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -32,6 +33,39 @@ static int hexval(unsigned char c) {
     return c - 'A' + 10;
   return -1;
 }
+
+#ifdef FAR
+/* reserve_around fills every free gap within 3 GiB of addr with an
+ * inaccessible reservation: a container loaded later is then mapped beyond
+ * the reach of a jmp rel32 from libc and libcrypto. */
+static void reserve_around(uintptr_t addr) {
+  const uintptr_t span = 3UL << 30;
+  uintptr_t lo = (addr - span) & ~4095UL, hi = (addr + span) & ~4095UL, prev = lo;
+  FILE *f = fopen("/proc/self/maps", "r");
+  if (!f)
+    exit(1);
+  uintptr_t gaps[1024][2];
+  int n = 0;
+  char line[512];
+  while (fgets(line, sizeof line, f) && n < 1024) {
+    uintptr_t s, e;
+    if (sscanf(line, "%lx-%lx", &s, &e) != 2)
+      continue;
+    if (s > prev && prev < hi)
+      gaps[n][0] = prev, gaps[n][1] = s < hi ? s : hi, n++;
+    if (e > prev)
+      prev = e;
+  }
+  fclose(f);
+  if (prev < hi)
+    gaps[n][0] = prev, gaps[n][1] = hi, n++;
+  for (int i = 0; i < n; i++)
+    if (gaps[i][1] > gaps[i][0] &&
+        mmap((void *)gaps[i][0], gaps[i][1] - gaps[i][0], PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE, -1, 0) == MAP_FAILED)
+      exit(1);
+}
+#endif
 
 static void *worker(void *arg) {
   struct counts *c = arg;
@@ -69,6 +103,9 @@ static void *worker(void *arg) {
 
 int main(void) {
   pthread_t th[NTHREADS];
+#ifdef FAR
+  reserve_around((uintptr_t)labs);
+#endif
   for (int i = 0; i < NTHREADS; i++)
     if (pthread_create(&th[i], NULL, worker, &counts[i]) != 0)
       return 1;
