@@ -306,3 +306,55 @@ func TestSignCommands_OpenSSLKeys(t *testing.T) {
 		t.Errorf("ulp keygen's public key\n%s differs from openssl's\n%s", a, b)
 	}
 }
+
+// TestUlpBinary_SignAndTrustPolicy drives the static build/ulp itself:
+// keygen, sign, verify, and trigger under a trust policy on a real process.
+func TestUlpBinary_SignAndTrustPolicy(t *testing.T) {
+	ulp := testenv.Artifact(t, "ulp")
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, ulp, args...).CombinedOutput()
+		var ee *exec.ExitError
+		if err != nil && !errors.As(err, &ee) {
+			t.Fatalf("ulp %v: %v", args, err)
+		}
+		if ee != nil {
+			return string(out), ee.ExitCode()
+		}
+		return string(out), 0
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "vendor")
+	if out, code := run("keygen", key); code != 0 {
+		t.Fatalf("keygen: %d %s", code, out)
+	}
+	trusted := filepath.Join(dir, "trusted.d")
+	os.Mkdir(trusted, 0o755)
+	pub, _ := os.ReadFile(key + ".pub")
+	os.WriteFile(filepath.Join(trusted, "vendor.pub"), pub, 0o644)
+	lp := fx.LP["lp200"]
+	pid := strconv.Itoa(p.PID)
+
+	if out, code := run("trigger", "--trusted", trusted, "-p", pid, lp); code != ExitFailure || !strings.Contains(out, "ERROR refused by trust policy") {
+		t.Errorf("unsigned: %d %q", code, out)
+	}
+	if triggertest.Mapped(t, p.PID, lp) {
+		t.Error("unsigned container mapped")
+	}
+	if out, code := run("sign", "--key", key+".key", lp); code != 0 {
+		t.Fatalf("sign: %d %s", code, out)
+	}
+	if out, code := run("verify", "--trusted", trusted, lp); code != 0 || !strings.Contains(out, "good signature by vendor.pub") {
+		t.Errorf("verify: %d %q", code, out)
+	}
+	if out, code := run("trigger", "--trusted", trusted, "-p", pid, lp); code != 0 || out != "SUCCESS\n" {
+		t.Fatalf("signed: %d %q", code, out)
+	}
+	p.Expect(t, map[string]string{"value": "200"})
+	p.Untraced(t)
+}
