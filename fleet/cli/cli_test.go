@@ -208,6 +208,11 @@ func TestOutput_Golden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "report.golden", b.String())
+	b.Reset()
+	if err := writeReportCSV(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "report.csv.golden", b.String())
 
 	b.Reset()
 	pr := &progress{w: &b, plan: p}

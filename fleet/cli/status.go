@@ -2,7 +2,12 @@ package cli
 
 import (
 	"context"
+	"encoding/csv"
 	"errors"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -10,7 +15,8 @@ import (
 )
 
 func newStatusCommand(a *app) *cobra.Command {
-	return &cobra.Command{
+	var csvOut bool
+	cmd := &cobra.Command{
 		Use:     "status",
 		Aliases: []string{"report"},
 		Short:   "Report which hosts and processes carry which patches",
@@ -20,12 +26,14 @@ func newStatusCommand(a *app) *cobra.Command {
 			"many hosts and processes carry it.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runStatus(cmd.Context())
+			return a.runStatus(cmd.Context(), csvOut)
 		},
 	}
+	cmd.Flags().BoolVar(&csvOut, "csv", false, "print CSV: one row per host and patch")
+	return cmd
 }
 
-func (a *app) runStatus(ctx context.Context) error {
+func (a *app) runStatus(ctx context.Context, csvOut bool) error {
 	p, err := a.plan(fleet.Status, nil, "")
 	if err != nil {
 		return err
@@ -35,10 +43,38 @@ func (a *app) runStatus(ctx context.Context) error {
 		return runErr
 	}
 	rep := fleet.Aggregate(res)
-	if a.cfg.JSON {
+	switch {
+	case csvOut:
+		err = writeReportCSV(a.stdout, rep)
+	case a.cfg.JSON:
 		err = writeJSON(a.stdout, rep)
-	} else {
+	default:
 		err = writeReportText(a.stdout, rep)
 	}
 	return errors.Join(summaryError(res, runErr), err)
+}
+
+// writeReportCSV prints one row per host and patch it carries (one row
+// with empty patch columns for a host without patches or with an error).
+func writeReportCSV(w io.Writer, rep fleet.Report) error {
+	cw := csv.NewWriter(w)
+	cw.Write([]string{"host", "processes", "patched", "patch", "target", "container", "patch_processes", "error"})
+	byID := map[string]fleet.PatchCount{}
+	for _, pc := range rep.Patches {
+		byID[pc.ID] = pc
+	}
+	for _, h := range rep.Hosts {
+		row := []string{h.Host, strconv.Itoa(h.Processes), strconv.Itoa(h.Patched)}
+		if h.Error != "" || len(h.Patches) == 0 {
+			cw.Write(append(row, "", "", "", "", h.Error))
+			continue
+		}
+		ids := slices.Sorted(maps.Keys(h.Patches))
+		for _, id := range ids {
+			pc := byID[id]
+			cw.Write(append(slices.Clone(row), id, pc.Target, pc.Container, strconv.Itoa(h.Patches[id]), ""))
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
