@@ -1,5 +1,3 @@
-// Package cli is the cobra command tree of ulpfleet. It is the only package
-// of the fleet side that reads settings (viper) and builds loggers.
 package cli
 
 import (
