@@ -103,6 +103,14 @@ func TestTrust_RefusesUnsignedAcceptsSigned(t *testing.T) {
 		t.Fatalf("signed by the trusted key: %s %q", rep.Result, rep.Reason)
 	}
 	p.Expect(t, map[string]string{"value": "200"})
+	// An atomic replace by an unsigned container is refused before anything
+	// is reverted.
+	unsigned := signedCopy(t, fx.LP["lp300"], nil, dir, "unsigned300.so", 0o644)
+	rep := trustTrig(t, p.PID, Request{Action: ActReplace, Container: unsigned, Lib: "libcalc.so.1"}, policy)
+	if rep.Result != report.Error || !strings.Contains(rep.Reason, "container is not signed") {
+		t.Errorf("replace by an unsigned container: %s %q", rep.Result, rep.Reason)
+	}
+	p.Expect(t, map[string]string{"value": "200"})
 	// Revert needs no signature: it loads nothing.
 	if rep := trustTrig(t, p.PID, revert(fx.LP["lp200"]), policy); rep.Result != report.Success {
 		t.Fatalf("revert: %s %q", rep.Result, rep.Reason)
