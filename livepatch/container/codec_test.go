@@ -221,3 +221,11 @@ func BenchmarkUnmarshal(b *testing.B) {
 		}
 	}
 }
+
+func TestMechanism_String(t *testing.T) {
+	for m, want := range map[Mechanism]string{MechPad: "pad", MechEntry: "entry", 9: "mechanism(9)"} {
+		if got := m.String(); got != want {
+			t.Errorf("%d: %q, want %q", m, got, want)
+		}
+	}
+}
