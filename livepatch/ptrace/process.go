@@ -296,10 +296,13 @@ func (p *Process) StopAll(ctx context.Context) error {
 }
 
 // ResumeAll resumes every stopped thread, re-injecting pending signals, and
-// ends the stop window opened by StopAll.
+// ends the stop window opened by StopAll (when the first thread resumes: the
+// time the tracer then spends resuming the others, often preempted by the
+// threads it woke, is not a pause of the process).
 func (p *Process) ResumeAll() error {
 	return p.run(func() error {
 		var err error
+		p.endWindow()
 		p.stopAll = false
 		for _, th := range p.threads {
 			th.wantStop = false
@@ -309,7 +312,6 @@ func (p *Process) ResumeAll() error {
 				}
 			}
 		}
-		p.endWindow()
 		return err
 	})
 }
@@ -353,6 +355,40 @@ func (p *Process) Regs(tid int) (Regs, error) {
 		return Regs{}, fmt.Errorf("get registers of thread %d: %w", tid, err)
 	}
 	return regs, nil
+}
+
+// ThreadRegs is the registers of one stopped thread.
+type ThreadRegs struct {
+	TID  int
+	Regs Regs
+}
+
+// AllRegs returns the registers of every thread, all stopped (after
+// StopAll), in one request to the tracer thread. Threads that exited
+// meanwhile are left out.
+func (p *Process) AllRegs() ([]ThreadRegs, error) {
+	var out []ThreadRegs
+	err := p.run(func() error {
+		if _, err := p.drain(); err != nil {
+			return err
+		}
+		for _, th := range p.threads {
+			if !th.stopped {
+				return fmt.Errorf("thread %d: %w", th.tid, ErrNotStopped)
+			}
+			tr := ThreadRegs{TID: th.tid}
+			if err := getRegs(th.tid, &tr.Regs); err != nil {
+				if errors.Is(err, unix.ESRCH) {
+					continue // exiting
+				}
+				return fmt.Errorf("get registers of thread %d: %w", th.tid, err)
+			}
+			out = append(out, tr)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b ThreadRegs) int { return a.TID - b.TID })
+	return out, err
 }
 
 // SetRegs sets the registers of stopped thread tid.

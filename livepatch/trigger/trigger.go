@@ -632,15 +632,12 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() er
 
 // splitting returns a thread stopped inside the bytes to be written, or 0.
 func (r *run) splitting(plan *ledger.Plan) (int, error) {
-	for _, th := range r.proc.Threads() {
-		regs, err := r.proc.Regs(th.TID)
-		if errors.Is(err, ptrace.ErrThreadExited) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		if r.unsafeStop(plan, regs) {
+	all, err := r.proc.AllRegs()
+	if err != nil {
+		return 0, err
+	}
+	for _, th := range all {
+		if r.unsafeStop(plan, th.Regs) {
 			return th.TID, nil
 		}
 	}
