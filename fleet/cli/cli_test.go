@@ -27,6 +27,20 @@ import (
 
 var update = flag.Bool("update", false, "rewrite golden files")
 
+// TestMain keeps the default results file (under $XDG_STATE_HOME) out of
+// the home folder.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "ulpfleet-state-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Setenv("XDG_STATE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 func golden(t *testing.T, name string, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -568,6 +582,27 @@ func TestAcceptNewHostKeys_InProcessSSH(t *testing.T) {
 	}
 	if c := class(); c != "success" {
 		t.Errorf("strict, once known: %s", c)
+	}
+}
+
+// TestResults_Default: every rollout saves its results under
+// $XDG_STATE_HOME, and --limit @last selects its failed hosts.
+func TestResults_Default(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	f := startInProcessFleet(t, 3, "")
+	f.setMode(t, 2, "crash")
+	if code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", "--max-failures", "5", sampleContainer}, f.args...)...); code != ExitFailure {
+		t.Fatalf("exit %d", code)
+	}
+	if _, err := os.Stat(filepath.Join(os.Getenv("XDG_STATE_HOME"), "ulpfleet", "last-run.ndjson")); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _, _ := cliRun(t.Context(), t, append(withoutCanary(f.args), "plan", "-l", "@last", sampleContainer)...)
+	if code != 0 || !strings.Contains(out, "on 1 host in 1 wave") || !strings.Contains(out, "  host03  ") {
+		t.Errorf("plan -l @last: exit %d\n%s", code, out)
+	}
+	if code, _, stderr, _ := cliRun(t.Context(), t, append(f.args, "plan", "--results", "", "-l", "@last", sampleContainer)...); code != ExitUsage || !strings.Contains(stderr, "no --results file") {
+		t.Errorf("@last without results: exit %d", code)
 	}
 }
 

@@ -115,6 +115,11 @@ func (a *app) hosts() ([]inventory.Host, error) {
 	}
 	limit := a.cfg.Limit
 	if file, ok := strings.CutPrefix(limit, "@"); ok {
+		if file == "last" {
+			if file = a.cfg.Results; file == "" {
+				return nil, usageError(errors.New("--limit @last: no --results file"))
+			}
+		}
 		if limit, err = limitFromFile(file); err != nil {
 			return nil, usageError(err)
 		}
