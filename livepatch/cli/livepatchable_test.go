@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -29,5 +31,25 @@ func TestLivepatchable_DistroLibrary(t *testing.T) {
 		if code != 0 || !regexp.MustCompile(want).MatchString(out) {
 			t.Errorf("livepatchable -v: %d, output lacks %s", code, want)
 		}
+	}
+}
+
+// TestLivepatchable_No: a library whose functions have no pad and are all
+// too short for the entry jump is not livepatchable (exit status 1).
+func TestLivepatchable_No(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "tiny.c")
+	if err := os.WriteFile(src, []byte("void a(void) {}\nint b(void) { return 0; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	lib := filepath.Join(dir, "libtiny.so")
+	testenv.CompileC(t, lib, []string{"-shared", "-fPIC", "-O2", "-s", "-fcf-protection=none"}, src)
+	out, _, code := runBuildCommand(t, "livepatchable", lib)
+	if code != ExitFailure || !strings.Contains(out, "is not livepatchable: none of its 2 functions") {
+		t.Errorf("livepatchable: %d %q", code, out)
+	}
+	out, _, _ = runBuildCommand(t, "-v", "livepatchable", lib)
+	if !regexp.MustCompile(`(?m)^a\t0x[0-9a-f]+\tnone\tfunction shorter than the 5-byte jump`).MatchString(out) {
+		t.Errorf("livepatchable -v: %q", out)
 	}
 }
