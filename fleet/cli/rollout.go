@@ -181,7 +181,11 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 	} else {
 		err = writeResultText(a.stdout, p, res)
 	}
-	errs := []error{summaryError(res, runErr), err, a.saveResults(res)}
+	if serr := a.saveResults(res); serr != nil {
+		// The rollout's outcome does not depend on it: warn, do not fail.
+		a.log.Warn("results not saved", "err", serr)
+	}
+	errs := []error{summaryError(res, runErr), err}
 	if action == fleet.Apply && a.cfg.AutoRevert && errors.Is(runErr, fleet.ErrStopped) {
 		errs = append(errs, a.autoRevert(ctx, p, res))
 	}
