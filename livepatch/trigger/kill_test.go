@@ -14,7 +14,8 @@ import (
 )
 
 // TestAgentKilled kills the agent (build/ulp) with SIGKILL at random moments
-// of apply and revert triggers while two threads call the patched function
+// of apply, replace, revert and revert-all triggers while two threads call
+// the patched function
 // in a tight loop. After each kill the target must run, untraced and not
 // stopped, and answer with the old or the new code: never a torn jump.
 func TestAgentKilled(t *testing.T) {
@@ -22,13 +23,16 @@ func TestAgentKilled(t *testing.T) {
 	fx := triggertest.Build(t)
 	p := triggertest.Start(t, nil, fx.Spin(t), "2")
 	rng := rand.New(rand.NewPCG(1, 2))
-	const rounds = 40
+	const rounds = 60
 	completed := 0
 	for i := range rounds {
-		args := []string{"trigger", "-p", itoa(p.PID), fx.LP["lp200"]}
-		if i%2 == 1 {
-			args = []string{"trigger", "-p", itoa(p.PID), "--revert", fx.LP["lp200"]}
-		}
+		pid := itoa(p.PID)
+		args := [][]string{
+			{"trigger", "-p", pid, fx.LP["lp200"]},
+			{"trigger", "-p", pid, "--revert-all=libcalc.so.1", fx.LP["lp300"]},
+			{"trigger", "-p", pid, "--revert", fx.LP["lp200"]},
+			{"trigger", "-p", pid, "--revert-all=libcalc.so.1"},
+		}[i%4]
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		cmd := exec.CommandContext(ctx, ulp, args...)
 		if err := cmd.Start(); err != nil {
@@ -42,7 +46,7 @@ func TestAgentKilled(t *testing.T) {
 			completed++
 		}
 		p.Untraced(t)
-		if v := p.Ask(t, "value"); v != "100" && v != "200" {
+		if v := p.Ask(t, "value"); v != "100" && v != "200" && v != "300" {
 			t.Fatalf("round %d: calc_value = %q", i, v)
 		}
 	}
