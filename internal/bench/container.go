@@ -85,7 +85,7 @@ func containerSection(ctx context.Context, e *env) Section {
 // bigTrigger applies and reverts the container of every function of lib in
 // a fresh process and records the wall times and the agent's phases.
 func bigTrigger(ctx context.Context, e *env, container, lib string, smp *samples) error {
-	c := exec.Command(e.percall)
+	c := exec.CommandContext(ctx, e.percall)
 	c.Env = append(os.Environ(), "LD_PRELOAD="+e.runtime+" "+lib)
 	p, err := startCmd(c)
 	if err != nil {

@@ -209,10 +209,10 @@ type proc struct {
 // errNoAnswer means the program did not answer in time.
 var errNoAnswer = errors.New("no answer within 30s")
 
-// start starts a fixture program (with the runtime preloaded when preload)
-// and waits for its "ready" line. Stop it with stop.
+// start starts a fixture program (with the runtime preloaded when preload),
+// killed when ctx ends, and waits for its "ready" line. Stop it with stop.
 func (e *env) start(ctx context.Context, preload bool, name string, args ...string) (*proc, error) {
-	c := exec.Command(name, args...)
+	c := exec.CommandContext(ctx, name, args...)
 	c.Env = os.Environ()
 	if preload {
 		c.Env = append(c.Env, "LD_PRELOAD="+e.runtime)

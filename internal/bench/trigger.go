@@ -10,9 +10,8 @@ import (
 	"ulp/livepatch/report"
 )
 
-// Anchors measured on a machine of this kind (docs/performance.md,
-// /work/shared/research/measured-here.md): SUSE's libpulp 0.3.17 on a
-// 2-thread target.
+// Anchors measured on a machine of the same kind (2-vCPU EPYC VM, see
+// docs/performance.md): SUSE's libpulp 0.3.17 on a 2-thread target.
 const (
 	libpulpApplyWallUS  = 20300
 	libpulpRevertWallUS = 19800
