@@ -6,8 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"syscall"
 
+	"ulp/livepatch/abi"
 	"ulp/livepatch/procfs"
 )
 
@@ -21,27 +23,35 @@ import (
 //     that shows the agent and the process may open the agent's descriptors
 //     (same user, or CAP_SYS_PTRACE): replacing the container's path after
 //     the check then changes nothing;
-//  2. else the agent's path, when it names the checked file (device and
-//     inode) under /proc/PID/root; with a trust policy, only when no folder
-//     on the way can be changed by anyone but root or the agent's user;
+//  2. else the agent's path (pathInRoot);
 //  3. else an error saying why, and what to do.
 //
 // checkLoaded then checks that the object loaded is the checked file.
 func (r *run) containerPath() (string, error) {
-	root := procfs.Root + "/" + strconv.Itoa(r.pid) + "/root"
 	st, err := procfs.ReadStatus(r.pid)
 	if err != nil {
 		return "", failed("read status: %w", err)
 	}
-	viaFD := fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), r.agentFD())
-	fdVisible := false
-	if id, err := statID(root + viaFD); err == nil && id == r.ck.id {
-		fdVisible = true
+	r.ck.viaFD = fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), r.agentFD())
+	if id, err := statID(r.root() + r.ck.viaFD); err == nil && id == r.ck.id {
+		r.ck.fdVisible = true
 		if r.canOpenAgentFD(st) {
-			r.log.Debug("container reached through the agent's descriptor", "path", viaFD)
-			return viaFD, nil
+			r.log.Debug("container reached through the agent's descriptor", "path", r.ck.viaFD)
+			return r.ck.viaFD, nil
 		}
 	}
+	return r.pathInRoot(st)
+}
+
+// root is the process's root folder as the agent sees it.
+func (r *run) root() string { return procfs.Root + "/" + strconv.Itoa(r.pid) + "/root" }
+
+// pathInRoot returns the agent's path when it names the checked file
+// (device and inode) under the process's root; with a trust policy, only
+// when no folder on the way can be changed by anyone but root or the
+// agent's user. Otherwise it says why the process cannot reach the file.
+func (r *run) pathInRoot(st *procfs.Status) (string, error) {
+	root := r.root()
 	if id, err := statID(root + r.rep.Patch); err == nil && id == r.ck.id {
 		if r.o.Trust != nil {
 			if err := safeChain(root, r.rep.Patch, r.ck.id); err != nil {
@@ -49,12 +59,32 @@ func (r *run) containerPath() (string, error) {
 					r.o.Trust.Dir, r.pid, st.Uid[3], err)
 			}
 		}
+		r.log.Debug("container reached by path", "path", r.rep.Patch)
 		return r.rep.Patch, nil
 	}
-	if !fdVisible {
+	if !r.ck.fdVisible {
 		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace) and its root has no /proc showing this agent: copy the container to the same path under %s, or mount /proc there", r.rep.Patch, r.pid, root)
 	}
-	return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, st.Uid[3], viaFD, root)
+	return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, st.Uid[3], r.ck.viaFD, root)
+}
+
+// fdRefused reports whether the load through path failed because the
+// process may not open the agent's descriptor after all: it changed its
+// credentials after containerPath looked (a server's worker dropping root
+// as it starts). It then returns the path in the process's root to try
+// instead, or the error saying why there is none.
+func (r *run) fdRefused(path string, err error) (string, bool, error) {
+	var ce *callError
+	if path != r.ck.viaFD || !errors.As(err, &ce) || ce.Result != abi.EDlopen || !strings.Contains(ce.Msg, "Permission denied") {
+		return "", false, nil
+	}
+	r.log.Debug("the process may not open the agent's descriptor", "err", err)
+	st, err := procfs.ReadStatus(r.pid)
+	if err != nil {
+		return "", true, failed("read status: %w", err)
+	}
+	p, err := r.pathInRoot(st)
+	return p, true, err
 }
 
 // fileID identifies a file: its device and inode.

@@ -484,6 +484,16 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 	backoff := time.Millisecond
 	for attempt := 0; ; attempt++ {
 		c, err = call(ctx, r.proc, r.rt, req)
+		if alt, ok, aerr := r.fdRefused(path, err); ok {
+			if aerr != nil {
+				return ledger.Patch{}, aerr
+			}
+			path = alt
+			if err := req.SetPath(path); err != nil {
+				return ledger.Patch{}, failed("container path: %w", err)
+			}
+			continue
+		}
 		var ce *callError
 		busy := errors.As(err, &ce) && ce.Result == abi.EAgain || errors.Is(err, errNoThread)
 		if busy && attempt < r.o.Retries && ctx.Err() == nil {

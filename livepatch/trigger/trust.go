@@ -31,6 +31,9 @@ type checked struct {
 	id    fileID
 	dev   string // maps "major:minor"
 	inode uint64
+
+	viaFD     string // /proc/AGENT/fd/N (containerPath)
+	fdVisible bool   // viaFD names the file in the process's root
 }
 
 // openContainer opens the container once; everything after reads, checks
