@@ -5,7 +5,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"ulp/livepatch/abi"
 )
@@ -51,5 +54,28 @@ func TestFdRefused(t *testing.T) {
 	r.rep.Patch = filepath.Join(dir, "elsewhere.so")
 	if _, ok, err := r.fdRefused("/proc/1/fd/9", denied); !ok || err == nil {
 		t.Errorf("no path to fall back to: %v %v", ok, err)
+	}
+}
+
+// TestOpenContainer_FIFO: a FIFO at the container's path is refused at
+// once instead of hanging the agent in open(2).
+func TestOpenContainer_FIFO(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fix.so")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := &run{req: apply(fifo), log: slog.New(slog.DiscardHandler)}
+	done := make(chan error, 1)
+	go func() { _, err := r.openContainer(); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("err = %v, want not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("openContainer hangs on a FIFO")
+	}
+	for _, c := range r.closers {
+		c.Close()
 	}
 }

@@ -42,7 +42,9 @@ type checked struct {
 // code (apply, replace), the file must also be owned by root or the agent's
 // user, not writable by group or others, and signed by a trusted key.
 func (r *run) openContainer() (*container.File, error) {
-	f, err := os.Open(r.req.Container)
+	// O_NONBLOCK: opening a FIFO put at the path must not hang the agent;
+	// it changes nothing for a regular file.
+	f, err := os.OpenFile(r.req.Container, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, failed("invalid container: %w", err)
 	}
