@@ -33,19 +33,18 @@ const maxSavedScan = 64 << 10
 
 // unsafeStop reports whether a thread stopped with regs must be resumed
 // and the stop retried before plan is written, because it would later
-// resume inside bytes to be rewritten:
-//   - it is stopped inside them;
-//   - it is inside the runtime, where a thread that a call borrowed may
-//     still be on its way back to a saved instruction pointer the agent
-//     cannot see;
-//   - its stack holds a word pointing inside them, such as the context
-//     saved by a signal whose handler it runs (sigreturn resumes it). The
-//     scan is conservative: any such word counts.
+// resume inside bytes to be rewritten: it is stopped inside them, or its
+// stack holds a word pointing inside them. Such a word is how a thread
+// keeps the instruction pointer it will resume at when it runs a signal
+// handler (the context sigreturn restores), or when a call borrowed it and
+// it has not yet left the runtime (the iret frame of its ulp_request, which
+// the runtime pops after publishing DONE). The scan is conservative: any
+// such word counts.
 //
 // The bytes are the 5 of an entry jump or the 2 entry NOPs of a pad (90 90
 // has a boundary in between).
 func (r *run) unsafeStop(plan *ledger.Plan, regs ptrace.Regs) bool {
-	if plan.Splits(regs.Rip) || regs.Rip >= r.rt.TextStart && regs.Rip < r.rt.TextEnd {
+	if plan.Splits(regs.Rip) {
 		return true
 	}
 	held, err := r.savedInside(plan, regs.Rsp)
