@@ -37,13 +37,11 @@ func ExampleNewPlan() {
 	//   container fix.so sha256:e447a0e505e59aa0 11 bytes
 	// wave 1: canary 1 (1 host)
 	//   web01  192.0.2.1:22  root
-	//     run mkdir -p -- /var/lib/ulp/bin /var/lib/ulp/patches/e447a0e505e59aa0
 	//     upload ulp -> /var/lib/ulp/bin/ulp-4a4d598f8a8d9493 (skipped when the sha256 matches)
 	//     upload fix.so -> /var/lib/ulp/patches/e447a0e505e59aa0/fix.so (skipped when the sha256 matches)
 	//     run flock -w 60 -E 75 /var/lib/ulp/lock /var/lib/ulp/bin/ulp-4a4d598f8a8d9493 trigger --json -p '*' /var/lib/ulp/patches/e447a0e505e59aa0/fix.so
 	// wave 2: rest (1 host)
 	//   web02  192.0.2.2:22  root
-	//     run mkdir -p -- /var/lib/ulp/bin /var/lib/ulp/patches/e447a0e505e59aa0
 	//     upload ulp -> /var/lib/ulp/bin/ulp-4a4d598f8a8d9493 (skipped when the sha256 matches)
 	//     upload fix.so -> /var/lib/ulp/patches/e447a0e505e59aa0/fix.so (skipped when the sha256 matches)
 	//     run flock -w 60 -E 75 /var/lib/ulp/lock /var/lib/ulp/bin/ulp-4a4d598f8a8d9493 trigger --json -p '*' /var/lib/ulp/patches/e447a0e505e59aa0/fix.so

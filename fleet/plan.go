@@ -125,7 +125,6 @@ type StepKind string
 
 // The steps a host runs.
 const (
-	StepMkdir     StepKind = "mkdir"     // create the staging folders
 	StepUpload    StepKind = "upload"    // upload an artifact (skipped when its sha256 is there)
 	StepTrigger   StepKind = "trigger"   // run `ulp trigger --json ...`
 	StepPatches   StepKind = "patches"   // run `ulp patches --json`
@@ -139,7 +138,7 @@ type Step struct {
 	// Artifact and Path: what an upload step writes, and where.
 	Artifact string `json:"artifact,omitempty"`
 	Path     string `json:"path,omitempty"`
-	// Argv is the command a mkdir, trigger or patches step runs.
+	// Argv is the command a trigger, patches, preflight or health step runs.
 	Argv []string `json:"argv,omitempty"`
 	art  *Artifact
 	mode fs.FileMode
@@ -240,12 +239,8 @@ func (p *Plan) steps(dir string) []Step {
 	if p.Action == Ping {
 		return []Step{{Kind: StepPreflight, Argv: []string{"sh", "-c", preflightScript, "preflight", dir, agentPath}}}
 	}
-	dirs := []string{path.Join(dir, "bin")}
-	for _, c := range p.Containers {
-		dirs = append(dirs, path.Join(dir, "patches", c.SHA256[:16]))
-	}
+	// Uploads create the missing folders of their paths (remote.Client.Upload).
 	steps := []Step{
-		{Kind: StepMkdir, Argv: append([]string{"mkdir", "-p", "--"}, dirs...)},
 		{Kind: StepUpload, Artifact: p.Agent.Name, Path: agentPath, art: &p.Agent, mode: 0o755},
 	}
 	paths := make([]string, len(p.Containers))

@@ -321,10 +321,6 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 	for _, s := range hp.Steps {
 		log.Debug("step", "kind", s.Kind, "path", s.Path)
 		switch s.Kind {
-		case StepMkdir:
-			if _, err := conn.Run(hctx, s.Argv, nil); err != nil {
-				return fail(string(s.Kind), err)
-			}
 		case StepUpload:
 			select {
 			case uploads <- struct{}{}:

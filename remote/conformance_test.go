@@ -228,7 +228,11 @@ func suite(t *testing.T, newHost func(t *testing.T) host) {
 	t.Run("Upload_Errors", func(t *testing.T) {
 		h := newHost(t)
 		c := dial(t, h.cfg)
-		for _, dst := range []string{h.dir + "/missing/agent", "relative/agent", h.dir + "/"} {
+		if _, err := c.Upload(t.Context(), []byte("x"), h.dir+"/file", 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A parent that is a file cannot be created.
+		for _, dst := range []string{h.dir + "/file/agent", "relative/agent", h.dir + "/"} {
 			if _, err := c.Upload(t.Context(), []byte("x"), dst, 0o644); !errors.Is(err, remote.ErrUpload) {
 				t.Errorf("Upload(%q) = %v, want ErrUpload", dst, err)
 			}
@@ -238,6 +242,18 @@ func suite(t *testing.T, newHost func(t *testing.T) host) {
 		if _, err := c.Run(t.Context(), []string{"true"}, nil); err != nil {
 			t.Errorf("Run after failed uploads: %v", err)
 		}
+	})
+
+	t.Run("Upload_CreatesParents", func(t *testing.T) {
+		h := newHost(t)
+		c := dial(t, h.cfg)
+		data := []byte("agent")
+		u, err := c.Upload(t.Context(), data, h.dir+"/a/b/c/agent", 0o755)
+		if err != nil || u.Skipped {
+			t.Fatalf("Upload into missing folders = %+v, %v", u, err)
+		}
+		checkFile(t, filepath.Join(h.local, "a", "b", "c", "agent"), data, 0o755)
+		noTemps(t, h.local)
 	})
 
 	t.Run("HostKey_Mismatch", func(t *testing.T) {

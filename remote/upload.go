@@ -36,7 +36,8 @@ type Uploaded struct {
 // given mode, verified by size and sha256 on the host, and renamed over dst
 // with posix-rename@openssh.com. On any failure the temporary file is
 // removed when the connection still allows it, dst is left as it was, and
-// the error wraps [ErrUpload]. The folder of dst must exist. A successful
+// the error wraps [ErrUpload]. Missing parent folders of dst are created
+// (mode 0755 less the server's umask) before the transfer. A successful
 // upload removes temporary files of dst older than [StaleTemp], left by
 // uploads that died with their connection.
 //
@@ -91,6 +92,9 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 		return fail(ctxErr(fmt.Errorf("stat: %w", err)))
 	}
 
+	if err := sc.MkdirAll(path.Dir(dst)); err != nil {
+		return fail(ctxErr(fmt.Errorf("create folder %s: %w", path.Dir(dst), err)))
+	}
 	tmp, err := tempName(dst)
 	if err != nil {
 		return fail(err)
