@@ -147,3 +147,35 @@ func TestEntry_Rejects(t *testing.T) {
 		}
 	})
 }
+
+// TestEntry_Replace: an atomic replace rewrites the rel32 of a function
+// patched before and after, restores one patched only before, and jumps
+// one patched only after, in one plan.
+func TestEntry_Replace(t *testing.T) {
+	mem := newEntryCode(3, false)
+	orig := bytes.Clone(mem.b)
+	plan, err := Apply(&Ledger{}, entryPatch(mem, 1, 0, 1), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem.write(t, plan.Writes)
+	plan, err = Replace(plan.Ledger, "libc.so.6", entryPatch(mem, 3, 1, 2), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Writes) != 3 {
+		t.Fatalf("writes %+v", plan.Writes)
+	}
+	mem.write(t, plan.Writes)
+	for i, want := range []uint64{mem.fn(0), nearAddr(mem, 3, 1), nearAddr(mem, 3, 2)} {
+		if got := mem.reach(t, mem.fn(i)); got != want {
+			t.Errorf("fn %d reaches %#x, want %#x", i, got, want)
+		}
+	}
+	if o := padLen; !bytes.Equal(mem.b[o:o+16], orig[o:o+16]) {
+		t.Errorf("fn 0 not restored: % x", mem.b[o:o+16])
+	}
+	if err := plan.Ledger.Validate(); err != nil || len(plan.Ledger.Patches) != 1 {
+		t.Fatalf("ledger %+v: %v", plan.Ledger, err)
+	}
+}
