@@ -37,6 +37,10 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 	if g.verbose {
 		seen := make(map[uint64]bool)
 		for _, s := range obj.Symbols {
+			if s.Type == elfsym.TypeIFunc {
+				fmt.Fprintf(stdout, "%s\t%#x\tnone\tIFUNC: the process runs the implementation its resolver picks; patch that one\n", s.Name, s.Offset)
+				continue
+			}
 			if s.Type != elfsym.TypeFunc || seen[s.Offset] {
 				continue
 			}

@@ -22,7 +22,11 @@ func TestLivepatchable_DistroLibrary(t *testing.T) {
 			t.Errorf("livepatchable %s: %d %q", lib, code, out)
 		}
 	}
-	out, _, code := runBuildCommand(t, "-v", "livepatchable", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3")
+	out, _, code := runBuildCommand(t, "-v", "livepatchable", "/lib/x86_64-linux-gnu/libc.so.6")
+	if !regexp.MustCompile(`(?m)^strlen\t0x[0-9a-f]+\tnone\tIFUNC: the process runs the implementation its resolver picks; patch that one$`).MatchString(out) {
+		t.Errorf("livepatchable -v libc.so.6: %d, no IFUNC line for strlen", code)
+	}
+	out, _, code = runBuildCommand(t, "-v", "livepatchable", "/usr/lib/x86_64-linux-gnu/libcrypto.so.3")
 	for _, want := range []string{
 		`(?m)^OPENSSL_hexchar2int\t0x[0-9a-f]+\tentry\tentry\+0$`,
 		`(?m)^CRYPTO_memcmp\t0x[0-9a-f]+\tentry\tentry\+4$`,
