@@ -21,7 +21,7 @@ GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
 	iproute2 procps strace util-linux nginx openssl
 
-.PHONY: all build deps test test-unit fuzz fuzz-short bench demo vet clean install uninstall deb
+.PHONY: all build deps test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
 
 all: build
 
@@ -79,6 +79,11 @@ bench: build
 
 demo: deps build
 	$(GO) run ./internal/demo
+
+# fleet-demo: a local fleet of real sshd hosts (root); `make fleet-demo
+# FLEETDEMOFLAGS='-hosts 32'` for another size.
+fleet-demo: deps build
+	$(GO) run ./internal/fleetdemo $(FLEETDEMOFLAGS)
 
 clean:
 	rm -rf $(BUILD) agentbin/bin/ulp

@@ -1,12 +1,10 @@
 package cli
 
 import (
-	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -151,68 +149,6 @@ func TestE2E_OpenSSH_Faults(t *testing.T) {
 	}
 }
 
-// hostProc is a program running inside an sshfleet host.
-type hostProc struct {
-	in  io.WriteCloser
-	out *bufio.Reader
-}
-
-// startOnHost runs bin with the runtime preloaded inside h's namespaces and
-// waits for its "ready" line. It is killed with the host, and its stdin is
-// closed (it then exits) when t ends.
-func startOnHost(t *testing.T, h *sshfleet.Host, runtime, bin string) *hostProc {
-	t.Helper()
-	cmd, err := h.Command(context.Background(), bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Env = append(os.Environ(), "LD_PRELOAD="+runtime)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
-	p := &hostProc{in: in, out: bufio.NewReader(out)}
-	if line := p.ask(t, ""); !strings.HasPrefix(line, "ready") {
-		t.Fatalf("%s: readiness line %q", h.Name, line)
-	}
-	return p
-}
-
-// ask sends q (unless empty) and returns the next line, failing after 20 s.
-func (p *hostProc) ask(t *testing.T, q string) string {
-	t.Helper()
-	if q != "" {
-		if _, err := io.WriteString(p.in, q+"\n"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	ch := make(chan string, 1)
-	go func() {
-		s, _ := p.out.ReadString('\n')
-		ch <- strings.TrimSpace(s)
-	}()
-	select {
-	case s := <-ch:
-		return s
-	case <-time.After(20 * time.Second):
-		t.Fatal("no answer in 20s")
-	}
-	return ""
-}
-
 // TestE2E_OpenSSH_RealAgent rolls real livepatch containers out with the
 // real agent to preloaded processes on real sshd hosts.
 func TestE2E_OpenSSH_RealAgent(t *testing.T) {
@@ -221,16 +157,16 @@ func TestE2E_OpenSSH_RealAgent(t *testing.T) {
 	runtime := testenv.Artifact(t, "libpulp.so.0")
 	f, args := realFleet(t, 3, testenv.Artifact(t, "ulp"))
 	args = append(args, "--canary", "group:canary")
-	var procs []*hostProc
+	var procs []*sshfleet.Proc
 	for _, h := range f.Hosts {
 		for range 2 {
-			procs = append(procs, startOnHost(t, h, runtime, fx.App))
+			procs = append(procs, h.Start(t, []string{"LD_PRELOAD=" + runtime}, fx.App))
 		}
 	}
 	values := func(want string) {
 		t.Helper()
 		for i, p := range procs {
-			if got := p.ask(t, "value"); got != want {
+			if got := p.Ask(t, "value"); got != want {
 				t.Errorf("process %d: value %s, want %s", i, got, want)
 			}
 		}

@@ -207,34 +207,6 @@ func TestVmStatus(t *testing.T) {
 	}
 }
 
-func TestRunTB(t *testing.T) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	var order []string
-	skipped, err := runTB(t.Context(), log, "ok", func(tb testing.TB) {
-		tb.Cleanup(func() { order = append(order, "first") })
-		tb.Cleanup(func() { order = append(order, "second") })
-		dir := tb.TempDir()
-		if _, err := os.Stat(dir); err != nil {
-			t.Errorf("TempDir: %v", err)
-		}
-	})
-	if skipped || err != nil || !slices.Equal(order, []string{"second", "first"}) {
-		t.Errorf("ok: skipped %v, err %v, cleanups %v", skipped, err, order)
-	}
-	reached := false
-	_, err = runTB(t.Context(), log, "fatal", func(tb testing.TB) {
-		tb.Fatalf("boom %d", 1)
-		reached = true
-	})
-	if err == nil || !strings.Contains(err.Error(), "boom 1") || reached {
-		t.Errorf("fatal: err %v, code after Fatal ran: %v", err, reached)
-	}
-	skipped, err = runTB(t.Context(), log, "skip", func(tb testing.TB) { tb.Skip("no sshd") })
-	if !skipped || err == nil || !strings.Contains(err.Error(), "no sshd") {
-		t.Errorf("skip: skipped %v, err %v", skipped, err)
-	}
-}
-
 func TestRelay_CountsBothDirections(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

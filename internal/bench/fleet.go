@@ -37,9 +37,13 @@ func fleetSection(ctx context.Context, e *env) Section {
 		s.Status, s.Reason = StatusSkipped, fmt.Sprintf("no ulpfleet (%v): run make first", err)
 		return s
 	}
+	if why := fleetMissing(); why != "" {
+		s.Status, s.Reason = StatusSkipped, "the machine cannot run the sshd fleet: "+why
+		return s
+	}
 	smp := newSamples()
 	var runErr error
-	skipped, err := runTB(ctx, e.log, "fleet", func(tb testing.TB) {
+	skipped, err := sshfleet.Run(ctx, e.log, "fleet", func(tb testing.TB) {
 		f := sshfleet.Start(tb, e.cfg.FleetHosts)
 		fb := &fleetBench{env: e, fleet: f, smp: smp}
 		runErr = fb.run(ctx, tb)
@@ -56,7 +60,7 @@ func fleetSection(ctx context.Context, e *env) Section {
 	s.Figures = smp.figures()
 	s.Figures = withSSHAnchors(s.Figures)
 	s.Notes = []string{
-		"apply/revert: one `ulpfleet --canary 0 --parallel N --upload-parallel N apply|revert` over every host (connect, mkdir, two uploads skipped by sha256, ulp trigger -p '*' on the host's process, close), wall time of the ulpfleet process",
+		"apply/revert: one `ulpfleet --canary 0 --parallel N --upload-parallel N apply|revert` over every host (connect, two uploads skipped by sha256, ulp trigger -p '*' on the host's process, close), wall time of the ulpfleet process",
 		"cold: the first apply to hosts whose staging folder is empty (uploads the agent and the container), at the largest fan-out",
 		"bytes: TCP payload bytes per host between ulpfleet and sshd (encrypted SSH), counted by a relay; second: an apply repeated with nothing changed",
 		"ssh-true: OpenSSH's client, `ssh HOST true` (a new connection each time), over the same hosts at the same fan-out",
@@ -82,6 +86,23 @@ func withSSHAnchors(figs []Figure) []Figure {
 		}
 	}
 	return figs
+}
+
+// fleetMissing says what the sshd fleet needs and this machine lacks ("" for
+// nothing): root, OpenSSH's server and client, and util-linux.
+func fleetMissing() string {
+	if os.Geteuid() != 0 {
+		return "not running as root"
+	}
+	if _, err := os.Stat("/usr/sbin/sshd"); err != nil {
+		return "no /usr/sbin/sshd (apt-get install openssh-server)"
+	}
+	for _, tool := range []string{"ssh", "unshare", "nsenter"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return fmt.Sprintf("no %s on PATH (openssh-client, util-linux)", tool)
+		}
+	}
+	return ""
 }
 
 type fleetBench struct {

@@ -12,5 +12,7 @@
 // host is killed, with everything running inside it, in t.Cleanup.
 //
 // Callers need root and sshd: use testenv.Require(t, testenv.Root,
-// testenv.SSHD) first ([Start] does it too).
+// testenv.SSHD) first ([Start] does it too). Programs (make fleet-demo,
+// make bench) start a fleet through [Run], which gives [Start] a testing.TB
+// outside `go test`; [Host.Start] runs a program inside a host.
 package sshfleet

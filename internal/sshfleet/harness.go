@@ -1,4 +1,4 @@
-package main
+package sshfleet
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"testing"
 )
 
-// harnessTB lets the harness use the project's test fixtures
-// (internal/sshfleet), which take a testing.TB, outside `go test`. Fatal
-// and Skip end the function run by runTB, as they end a test; Cleanup
-// functions run when it returns, last first.
+// harnessTB is the testing.TB that [Run] gives its function, so that a
+// program (make fleet-demo, make bench) uses [Start] and the other test
+// fixtures outside `go test`. Fatal and Skip end the function, as they end
+// a test; Cleanup functions run when it returns, last first.
 type harnessTB struct {
 	testing.TB // nil: only satisfies the interface's unexported method; every method is defined below
 
@@ -29,10 +29,13 @@ type harnessTB struct {
 	msgs     []string
 }
 
-// runTB runs fn with a harnessTB named name, then its cleanups. It returns
-// whether fn was skipped, and an error holding every Error and Fatal
-// message when it failed.
-func runTB(ctx context.Context, log *slog.Logger, name string, fn func(tb testing.TB)) (skipped bool, err error) {
+// Run runs fn outside `go test` with a testing.TB named name, then the
+// cleanups fn registered (stopping the hosts of [Start], last first). It
+// returns whether fn was skipped (e.g. by testenv.Require: not root, no
+// sshd), and an error holding every Error and Fatal message when it failed.
+// Log and Logf go to log at Debug; TempDir folders are removed at the end.
+// This is the one way to start a fleet outside tests.
+func Run(ctx context.Context, log *slog.Logger, name string, fn func(tb testing.TB)) (skipped bool, err error) {
 	tb := &harnessTB{name: name, ctx: ctx, log: log}
 	done := make(chan struct{})
 	go func() { // owned: runTB waits for it
@@ -121,7 +124,7 @@ func (tb *harnessTB) Setenv(key, value string) {
 		}
 	})
 }
-func (tb *harnessTB) Chdir(string)                     { tb.Fatal("Chdir is not supported by the bench harness") }
+func (tb *harnessTB) Chdir(string)                     { tb.Fatal("Chdir is not supported outside go test") }
 func (tb *harnessTB) Skip(args ...any)                 { tb.record(false, true, fmt.Sprint(args...)); runtime.Goexit() }
 func (tb *harnessTB) SkipNow()                         { tb.record(false, true, ""); runtime.Goexit() }
 func (tb *harnessTB) Skipf(format string, args ...any) { tb.Skip(fmt.Sprintf(format, args...)) }
@@ -131,7 +134,7 @@ func (tb *harnessTB) Skipped() bool {
 	return tb.skipped
 }
 func (tb *harnessTB) TempDir() string {
-	d, err := os.MkdirTemp("", "ulp-bench-"+tb.name+"-")
+	d, err := os.MkdirTemp("", "ulp-"+tb.name+"-")
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,8 +2,11 @@ package sshfleet_test
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,4 +125,32 @@ func TestStart_FleetWithRemote(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+func TestRun_OutsideGoTest(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var order []string
+	skipped, err := sshfleet.Run(t.Context(), log, "ok", func(tb testing.TB) {
+		tb.Cleanup(func() { order = append(order, "first") })
+		tb.Cleanup(func() { order = append(order, "second") })
+		dir := tb.TempDir()
+		if _, err := os.Stat(dir); err != nil {
+			t.Errorf("TempDir: %v", err)
+		}
+	})
+	if skipped || err != nil || !slices.Equal(order, []string{"second", "first"}) {
+		t.Errorf("ok: skipped %v, err %v, cleanups %v", skipped, err, order)
+	}
+	reached := false
+	_, err = sshfleet.Run(t.Context(), log, "fatal", func(tb testing.TB) {
+		tb.Fatalf("boom %d", 1)
+		reached = true
+	})
+	if err == nil || !strings.Contains(err.Error(), "boom 1") || reached {
+		t.Errorf("fatal: err %v, code after Fatal ran: %v", err, reached)
+	}
+	skipped, err = sshfleet.Run(t.Context(), log, "skip", func(tb testing.TB) { tb.Skip("no sshd") })
+	if !skipped || err == nil || !strings.Contains(err.Error(), "no sshd") {
+		t.Errorf("skip: skipped %v, err %v", skipped, err)
+	}
 }
