@@ -78,6 +78,11 @@ func (r *run) trampolines(l *ledger.Ledger, p ledger.Patch) (ledger.Patch, []led
 // 16-byte aligned slots between the end of its executable segment and the
 // end of that page, whose bytes are zero (file padding) or a trampoline.
 func (r *run) trampSlots() ([]uint64, error) {
+	if r.obj.Deleted {
+		// The file on disk is another build: its segments say nothing of
+		// the mapped one.
+		return nil, errors.New(r.obj.Path + " was replaced on disk after the process mapped it")
+	}
 	// Through the process's root: the path is as the process sees it.
 	ef, err := elf.Open(filepath.Join("/proc", strconv.Itoa(r.pid), "root", r.obj.Path))
 	if err != nil {
