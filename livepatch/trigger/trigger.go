@@ -616,6 +616,7 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() er
 			if err != nil {
 				return err
 			}
+			attempt = -1 // the split retries count from the last stack wait
 			time.Sleep(time.Millisecond)
 			continue
 		}
