@@ -11,10 +11,11 @@
 // in one program, and a program that is also the target's parent, never
 // take each other's stops.
 //
-// Data is written with process_vm_writev (reads are livepatch/procfs's),
-// and code written with pwrite on /proc/PID/mem (process_vm_writev cannot
-// write read-only text; the kernel's /proc/PID/mem path writes through page
-// protections, so the target's mappings never change).
+// Memory is written with pwrite on /proc/PID/mem (reads are
+// livepatch/procfs's): the kernel writes through page protections, so the
+// target's mappings never change, and the file stays bound to the memory
+// the process had when it was seized, so nothing is written into a program
+// it executed since.
 //
 // The package never sets PTRACE_O_EXITKILL: a target must survive the death
 // of the agent at any moment, and the kernel detaches every tracee when the

@@ -1,49 +1,46 @@
 package ptrace
 
 import (
+	"errors"
 	"fmt"
-	"io"
+	"math"
 
 	"golang.org/x/sys/unix"
 )
 
-// WriteData writes b at addr with process_vm_writev. The memory must be
-// writable in the target (data, stack, the runtime's ledger); use WriteText
-// for code.
-func (p *Process) WriteData(addr uint64, b []byte) error {
-	if len(b) == 0 {
-		return nil
-	}
-	local := []unix.Iovec{{Base: &b[0]}}
-	local[0].SetLen(len(b))
-	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
-	n, err := unix.ProcessVMWritev(p.pid, local, remote, 0)
-	if err != nil {
-		return fmt.Errorf("write %d bytes at %#x: %w", len(b), addr, err)
-	}
-	if n != len(b) {
-		return fmt.Errorf("write %d bytes at %#x: short write of %d: %w", len(b), addr, n, io.ErrShortWrite)
-	}
-	return nil
-}
-
-// WriteText writes b at addr through /proc/PID/mem. The kernel writes
-// through page protections (FOLL_FORCE), so read-only text is written
-// without any mprotect in the target; process_vm_writev would fail with
-// EFAULT there. The caller stops every thread that could execute the bytes.
-func (p *Process) WriteText(addr uint64, b []byte) error {
+// Write writes b at addr of the process through /proc/PID/mem, opened
+// when the process was seized:
+//   - the kernel writes through page protections (FOLL_FORCE), so read-only
+//     text is written without any mprotect in the target (process_vm_writev
+//     fails there with EFAULT);
+//   - the file is bound to the memory the process had when it was seized:
+//     after an execve the writes fail instead of landing in the new program.
+//
+// The caller stops every thread that could execute code being written.
+func (p *Process) Write(addr uint64, b []byte) error {
 	if p.mem == nil {
 		return ErrDetached
 	}
-	if addr > uint64(1)<<63 {
-		return fmt.Errorf("write text at %#x: address out of range", addr)
+	if addr > math.MaxInt64-uint64(len(b)) {
+		return fmt.Errorf("write at %#x: address out of range", addr)
 	}
-	n, err := p.mem.WriteAt(b, int64(addr))
-	if err != nil {
-		return fmt.Errorf("write %d bytes of text at %#x: %w", len(b), addr, err)
-	}
-	if n != len(b) {
-		return fmt.Errorf("write %d bytes of text at %#x: short write of %d: %w", len(b), addr, n, io.ErrShortWrite)
+	// pwrite itself, not os.File.WriteAt: the kernel answers 0 once the
+	// memory is gone (the process exited or executed another program), and
+	// WriteAt would retry that forever.
+	fd := int(p.mem.Fd())
+	for done := 0; done < len(b); {
+		n, err := unix.Pwrite(fd, b[done:], int64(addr)+int64(done))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("write %d bytes at %#x: %w", len(b), addr, err)
+		}
+		if n <= 0 {
+			return fmt.Errorf("write %d bytes at %#x: the process's memory is gone (exited or executed another program): %w",
+				len(b), addr, ErrExited)
+		}
+		done += n
 	}
 	return nil
 }

@@ -193,7 +193,7 @@ func TestSeize_StopWriteTextResumeDetach(t *testing.T) {
 				}
 			}
 			// mov $2, %eax; ret
-			if err := p.WriteText(tg.value, []byte{0xb8, 2, 0, 0, 0, 0xc3}); err != nil {
+			if err := p.Write(tg.value, []byte{0xb8, 2, 0, 0, 0, 0xc3}); err != nil {
 				t.Fatal(err)
 			}
 			if err := p.ResumeAll(); err != nil {
@@ -322,5 +322,35 @@ func TestPtrace_OtherThreadGetsESRCH(t *testing.T) {
 	}()
 	if err := <-ch; !errors.Is(err, unix.ESRCH) {
 		t.Fatalf("GETREGS from another thread: %v, want ESRCH", err)
+	}
+}
+
+// TestWrite_AfterExec: a process that executes another program while held
+// gets no write: the memory file belongs to the program that was seized.
+func TestWrite_AfterExec(t *testing.T) {
+	tg := startTarget(t)
+	p := seize(t, tg.pid())
+	if _, err := io.WriteString(tg.in, "exec\n"); err != nil {
+		t.Fatal(err)
+	}
+	line := tg.readLinePolling(t, p)
+	addr, ok := strings.CutPrefix(line, "ready 0x")
+	if !ok {
+		t.Fatalf("after exec: %q", line)
+	}
+	value, err := strconv.ParseUint(addr, 16, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range []uint64{tg.value, value} {
+		if err := p.Write(a, []byte{0xb8, 2, 0, 0, 0, 0xc3}); !errors.Is(err, ErrExited) {
+			t.Errorf("write at %#x after exec: %v, want ErrExited", a, err)
+		}
+	}
+	if err := p.Detach(); err != nil {
+		t.Fatal(err)
+	}
+	if got := tg.query(t); got != "1 0" {
+		t.Fatalf("new program: %q", got)
 	}
 }

@@ -184,7 +184,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		return nil, errSkipThread
 	}
 	req.GPR, req.Iret = frame.GPR, frame.Iret
-	if err := p.WriteData(hijack.Rdi, req.Marshal()); err != nil {
+	if err := p.Write(hijack.Rdi, req.Marshal()); err != nil {
 		p.Resume(tid)
 		return nil, fmt.Errorf("%w: write request: %w", errSkipThread, err)
 	}
@@ -288,7 +288,7 @@ func waitDone(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.R
 		return nil, err
 	}
 	idle := binary.LittleEndian.AppendUint32(nil, uint32(abi.CallIdle))
-	if err := p.WriteData(rt.ABI+abi.OffCallState, idle); err != nil {
+	if err := p.Write(rt.ABI+abi.OffCallState, idle); err != nil {
 		return nil, err
 	}
 	if c.Result != abi.OK {

@@ -50,10 +50,10 @@ func SetPatchable(ctx context.Context, pid int, enable bool, o Options) (abi.Sta
 	// its reason.
 	r := make([]byte, abi.ReasonMax)
 	copy(r, reason)
-	if err := p.WriteData(tp.ABI+abi.OffReason, r); err != nil {
+	if err := p.Write(tp.ABI+abi.OffReason, r); err != nil {
 		return blk.State, err
 	}
-	if err := p.WriteData(tp.ABI+abi.OffState, binary.LittleEndian.AppendUint32(nil, uint32(state))); err != nil {
+	if err := p.Write(tp.ABI+abi.OffState, binary.LittleEndian.AppendUint32(nil, uint32(state))); err != nil {
 		return blk.State, err
 	}
 	if err := appendRing(p, tp.ABI, line); err != nil {

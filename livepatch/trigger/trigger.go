@@ -548,7 +548,7 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		// Through /proc/PID/mem: the variable may sit in RELRO memory that
 		// the loader made read-only. Nothing reads it before the patch is
 		// live.
-		if err := r.proc.WriteText(addr, b); err != nil {
+		if err := r.proc.Write(addr, b); err != nil {
 			return ledger.Patch{}, failed("reference %s: %w", ref.PatchRef, err)
 		}
 	}
@@ -621,7 +621,7 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() er
 			continue
 		}
 		for i, w := range plan.Writes {
-			if err := r.proc.WriteText(w.Addr, w.Data); err != nil {
+			if err := r.proc.Write(w.Addr, w.Data); err != nil {
 				r.proc.ResumeAll()
 				// Writes are ordered so that any prefix leaves old or new
 				// code, but the ledger no longer matches.
@@ -657,7 +657,7 @@ func (r *run) splitting(plan *ledger.Plan) (int, error) {
 
 // ledgerWriter prepares the store of the encoded ledger under the ledger
 // seqlock (reading the area now) and returns the function that performs it:
-// four process_vm_writev calls.
+// four writes.
 func (r *run) ledgerWriter(enc []byte) (func() error, error) {
 	_, area, err := r.tp.ReadLedgerBytes(context.Background())
 	if err != nil {
@@ -674,16 +674,16 @@ func (r *run) ledgerWriter(enc []byte) (func() error, error) {
 	odd, even := le.AppendUint64(nil, seq), le.AppendUint64(nil, seq+1)
 	n := le.AppendUint64(nil, uint64(len(enc)))
 	return func() error {
-		if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, odd); err != nil {
+		if err := r.proc.Write(r.rt.ABI+abi.OffLedgerSeq, odd); err != nil {
 			return err
 		}
-		if err := r.proc.WriteData(area.Addr, enc); err != nil {
+		if err := r.proc.Write(area.Addr, enc); err != nil {
 			return err
 		}
-		if err := r.proc.WriteData(r.rt.ABI+abi.OffLedgerLen, n); err != nil {
+		if err := r.proc.Write(r.rt.ABI+abi.OffLedgerLen, n); err != nil {
 			return err
 		}
-		return r.proc.WriteData(r.rt.ABI+abi.OffLedgerSeq, even)
+		return r.proc.Write(r.rt.ABI+abi.OffLedgerSeq, even)
 	}, nil
 }
 
@@ -720,7 +720,7 @@ func appendRing(p *ptrace.Process, abiAddr uint64, line string) error {
 	} else {
 		seq += 2
 	}
-	if err := p.WriteData(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq)); err != nil {
+	if err := p.Write(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq)); err != nil {
 		return err
 	}
 	text := []byte(line + "\n")
@@ -730,13 +730,13 @@ func appendRing(p *ptrace.Process, abiAddr uint64, line string) error {
 	for len(text) > 0 {
 		off := head % abi.RingSize
 		n := min(uint64(len(text)), abi.RingSize-off)
-		if err := p.WriteData(abiAddr+abi.OffRingBuf+off, text[:n]); err != nil {
+		if err := p.Write(abiAddr+abi.OffRingBuf+off, text[:n]); err != nil {
 			return err
 		}
 		text, head = text[n:], head+n
 	}
-	if err := p.WriteData(abiAddr+abi.OffRingHead, le.AppendUint64(nil, head)); err != nil {
+	if err := p.Write(abiAddr+abi.OffRingHead, le.AppendUint64(nil, head)); err != nil {
 		return err
 	}
-	return p.WriteData(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq+1))
+	return p.Write(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq+1))
 }

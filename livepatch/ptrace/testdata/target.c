@@ -1,11 +1,14 @@
 /* A ptrace test target: argv[1] spinning threads, argv[2] = 1 to churn
  * threads (create+join in a loop). Prints "ready ADDR" with the address of
- * value(), then answers each stdin line with "VALUE USR1COUNT". The main
+ * value(), then answers each stdin line with "VALUE USR1COUNT", or, for
+ * "exec", executes itself again (a new "ready" line follows). The main
  * thread sits in read(2) between lines. */
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 static volatile unsigned long counter;
 static volatile sig_atomic_t usr1;
@@ -49,6 +52,11 @@ int main(int argc, char **argv) {
   fflush(stdout);
   char line[64];
   while (fgets(line, sizeof line, stdin)) {
+    if (!strncmp(line, "exec", 4)) {
+      execv("/proc/self/exe", argv);
+      perror("execv");
+      return 1;
+    }
     printf("%d %d\n", value(), (int)usr1);
     fflush(stdout);
   }
