@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"fmt"
 	"io"
+	"slices"
 
 	"ulp/livepatch/insn"
 )
@@ -29,14 +30,32 @@ type PadSite struct {
 	Merged      bool   // the two NOP bytes are already the single NOP 66 90
 }
 
-// execText caches the executable sections of a file, for pad detection.
+// execText caches the executable sections of a file, for pad detection,
+// and the direct branch targets of each (insn.Targets), computed when a
+// function without the pad is first checked for the entry jump.
 type execText struct {
-	secs []*elf.Section
-	data map[*elf.Section][]byte
+	secs    []*elf.Section
+	data    map[*elf.Section][]byte
+	targets map[*elf.Section][]int
+}
+
+// branchInto returns the offset in sec of a direct branch target of the
+// section inside (lo, hi), or -1.
+func (t *execText) branchInto(sec *elf.Section, data []byte, lo, hi int) int {
+	ts, ok := t.targets[sec]
+	if !ok {
+		ts = insn.Targets(data)
+		t.targets[sec] = ts
+	}
+	i, _ := slices.BinarySearch(ts, lo+1)
+	if i < len(ts) && ts[i] < hi {
+		return ts[i]
+	}
+	return -1
 }
 
 func newExecText(ef *elf.File) *execText {
-	t := &execText{data: make(map[*elf.Section][]byte)}
+	t := &execText{data: make(map[*elf.Section][]byte), targets: make(map[*elf.Section][]int)}
 	for _, s := range ef.Sections {
 		if s.Type == elf.SHT_PROGBITS && s.Flags&elf.SHF_EXECINSTR != 0 && s.Flags&elf.SHF_ALLOC != 0 {
 			t.secs = append(t.secs, s)
@@ -101,7 +120,7 @@ func markPads(ef *elf.File, syms []Symbol) error {
 		if s.Type != TypeFunc {
 			continue
 		}
-		_, data, idx, err := text.at(s.Offset)
+		sec, data, idx, err := text.at(s.Offset)
 		if err != nil {
 			return err
 		}
@@ -123,6 +142,13 @@ func markPads(ef *elf.File, syms []Symbol) error {
 		e, err := insn.Check(data[idx : idx+int(s.Size)])
 		if err != nil {
 			s.Refused = err.Error()
+			continue
+		}
+		// A branch from elsewhere (another function, a .cold part) into
+		// the overwritten bytes rules the jump out too.
+		lo := idx + int(e.Offset)
+		if t := text.branchInto(sec, data, lo, lo+e.Covered); t >= 0 {
+			s.Refused = fmt.Sprintf("%v (a branch elsewhere in %s targets +%d)", insn.ErrBranchInto, sec.Name, t-idx)
 			continue
 		}
 		s.Entry, s.EntryOffset = true, e.Offset

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 
 	"golang.org/x/arch/x86/x86asm"
 )
@@ -87,6 +88,28 @@ func Check(fn []byte) (Entry, error) {
 		pc += in.Len
 	}
 	return e, nil
+}
+
+// Targets decodes code (a whole executable section) linearly and returns,
+// sorted and without duplicates, the offsets in code that its direct
+// branches (jumps, conditional jumps, calls) target. An undecodable byte is
+// skipped, so the sweep resynchronises after data or padding; targets it
+// finds there are spurious, which only makes a caller more careful.
+func Targets(code []byte) []int {
+	var ts []int
+	for pc := 0; pc < len(code); {
+		in, err := decode(code[pc:])
+		if err != nil {
+			pc++
+			continue
+		}
+		if t, ok := target(in, pc); ok && t >= 0 && t < len(code) {
+			ts = append(ts, t)
+		}
+		pc += in.Len
+	}
+	slices.Sort(ts)
+	return slices.Compact(ts)
 }
 
 // CheckHead decodes the instructions at the start of code (a function's

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -109,4 +110,13 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check(% x) = %+v", fn, e)
 		}
 	})
+}
+
+func TestTargets(t *testing.T) {
+	// xor eax,eax; inc eax; cmp eax,10; jne +2; call +0x10 (out of range,
+	// dropped); (bad 06); jmp +0 (to itself at 15)
+	code := []byte{0x31, 0xc0, 0xff, 0xc0, 0x83, 0xf8, 0x0a, 0x75, 0xf9, 0xe8, 0x10, 0, 0, 0, 0x06, 0xeb, 0xfe}
+	if got, want := Targets(code), []int{2, 15}; !slices.Equal(got, want) {
+		t.Errorf("Targets = %v, want %v", got, want)
+	}
 }
