@@ -2,6 +2,7 @@ package trigger
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strconv"
 	"testing"
@@ -13,13 +14,20 @@ import (
 
 // BenchmarkPause applies and reverts a patch on a process whose thread
 // spins on the clock (calling the patched function) next to a main thread
-// waiting in read(2), and reports the medians
+// waiting in read(2), and no or 64 more threads sleeping, and reports the
+// medians
 // of the longest gap the spinning thread saw during each apply and revert, of the
 // same gap measured over an idle interval of the same length (the noise of
 // the machine), and of the agent's own pause and total times.
 func BenchmarkPause(b *testing.B) {
+	for _, sleepers := range []int{0, 64} {
+		b.Run(fmt.Sprintf("sleepers=%d", sleepers), func(b *testing.B) { benchPause(b, sleepers) })
+	}
+}
+
+func benchPause(b *testing.B, sleepers int) {
 	fx := triggertest.Build(b)
-	p := triggertest.Start(b, nil, fx.Spin(b), "1")
+	p := triggertest.Start(b, nil, fx.Spin(b), "1", strconv.Itoa(sleepers))
 	gap := func() time.Duration {
 		n, err := strconv.ParseInt(p.Ask(b, "gap"), 10, 64)
 		if err != nil {

@@ -1,4 +1,5 @@
-/* spin: argv[1] threads spinning on the clock. Each records the largest gap
+/* spin: argv[1] threads spinning on the clock, and argv[2] threads sleeping
+ * in pause(2). Each spinning thread records the largest gap
  * between two consecutive clock readings (the longest time it was kept from
  * running). The main thread answers stdin lines: "gap" prints the largest
  * gap in ns and resets it, "value" calls calc_value(). */
@@ -7,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 int calc_value(void);
 
@@ -31,11 +33,23 @@ static void *spin(void *arg) {
   return NULL;
 }
 
+static void *sleeper(void *arg) {
+  (void)arg;
+  for (;;)
+    pause();
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 1;
+  int sleepers = argc > 2 ? atoi(argv[2]) : 0;
   for (int i = 0; i < n; i++) {
     pthread_t t;
     pthread_create(&t, NULL, spin, NULL);
+  }
+  for (int i = 0; i < sleepers; i++) {
+    pthread_t t;
+    pthread_create(&t, NULL, sleeper, NULL);
   }
   printf("ready\n");
   fflush(stdout);
