@@ -367,6 +367,8 @@ func TestMechanisms_DistroLibraries(t *testing.T) {
 		{"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "CRYPTO_memcmp", elfsym.TypeFunc, true, 4, ""},
 		// xor %eax,%eax; ret
 		{"/usr/lib/x86_64-linux-gnu/libcrypto.so.3", "OPENSSL_version_minor", elfsym.TypeFunc, false, 0, "shorter than the 5-byte jump"},
+		// memmove's code branches to memcpy+3.
+		{"/lib/x86_64-linux-gnu/libc.so.6", "memcpy", elfsym.TypeFunc, false, 0, "a branch elsewhere in .text targets +3"},
 	}
 	objs := map[string]*elfsym.Object{}
 	for _, tt := range tests {
