@@ -58,6 +58,10 @@ type Artifact struct {
 	Name   string `json:"name"`
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
+	// Source is the local file the artifact was read from, when it came
+	// from one (recorded in results files, so that a retry can read it
+	// again).
+	Source string `json:"source,omitempty"`
 	data   []byte
 }
 

@@ -58,6 +58,10 @@ type summaryRecord struct {
 	Stopped      string `json:"stopped,omitempty"`
 	Cancelled    bool   `json:"cancelled"`
 	DurationMS   int64  `json:"duration_ms"`
+	// Containers and RevertAll say what the run did, so that `ulpfleet
+	// retry` can do it again on the hosts that did not succeed.
+	Containers []fleet.Artifact `json:"containers"`
+	RevertAll  string           `json:"revert_all,omitempty"`
 }
 
 // newHostRecord returns the --json record of result h at plan position i.
@@ -102,10 +106,10 @@ func (s *jsonStream) observe(e fleet.Event) {
 	}
 }
 
-// writeResultJSON prints one record per host in plan order (with streamed,
-// only the hosts never started: the others were printed as they finished),
-// then the summary.
-func writeResultJSON(w io.Writer, res *fleet.Result, streamed bool) error {
+// writeResultJSON prints one record per host of p in plan order (with
+// streamed, only the hosts never started: the others were printed as they
+// finished), then the summary.
+func writeResultJSON(w io.Writer, p *fleet.Plan, res *fleet.Result, streamed bool) error {
 	enc := json.NewEncoder(w)
 	for i := range res.Hosts {
 		h := &res.Hosts[i]
@@ -118,11 +122,15 @@ func writeResultJSON(w io.Writer, res *fleet.Result, streamed bool) error {
 	}
 	c := res.Counts()
 	pt, st, ft := totals(res)
+	containers := p.Containers
+	if containers == nil {
+		containers = []fleet.Artifact{}
+	}
 	return enc.Encode(summaryRecord{Schema: summarySchema, Type: "summary", Action: string(res.Action),
 		Hosts: len(res.Hosts), OK: c[fleet.StateOK], Error: c[fleet.StateError], Failed: c[fleet.StateFailed],
 		Interrupted: c[fleet.StateInterrupted], NotAttempted: c[fleet.StateNotAttempted],
 		Patched: pt, Skipped: st, ProcFailed: ft, Stopped: res.Stopped, Cancelled: res.Cancelled,
-		DurationMS: res.Duration.Milliseconds()})
+		DurationMS: res.Duration.Milliseconds(), Containers: containers, RevertAll: p.RevertAll})
 }
 
 func totals(res *fleet.Result) (patched, skipped, failed int) {

@@ -95,7 +95,8 @@ func newPlanCommand(a *app) *cobra.Command {
 	return cmd
 }
 
-// plan builds the plan of action from the settings and arguments.
+// plan builds the plan of action from the settings and arguments: the
+// hosts of the inventory and --limit, the containers named by args.
 func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet.Plan, error) {
 	hosts, err := a.hosts()
 	if err != nil {
@@ -105,6 +106,11 @@ func (a *app) plan(action fleet.Action, args []string, revertAll string) (*fleet
 	if err != nil {
 		return nil, err
 	}
+	return a.planFor(action, hosts, containers, revertAll)
+}
+
+// planFor plans action over hosts with the settings' canaries and batches.
+func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []fleet.Artifact, revertAll string) (*fleet.Plan, error) {
 	agent, err := a.agent(a.cfg)
 	if err != nil {
 		return nil, err
@@ -160,7 +166,14 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 	if err != nil {
 		return err
 	}
-	if o.dryRun {
+	return a.runPlan(ctx, p, o.dryRun)
+}
+
+// runPlan prints p (dryRun) or runs it, prints and saves the results.
+func (a *app) runPlan(ctx context.Context, p *fleet.Plan, dryRun bool) error {
+	action := p.Action
+	var err error
+	if dryRun {
 		if a.cfg.JSON {
 			return writeJSON(a.stdout, p)
 		}
@@ -177,11 +190,11 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 		return runErr
 	}
 	if stream != nil {
-		err = errors.Join(stream.err, writeResultJSON(a.stdout, res, true))
+		err = errors.Join(stream.err, writeResultJSON(a.stdout, p, res, true))
 	} else {
 		err = writeResultText(a.stdout, p, res)
 	}
-	if serr := a.saveResults(res); serr != nil {
+	if serr := a.saveResults(p, res); serr != nil {
 		// The rollout's outcome does not depend on it: warn, do not fail.
 		a.log.Warn("results not saved", "err", serr)
 	}
@@ -227,7 +240,7 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 		runErr = fmt.Errorf("auto-revert: %w", summaryError(rres, runErr))
 	}
 	if a.cfg.JSON {
-		err = writeResultJSON(a.stdout, rres, false)
+		err = writeResultJSON(a.stdout, rp, rres, false)
 	} else {
 		err = writeResultText(a.stdout, rp, rres)
 	}

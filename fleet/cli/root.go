@@ -103,6 +103,7 @@ func newRoot(a *app) *cobra.Command {
 		newStatusCommand(a),
 		newPingCommand(a),
 		newPushCommand(a),
+		newRetryCommand(a),
 		newVersionCommand(a),
 	)
 	return root

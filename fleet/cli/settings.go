@@ -50,7 +50,7 @@ type Config struct {
 func addSettingFlags(f *pflag.FlagSet) {
 	f.String("config", "", "config file (YAML; default ./ulpfleet.yaml, then ~/.config/ulpfleet/config.yaml)")
 	f.StringP("inventory", "i", "", "inventory: Ansible YAML or `ansible-inventory --list` JSON")
-	f.StringP("limit", "l", "", "select hosts: group or host names and globs, a:b (or), a:&b (and), a:!b (except); @FILE: the hosts listed in FILE, or the failed hosts of a results file; @last: of the last run")
+	f.StringP("limit", "l", "", "select hosts: group or host names and globs, a:b (or), a:&b (and), a:!b (except); @FILE: the patterns listed in FILE, one a line")
 	f.Int("parallel", fleet.DefaultParallel, "hosts worked on at once")
 	f.Int("upload-parallel", fleet.DefaultUploadParallel, "uploads in flight at once")
 	f.StringSlice("canary", []string{"1"}, "canary waves before the rest: host counts, percentages or group:NAME (0: none)")
@@ -69,7 +69,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.Bool("accept-new-host-keys", false, "trust unknown hosts on first use and record their keys (changed keys are still refused)")
 	f.Bool("json", false, "print JSON (NDJSON records for rollouts)")
 	f.String("agent", "", "agent binary to upload (default: the one embedded in ulpfleet)")
-	f.String("results", defaultResults(), "write every rollout's NDJSON results to `FILE` ('' for none); --limit @last retries its failed hosts")
+	f.String("results", defaultResults(), "every apply, revert and push saves its NDJSON results to `FILE` ('' for none); retry reads it")
 	f.BoolP("verbose", "v", false, "log debug details on stderr")
 }
 

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +20,7 @@ import (
 const (
 	maxAgentSize     = 256 << 20
 	maxContainerSize = 256 << 20
+	maxListSize      = 64 << 20 // --limit @FILE and results files
 )
 
 // errNoAgent is returned when ulpfleet has no agent to upload.
@@ -80,7 +80,12 @@ func readContainers(paths []string) ([]fleet.Artifact, error) {
 			errs = append(errs, err)
 			continue
 		}
-		out = append(out, fleet.NewArtifact(filepath.Base(p), data))
+		art := fleet.NewArtifact(filepath.Base(p), data)
+		if art.Source, err = filepath.Abs(p); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		out = append(out, art)
 	}
 	if len(errs) > 0 {
 		return nil, usageError(errors.Join(errs...))
@@ -115,11 +120,6 @@ func (a *app) hosts() ([]inventory.Host, error) {
 	}
 	limit := a.cfg.Limit
 	if file, ok := strings.CutPrefix(limit, "@"); ok {
-		if file == "last" {
-			if file = a.cfg.Results; file == "" {
-				return nil, usageError(errors.New("--limit @last: no --results file"))
-			}
-		}
 		if limit, err = limitFromFile(file); err != nil {
 			return nil, usageError(err)
 		}
@@ -131,54 +131,40 @@ func (a *app) hosts() ([]inventory.Host, error) {
 	return hs, nil
 }
 
-// limitFromFile reads the hosts of --limit @FILE: from a results file (the
-// NDJSON of --json or --results), every host whose state is not ok; from
-// any other file, one host pattern per line (# starts a comment).
+// limitFromFile reads the host patterns of --limit @FILE, one per line (#
+// starts a comment). A results file is refused: `ulpfleet retry` is how
+// the hosts of a run that did not succeed are run again.
 func limitFromFile(path string) (string, error) {
-	data, err := readLimited(path, 64<<20)
+	data, err := readLimited(path, maxListSize)
 	if err != nil {
 		return "", fmt.Errorf("--limit @%s: %w", path, err)
 	}
 	var terms []string
-	results := false
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
 		if strings.HasPrefix(line, "{") {
-			var rec struct {
-				Schema, Type, Host string
-				State              fleet.State
-			}
-			if err := json.Unmarshal([]byte(line), &rec); err != nil {
-				return "", fmt.Errorf("--limit @%s: line %d: %w", path, i+1, err)
-			}
-			results = true
-			if rec.Schema == hostSchema && rec.Type == "host" && rec.State != fleet.StateOK {
-				terms = append(terms, rec.Host)
-			}
-			continue
+			return "", fmt.Errorf("--limit @%s: line %d: a results file, not a host list (ulpfleet retry --results %s reruns its failed hosts)", path, i+1, path)
 		}
 		terms = append(terms, line)
 	}
 	if len(terms) == 0 {
-		if results {
-			return "", fmt.Errorf("--limit @%s: %w: every host of that run succeeded", path, inventory.ErrNoMatch)
-		}
 		return "", fmt.Errorf("--limit @%s: %w: the file lists no host", path, inventory.ErrNoMatch)
 	}
 	return strings.Join(terms, ","), nil
 }
 
-// saveResults writes the NDJSON records of res to the results file, when
-// one is set, atomically (a temporary file renamed into place).
-func (a *app) saveResults(res *fleet.Result) error {
+// saveResults writes the NDJSON records of res (the outcome of p) to the
+// results file, when one is set, atomically (a temporary file renamed into
+// place).
+func (a *app) saveResults(p *fleet.Plan, res *fleet.Result) error {
 	if a.cfg.Results == "" {
 		return nil
 	}
 	var b bytes.Buffer
-	if err := writeResultJSON(&b, res, false); err != nil {
+	if err := writeResultJSON(&b, p, res, false); err != nil {
 		return err
 	}
 	dir := filepath.Dir(a.cfg.Results)
