@@ -1,9 +1,12 @@
 package trigger
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
 
+	"ulp/livepatch/container"
+	"ulp/livepatch/insn"
 	"ulp/livepatch/ledger"
 	"ulp/livepatch/procfs"
 	"ulp/livepatch/ptrace"
@@ -47,12 +50,35 @@ func (r *run) unsafeStop(plan *ledger.Plan, regs ptrace.Regs) bool {
 	if plan.Splits(regs.Rip) {
 		return true
 	}
+	if !hasInnerBoundary(plan) {
+		return false
+	}
 	held, err := r.savedInside(plan, regs.Rsp)
 	if err != nil {
 		r.log.Debug("scan stack for saved instruction pointers", "err", err)
 		return true
 	}
 	return held
+}
+
+// hasInnerBoundary reports whether plan rewrites code in which a thread
+// may have stopped between instructions, so that a saved instruction
+// pointer can lie inside it: the 5 bytes of the entry mechanism (jump or
+// original instructions), or a pad's entry NOPs 90 90 being replaced. The
+// pad mechanism's other writes (the pad, the address slot, 66 90 and the
+// short jump) hold no boundary a thread can be at, nor does a trampoline.
+func hasInnerBoundary(plan *ledger.Plan) bool {
+	for _, w := range plan.Writes {
+		if len(w.Data) == insn.JumpLen {
+			return true
+		}
+		for _, s := range plan.Ledger.Stacks {
+			if s.Mechanism == container.MechPad && w.Addr == s.Addr+uint64(s.EntryOffset) && bytes.Equal(s.Orig, []byte{0x90, 0x90}) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // savedInside reports whether the stack above sp holds a word that plan
