@@ -32,8 +32,9 @@ const (
 	// maintenance window); a later apply finds them there.
 	Push Action = "push"
 	// Ping connects and runs a read-only preflight (architecture, kernel,
-	// free space and mount options of the staging folder, agent present,
-	// processes with the runtime); it changes nothing on hosts.
+	// free space and mount options of the staging folder, the agent
+	// versions there, the runtime library and the processes that have it
+	// loaded); it changes nothing on hosts.
 	Ping Action = "ping"
 )
 
@@ -241,7 +242,7 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 func (p *Plan) steps(dir string) []Step {
 	agentPath := path.Join(dir, "bin", "ulp-"+p.Agent.SHA256[:16])
 	if p.Action == Ping {
-		return []Step{{Kind: StepPreflight, Argv: []string{"sh", "-c", preflightScript, "preflight", dir, agentPath}}}
+		return []Step{{Kind: StepPreflight, Argv: []string{"sh", "-c", preflightScript, "preflight", dir, agentPath, p.Agent.SHA256[:16]}}}
 	}
 	// Uploads create the missing folders of their paths (remote.Client.Upload).
 	steps := []Step{
@@ -292,7 +293,10 @@ func (p *Plan) steps(dir string) []Step {
 }
 
 // preflightScript prints key=value lines about a host; $1 is the staging
-// folder, $2 the agent's path there. It only reads.
+// folder, $2 the agent's path there, $3 the agent's version (its sha256
+// prefix). It only reads. agents lists the agent versions in the staging
+// folder; runtime_library is where the loader finds libpulp.so.0 (empty:
+// not installed), preload whether /etc/ld.so.preload names it.
 const preflightScript = `d=$1 a=$2
 echo "arch=$(uname -m)"
 echo "kernel=$(uname -r)"
@@ -301,7 +305,11 @@ while [ ! -e "$p" ]; do p=$(dirname "$p"); done
 echo "staging_exists=$([ -d "$d" ] && echo yes || echo no)"
 echo "free_kib=$(df -Pk "$p" | awk 'NR==2 {print $4}')"
 echo "mount_options=$(findmnt -no OPTIONS --target "$p" 2>/dev/null)"
+echo "agent_version=$3"
 echo "agent=$([ -x "$a" ] && echo present || echo missing)"
+echo "agents=$(ls "$d/bin" 2>/dev/null | sed -n 's/^ulp-\([0-9a-f]*\)$/\1/p' | tr '\n' ' ' | sed 's/ $//')"
+echo "runtime_library=$(ldconfig -p 2>/dev/null | awk '/libpulp\.so\.0 / {print $NF; exit}')"
+echo "preload=$(grep -qs libpulp /etc/ld.so.preload && echo yes || echo no)"
 n=0
 for m in /proc/[0-9]*/maps; do grep -qs 'libpulp\.so' "$m" && n=$((n+1)); done
 echo "runtime_processes=$n"`

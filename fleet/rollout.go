@@ -126,7 +126,10 @@ type HostResult struct {
 	// Patches is the output of `ulp patches --json` (status plans).
 	Patches []report.PatchedProcess
 	// Preflight holds the key=value facts of a ping plan: arch, kernel,
-	// staging_exists, free_kib, mount_options, agent, runtime_processes.
+	// staging_exists, free_kib, mount_options, agent_version (this
+	// controller's agent), agent (present or missing), agents (the versions
+	// in the staging folder), runtime_library, preload,
+	// runtime_processes.
 	Preflight map[string]string
 	Duration  time.Duration
 }

@@ -417,11 +417,21 @@ func TestPing_InProcessSSH(t *testing.T) {
 	if code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, f.args...)...); code != 0 {
 		t.Fatalf("apply: exit %d", code)
 	}
-	if recs = ping(); recs[1].Preflight["agent"] != "present" {
+	// Another agent version in host02's staging folder.
+	if err := os.WriteFile(filepath.Join(f.staging[1], "bin", "ulp-0123456789abcdef"), []byte("old"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	recs = ping()
+	v := recs[1].Preflight["agent_version"]
+	if len(v) != 16 || recs[1].Preflight["agent"] != "present" || recs[1].Preflight["agents"] != "0123456789abcdef "+v {
 		t.Errorf("after apply: %+v", recs[1])
 	}
+	if _, ok := recs[1].Preflight["runtime_library"]; !ok || recs[1].Preflight["preload"] == "" {
+		t.Errorf("no runtime facts: %+v", recs[1])
+	}
 	code, out, _, _ := cliRun(t.Context(), t, append([]string{"ping"}, f.args...)...)
-	if code != 0 || !strings.Contains(out, "host02  success") || !strings.Contains(out, "ping: 2 hosts: 2 ok") {
+	if code != 0 || !strings.Contains(out, "host02  success  ") || !strings.Contains(out, v+" present") ||
+		!strings.Contains(out, "other agent versions: 0123456789abcdef") || !strings.Contains(out, "ping: 2 hosts: 2 ok") {
 		t.Errorf("ping table: exit %d\n%s", code, out)
 	}
 }

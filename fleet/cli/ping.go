@@ -22,7 +22,8 @@ func newPingCommand(a *app) *cobra.Command {
 		Long: "ping connects to every selected host (host key, authentication) and runs a\n" +
 			"read-only preflight: architecture, kernel, whether the staging folder exists,\n" +
 			"its free space and mount options (noexec is reported), whether this\n" +
-			"ulpfleet's agent is already there, and how many processes have the runtime\n" +
+			"ulpfleet's agent version is already there (and which others are), where the\n" +
+			"runtime library is installed, and how many processes have the runtime\n" +
 			"loaded. No file is written.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -103,8 +104,22 @@ func writePingText(w io.Writer, res *fleet.Result) error {
 				detail = append(detail, "staging folder is on a noexec mount: the agent cannot run there")
 			}
 		}
+		if others := otherAgents(pf); len(others) > 0 {
+			detail = append(detail, "other agent versions: "+strings.Join(others, " "))
+		}
+		if h.Err == nil && pf["runtime_library"] == "" && pf["runtime_processes"] == "0" {
+			detail = append(detail, "no runtime: libpulp.so.0 is not installed and no process has it loaded")
+		}
+		runtime := get("runtime_processes")
+		if pf["preload"] == "yes" {
+			runtime += " (preload)"
+		}
+		agent := get("agent")
+		if v := pf["agent_version"]; v != "" {
+			agent = v + " " + agent
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Class(), get("arch"), get("kernel"),
-			get("agent"), free, get("runtime_processes"), strings.Join(detail, "; "))
+			agent, free, runtime, strings.Join(detail, "; "))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -114,4 +129,16 @@ func writePingText(w io.Writer, res *fleet.Result) error {
 		len(res.Hosts), c[fleet.StateOK], c[fleet.StateFailed], c[fleet.StateInterrupted], c[fleet.StateNotAttempted])
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// otherAgents lists the agent versions in the staging folder other than
+// this ulpfleet's.
+func otherAgents(pf map[string]string) []string {
+	var out []string
+	for _, v := range strings.Fields(pf["agents"]) {
+		if v != pf["agent_version"] {
+			out = append(out, v)
+		}
+	}
+	return out
 }
