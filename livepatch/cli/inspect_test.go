@@ -294,6 +294,17 @@ func TestInspectCommands(t *testing.T) {
 	if code != ExitOK || !strings.Contains(out, "libpulp loaded") || !strings.Contains(out, "reverted") {
 		t.Errorf("messages: exit %d, %q", code, out)
 	}
+	out, _, code = inspectRun(t, "messages", "-p", pid, "--json")
+	var msgs report.ProcessMessages
+	if err := json.Unmarshal([]byte(out), &msgs); err != nil || code != ExitOK || msgs.Schema != report.MessagesSchema ||
+		strconv.Itoa(msgs.PID) != pid || msgs.Comm == "" || len(msgs.Messages) == 0 || !strings.HasPrefix(msgs.Messages[0], "libpulp loaded") {
+		t.Errorf("messages --json: exit %d, %v, %q", code, err, out)
+	}
+	// A glob selects by name: a block per process.
+	out, _, code = inspectRun(t, "messages", "-p", msgs.Comm)
+	if code != ExitOK || !strings.Contains(out, pid+" ("+msgs.Comm+"):\n  libpulp loaded") {
+		t.Errorf("messages -p %s: exit %d, %q", msgs.Comm, code, out)
+	}
 
 	// Patching disabled at run time: the status says so, and why.
 	if out, errOut, code = inspectRun(t, "set_patchable", "-p", pid, "disable"); code != ExitOK {
@@ -334,6 +345,8 @@ func TestInspectErrors(t *testing.T) {
 		{[]string{"messages", "-p", noRuntime}, ExitFailure, "", "not loaded"},
 		{[]string{"messages"}, ExitUsage, "", "needs -p PID"},
 		{[]string{"messages", "-p", "0"}, ExitUsage, "", "bad pid"},
+		{[]string{"messages", "-p", noRuntime, "--json"}, ExitFailure, `libpulp.so.0 not loaded in process`, ""},
+		{[]string{"messages", "-p", "["}, ExitUsage, "", "bad process selector"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

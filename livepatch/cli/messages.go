@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,49 +10,113 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 )
 
+type messagesOptions struct {
+	process string
+	json    bool
+}
+
 func newMessagesCommand(g *globalOptions) *cobra.Command {
-	var pid int
+	var opts messagesOptions
 	cmd := &cobra.Command{
-		Use:   "messages -p PID",
-		Short: "Print the runtime's message ring of a process",
+		Use:   "messages -p PID|NAME-GLOB [--json]",
+		Short: "Print the runtime's message ring of processes",
 		Long: "messages prints the lines the runtime (libpulp.so.0) and the agent logged in\n" +
-			"the process's message ring, oldest first, reading it without stopping the process.\n" + `
+			"the process's message ring, oldest first, reading it without stopping the process.\n" +
+			"With -p PID it prints the lines as they are; with a glob (-p '*': every process\n" +
+			"with the runtime) it prints a block per process, headed by its PID and name.\n" + `
 EXIT STATUS
   0  the messages were printed
-  1  the process could not be read
+  1  a process could not be read
   2  bad usage
 `,
 		Args: usageExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if !cmd.Flags().Changed("process") {
-				return usageError(errors.New("messages needs -p PID"))
+				return usageError(errors.New("messages needs -p PID or -p NAME-GLOB"))
 			}
-			return runMessages(cmd.Context(), pid, cmd.OutOrStdout())
+			return runMessages(cmd.Context(), opts, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().IntVarP(&pid, "process", "p", 0, "the process `PID` to read")
+	cmd.Flags().StringVarP(&opts.process, "process", "p", "", "the process `PID`, or the processes with the runtime whose name matches a glob")
+	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON record per process (schema "+report.MessagesSchema+")")
 	return cmd
 }
 
-func runMessages(ctx context.Context, pid int, w io.Writer) error {
-	if pid <= 0 {
-		return usageError(fmt.Errorf("bad pid %s", strconv.Itoa(pid)))
+func runMessages(ctx context.Context, opts messagesOptions, w io.Writer) error {
+	pid, err := strconv.Atoi(opts.process)
+	isPID := err == nil
+	if isPID && pid <= 0 {
+		return usageError(fmt.Errorf("bad pid %d", pid))
 	}
-	p, err := target.Open(pid)
+	found, err := target.Select(opts.process)
 	if err != nil {
-		return errors.New(describe(pid, err))
+		return usageError(err)
 	}
-	lines, err := p.ReadRing(ctx)
-	if err != nil {
-		return err
-	}
-	for _, l := range lines {
-		if _, err := fmt.Fprintln(w, l); err != nil {
-			return err
+	failed := 0
+	enc := json.NewEncoder(w)
+	for i, f := range found {
+		rec := readMessages(ctx, f)
+		switch {
+		case opts.json:
+			if err := enc.Encode(rec); err != nil {
+				return err
+			}
+		case isPID:
+			// One process named by PID: its lines as they are, or the error.
+			if rec.Error != "" {
+				return errors.New(rec.Error)
+			}
+			for _, l := range rec.Messages {
+				if _, err := fmt.Fprintln(w, l); err != nil {
+					return err
+				}
+			}
+		default:
+			if i > 0 {
+				fmt.Fprintln(w)
+			}
+			fmt.Fprintf(w, "%d (%s):\n", rec.PID, rec.Comm)
+			if rec.Error != "" {
+				fmt.Fprintf(w, "  error: %s\n", rec.Error)
+			}
+			for _, l := range rec.Messages {
+				if _, err := fmt.Fprintf(w, "  %s\n", l); err != nil {
+					return err
+				}
+			}
+		}
+		if rec.Error != "" {
+			failed++
 		}
 	}
+	if failed > 0 {
+		return &ExitError{Code: ExitFailure}
+	}
 	return nil
+}
+
+// readMessages reads the message ring of one process without stopping it.
+func readMessages(ctx context.Context, f target.Found) report.ProcessMessages {
+	rec := report.ProcessMessages{Schema: report.MessagesSchema, PID: f.PID, Comm: f.Comm, Messages: []string{}}
+	if f.Err != nil {
+		rec.Error = describe(f.PID, f.Err)
+		return rec
+	}
+	p, err := target.Open(f.PID)
+	if err != nil {
+		rec.Error = describe(f.PID, err)
+		return rec
+	}
+	rec.Comm = p.Comm
+	lines, err := p.ReadRing(ctx)
+	if err != nil {
+		rec.Error = err.Error()
+		return rec
+	}
+	rec.Messages = append(rec.Messages, lines...)
+	return rec
 }

@@ -4,8 +4,9 @@ import "time"
 
 // Schema strings carried in every record's "schema" field.
 const (
-	TriggerSchema = "ulp.trigger/v1"
-	PatchesSchema = "ulp.patches/v1"
+	TriggerSchema  = "ulp.trigger/v1"
+	PatchesSchema  = "ulp.patches/v1"
+	MessagesSchema = "ulp.messages/v1"
 )
 
 // Result is the outcome of one trigger on one process.
@@ -98,3 +99,15 @@ const (
 	StatusDisabled PatchingStatus = "disabled" // by the user's settings, at run time, or broken
 	StatusUnknown  PatchingStatus = "unknown"  // the process could not be read (Error says why)
 )
+
+// ProcessMessages is one line of `ulp messages --json`: the runtime's
+// message ring of one process, oldest line first.
+type ProcessMessages struct {
+	Schema   string   `json:"schema"`
+	PID      int      `json:"pid"`
+	Comm     string   `json:"comm"`
+	Messages []string `json:"messages"`
+	// Error is set when the process could not be read (e.g. permission,
+	// no runtime).
+	Error string `json:"error,omitempty"`
+}
