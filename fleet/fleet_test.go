@@ -88,6 +88,7 @@ func TestPlan_Golden(t *testing.T) {
 		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true}},
 		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
 		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp"}},
+		{"messages", Options{Action: Messages, Agent: testAgent}},
 		{"ping", Options{Action: Ping, Agent: testAgent}},
 		{"push", Options{Action: Push, Agent: testAgent, Containers: []Artifact{testFix}}},
 	}
@@ -298,6 +299,30 @@ func TestParsePatches(t *testing.T) {
 			t.Errorf("ParsePatches(%s) err = %v", in, err)
 		}
 	}
+}
+
+func TestParseMessages(t *testing.T) {
+	procs, err := ParseMessages(readFile(t, "messages.ndjson"))
+	if err != nil || len(procs) != 2 || procs[0].Messages[0] != "libpulp loaded (version 0.1.0)" || procs[1].Error == "" {
+		t.Fatalf("got %+v, %v", procs, err)
+	}
+	many := `{"schema":"ulp.messages/v1","pid":1,"messages":[` + strings.Repeat(`"x",`, maxMessages) + `"x"]}`
+	for _, in := range []string{`{"schema":"ulp.patches/v1","pid":1}`, `{"schema":"ulp.messages/v1","pid":0}`,
+		`{"schema":"ulp.messages/v1","pid":1,"messages":"x"}`, many} {
+		if _, err := ParseMessages([]byte(in)); !errors.Is(err, ErrBadReport) {
+			t.Errorf("ParseMessages(%.80s) err = %v", in, err)
+		}
+	}
+}
+
+func FuzzParseMessages(f *testing.F) {
+	f.Add(readFile(f, "messages.ndjson"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		procs, err := ParseMessages(data)
+		if err != nil && procs != nil {
+			t.Fatal("records with an error")
+		}
+	})
 }
 
 func FuzzParseTrigger(f *testing.F) {

@@ -123,3 +123,34 @@ func ParsePatches(out []byte) ([]report.PatchedProcess, error) {
 	}
 	return procs, nil
 }
+
+// maxMessages bounds the lines accepted for one process (the runtime's ring
+// holds 8 KiB).
+const maxMessages = 1 << 14
+
+// ParseMessages parses the NDJSON of `ulp messages --json`: one record per
+// process.
+func ParseMessages(out []byte) ([]report.ProcessMessages, error) {
+	var procs []report.ProcessMessages
+	err := records(out, func(line []byte) error {
+		var p report.ProcessMessages
+		if err := json.Unmarshal(line, &p); err != nil {
+			return fmt.Errorf("%w: %v", ErrBadReport, err)
+		}
+		if p.Schema != report.MessagesSchema {
+			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, p.Schema, report.MessagesSchema)
+		}
+		if p.PID <= 0 {
+			return fmt.Errorf("%w: process record with pid %d", ErrBadReport, p.PID)
+		}
+		if len(p.Messages) > maxMessages {
+			return fmt.Errorf("%w: pid %d: %d messages, more than %d", ErrBadReport, p.PID, len(p.Messages), maxMessages)
+		}
+		procs = append(procs, p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return procs, nil
+}

@@ -31,6 +31,9 @@ const (
 	// Push only uploads the agent and the containers (pre-staging before a
 	// maintenance window); a later apply finds them there.
 	Push Action = "push"
+	// Messages runs `ulp messages --json -p '*'`: the runtime's message
+	// ring of every process with the runtime (no containers).
+	Messages Action = "messages"
 	// Ping connects and runs a read-only preflight (architecture, kernel,
 	// free space and mount options of the staging folder, the agent
 	// versions there, the runtime library and the processes that have it
@@ -133,6 +136,7 @@ const (
 	StepUpload    StepKind = "upload"    // upload an artifact (skipped when its sha256 is there)
 	StepTrigger   StepKind = "trigger"   // run `ulp trigger --json ...`
 	StepPatches   StepKind = "patches"   // run `ulp patches --json`
+	StepMessages  StepKind = "messages"  // run `ulp messages --json -p '*'`
 	StepPreflight StepKind = "preflight" // run the read-only preflight script
 	StepHealth    StepKind = "health"    // run the health check command
 )
@@ -143,7 +147,8 @@ type Step struct {
 	// Artifact and Path: what an upload step writes, and where.
 	Artifact string `json:"artifact,omitempty"`
 	Path     string `json:"path,omitempty"`
-	// Argv is the command a trigger, patches, preflight or health step runs.
+	// Argv is the command a trigger, patches, messages, preflight or health
+	// step runs.
 	Argv []string `json:"argv,omitempty"`
 	art  *Artifact
 	mode fs.FileMode
@@ -172,7 +177,7 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 		if opts.RevertAll != "" {
 			bad("push takes no --revert-all")
 		}
-	case Status, Ping:
+	case Status, Ping, Messages:
 		if len(opts.Containers) > 0 || opts.RevertAll != "" {
 			bad("%s takes no containers", opts.Action)
 		}
@@ -285,6 +290,8 @@ func (p *Plan) steps(dir string) []Step {
 		}
 	case Status:
 		steps = append(steps, Step{Kind: StepPatches, Argv: append(agent, "patches", "--json")})
+	case Messages:
+		steps = append(steps, Step{Kind: StepMessages, Argv: append(agent, "messages", "--json", "-p", "*")})
 	}
 	if p.HealthCheck != "" && (p.Action == Apply || p.Action == Revert) {
 		steps = append(steps, Step{Kind: StepHealth, Argv: []string{"sh", "-c", p.HealthCheck}})

@@ -123,6 +123,8 @@ type HostResult struct {
 	// Uploaded and Unchanged count artifacts sent and artifacts already on
 	// the host with the right sha256.
 	Uploaded, Unchanged int
+	// Messages is the output of `ulp messages --json` (messages plans).
+	Messages []report.ProcessMessages
 	// Patches is the output of `ulp patches --json` (status plans).
 	Patches []report.PatchedProcess
 	// Preflight holds the key=value facts of a ping plan: arch, kernel,
@@ -377,6 +379,21 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				return fail(string(s.Kind), err)
 			}
 			hr.Patches = procs
+		case StepMessages:
+			// Exit 1: some process could not be read; its record says why.
+			out, err := conn.Run(hctx, s.Argv, nil)
+			var xe *remote.ExitError
+			if err != nil && !(errors.As(err, &xe) && xe.Code == 1 && xe.Signal == "") {
+				return fail(string(s.Kind), err)
+			}
+			msgs, perr := ParseMessages(out.Stdout)
+			if perr != nil {
+				if err != nil {
+					perr = fmt.Errorf("%w; %w", err, perr)
+				}
+				return fail(string(s.Kind), perr)
+			}
+			hr.Messages = msgs
 		case StepHealth:
 			if _, err := conn.Run(hctx, s.Argv, nil); err != nil {
 				var xe *remote.ExitError

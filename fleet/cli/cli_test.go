@@ -373,6 +373,28 @@ func TestRollout_InProcessSSH(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
+	// messages: every host's processes, a process that cannot be read is
+	// data, not a failed host.
+	id := rep.Patches[0].ID
+	code, out, _, _ = cliRun(ctx, t, append([]string{"messages"}, f.args...)...)
+	if code != 0 || !strings.Contains(out, "host02: 4242 (app): libpulp loaded (version 0.1.0)\nhost02: 4242 (app): ulp: applied "+id+"\n") ||
+		!strings.Contains(out, "host03: 4243 (other): error: cannot read process: permission denied\n") {
+		t.Errorf("messages: exit %d\n%s", code, out)
+	}
+	code, out, _, _ = cliRun(ctx, t, append([]string{"messages", "--json"}, f.args...)...)
+	var mrecs []messagesRecord
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r messagesRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("messages --json: %v: %q", err, line)
+		}
+		mrecs = append(mrecs, r)
+	}
+	if code != 0 || len(mrecs) != 3 || mrecs[0].Schema != messagesSchema || mrecs[0].Class != "success" ||
+		len(mrecs[0].Processes) != 2 || len(mrecs[0].Processes[0].Messages) != 3 {
+		t.Errorf("messages --json: exit %d, %+v", code, mrecs)
+	}
+
 	code, out, _, _ = cliRun(ctx, t, append([]string{"revert", sampleContainer}, f.args...)...)
 	if code != 0 || !strings.Contains(out, "revert: 3 hosts: 3 ok") {
 		t.Errorf("revert: exit %d", code)

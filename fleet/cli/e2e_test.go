@@ -188,6 +188,26 @@ func TestE2E_OpenSSH_RealAgent(t *testing.T) {
 	}
 	values("200")
 
+	// Every process's ring has the runtime's start and the agent's apply.
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"messages"}, args...), "--json")...)
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 {
+		t.Errorf("messages: exit %d\n%s", code, out)
+	}
+	for _, line := range lines {
+		var r messagesRecord
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Class != "success" || len(r.Processes) != 2 {
+			t.Errorf("messages: %v: %s", err, line)
+			continue
+		}
+		for _, pm := range r.Processes {
+			all := strings.Join(pm.Messages, "\n")
+			if pm.Error != "" || !strings.Contains(all, "libpulp loaded") || !strings.Contains(all, "ulp: applied ") {
+				t.Errorf("messages of %s pid %d: %q %s", r.Host, pm.PID, pm.Error, all)
+			}
+		}
+	}
+
 	code, out, _, _ = cliRun(ctx, t, append(append([]string{"status"}, args...), "--json")...)
 	var rep fleet.Report
 	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 {

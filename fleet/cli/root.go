@@ -104,6 +104,7 @@ func newRoot(a *app) *cobra.Command {
 		newPingCommand(a),
 		newPushCommand(a),
 		newRetryCommand(a),
+		newMessagesCommand(a),
 		newVersionCommand(a),
 	)
 	return root

@@ -5,7 +5,8 @@
 // preloaded inside each host, and then runs build/ulpfleet (with its
 // embedded agent) as an operator would: ping, plan, apply with host01 as the
 // canary (the progress display shows on a terminal), status (the report),
-// revert and status again. Every host is torn down at the end.
+// messages (the runtime's log in the processes of one host), revert and
+// status again. Every host is torn down at the end.
 //
 // It checks what each step did against the programs themselves (the value
 // they compute comes from the patched library function) and exits 1 when a
@@ -123,6 +124,7 @@ func (d *demo) run(hosts, perHost int) error {
 		{"the plan: host01 (group canary) first, then the rest; nothing is contacted", []string{"plan", "fix-calc.so"}, ""},
 		{"the rollout: canary, then all", []string{"apply", "fix-calc.so"}, patched},
 		{"the report from every host", []string{"status"}, ""},
+		{"what the runtime and the agent logged in the processes of host01", []string{"-l", "host01", "messages"}, ""},
 		{"roll back", []string{"revert", "fix-calc.so"}, original},
 		{"the report again", []string{"status"}, ""},
 	}

@@ -27,6 +27,8 @@ func TestRun(t *testing.T) {
 		"$ ulpfleet apply fix-calc.so",
 		"apply: 3 hosts: 3 ok, 0 with process errors, 0 failed, 0 interrupted, 0 not attempted; processes: 3 patched",
 		"every program now says calc_value() = 200",
+		"host01: ",
+		"ulp: applied ",
 		"revert: 3 hosts: 3 ok",
 		"every program now says calc_value() = 100",
 		"(no patches applied on any host)",

@@ -56,6 +56,11 @@ patches)
 	echo '{"schema":"ulp.patches/v1","pid":4242,"comm":"app","livepatchable_libraries":["libfake.so.1"],"patches":['"$list"']}'
 	echo '{"schema":"ulp.patches/v1","pid":4243,"comm":"other","livepatchable_libraries":["libc.so.6"],"patches":[]}'
 	;;
+messages)
+	echo '{"schema":"ulp.messages/v1","pid":4242,"comm":"app","messages":["libpulp loaded (version 0.1.0)"'"$(for id in $(cat "$ledger" 2>/dev/null); do printf ',"ulp: applied %s"' "$id"; done)"']}'
+	echo '{"schema":"ulp.messages/v1","pid":4243,"comm":"other","messages":[],"error":"cannot read process: permission denied"}'
+	exit 1
+	;;
 *)
 	echo "fake agent: unknown command $cmd" >&2
 	exit 2

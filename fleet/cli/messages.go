@@ -1,0 +1,102 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"ulp/fleet"
+	"ulp/livepatch/report"
+)
+
+const messagesSchema = "ulpfleet.messages/v1"
+
+func newMessagesCommand(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "messages",
+		Short: "Print the runtime's message ring of every process with the runtime on every selected host",
+		Long: "messages uploads the agent where it is missing and runs `ulp messages --json\n" +
+			"-p '*'` on every selected host (all at once, no canary): what the runtime and\n" +
+			"the agent logged in each process (its start, patches applied and reverted,\n" +
+			"load errors). Each line is printed as HOST: PID (NAME): LINE.\n" + exitStatusHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return a.runMessages(cmd.Context())
+		},
+	}
+}
+
+// messagesRecord is one host's line of `messages --json`.
+type messagesRecord struct {
+	Schema    string                   `json:"schema"` // ulpfleet.messages/v1
+	Host      string                   `json:"host"`
+	State     fleet.State              `json:"state"`
+	Class     string                   `json:"class"`
+	Error     string                   `json:"error,omitempty"`
+	Processes []report.ProcessMessages `json:"processes"`
+}
+
+func (a *app) runMessages(ctx context.Context) error {
+	p, err := a.plan(fleet.Messages, nil, "")
+	if err != nil {
+		return err
+	}
+	res, runErr := a.execute(ctx, p, nil)
+	if res == nil {
+		return runErr
+	}
+	if a.cfg.JSON {
+		err = writeMessagesJSON(a.stdout, res)
+	} else {
+		err = writeMessagesText(a.stdout, res)
+	}
+	return errors.Join(summaryError(res, runErr), err)
+}
+
+func writeMessagesJSON(w io.Writer, res *fleet.Result) error {
+	enc := json.NewEncoder(w)
+	for _, h := range res.Hosts {
+		rec := messagesRecord{Schema: messagesSchema, Host: h.Host, State: h.State, Class: h.Class(), Processes: h.Messages}
+		if rec.Processes == nil {
+			rec.Processes = []report.ProcessMessages{}
+		}
+		if h.Err != nil {
+			rec.Error = h.Err.Error()
+		}
+		if err := enc.Encode(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeMessagesText prints HOST: PID (NAME): LINE for every line, in plan
+// and process order, and HOST: error: ... for a host or process that could
+// not be read.
+func writeMessagesText(w io.Writer, res *fleet.Result) error {
+	var b strings.Builder
+	for _, h := range res.Hosts {
+		if h.Err != nil {
+			fmt.Fprintf(&b, "%s: error: %s\n", h.Host, oneLine(h.Err.Error()))
+			continue
+		}
+		if len(h.Messages) == 0 {
+			fmt.Fprintf(&b, "%s: no process with the runtime\n", h.Host)
+		}
+		for _, pm := range h.Messages {
+			if pm.Error != "" {
+				fmt.Fprintf(&b, "%s: %d (%s): error: %s\n", h.Host, pm.PID, pm.Comm, oneLine(pm.Error))
+			}
+			for _, l := range pm.Messages {
+				fmt.Fprintf(&b, "%s: %d (%s): %s\n", h.Host, pm.PID, pm.Comm, l)
+			}
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
