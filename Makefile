@@ -59,7 +59,7 @@ vet:
 
 test: deps build vet
 	$(GO) test -count=1 -timeout 20m ./...
-	$(MAKE) --no-print-directory fuzz FUZZTIME=3s
+	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 # fuzz runs every Fuzz target of the module for FUZZTIME each. Minimizing a
 # new interesting input is capped at 1s: Go's byte minimizer is quadratic, and
