@@ -19,7 +19,7 @@ GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
 # Packages the tests need, from Debian.
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
-	iproute2 procps strace util-linux nginx openssl
+	iproute2 procps strace util-linux nginx openssl sudo
 
 .PHONY: all build deps test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
 

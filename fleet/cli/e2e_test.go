@@ -6,8 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	osuser "os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -233,4 +237,109 @@ func TestE2E_OpenSSH_RealAgent(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "(no patches applied on any host)") {
 		t.Errorf("status after revert: exit %d\n%s", code, out)
 	}
+}
+
+// TestE2E_OpenSSH_Sudo logs in as a user created for the test, who owns
+// the staging folder and may run only the agent as root without a password
+// (a sudoers drop-in): without --sudo the agent cannot patch root's
+// processes; with --sudo the rollout, status and revert work.
+func TestE2E_OpenSSH_Sudo(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC, testenv.SSHD, testenv.Build, testenv.Sudo)
+	fx := triggertest.Build(t)
+	runtime := testenv.Artifact(t, "libpulp.so.0")
+	user := newSudoUser(t)
+	f := sshfleet.Start(t, 2)
+	var b strings.Builder
+	b.WriteString("all:\n  vars: {ansible_user: " + user + "}\n  hosts:\n")
+	var procs []*sshfleet.Proc
+	for _, h := range f.Hosts {
+		fmt.Fprintf(&b, "    %s: {ansible_host: %s}\n", h.Name, h.Addr)
+		// The login user owns the staging folder (the host's StateDir).
+		if out, err := exec.Command("chown", user+":", h.Root).CombinedOutput(); err != nil {
+			t.Fatalf("chown: %v: %s", err, out)
+		}
+		procs = append(procs, h.Start(t, []string{"LD_PRELOAD=" + runtime}, fx.App))
+	}
+	args := []string{"-i", writeInventory(t, b.String()), "--known-hosts", f.KnownHosts, "--identity", f.Identity,
+		"--agent", testenv.Artifact(t, "ulp"), "--timeout", "120s", "--connect-timeout", "5s", "--canary", "1"}
+	values := func(want string) {
+		t.Helper()
+		for i, p := range procs {
+			if got := p.Ask(t, "value"); got != want {
+				t.Errorf("process %d: value %s, want %s", i, got, want)
+			}
+		}
+	}
+	ctx := t.Context()
+
+	// Without sudo the agent runs as the user: root's processes are out of
+	// its reach.
+	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"])...)
+	if hosts, _ := decodeRecords(t, out); code != ExitStopped || len(hosts) == 0 || hosts[0].Class != "patch_failed" ||
+		!strings.Contains(hosts[0].Processes[0].Reason, "permission denied") {
+		t.Errorf("apply without --sudo: exit %d, %s", code, classes(hosts))
+	}
+	values("100")
+	// The uploads belong to the login user.
+	agents, _ := filepath.Glob(filepath.Join(f.Hosts[0].Root, "bin", "ulp-*"))
+	if len(agents) != 1 || owner(t, agents[0]) != user {
+		t.Errorf("agent on host01: %v, owner %s", agents, owner(t, agents[0]))
+	}
+
+	args = append(args, "--sudo")
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"])...)
+	if hosts, sum := decodeRecords(t, out); code != 0 || sum.OK != 2 || sum.Patched != 2 {
+		t.Fatalf("apply --sudo: exit %d, %s, %+v", code, classes(hosts), sum)
+	}
+	values("200")
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"status"}, args...), "--json")...)
+	var rep fleet.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || len(rep.Patches) != 1 || rep.Patches[0].Processes != 2 {
+		t.Errorf("status --sudo: exit %d, %v, %+v", code, err, rep)
+	}
+	if code, _, _, _ = cliRun(ctx, t, append(append([]string{"revert"}, args...), fx.LP["lp200"])...); code != 0 {
+		t.Errorf("revert --sudo: exit %d", code)
+	}
+	values("100")
+}
+
+// newSudoUser creates a user with a shell and no password who may run
+// /var/lib/ulp/bin/ulp-* as root without a password, and removes both
+// when t ends.
+func newSudoUser(t *testing.T) string {
+	var rnd [4]byte
+	rand.Read(rnd[:])
+	user := fmt.Sprintf("ulpt%x", rnd)
+	// '*': no password, but not a locked account (sshd refuses those).
+	if out, err := exec.Command("useradd", "-M", "-d", "/nonexistent", "-s", "/bin/sh", "-p", "*", user).CombinedOutput(); err != nil {
+		t.Fatalf("useradd: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("userdel", user).CombinedOutput(); err != nil {
+			t.Errorf("userdel %s: %v: %s", user, err, out)
+		}
+	})
+	drop := filepath.Join("/etc/sudoers.d", user)
+	rule := user + " ALL=(root) NOPASSWD: " + fleet.DefaultStagingDir + "/bin/ulp-*\n"
+	if err := os.WriteFile(drop, []byte(rule), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(drop) })
+	if out, err := exec.Command("visudo", "-c", "-f", drop).CombinedOutput(); err != nil {
+		t.Fatalf("visudo: %v: %s", err, out)
+	}
+	return user
+}
+
+// owner returns the user name owning path.
+func owner(t *testing.T, path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err.Error()
+	}
+	u, err := osuser.LookupId(strconv.Itoa(int(fi.Sys().(*syscall.Stat_t).Uid)))
+	if err != nil {
+		return err.Error()
+	}
+	return u.Username
 }

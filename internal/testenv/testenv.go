@@ -18,6 +18,7 @@ const (
 	SSHD   = "sshd"   // OpenSSH's sshd binary
 	Build  = "build"  // the artifacts of `make` exist (build/ulp, build/libpulp.so.0)
 	Nginx  = "nginx"  // Debian's nginx binary (make deps installs it)
+	Sudo   = "sudo"   // sudo and useradd/userdel (make deps installs sudo)
 )
 
 // Required reports whether ULP_TEST_REQUIRE demands capability c.
@@ -71,6 +72,12 @@ func missing(c string) string {
 	case Nginx:
 		if _, err := os.Stat("/usr/sbin/nginx"); err != nil {
 			return "no /usr/sbin/nginx (apt-get install nginx)"
+		}
+	case Sudo:
+		for _, tool := range []string{"/usr/bin/sudo", "/usr/sbin/useradd", "/usr/sbin/userdel"} {
+			if _, err := os.Stat(tool); err != nil {
+				return "no " + tool + " (apt-get install sudo passwd)"
+			}
 		}
 	case Build:
 		for _, f := range []string{"ulp", "libpulp.so.0"} {
