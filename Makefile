@@ -42,6 +42,8 @@ $(BUILD)/ulpfleet: $(BUILD)/ulp $(GO_SRCS)
 	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/ulpfleet
 
 # deps installs the Debian packages the tests need (only when missing; needs root).
+# A policy-rc.d keeps apt from starting the services it installs (sshd, nginx):
+# tests start their own, on loopback addresses only.
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
@@ -49,7 +51,10 @@ deps:
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \
+			policy=/usr/sbin/policy-rc.d; made=""; \
+			if [ ! -e $$policy ]; then printf '#!/bin/sh\nexit 101\n' > $$policy; chmod 755 $$policy; made=1; fi; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+			rc=$$?; [ -z "$$made" ] || rm -f $$policy; [ $$rc = 0 ] || exit $$rc; \
 		else echo "warning: missing packages:$$missing (run make test as root to install them)"; fi; \
 	fi
 
