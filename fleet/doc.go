@@ -6,7 +6,8 @@
 // their own smaller limit, a canary gate and a failure threshold, and
 // cancellation that says exactly which hosts were done, interrupted or not
 // attempted. [Aggregate] turns `ulp patches --json` output from every host
-// into a report of which hosts and processes carry which patch.
+// into a report of which hosts and processes carry which patch; the
+// Messages action collects `ulp messages --json` from every host.
 //
 // Per-host outcomes are data ([HostResult]); the error returned by
 // [Rollout.Run] is the [errors.Join] of the per-host errors, plus

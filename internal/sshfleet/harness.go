@@ -38,7 +38,7 @@ type harnessTB struct {
 func Run(ctx context.Context, log *slog.Logger, name string, fn func(tb testing.TB)) (skipped bool, err error) {
 	tb := &harnessTB{name: name, ctx: ctx, log: log}
 	done := make(chan struct{})
-	go func() { // owned: runTB waits for it
+	go func() { // owned: Run waits for it
 		defer close(done)
 		fn(tb)
 	}()
