@@ -160,7 +160,7 @@ func TestProcessExitsMidTrigger(t *testing.T) {
 	counts := map[string]int{}
 	for range 30 {
 		p := triggertest.Start(t, nil, fx.App)
-		delay := time.Duration(rng.IntN(2500)) * time.Microsecond
+		delay := time.Duration(rng.IntN(8000)) * time.Microsecond
 		timer := time.AfterFunc(delay, func() { p.Cmd.Process.Kill() })
 		rep := trig(t, p.PID, apply(fx.LP["lp200"]))
 		timer.Stop()
@@ -198,4 +198,25 @@ func TestConcurrentAgents(t *testing.T) {
 	}
 	mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
 	p.Expect(t, map[string]string{"value": "100", "hidden": "50"})
+}
+
+// TestMainThreadExited: a process whose main thread called pthread_exit
+// has no memory view through its PID; the trigger says so (ERROR) instead
+// of calling it exited, and leaves it running.
+func TestMainThreadExited(t *testing.T) {
+	fx := triggertest.Build(t)
+	bin := filepath.Join(fx.Dir, "leaderexit")
+	triggertest.Compile(t, bin, []string{"-O2", "-pthread", "-Wl,-rpath," + fx.Dir}, "leaderexit.c", fx.Calc)
+	p := triggertest.Start(t, nil, bin)
+	for deadline := time.Now().Add(10 * time.Second); !leaderExited(p.PID); {
+		if time.Now().After(deadline) {
+			t.Fatal("the main thread did not exit")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rep := mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Error)
+	if !strings.Contains(rep.Reason, "main thread") {
+		t.Errorf("reason %q", rep.Reason)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
 }

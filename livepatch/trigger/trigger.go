@@ -179,10 +179,19 @@ func gone(pid int) bool {
 		return errors.Is(err, procfs.ErrNoProcess)
 	}
 	if st.State == 'Z' || st.State == 'X' {
-		return true
+		return st.Threads <= 1 // not a main thread gone before the others
 	}
 	maps, err := procfs.Maps(pid)
 	return errors.Is(err, procfs.ErrNoProcess) || err == nil && len(maps) == 0
+}
+
+// leaderExited reports a process whose main thread has exited
+// (pthread_exit) while other threads run: the kernel then gives no memory
+// view through its PID (/proc/PID/maps is empty, process_vm_readv fails),
+// so it cannot be patched.
+func leaderExited(pid int) bool {
+	st, err := procfs.ReadStatus(pid)
+	return err == nil && st.State == 'Z' && st.Threads > 1
 }
 
 // run is the state of one trigger.
@@ -303,6 +312,8 @@ func (r *run) readContainer() error {
 func (r *run) openTarget() error {
 	tp, err := openStable(r.pid)
 	switch {
+	case err != nil && leaderExited(r.pid):
+		return failed("the main thread of process %d has exited (pthread_exit): ulp cannot read or patch such a process", r.pid)
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
 	case errors.Is(err, target.ErrNoRuntime):
