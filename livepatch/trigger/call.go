@@ -71,7 +71,8 @@ func init() {
 // context by itself. The call's completion is read from ulp_abi.call with
 // process_vm_readv while the process runs. Threads answering EAGAIN (inside
 // malloc or the loader) are skipped for another; when every thread was
-// tried, call returns the EAGAIN callError.
+// tried, call returns the EAGAIN callError (or errNoThread when no thread
+// could take it).
 func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
 	req.ID = callID.Add(1)
 	if err := waitIdle(ctx, p, rt); err != nil {
@@ -80,7 +81,7 @@ func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Reque
 	tried := map[int]bool{}
 	var last error = errNoThread
 	for {
-		tid, err := pickThread(p, rt, tried)
+		tid, err := pickThread(p, tried)
 		if err != nil {
 			return nil, last
 		}
@@ -125,7 +126,7 @@ func waitIdle(ctx context.Context, p *ptrace.Process, rt runtimeInfo) error {
 // pickThread chooses a thread not yet tried: sleeping threads first (their
 // interruption disturbs no work), then running ones; never a thread in
 // uninterruptible sleep.
-func pickThread(p *ptrace.Process, rt runtimeInfo, tried map[int]bool) (int, error) {
+func pickThread(p *ptrace.Process, tried map[int]bool) (int, error) {
 	type cand struct {
 		tid  int
 		rank int
