@@ -125,8 +125,10 @@ func TestE2E_OpenSSH_Faults(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
-	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", "--max-failures", "10",
-		"--canary", "0", "--parallel", "5", "--upload-parallel", "5", sampleContainer)...)
+	results := filepath.Join(t.TempDir(), "run.ndjson")
+	args = append(args, "--results", results, "--max-failures", "10", "--canary", "0")
+	code, out, _, _ := cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json",
+		"--parallel", "5", "--upload-parallel", "5", sampleContainer)...)
 	hosts, _ := decodeRecords(t, out)
 	got := map[string]string{}
 	for _, h := range hosts {
@@ -145,11 +147,18 @@ func TestE2E_OpenSSH_Faults(t *testing.T) {
 			t.Errorf("%s: partial file (%d of %d bytes) at the final path", a, len(data), len(want))
 		}
 	}
-	// After a restart, a run succeeds on the cut host.
+	// After a restart, a retry succeeds on the cut host; the others are
+	// still what they were, and the two hosts that succeeded are left alone.
 	cut.Restart(t)
-	code, out, _, _ = cliRun(ctx, t, append(append([]string{"apply"}, args...), "--json", "-l", "host04", "--canary", "0", sampleContainer)...)
-	if hosts, _ := decodeRecords(t, out); code != 0 || classes(hosts) != "host04=success" {
-		t.Errorf("retry on host04: exit %d, %s", code, classes(hosts))
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"retry"}, args...), "--json")...)
+	wantRetry := "host02=unreachable host03=host_key_changed host04=success"
+	if hosts, _ := decodeRecords(t, out); code != ExitFailure || classes(hosts) != wantRetry {
+		t.Errorf("retry: exit %d, %s, want %s", code, classes(hosts), wantRetry)
+	}
+	// The retry saved its results: the next retry is down to two hosts.
+	code, out, _, _ = cliRun(ctx, t, append(append([]string{"retry"}, args...), "--dry-run")...)
+	if code != 0 || !strings.Contains(out, "on 2 hosts") || strings.Contains(out, "host04") {
+		t.Errorf("second retry --dry-run: exit %d\n%s", code, out)
 	}
 }
 
