@@ -6,6 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +31,8 @@ type triggerOptions struct {
 	retries   int
 	timeout   time.Duration
 	trusted   string
+	recursive bool
+	jobs      int
 	// checkStack: --check-stack.
 	checkStack bool
 	// trustedSet: --trusted was given, so its folder must exist.
@@ -35,8 +42,8 @@ type triggerOptions struct {
 func newTriggerCommand(g *globalOptions) *cobra.Command {
 	var opts triggerOptions
 	cmd := &cobra.Command{
-		Use:   "trigger -p PID [--revert] [--revert-all=LIB] [LIVEPATCH.so]",
-		Short: "Apply or revert a livepatch in a running process",
+		Use:   "trigger [-p PID|GLOB] [--revert] [--revert-all=LIB] [LIVEPATCH.so|'DIR/GLOB.so']",
+		Short: "Apply or revert livepatches in running processes",
 		Long: `trigger applies the livepatch container LIVEPATCH.so to process PID, which must
 have been started with libpulp.so.0 preloaded. With --revert it undoes that
 patch. With --revert-all=LIB it undoes every patch on the library LIB (a
@@ -54,13 +61,21 @@ Functions of libraries built without the NOP pad (Debian's glibc and OpenSSL)
 are redirected by a 5-byte jump written over their entry; see "ulp
 livepatchable -v".
 
-For each process it prints one line: SUCCESS, SKIPPED <reason> (target library
-not loaded, build-id mismatch, already applied, not applied, blocked by user,
-process exited) or ERROR <reason>. With --json it prints one ulp.trigger/v1
-record per process and a summary record instead (see docs/json.md).
+Whole host: without -p every process that preloads the runtime is a
+candidate; -p also takes a glob matched against process names. The
+container argument may be a quoted glob ('/usr/lib/pkg/*.so', expanded by
+ulp over regular files ending in .so; --recursive descends into subfolders):
+every container is tried on every candidate, and what does not apply (other
+library, other build-id, already applied) is SKIPPED. Up to --jobs processes
+are handled at once, each by its own tracer thread.
 
--p also takes a glob matched against the process name of every process that
-preloads the runtime; lines then start with "PID N (NAME): ".
+For each process and container it prints one line: SUCCESS, SKIPPED <reason>
+(target library not loaded, build-id mismatch, already applied, not applied,
+blocked by user, process exited) or ERROR <reason>. With several processes
+or containers the lines start with "PID N (NAME): " (and the container's
+name), and the summary "Processes patched: N, Skipped: M, Failed: K." ends
+the output. With --json it prints one ulp.trigger/v1 record per process and
+container and a summary record instead (see docs/json.md).
 
 Trust policy: when the folder /etc/ulp/trusted.d exists (or the folder named
 by --trusted), apply and replace load only a container signed ("ulp sign") by
@@ -72,11 +87,11 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 		Args: usageMaxArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.trustedSet = cmd.Flags().Changed("trusted")
-			return runTrigger(cmd.Context(), g, opts, args, cmd.Flags().Changed("process"), cmd.OutOrStdout())
+			return runTrigger(cmd.Context(), g, opts, args, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.process, "process", "p", "", "the process: a `PID`, or a glob matched against process names")
+	f.StringVarP(&opts.process, "process", "p", "", "the processes: a `PID`, or a glob matched against process names (default: every process with the runtime)")
 	f.BoolVar(&opts.revert, "revert", false, "revert LIVEPATCH.so instead of applying it")
 	f.StringVar(&opts.revertAll, "revert-all", "", "revert every patch on library `LIB` (then apply LIVEPATCH.so, if given)")
 	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
@@ -84,11 +99,10 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
+	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
+	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "processes handled at once (each by its own tracer thread)")
 	return cmd
 }
-
-// triggerJobs bounds the processes triggered at once.
-const triggerJobs = 4
 
 // usageMaxArgs is cobra.MaximumNArgs with exit status 2.
 func usageMaxArgs(n int) cobra.PositionalArgs {
@@ -100,50 +114,104 @@ func usageMaxArgs(n int) cobra.PositionalArgs {
 	}
 }
 
-// triggerRequest checks the flags and the container before any process is
-// touched: bad usage and an invalid container are exit status 2.
-func triggerRequest(opts triggerOptions, args []string) (trigger.Request, error) {
-	var req trigger.Request
-	if len(args) == 1 {
-		req.Container = args[0]
+// expandContainers turns the container argument into container paths: a
+// path without glob characters is itself; a glob selects, in path order,
+// the regular files ending in .so of its folder (and, with recursive, of
+// every subfolder) whose name matches its last element.
+func expandContainers(arg string, recursive bool) ([]string, error) {
+	if !strings.ContainsAny(filepath.Base(arg), "*?[") {
+		if strings.ContainsAny(arg, "*?[") {
+			return nil, fmt.Errorf("%s: only the file name may hold a glob", arg)
+		}
+		return []string{arg}, nil
 	}
-	switch {
-	case opts.retries < 0:
-		return req, usageError(errors.New("--retries must not be negative"))
-	case opts.timeout <= 0:
-		return req, usageError(errors.New("--timeout must be positive"))
-	case opts.revert && opts.revertAll != "":
-		return req, usageError(errors.New("--revert and --revert-all are mutually exclusive"))
-	case opts.revert && req.Container == "":
-		return req, usageError(errors.New("--revert needs LIVEPATCH.so"))
-	case opts.revert:
-		req.Action = trigger.ActRevert
-	case opts.revertAll != "" && req.Container == "":
-		req.Action, req.Lib = trigger.ActRevertAll, opts.revertAll
-	case opts.revertAll != "":
-		req.Action, req.Lib = trigger.ActReplace, opts.revertAll
-	case req.Container == "":
-		return req, usageError(errors.New("trigger needs LIVEPATCH.so (or --revert-all=LIB)"))
-	default:
-		req.Action = trigger.ActApply
+	dir, pat := filepath.Split(arg)
+	dir = filepath.Clean(dir) // "" is "."
+	if _, err := filepath.Match(pat, ""); err != nil {
+		return nil, fmt.Errorf("%s: %w", arg, err)
 	}
-	if req.Container != "" {
-		c, err := container.Open(req.Container)
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return req, usageError(fmt.Errorf("invalid container: %w", err))
+			return err
 		}
-		if req.Action == trigger.ActReplace && c.Apply.Target.Name != req.Lib {
-			return req, usageError(fmt.Errorf("%s patches %s, not %s", req.Container, c.Apply.Target.Name, req.Lib))
+		if d.IsDir() {
+			if p != dir && !recursive {
+				return filepath.SkipDir
+			}
+			return nil
 		}
+		if ok, _ := filepath.Match(pat, d.Name()); ok && d.Type().IsRegular() && strings.HasSuffix(d.Name(), ".so") {
+			out = append(out, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expand %s: %w", arg, err)
 	}
-	return req, nil
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no container matches %s", arg)
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
-func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args []string, hasProcess bool, w io.Writer) error {
-	if !hasProcess || opts.process == "" {
-		return usageError(errors.New("trigger needs -p PID"))
+// triggerPlan checks the flags and the containers before any process is
+// touched (bad usage and an invalid container are exit status 2) and
+// returns the requests every process receives, in order. With
+// --revert-all=LIB and containers, the first container for LIB replaces
+// the patches on LIB in one stop; without one, the revert-all comes first.
+func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) {
+	switch {
+	case opts.retries < 0:
+		return nil, usageError(errors.New("--retries must not be negative"))
+	case opts.timeout <= 0:
+		return nil, usageError(errors.New("--timeout must be positive"))
+	case opts.jobs < 1:
+		return nil, usageError(errors.New("--jobs must be at least 1"))
+	case opts.revert && opts.revertAll != "":
+		return nil, usageError(errors.New("--revert and --revert-all are mutually exclusive"))
+	case opts.revert && len(args) == 0:
+		return nil, usageError(errors.New("--revert needs LIVEPATCH.so"))
+	case opts.revertAll == "" && len(args) == 0:
+		return nil, usageError(errors.New("trigger needs LIVEPATCH.so (or --revert-all=LIB)"))
 	}
-	req, err := triggerRequest(opts, args)
+	var paths []string
+	if len(args) == 1 {
+		var err error
+		if paths, err = expandContainers(args[0], opts.recursive); err != nil {
+			return nil, usageError(err)
+		}
+	}
+	var reqs []trigger.Request
+	replaced := false
+	for _, p := range paths {
+		c, err := container.Open(p)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("invalid container: %s: %w", p, err))
+		}
+		switch {
+		case opts.revert:
+			reqs = append(reqs, trigger.Request{Action: trigger.ActRevert, Container: p})
+		case opts.revertAll != "" && !replaced && c.Apply.Target.Name == opts.revertAll:
+			replaced = true
+			reqs = append(reqs, trigger.Request{Action: trigger.ActReplace, Container: p, Lib: opts.revertAll})
+		default:
+			reqs = append(reqs, trigger.Request{Action: trigger.ActApply, Container: p})
+		}
+	}
+	if opts.revertAll != "" && !replaced {
+		if len(paths) == 1 && paths[0] == args[0] { // one container named, not a glob
+			c, _ := container.Open(paths[0]) // opened above
+			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
+		}
+		reqs = append([]trigger.Request{{Action: trigger.ActRevertAll, Lib: opts.revertAll}}, reqs...)
+	}
+	return reqs, nil
+}
+
+func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args []string, w io.Writer) error {
+	reqs, err := triggerPlan(opts, args)
 	if err != nil {
 		return err
 	}
@@ -156,56 +224,27 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		return err
 	}
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack}
-	// Processes are independent: up to triggerJobs at once, each with its
-	// own tracer thread; the lines come out in process order.
-	reps := make([]report.Process, len(found))
-	var wg sync.WaitGroup
-	jobs := make(chan struct{}, triggerJobs)
-	for i, f := range found {
-		wg.Go(func() {
-			jobs <- struct{}{}
-			defer func() { <-jobs }()
-			reps[i] = trigger.Run(ctx, f.PID, req, o)
-			if reps[i].Comm == "" {
-				reps[i].Comm = f.Comm // a process that could not be inspected
-			}
-		})
-	}
-	wg.Wait()
-	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary}
+	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
+	sum := summarize(reps)
 	enc := json.NewEncoder(w)
-	many := len(found) != 1
-	for _, rep := range reps {
-		sum.Candidates++
-		switch rep.Result {
-		case report.Success:
-			sum.Patched++
-			if req.Action == trigger.ActApply || req.Action == trigger.ActReplace {
-				sum.PatchesApplied++
+	many := len(found) != 1 || len(reqs) != 1
+	for _, pr := range reps {
+		for _, rep := range pr {
+			if opts.json {
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+				continue
 			}
-		case report.Skipped:
-			sum.Skipped++
-		case report.Error:
-			sum.Failed++
+			printResult(w, g, rep, many, len(reqs) > 1)
 		}
-		if rep.Inconsistent {
-			sum.Inconsistent++
-		}
-		if opts.json {
-			if err := enc.Encode(rep); err != nil {
-				return err
-			}
-			continue
-		}
-		printResult(w, g, rep, many)
 	}
 	if opts.json {
 		if err := enc.Encode(sum); err != nil {
 			return err
 		}
 	} else if many && !g.quiet {
-		fmt.Fprintf(w, "processes: %d, patched: %d, skipped: %d, failed: %d\n",
-			sum.Candidates, sum.Patched, sum.Skipped, sum.Failed)
+		fmt.Fprintf(w, "Processes patched: %d, Skipped: %d, Failed: %d.\n", sum.Patched, sum.Skipped, sum.Failed)
 	}
 	switch {
 	case sum.Inconsistent > 0:
@@ -218,16 +257,86 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	return nil
 }
 
-// printResult prints the human line of one process: SUCCESS, SKIPPED
+// triggerAll runs reqs, in order, on every process of found, up to jobs
+// processes at once; each trigger.Run owns its tracer thread for the time of
+// one request, so a process is stopped only for its own writes. The reports
+// come back in process order, one slice per process.
+func triggerAll(ctx context.Context, found []target.Found, reqs []trigger.Request, o trigger.Options, jobs int) [][]report.Process {
+	reps := make([][]report.Process, len(found))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, jobs)
+	for i, f := range found {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out := make([]report.Process, 0, len(reqs))
+			for _, req := range reqs {
+				rep := trigger.Run(ctx, f.PID, req, o)
+				if rep.Comm == "" {
+					rep.Comm = f.Comm // a process that could not be inspected
+				}
+				out = append(out, rep)
+				if rep.Result == report.Skipped && rep.Reason == trigger.ReasonExited {
+					break // nothing more to do in it
+				}
+			}
+			reps[i] = out
+		})
+	}
+	wg.Wait()
+	return reps
+}
+
+// summarize counts processes: failed when any of its records is an ERROR,
+// else patched when any is a SUCCESS, else skipped.
+func summarize(reps [][]report.Process) report.Summary {
+	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary, Candidates: len(reps)}
+	for _, pr := range reps {
+		var ok, bad bool
+		for _, rep := range pr {
+			switch rep.Result {
+			case report.Success:
+				ok = true
+				if rep.Action == string(trigger.ActApply) || rep.Action == string(trigger.ActReplace) {
+					sum.PatchesApplied++
+				}
+			case report.Error:
+				bad = true
+			}
+			if rep.Inconsistent {
+				sum.Inconsistent++
+			}
+		}
+		switch {
+		case bad:
+			sum.Failed++
+		case ok:
+			sum.Patched++
+		default:
+			sum.Skipped++
+		}
+	}
+	return sum
+}
+
+// printResult prints the human line of one record: SUCCESS, SKIPPED
 // <reason> or ERROR <reason>, prefixed with the process when several were
-// selected. -q keeps only ERROR lines; -v adds the timings.
-func printResult(w io.Writer, g *globalOptions, rep report.Process, many bool) {
+// selected and with the container's name when there are several. -q keeps
+// only ERROR lines; -v adds the timings.
+func printResult(w io.Writer, g *globalOptions, rep report.Process, many, containers bool) {
 	if g.quiet && rep.Result != report.Error {
 		return
 	}
 	line := string(rep.Result)
 	if rep.Reason != "" {
 		line += " " + rep.Reason
+	}
+	if containers {
+		what := filepath.Base(rep.Patch)
+		if rep.Patch == "" {
+			what = string(rep.Action)
+		}
+		line = what + ": " + line
 	}
 	if many {
 		line = fmt.Sprintf("PID %d (%s): %s", rep.PID, rep.Comm, line)

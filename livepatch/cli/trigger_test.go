@@ -38,7 +38,8 @@ func TestTriggerCommand(t *testing.T) {
 		{"replace", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1", lp300}, "SUCCESS\n", 0, "300", ""},
 		{"revert-all", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1"}, "SUCCESS\n", 0, "100", ""},
 		{"revert-all none", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1"}, "SKIPPED no patches on libcalc.so.1\n", 0, "100", ""},
-		{"no -p", []string{"trigger", lp200}, "", 2, "100", "needs -p"},
+		{"no container matches", []string{"trigger", "-p", pid, filepath.Join(fx.Dir, "none*.so")}, "", 2, "100", "no container matches"},
+		{"bad jobs", []string{"trigger", "-p", pid, "--jobs=0", lp200}, "", 2, "100", "--jobs"},
 		{"no container", []string{"trigger", "-p", pid}, "", 2, "100", "needs LIVEPATCH.so"},
 		{"revert without container", []string{"trigger", "-p", pid, "--revert"}, "", 2, "100", "--revert needs"},
 		{"revert and revert-all", []string{"trigger", "-p", pid, "--revert", "--revert-all=x", lp200}, "", 2, "100", "mutually exclusive"},
@@ -141,7 +142,7 @@ func TestTriggerCommand_Glob(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	lo, hi := min(p1.PID, p2.PID), max(p1.PID, p2.PID)
-	want := fmt.Sprintf("PID %d (%s): SUCCESS\nPID %d (%s): SUCCESS\nprocesses: 2, patched: 2, skipped: 0, failed: 0\n", lo, name, hi, name)
+	want := fmt.Sprintf("PID %d (%s): SUCCESS\nPID %d (%s): SUCCESS\nProcesses patched: 2, Skipped: 0, Failed: 0.\n", lo, name, hi, name)
 	if stdout != want {
 		t.Errorf("stdout %q, want %q", stdout, want)
 	}

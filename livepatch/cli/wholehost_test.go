@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"ulp/livepatch/report"
+	"ulp/livepatch/trigger/triggertest"
+)
+
+// hostNames links the fixture's app under a name unique among concurrent
+// tests (the process name -p matches) and compiles a program with the
+// runtime that does not use the target library under a sibling name.
+func hostNames(t *testing.T, fx *triggertest.Fixture) (prefix, app, other string) {
+	t.Helper()
+	prefix = fmt.Sprintf("h%d", os.Getpid()%1000000)
+	app = filepath.Join(fx.Dir, prefix+"a")
+	if err := os.Link(fx.App, app); err != nil {
+		t.Fatal(err)
+	}
+	other = filepath.Join(fx.Dir, prefix+"b")
+	triggertest.Compile(t, other, []string{"-O2"}, "ping.c")
+	return prefix, app, other
+}
+
+// decodeTrigger splits `ulp trigger --json` output into its records.
+func decodeTrigger(t *testing.T, stdout string) ([]report.Process, report.Summary) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSpace(stdout), "\n")
+	var recs []report.Process
+	var sum report.Summary
+	for i, l := range lines {
+		if i == len(lines)-1 {
+			if err := json.Unmarshal([]byte(l), &sum); err != nil || sum.Type != report.TypeSummary {
+				t.Fatalf("last line %q: %v", l, err)
+			}
+			break
+		}
+		var r report.Process
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.Type != report.TypeProcess {
+			t.Fatalf("line %q: %v", l, err)
+		}
+		recs = append(recs, r)
+	}
+	return recs, sum
+}
+
+// TestTriggerCommand_WholeHost: three processes using libcalc and two
+// with the runtime but without it; a container glob applies three
+// containers to each, the summary counts processes, and --revert-all=LIB
+// alone restores all three.
+func TestTriggerCommand_WholeHost(t *testing.T) {
+	fx := triggertest.Build(t)
+	prefix, app, other := hostNames(t, fx)
+	var users []*triggertest.Proc
+	for range 3 {
+		users = append(users, triggertest.Start(t, nil, app))
+	}
+	for range 2 {
+		triggertest.Start(t, nil, other)
+	}
+	glob := filepath.Join(fx.Dir, "lp[234]00.so")
+
+	stdout, stderr, code := inspectRun(t, "trigger", "-p", prefix+"*", glob)
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, stderr, stdout)
+	}
+	if !strings.HasSuffix(stdout, "\nProcesses patched: 3, Skipped: 2, Failed: 0.\n") {
+		t.Errorf("stdout %q", stdout)
+	}
+	if n := strings.Count(stdout, "lp200.so: SUCCESS"); n != 3 {
+		t.Errorf("%d lp200 SUCCESS lines in %q", n, stdout)
+	}
+	if n := strings.Count(stdout, "SKIPPED target library not loaded"); n != 6 {
+		t.Errorf("%d not-loaded lines (2 processes × 3 containers) in %q", n, stdout)
+	}
+	for _, p := range users {
+		p.Expect(t, map[string]string{"value": "400"}) // the newest wins
+		p.Untraced(t)
+	}
+
+	stdout, stderr, code = inspectRun(t, "trigger", "--json", "-p", prefix+"*", "--revert-all=libcalc.so.1")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs, sum := decodeTrigger(t, stdout)
+	want := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary, Candidates: 5, Patched: 3, Skipped: 2}
+	if sum != want || len(recs) != 5 {
+		t.Errorf("summary %+v (want %+v), %d records", sum, want, len(recs))
+	}
+	for _, r := range recs {
+		if r.Result == report.Success && r.Timings.PauseUS <= 0 {
+			t.Errorf("record without a pause: %+v", r)
+		}
+	}
+	for _, p := range users {
+		p.Expect(t, map[string]string{"value": "100"})
+		p.Untraced(t)
+	}
+}
+
+// TestTriggerCommand_AllProcesses: without -p every process with the
+// runtime is a candidate (other tests' processes on this host included:
+// their libcalc has another build-id, so only ours are patched).
+func TestTriggerCommand_AllProcesses(t *testing.T) {
+	fx := triggertest.Build(t)
+	_, app, other := hostNames(t, fx)
+	var users []*triggertest.Proc
+	for range 3 {
+		users = append(users, triggertest.Start(t, nil, app))
+	}
+	unrelated := triggertest.Start(t, nil, other)
+	stdout, stderr, _ := inspectRun(t, "trigger", "--json", fx.LP["lp200"])
+	recs, sum := decodeTrigger(t, stdout)
+	if sum.Patched != 3 || sum.PatchesApplied != 3 || sum.Candidates < 4 || sum.Candidates != len(recs) {
+		t.Errorf("summary %+v, %d records (stderr %s)", sum, len(recs), stderr)
+	}
+	byPID := map[int]report.Process{}
+	for _, r := range recs {
+		byPID[r.PID] = r
+	}
+	for _, p := range users {
+		if r := byPID[p.PID]; r.Result != report.Success {
+			t.Errorf("pid %d: %+v", p.PID, r)
+		}
+		p.Expect(t, map[string]string{"value": "200"})
+	}
+	if r := byPID[unrelated.PID]; r.Result != report.Skipped || r.Reason != "target library not loaded" {
+		t.Errorf("unrelated pid %d: %+v", unrelated.PID, r)
+	}
+	if _, ok := byPID[os.Getpid()]; ok {
+		t.Error("the agent's own process was a candidate")
+	}
+}
+
+// TestTriggerCommand_ExitingProcesses: processes killed at random moments
+// of a mass trigger are SUCCESS or SKIPPED "process exited", never an
+// ERROR; the survivors run the new code, untraced and not stopped.
+func TestTriggerCommand_ExitingProcesses(t *testing.T) {
+	fx := triggertest.Build(t)
+	prefix, app, _ := hostNames(t, fx)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 5))
+	killed := map[int]bool{} // every round's: a zombie may still be listed
+	for round := range 3 {
+		var procs []*triggertest.Proc
+		for range 16 {
+			procs = append(procs, triggertest.Start(t, nil, app))
+		}
+		var timers []*time.Timer
+		for _, p := range procs {
+			if rng.IntN(2) == 0 {
+				continue
+			}
+			killed[p.PID] = true
+			timers = append(timers, time.AfterFunc(time.Duration(rng.IntN(60000))*time.Microsecond, func() { p.Cmd.Process.Kill() }))
+		}
+		stdout, stderr, code := inspectRun(t, "trigger", "--json", "--jobs=4", "-p", prefix+"*", fx.LP["lp200"])
+		for _, tm := range timers {
+			tm.Stop()
+		}
+		if code != 0 {
+			t.Errorf("round %d: exit %d: %s", round, code, stderr)
+		}
+		recs, sum := decodeTrigger(t, stdout)
+		if sum.Candidates != len(recs) || sum.Failed != 0 || sum.Patched+sum.Skipped != sum.Candidates {
+			t.Errorf("round %d: summary %+v", round, sum)
+		}
+		for _, r := range recs {
+			switch {
+			case r.Result == report.Success:
+			case r.Result == report.Skipped && r.Reason == "process exited" && killed[r.PID]:
+			default:
+				t.Errorf("round %d: pid %d (killed %v): %s %s", round, r.PID, killed[r.PID], r.Result, r.Reason)
+			}
+		}
+		for _, p := range procs {
+			if !killed[p.PID] {
+				p.Untraced(t)
+				p.Expect(t, map[string]string{"value": "200"})
+			}
+			killed[p.PID] = true // out of the next round
+			p.Cmd.Process.Kill()
+		}
+	}
+}
