@@ -2,8 +2,13 @@ package fleet
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"strconv"
+	"strings"
 
 	"ulp/inventory"
 	"ulp/remote"
@@ -28,24 +33,100 @@ type Dialer interface {
 	Dial(ctx context.Context, h inventory.Host) (Conn, error)
 }
 
+// JumpVar is the host variable naming the jump host through which a host
+// is reached, "[USER@]HOST[:PORT]" (OpenSSH's ProxyJump), overriding
+// [SSHDialer.Jump]; "none" reaches the host directly.
+const JumpVar = "ulp_jump"
+
+// JumpFor returns the jump host of h: its [JumpVar], else def; "" when h
+// is reached directly.
+func JumpFor(h inventory.Host, def string) string {
+	if v, ok := h.Vars[JumpVar]; ok {
+		s, _ := v.(string)
+		def = s
+	}
+	if def == "none" {
+		return ""
+	}
+	return def
+}
+
+// ParseJump splits a jump host "[USER@]HOST[:PORT]" into its user (""
+// when not given) and "HOST:PORT" (port 22 when not given).
+func ParseJump(spec string) (user, addr string, err error) {
+	host := spec
+	if i := strings.LastIndexByte(spec, '@'); i >= 0 {
+		user, host = spec[:i], spec[i+1:]
+		if user == "" || strings.ContainsAny(user, " \t\n:@") {
+			return "", "", fmt.Errorf("jump host %q: bad user", spec)
+		}
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || h == "" {
+			return "", "", fmt.Errorf("jump host %q: bad port", spec)
+		}
+		return user, host, nil
+	}
+	if host == "" || strings.ContainsAny(host, " \t\n/[]") {
+		return "", "", fmt.Errorf("jump host %q: want [USER@]HOST[:PORT]", spec)
+	}
+	return user, net.JoinHostPort(host, "22"), nil
+}
+
 // SSHDialer dials hosts over SSH with package remote. Base holds the
 // settings shared by every host (known_hosts, identities, timeouts, sudo);
 // Dial fills in the host's address and, when the inventory names one, its
-// user.
+// user. Jump, when set, is the jump host of every host without its own
+// [JumpVar].
 type SSHDialer struct {
 	Base remote.Config
+	Jump string
 }
 
-// Dial connects to h.
+// Dial connects to h, through its jump host when it has one: a connection
+// to the jump host is made for h alone and closed with h's.
 func (d SSHDialer) Dial(ctx context.Context, h inventory.Host) (Conn, error) {
 	cfg := d.Base
 	cfg.Addr = h.Address()
 	if h.User != "" {
 		cfg.User = h.User
 	}
-	c, err := remote.Dial(ctx, cfg)
+	spec := JumpFor(h, d.Jump)
+	if spec == "" {
+		c, err := remote.Dial(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	user, addr, err := ParseJump(spec)
 	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	jcfg := d.Base
+	jcfg.Addr = addr
+	if user != "" {
+		jcfg.User = user
+	}
+	jc, err := remote.Dial(ctx, jcfg)
+	if err != nil {
+		return nil, fmt.Errorf("jump host %s: %w", spec, err)
+	}
+	cfg.Jump = jc
+	c, err := remote.Dial(ctx, cfg)
+	if err != nil {
+		jc.Close()
+		return nil, fmt.Errorf("via jump host %s: %w", spec, err)
+	}
+	return &jumpedConn{Client: c, jump: jc}, nil
+}
+
+// jumpedConn is a connection through a jump host; Close closes both.
+type jumpedConn struct {
+	*remote.Client
+	jump *remote.Client
+}
+
+func (c *jumpedConn) Close() error {
+	return errors.Join(c.Client.Close(), c.jump.Close())
 }

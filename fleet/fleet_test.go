@@ -80,6 +80,8 @@ func TestPlan_Golden(t *testing.T) {
 		t.Fatal(err)
 	}
 	hs[2].Vars = map[string]any{StagingVar: "/opt/ulp"}
+	hs[3].Vars = map[string]any{JumpVar: "ops@bastion2.example.com:2200"}
+	hs[4].Vars = map[string]any{JumpVar: "none"}
 	tests := []struct {
 		name string
 		opts Options
@@ -87,7 +89,7 @@ func TestPlan_Golden(t *testing.T) {
 		{"apply", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, Canary: []string{"group:canary", "1"}}},
 		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true}},
 		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
-		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp"}},
+		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp", Jump: "bastion.example.com"}},
 		{"messages", Options{Action: Messages, Agent: testAgent}},
 		{"ping", Options{Action: Ping, Agent: testAgent}},
 		{"push", Options{Action: Push, Agent: testAgent, Containers: []Artifact{testFix}}},
@@ -298,6 +300,35 @@ func TestParsePatches(t *testing.T) {
 		if _, err := ParsePatches([]byte(in)); !errors.Is(err, ErrBadReport) {
 			t.Errorf("ParsePatches(%s) err = %v", in, err)
 		}
+	}
+}
+
+func TestParseJump(t *testing.T) {
+	tests := []struct{ spec, user, addr, err string }{
+		{"bastion", "", "bastion:22", ""},
+		{"ops@bastion:2200", "ops", "bastion:2200", ""},
+		{"a@b@bastion", "", "", "bad user"},
+		{"[::1]:22", "", "[::1]:22", ""},
+		{"bastion:0", "", "", "bad port"},
+		{"bastion:x", "", "", "bad port"},
+		{"@bastion", "", "", "bad user"},
+		{"", "", "", "want [USER@]HOST[:PORT]"},
+		{"bas tion", "", "", "want [USER@]HOST[:PORT]"},
+	}
+	for _, tt := range tests {
+		user, addr, err := ParseJump(tt.spec)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseJump(%q) err = %v, want %q", tt.spec, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || user != tt.user || addr != tt.addr {
+			t.Errorf("ParseJump(%q) = %q, %q, %v; want %q, %q", tt.spec, user, addr, err, tt.user, tt.addr)
+		}
+	}
+	if _, err := NewPlan(hosts("a"), Options{Action: Status, Agent: testAgent, Jump: "x:99999"}); !errors.Is(err, ErrPlan) {
+		t.Errorf("plan with a bad jump host: %v", err)
 	}
 }
 

@@ -100,6 +100,9 @@ type Options struct {
 	// else runs as the login user, who must be able to write the staging
 	// folder.
 	Sudo bool
+	// Jump is the jump host of hosts without their own [JumpVar] (see
+	// [SSHDialer]); the plan shows each host's.
+	Jump string
 }
 
 // Plan is the complete description of a rollout: Run follows it exactly and
@@ -124,8 +127,10 @@ type Wave struct {
 
 // HostPlan is one host and the steps it runs, in order.
 type HostPlan struct {
-	Host  inventory.Host `json:"host"`
-	Steps []Step         `json:"steps"`
+	Host inventory.Host `json:"host"`
+	// Jump is the host's jump host ([JumpFor]), "" when reached directly.
+	Jump  string `json:"jump,omitempty"`
+	Steps []Step `json:"steps"`
 }
 
 // StepKind names a step.
@@ -233,6 +238,14 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 				bad("host %s: staging folder %q must be a clean absolute path", h.Host.Name, dir)
 				continue
 			}
+			jump := JumpFor(h.Host, opts.Jump)
+			if jump != "" {
+				if _, _, err := ParseJump(jump); err != nil {
+					bad("host %s: %v", h.Host.Name, err)
+					continue
+				}
+			}
+			w.Hosts[i].Jump = jump
 			w.Hosts[i].Steps = p.steps(dir)
 		}
 	}

@@ -32,7 +32,11 @@ func (p *Plan) WriteText(w io.Writer) error {
 			if user == "" {
 				user = "(default user)"
 			}
-			fmt.Fprintf(&b, "  %s  %s  %s\n", h.Host.Name, h.Host.Address(), user)
+			via := ""
+			if h.Jump != "" {
+				via = "  via " + h.Jump
+			}
+			fmt.Fprintf(&b, "  %s  %s  %s%s\n", h.Host.Name, h.Host.Address(), user, via)
 			for _, s := range h.Steps {
 				switch s.Kind {
 				case StepUpload:

@@ -841,3 +841,34 @@ func TestRun_SIGINT(t *testing.T) {
 		t.Errorf("%s, %+v", classes(hosts), sum)
 	}
 }
+
+// TestJump_InProcessSSH: --jump reaches every host through one jump host
+// (a direct-tcpip hop per host); a jump host that is down makes every host
+// unreachable, saying so.
+func TestJump_InProcessSSH(t *testing.T) {
+	f := startInProcessFleet(t, 3, "")
+	jump := f.servers[0].Addr
+	args := append(withoutCanary(f.args), "--jump", "root@"+jump)
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"plan", sampleContainer}, args...)...)
+	if code != 0 || strings.Count(out, "  via root@"+jump+"\n") != 3 {
+		t.Errorf("plan: exit %d\n%s", code, out)
+	}
+	code, out, _, _ = cliRun(t.Context(), t, append([]string{"apply", "--json", sampleContainer}, args...)...)
+	if hosts, _ := decodeRecords(t, out); code != 0 || classes(hosts) != "host01=success host02=success host03=success" {
+		t.Errorf("apply via jump: exit %d, %s", code, classes(hosts))
+	}
+	if n := f.servers[0].Forwards.Load(); n != 3 {
+		t.Errorf("%d hops through the jump host, want 3", n)
+	}
+	down := remotetest.Refused(t)
+	code, out, _, _ = cliRun(t.Context(), t, append([]string{"apply", "--json", "--max-failures", "5", sampleContainer},
+		append(withoutCanary(f.args), "--jump", down)...)...)
+	hosts, _ := decodeRecords(t, out)
+	if code != ExitFailure || classes(hosts) != "host01=unreachable host02=unreachable host03=unreachable" ||
+		!strings.Contains(hosts[0].Error, "jump host "+down) {
+		t.Errorf("jump host down: exit %d, %s, %+v", code, classes(hosts), hosts)
+	}
+	if code, _, stderr, _ := cliRun(t.Context(), t, append([]string{"plan", sampleContainer}, append(f.args, "--jump", "a@")...)...); code != ExitUsage || !strings.Contains(stderr, "--jump") {
+		t.Errorf("bad --jump: exit %d, %s", code, stderr)
+	}
+}

@@ -70,6 +70,14 @@ func TestE2E_OpenSSH_Rollout(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 
+	// The same report through host01 as the jump host (OpenSSH's own
+	// direct-tcpip forwarding).
+	code, out, _, _ = cliRun(ctx, t, append([]string{"status", "--json", "--jump", "root@" + f.Hosts[0].Addr}, args...)...)
+	var viaJump fleet.Report
+	if err := json.Unmarshal([]byte(out), &viaJump); err != nil || code != 0 || len(viaJump.Patches) != 1 || viaJump.Patches[0].Hosts != 4 {
+		t.Errorf("status via jump host: exit %d, %v, %+v", code, err, viaJump)
+	}
+
 	code, _, _, _ = cliRun(ctx, t, append([]string{"revert", sampleContainer}, args...)...)
 	if code != 0 {
 		t.Errorf("revert: exit %d", code)

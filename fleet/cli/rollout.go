@@ -129,6 +129,7 @@ func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []
 		Batch:       batch,
 		Sudo:        a.cfg.Sudo,
 		HealthCheck: a.cfg.HealthCheck,
+		Jump:        a.cfg.Jump,
 	})
 }
 
@@ -224,7 +225,7 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 		return nil
 	}
 	rp, err := fleet.NewPlan(hosts, fleet.Options{Action: fleet.Revert, Agent: p.Agent, Containers: p.Containers,
-		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo}) // no health check: it failed already
+		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo, Jump: a.cfg.Jump}) // no health check: it failed already
 	if err != nil {
 		return err
 	}

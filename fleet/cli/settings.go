@@ -38,6 +38,7 @@ type Config struct {
 	KnownHosts        []string      `mapstructure:"known-hosts"`
 	Identity          []string      `mapstructure:"identity"`
 	User              string        `mapstructure:"user"`
+	Jump              string        `mapstructure:"jump"`
 	StagingDir        string        `mapstructure:"staging-dir"`
 	Sudo              bool          `mapstructure:"sudo"`
 	AcceptNewHostKeys bool          `mapstructure:"accept-new-host-keys"`
@@ -64,6 +65,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.StringSlice("known-hosts", []string{defaultKnownHosts()}, "known_hosts files")
 	f.StringSlice("identity", nil, "private key files (default: ssh-agent)")
 	f.String("user", "", "login user when the inventory has no ansible_user (default root)")
+	f.String("jump", "", "reach hosts through the SSH jump host `[USER@]HOST[:PORT]` (ProxyJump); the host variable "+fleet.JumpVar+" overrides it ('none': direct)")
 	f.String("staging-dir", fleet.DefaultStagingDir, "folder on hosts for the agent and containers (exec allowed)")
 	f.Bool("sudo", false, "run remote commands with sudo -n")
 	f.Bool("accept-new-host-keys", false, "trust unknown hosts on first use and record their keys (changed keys are still refused)")
@@ -201,6 +203,11 @@ func (c *Config) validate() error {
 	}
 	if c.StagingDir == "" || !path.IsAbs(c.StagingDir) || path.Clean(c.StagingDir) != c.StagingDir {
 		bad("--staging-dir %q must be a clean absolute path", c.StagingDir)
+	}
+	if c.Jump != "" {
+		if _, _, err := fleet.ParseJump(c.Jump); err != nil {
+			bad("--jump: %v", err)
+		}
 	}
 	if strings.ContainsAny(c.User, " \t\n:@") {
 		bad("--user %q is not a user name", c.User)

@@ -43,7 +43,7 @@ func sshDialer(cfg Config, log *slog.Logger) (fleet.Dialer, error) {
 	if len(base.KnownHosts) == 0 || base.KnownHosts[0] == "" {
 		return nil, usageError(errors.New("--known-hosts: no known_hosts file"))
 	}
-	return fleet.SSHDialer{Base: base}, nil
+	return fleet.SSHDialer{Base: base, Jump: cfg.Jump}, nil
 }
 
 // agentArtifact returns the agent to upload: --agent, else the embedded one.

@@ -55,6 +55,9 @@ type Server struct {
 	SFTPBytes atomic.Int64
 	// Execs counts exec requests started.
 	Execs atomic.Int64
+	// Forwards counts direct-tcpip channels accepted (hops through this
+	// server as a jump host).
+	Forwards atomic.Int64
 }
 
 // Option configures [NewServer].
@@ -224,6 +227,7 @@ func (s *Server) forward(nch ssh.NewChannel) {
 		tc.Close()
 		return
 	}
+	s.Forwards.Add(1)
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	wg.Go(func() { io.Copy(tc, ch); tc.Close() })
