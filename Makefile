@@ -62,8 +62,10 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt needed"; exit 1; }
 	$(GO) vet ./...
 
+# test also runs the fleet's unit tier under the race detector (issue 6).
 test: deps build vet
 	$(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 10m -skip '^TestE2E_' ./inventory/... ./remote/... ./fleet/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
 
 # fuzz runs every Fuzz target of the module for FUZZTIME each. Minimizing a
