@@ -172,6 +172,7 @@ __attribute__((constructor)) static void ulp_init(void) {
   if (ulp_loader_init(&why) != 0)
     ulp_disable(ULP_STATE_BROKEN, why);
   apply_opt_outs();
+  ulp_active_apply();
   /* The magic last: an agent trusts nothing before it. */
   __atomic_store_n(&ulp_abi.magic, ULP_ABI_MAGIC, __ATOMIC_RELEASE);
 }

@@ -49,4 +49,9 @@ int ulp_in_loader(void);
 void ulp_entry_stub(void);
 void ulp_entry_init(void);
 
+/* active.c: ulp_active_apply applies the containers of the patch-on-start
+   folder (LIBPULP_ACTIVE_DIR, default /var/lib/ulp/active) and records them
+   in the ledger; problems are logged to the ring, never fatal. */
+void ulp_active_apply(void);
+
 #endif /* ULP_RUNTIME_H */

@@ -1,0 +1,155 @@
+package trigger
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"ulp/livepatch/container"
+	"ulp/livepatch/ledger"
+	"ulp/livepatch/report"
+	"ulp/livepatch/target"
+	"ulp/livepatch/trigger/triggertest"
+)
+
+// activeDir makes a patch-on-start folder (mode 0755, owned by the test's
+// user) holding copies of the named containers of fx (and extra files).
+func activeDir(t *testing.T, fx *triggertest.Fixture, names []string, extra map[string][]byte) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "active")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		b, err := os.ReadFile(fx.LP[n])
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra[n+".so"] = b
+	}
+	for n, b := range extra {
+		if err := os.WriteFile(filepath.Join(dir, n), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func ring(t *testing.T, pid int) string {
+	t.Helper()
+	tp, err := target.Open(pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := tp.ReadRing(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// TestPatchOnStart: the runtime applies the containers of the active folder
+// before main (the first call runs the new code), stacking them in name
+// order, writes a ledger the agent decodes, and the agent reverts those
+// patches like its own. A broken container there is logged and skipped;
+// the process starts anyway.
+func TestPatchOnStart(t *testing.T) {
+	for _, cf := range []string{"-fcf-protection=none", "-fcf-protection=full"} {
+		t.Run(cf, func(t *testing.T) {
+			fx := triggertest.Build(t, cf)
+			dir := activeDir(t, fx, []string{"lp200", "lp300", "misc", "two"}, map[string][]byte{
+				"broken.so": []byte("\x7fELF not really"),
+				"notes.txt": []byte("ignored: not .so"),
+			})
+			p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
+			p.Expect(t, map[string]string{"value": "300", "intra": "301", "hidden": "60", "args": "3960",
+				"counter": "1042", "tls": "2009", "page": "8", "two": "22"})
+
+			tp, err := target.Open(p.PID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l, err := tp.ReadLedger(t.Context())
+			if err != nil {
+				t.Fatalf("the ledger written by the runtime: %v", err)
+			}
+			var got []string
+			for _, pt := range l.Patches {
+				got = append(got, filepath.Base(pt.Container)+"→"+pt.Target)
+				c, err := container.Open(filepath.Join(dir, filepath.Base(pt.Container)))
+				if err != nil || c.Apply.ID != pt.ID || pt.AppliedAt.IsZero() || len(pt.Redirects) != len(c.Apply.Funcs) {
+					t.Errorf("patch %+v (container %v)", pt, err)
+				}
+			}
+			if want := "lp200.so→libcalc.so.1 lp300.so→libcalc.so.1 misc.so→libcalc.so.1 two.so→libtwo.so.1"; strings.Join(got, " ") != want {
+				t.Errorf("ledger patches %v, want %s", got, want)
+			}
+			calc := tp.Object("libcalc.so.1")
+			for _, s := range l.Stacks {
+				if len(s.Entries) == 2 && s.Addr != l.Patches[0].Redirects[0].Old {
+					t.Errorf("stack %#x has 2 entries", s.Addr)
+				}
+			}
+			if s := l.Stack(l.Patches[0].Redirects[0].Old); s == nil || len(s.Entries) != 2 || s.Addr < calc.Bias {
+				t.Errorf("calc_value stack %+v", s)
+			}
+			msgs := ring(t, p.PID)
+			for _, w := range []string{"applied " + dir + "/lp200.so: 1 function(s) of libcalc.so.1",
+				"skipped " + dir + "/broken.so: "} {
+				if !strings.Contains(msgs, w) {
+					t.Errorf("ring lacks %q:\n%s", w, msgs)
+				}
+			}
+			if strings.Contains(msgs, "notes.txt") {
+				t.Errorf("ring mentions a file that is not .so:\n%s", msgs)
+			}
+
+			// The agent treats them as its own.
+			mustTrig(t, p.PID, apply(fx.LP["lp300"]), report.Skipped)
+			mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Success)
+			p.Expect(t, map[string]string{"value": "200"})
+			mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
+			p.Expect(t, map[string]string{"value": "100", "intra": "101", "hidden": "50", "args": "105",
+				"counter": "42", "tls": "9", "page": "7", "two": "22"})
+			mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libtwo.so.1"}, report.Success)
+			p.Expect(t, map[string]string{"two": "2"})
+			p.Untraced(t)
+		})
+	}
+}
+
+// TestPatchOnStart_Refused: an unsafe folder, or a container whose target
+// has another build-id, changes nothing, and the process starts.
+func TestPatchOnStart_Refused(t *testing.T) {
+	fx := triggertest.Build(t)
+	other := triggertest.Build(t, "-DOTHER_BUILD") // same library, another build-id
+	dir := activeDir(t, other, []string{"lp200"}, map[string][]byte{})
+	p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
+	p.Expect(t, map[string]string{"value": "100"})
+	if msgs := ring(t, p.PID); !strings.Contains(msgs, "lp200.so: build-id mismatch") {
+		t.Errorf("ring:\n%s", msgs)
+	}
+
+	dir = activeDir(t, fx, []string{"lp200"}, map[string][]byte{})
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	p = triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
+	p.Expect(t, map[string]string{"value": "100"})
+	if msgs := ring(t, p.PID); !strings.Contains(msgs, "unsafe folder "+dir) {
+		t.Errorf("ring:\n%s", msgs)
+	}
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l, err := tp.ReadLedger(t.Context()); err != nil || !l.Equal(&ledger.Ledger{}) {
+		t.Errorf("ledger %+v, %v", l, err)
+	}
+
+	// Without the folder nothing happens (and a trigger works as ever).
+	p = triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + filepath.Join(dir, "missing")}, fx.App)
+	mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
+	p.Expect(t, map[string]string{"value": "200"})
+}
