@@ -205,6 +205,9 @@ func readObject(pid int, m procfs.Mapping) (Object, error) {
 
 // abiAddress finds ulp_abi in the runtime's symbols and adds its load bias.
 func abiAddress(p *Process) (uint64, error) {
+	if off, ok := cachedABIOffset(p.Runtime.BuildID); ok {
+		return p.Runtime.Bias + off, nil
+	}
 	obj, err := p.Symbols(p.Runtime)
 	if err != nil {
 		return 0, err
@@ -213,6 +216,7 @@ func abiAddress(p *Process) (uint64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("%w: runtime %s: %w", ErrFormat, p.Runtime.Path, err)
 	}
+	cacheABIOffset(p.Runtime.BuildID, sym.Offset)
 	return p.Runtime.Bias + sym.Offset, nil
 }
 
