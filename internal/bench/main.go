@@ -31,6 +31,8 @@ type Config struct {
 	FleetHosts int      `json:"fleet_hosts"` // hosts of the fleet section
 	FleetRuns  int      `json:"fleet_runs"`  // rollouts per fan-out
 	Fanouts    []int    `json:"fanouts"`
+	HostProcs  []int    `json:"host_procs"` // children of the whole-host section
+	HostRuns   int      `json:"host_runs"`  // samples per size of the whole-host section
 }
 
 // sectionNames lists every section in run order.
@@ -43,7 +45,7 @@ func defaultConfig() Config {
 	}
 	return Config{Build: build, Out: filepath.Join(build, "bench.json"), Only: sectionNames, Runs: 15,
 		Threads: []int{1, 8, 64}, Calls: 10_000_000, Funcs: 1000, FleetHosts: 32, FleetRuns: 5,
-		Fanouts: []int{1, 8, 32}}
+		Fanouts: []int{1, 8, 32}, HostProcs: []int{100}, HostRuns: 5}
 }
 
 func main() {
@@ -59,6 +61,8 @@ func main() {
 	fs.IntVar(&cfg.FleetHosts, "fleet-hosts", cfg.FleetHosts, "sshd hosts of the fleet benchmark")
 	fs.IntVar(&cfg.FleetRuns, "fleet-runs", cfg.FleetRuns, "rollouts per fan-out")
 	fanouts := fs.String("fanouts", "1,8,32", "fleet fan-outs (ulpfleet --parallel)")
+	hostProcs := fs.String("host-procs", "100", "processes of the whole-host section (larger: 100,1000,4000)")
+	fs.IntVar(&cfg.HostRuns, "host-runs", cfg.HostRuns, "samples per size of the whole-host section")
 	verbose := fs.Bool("v", false, "log each step on stderr")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -67,6 +71,9 @@ func main() {
 	cfg.Only = strings.Split(*only, ",")
 	if cfg.Threads, err = parseInts(*threads); err == nil {
 		cfg.Fanouts, err = parseInts(*fanouts)
+	}
+	if err == nil {
+		cfg.HostProcs, err = parseInts(*hostProcs)
 	}
 	if err == nil {
 		err = cfg.validate()
@@ -122,8 +129,8 @@ func (c Config) validate() error {
 			return fmt.Errorf("unknown section %q (known: %s)", s, strings.Join(sectionNames, ","))
 		}
 	}
-	if c.Runs < 1 || c.Calls < 1 || c.Funcs < 1 || c.FleetHosts < 1 || c.FleetRuns < 1 {
-		return errors.New("-runs, -calls, -funcs, -fleet-hosts and -fleet-runs must be at least 1")
+	if c.Runs < 1 || c.Calls < 1 || c.Funcs < 1 || c.FleetHosts < 1 || c.FleetRuns < 1 || c.HostRuns < 1 {
+		return errors.New("-runs, -calls, -funcs, -fleet-hosts, -fleet-runs and -host-runs must be at least 1")
 	}
 	return nil
 }
