@@ -2,7 +2,6 @@ package trigger
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"strconv"
@@ -19,7 +18,7 @@ import (
 // another mount namespace:
 //
 //  1. /proc/AGENT/fd/N, a descriptor of the checked file that the agent
-//     holds open until the trigger ends, when the process's root has a /proc
+//     holds open for its lifetime (held), when the process's root has a /proc
 //     that shows the agent and the process may open the agent's descriptors
 //     (same user, or CAP_SYS_PTRACE): replacing the container's path after
 //     the check then changes nothing;
@@ -32,8 +31,7 @@ func (r *run) containerPath() (string, error) {
 	if err != nil {
 		return "", failed("read status: %w", err)
 	}
-	r.ck.viaFD = fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), r.agentFD())
-	if id, err := statID(r.root() + r.ck.viaFD); err == nil && id == r.ck.id {
+	if id, err := statID(r.root() + r.viaAgentFD(0)); err == nil && id == r.ck.id {
 		r.ck.fdVisible = true
 		if r.canOpenAgentFD(st) {
 			r.log.Debug("container reached through the agent's descriptor", "path", r.ck.viaFD)

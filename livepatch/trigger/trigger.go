@@ -473,76 +473,32 @@ func (r *run) seize(ctx context.Context) error {
 // load makes the process dlopen the container and fills in its references.
 // It returns the ledger record of the new patch with real addresses.
 func (r *run) load(ctx context.Context) (ledger.Patch, error) {
-	req := abi.NewRequest(0, abi.OpLoad)
 	path, err := r.containerPath()
 	if err != nil {
 		return ledger.Patch{}, err
 	}
-	if err := req.SetPath(path); err != nil {
-		return ledger.Patch{}, failed("container path: %w", err)
-	}
-	name := r.spec.Target.Name
-	if r.obj.Main {
-		name = ""
-	}
-	if err := req.SetTarget(name); err != nil {
-		return ledger.Patch{}, failed("target name: %w", err)
-	}
-	if testHookBeforeLoad != nil {
-		testHookBeforeLoad()
-	}
 	var c *abi.Call
-	backoff := time.Millisecond
-	for attempt := 0; ; attempt++ {
-		c, err = call(ctx, r.proc, r.rt, req)
-		if alt, ok, aerr := r.fdRefused(path, err); ok {
-			if aerr != nil {
-				return ledger.Patch{}, aerr
-			}
-			path = alt
-			if err := req.SetPath(path); err != nil {
-				return ledger.Patch{}, failed("container path: %w", err)
-			}
-			continue
+	for i := 1; ; i++ {
+		if c, path, err = r.dlopen(ctx, path); err != nil {
+			return ledger.Patch{}, err
 		}
-		var ce *callError
-		busy := errors.As(err, &ce) && ce.Result == abi.EAgain || errors.Is(err, errNoThread)
-		if busy && attempt < r.o.Retries && ctx.Err() == nil {
-			r.log.Debug("load: every thread busy, retrying", "attempt", attempt+1)
-			select {
-			case <-ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 20*time.Millisecond)
-			continue
+		err = r.checkLoaded(c.Out[1])
+		if err == nil {
+			break
 		}
-		break
-	}
-	var ce *callError
-	switch {
-	case errors.As(err, &ce):
-		switch ce.Result {
-		case abi.EDisabled:
-			return ledger.Patch{}, skipped("%s (%s)", ReasonBlocked, ce.Msg)
-		case abi.ENoTarget:
-			return ledger.Patch{}, skipped(ReasonNotLoaded)
-		case abi.EAgain:
-			return ledger.Patch{}, failed("load: every thread stayed busy in malloc or the dynamic loader (try --retries)")
+		if path != r.ck.viaFD || i == maxNames {
+			return ledger.Patch{}, err
 		}
-		return ledger.Patch{}, failed("load: %w", err)
-	case errors.Is(err, ptrace.ErrExited):
-		return ledger.Patch{}, skipped(ReasonExited)
-	case err != nil:
-		return ledger.Patch{}, failed("load: %w", err)
+		// Another agent process with this PID had the process load
+		// another file under this name: the next name is new to it.
+		r.log.Debug("name taken in the process, trying the next", "path", path, "err", err)
+		path = r.viaAgentFD(i)
 	}
 	cbias, tbias, modid := c.Out[1], c.Out[2], c.Out[3]
 	if tbias != r.obj.Bias {
 		return ledger.Patch{}, failed("target %s loaded at %#x, expected %#x", r.spec.Target.Name, tbias, r.obj.Bias)
 	}
 	r.log.Debug("loaded", "container_bias", cbias, "target_bias", tbias, "tls_module", modid)
-	if err := r.checkLoaded(cbias); err != nil {
-		return ledger.Patch{}, err
-	}
 	for _, ref := range r.spec.Refs {
 		addr := cbias + ref.PatchOffset
 		var b []byte
@@ -564,6 +520,72 @@ func (r *run) load(ctx context.Context) (ledger.Patch, error) {
 		}
 	}
 	return r.ledgerPatch(tbias, cbias), nil
+}
+
+// dlopen makes the process dlopen the container at path, retrying while
+// every thread is busy, and by path when the process may not open the
+// agent's descriptor after all. It returns the call and the path loaded.
+func (r *run) dlopen(ctx context.Context, path string) (*abi.Call, string, error) {
+	req := abi.NewRequest(0, abi.OpLoad)
+	if err := req.SetPath(path); err != nil {
+		return nil, "", failed("container path: %w", err)
+	}
+	name := r.spec.Target.Name
+	if r.obj.Main {
+		name = ""
+	}
+	if err := req.SetTarget(name); err != nil {
+		return nil, "", failed("target name: %w", err)
+	}
+	if testHookBeforeLoad != nil {
+		testHookBeforeLoad()
+	}
+	var c *abi.Call
+	var err error
+	backoff := time.Millisecond
+	for attempt := 0; ; attempt++ {
+		c, err = call(ctx, r.proc, r.rt, req)
+		if alt, ok, aerr := r.fdRefused(path, err); ok {
+			if aerr != nil {
+				return nil, "", aerr
+			}
+			path = alt
+			if err := req.SetPath(path); err != nil {
+				return nil, "", failed("container path: %w", err)
+			}
+			continue
+		}
+		var ce *callError
+		busy := errors.As(err, &ce) && ce.Result == abi.EAgain || errors.Is(err, errNoThread)
+		if busy && attempt < r.o.Retries && ctx.Err() == nil {
+			r.log.Debug("load: every thread busy, retrying", "attempt", attempt+1)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 20*time.Millisecond)
+			continue
+		}
+		break
+	}
+	var ce *callError
+	switch {
+	case errors.As(err, &ce):
+		switch ce.Result {
+		case abi.EDisabled:
+			return nil, "", skipped("%s (%s)", ReasonBlocked, ce.Msg)
+		case abi.ENoTarget:
+			return nil, "", skipped(ReasonNotLoaded)
+		case abi.EAgain:
+			return nil, "", failed("load: every thread stayed busy in malloc or the dynamic loader (try --retries)")
+		}
+		return nil, "", failed("load: %w", err)
+	case errors.Is(err, ptrace.ErrExited):
+		return nil, "", skipped(ReasonExited)
+	case err != nil:
+		return nil, "", failed("load: %w", err)
+	}
+	return c, path, nil
 }
 
 // ensureLedgerCap grows the runtime's ledger area when n bytes do not fit.

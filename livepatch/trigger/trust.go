@@ -4,9 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/rand/v2"
 	"os"
-	"sync/atomic"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -105,32 +104,53 @@ func mapsIdentity(f *os.File) (string, uint64, error) {
 	return "", 0, errors.New("own mapping of the container not found")
 }
 
-// fdSeq numbers the descriptors for /proc/AGENT/fd/N. The dynamic loader
+// held keeps open, for the agent process's lifetime, the descriptors whose
+// names /proc/AGENT/fd/N processes were told to load. The dynamic loader
 // returns an object already loaded under the same name without opening the
-// file, so the triggers of one agent process use different N, from a
-// random start so that agents that happen to get the same PID rarely share
-// names. checkLoaded catches the rest.
-var fdSeq atomic.Uint32
+// file, so within one agent process a name must always mean one file: a
+// descriptor given out is never closed (its number is never reused), and a
+// second trigger of the same file (device and inode, kept alive by the
+// descriptor) gets the same name. The numbers stay low, below the 64
+// descriptors a process starts with: growing a multithreaded program's
+// descriptor table waits for an RCU grace period (docs/performance.md).
+// The count is bounded by the distinct container files the agent loads.
+var held struct {
+	sync.Mutex
+	fds map[fileID][]*os.File
+}
 
-func init() { fdSeq.Store(rand.Uint32()) }
+// maxNames bounds the names one trigger tries for one file: another agent
+// process that had the same PID may have had the process load another file
+// under the first name (checkLoaded sees it; load then takes the next).
+const maxNames = 3
 
-// agentFD returns a descriptor of the checked file whose number an earlier
-// trigger of this agent did not use, in the upper half of the descriptor
-// limit, or the file's own descriptor when that fails.
-func (r *run) agentFD() int {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 64 {
-		return int(r.ck.file.Fd())
+// agentFD returns the i-th held descriptor of the checked file, creating it
+// (at the lowest free number) when there are not that many, or the file's
+// own descriptor when that fails.
+func (r *run) agentFD(i int) int {
+	held.Lock()
+	defer held.Unlock()
+	if held.fds == nil {
+		held.fds = make(map[fileID][]*os.File)
 	}
-	span := min(lim.Cur/2, 1<<20)
-	want := lim.Cur - span + uint64(fdSeq.Add(1))%span
-	nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.ck.file.Fd(), syscall.F_DUPFD_CLOEXEC, uintptr(want))
-	if errno != 0 {
-		r.log.Debug("dup container descriptor", "err", errno)
-		return int(r.ck.file.Fd())
+	fs := held.fds[r.ck.id]
+	for len(fs) <= i {
+		nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.ck.file.Fd(), syscall.F_DUPFD_CLOEXEC, 0)
+		if errno != 0 {
+			r.log.Debug("dup container descriptor", "err", errno)
+			return int(r.ck.file.Fd())
+		}
+		fs = append(fs, os.NewFile(nfd, r.ck.file.Name()))
+		held.fds[r.ck.id] = fs
 	}
-	r.closers = append(r.closers, os.NewFile(nfd, r.ck.file.Name()))
-	return int(nfd)
+	return int(fs[i].Fd())
+}
+
+// viaAgentFD sets and returns the name /proc/AGENT/fd/N of the i-th held
+// descriptor of the checked file.
+func (r *run) viaAgentFD(i int) string {
+	r.ck.viaFD = fmt.Sprintf("%s/%d/fd/%d", procfs.Root, os.Getpid(), r.agentFD(i))
+	return r.ck.viaFD
 }
 
 // canOpenAgentFD reports whether the process passes the kernel's check for
