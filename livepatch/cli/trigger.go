@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/livepatch/active"
 	"ulp/livepatch/container"
 	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
@@ -33,6 +35,8 @@ type triggerOptions struct {
 	trusted   string
 	recursive bool
 	jobs      int
+	activate  bool
+	activeDir string
 	// checkStack: --check-stack.
 	checkStack bool
 	// trustedSet: --trusted was given, so its folder must exist.
@@ -69,6 +73,13 @@ every container is tried on every candidate, and what does not apply (other
 library, other build-id, already applied) is SKIPPED. Up to --jobs processes
 are handled at once, each by its own tracer thread.
 
+Patch-on-start: the runtime applies, before main, the containers of the
+folder $LIBPULP_ACTIVE_DIR (default /var/lib/ulp/active) to every process
+that starts. --activate updates that folder first, so that processes started
+later get the same change: it installs the containers applied (each verified
+under the trust policy first), and removes those that --revert or
+--revert-all=LIB take back.
+
 For each process and container it prints one line: SUCCESS, SKIPPED <reason>
 (target library not loaded, build-id mismatch, already applied, not applied,
 blocked by user, process exited) or ERROR <reason>. With several processes
@@ -101,6 +112,8 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
 	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "processes handled at once (each by its own tracer thread)")
+	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
+	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder of --activate (`DIR`; the runtime reads $"+active.EnvDir+")")
 	return cmd
 }
 
@@ -223,6 +236,11 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
+	if opts.activate {
+		if err := activate(g, opts, reqs, trust, w); err != nil {
+			return err
+		}
+	}
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
 	sum := summarize(reps)
@@ -253,6 +271,82 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 			sum.Inconsistent)}
 	case sum.Failed > 0:
 		return &ExitError{Code: ExitFailure}
+	}
+	return nil
+}
+
+// activate brings the patch-on-start folder to the state the requests
+// give the running processes, before they are triggered (a process that
+// starts meanwhile then has the change from its start): --revert removes the
+// containers with the same patch id, --revert-all=LIB those for LIB, and
+// apply and replace install the containers, each first verified under the
+// trust policy (the runtime checks no signature).
+func activate(g *globalOptions, opts triggerOptions, reqs []trigger.Request, trust *sign.Policy, w io.Writer) error {
+	say := func(what, path string) {
+		if !opts.json && !g.quiet {
+			fmt.Fprintf(w, "%s %s\n", what, path)
+		}
+	}
+	var install []string
+	for _, req := range reqs {
+		var drop func(*container.File) bool
+		switch req.Action {
+		case trigger.ActRevert:
+			c, err := container.Open(req.Container)
+			if err != nil {
+				return usageError(fmt.Errorf("invalid container: %w", err))
+			}
+			drop = func(a *container.File) bool { return a.Apply.ID == c.Apply.ID }
+		case trigger.ActRevertAll, trigger.ActReplace:
+			drop = func(a *container.File) bool { return a.Apply.Target.Name == req.Lib }
+		}
+		if req.Action == trigger.ActApply || req.Action == trigger.ActReplace {
+			if err := verifyTrusted(trust, req.Container); err != nil {
+				return err
+			}
+			install = append(install, req.Container)
+		}
+		if drop == nil {
+			continue
+		}
+		gone, err := active.Remove(opts.activeDir, drop)
+		for _, p := range gone {
+			say("deactivated", p)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	for _, c := range install {
+		p, err := active.Install(opts.activeDir, c)
+		if err != nil {
+			return err
+		}
+		say("activated", p)
+	}
+	return nil
+}
+
+// verifyTrusted checks the container at path under the trust policy (when
+// there is one): safe owner and mode, and a trusted signature.
+func verifyTrusted(trust *sign.Policy, path string) error {
+	if trust == nil {
+		return nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := sign.CheckSafe(fi); err != nil {
+		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
+	}
+	if _, err := trust.Verify(f, fi.Size()); err != nil {
+		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
 	}
 	return nil
 }

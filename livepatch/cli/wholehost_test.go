@@ -189,3 +189,42 @@ func TestTriggerCommand_ExitingProcesses(t *testing.T) {
 		}
 	}
 }
+
+// TestTriggerCommand_Activate: --activate puts the container in the
+// patch-on-start folder as the running processes get it, so a process
+// started afterwards runs the new code from its first call; --revert-all
+// with --activate takes it out of both.
+func TestTriggerCommand_Activate(t *testing.T) {
+	fx := triggertest.Build(t)
+	prefix, app, _ := hostNames(t, fx)
+	dir := filepath.Join(t.TempDir(), "active")
+	env := []string{"LIBPULP_ACTIVE_DIR=" + dir}
+	running := triggertest.Start(t, env, app) // no folder yet: nothing applied at start
+	running.Expect(t, map[string]string{"value": "100"})
+
+	stdout, stderr, code := inspectRun(t, "trigger", "--activate", "--active-dir", dir, "-p", prefix+"*", fx.LP["lp200"])
+	if code != 0 || !strings.HasPrefix(stdout, "activated "+filepath.Join(dir, "lp200.so")+"\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	running.Expect(t, map[string]string{"value": "200"})
+	later := triggertest.Start(t, env, app)
+	later.Expect(t, map[string]string{"value": "200"})
+
+	// A later trigger finds the patch already there in both.
+	stdout, _, _ = inspectRun(t, "trigger", "-p", prefix+"*", fx.LP["lp200"])
+	if n := strings.Count(stdout, "SKIPPED already applied"); n != 2 {
+		t.Errorf("stdout %q", stdout)
+	}
+
+	stdout, stderr, code = inspectRun(t, "trigger", "--activate", "--active-dir", dir, "-p", prefix+"*", "--revert-all=libcalc.so.1")
+	if code != 0 || !strings.HasPrefix(stdout, "deactivated "+filepath.Join(dir, "lp200.so")+"\n") ||
+		!strings.HasSuffix(stdout, "Processes patched: 2, Skipped: 0, Failed: 0.\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	for _, p := range []*triggertest.Proc{running, later, triggertest.Start(t, env, app)} {
+		p.Expect(t, map[string]string{"value": "100"})
+	}
+	if ents, err := os.ReadDir(dir); err != nil || len(ents) != 0 {
+		t.Errorf("folder after revert-all: %v, %v", ents, err)
+	}
+}
