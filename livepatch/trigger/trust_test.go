@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,9 +177,26 @@ func TestLoad_ContainerReplacedBetweenCheckAndLoad(t *testing.T) {
 	p.Untraced(t)
 }
 
+// placement is one content the renamer puts at the path and keeps there
+// until released; after the release, its next rename puts the other
+// content at the path and then closes swapped.
+type placement struct {
+	b                        []byte
+	placed, release, swapped chan struct{}
+	once                     sync.Once
+}
+
+func (h *placement) free() { h.once.Do(func() { close(h.release) }) }
+
 // TestLoad_RenamerRace races a goroutine that keeps renaming an unsigned
 // container over the signed one's path against triggers: every trigger
 // either is refused (it opened the unsigned file) or runs the signed code.
+// Left alone, which file a trigger opens is up to the scheduler (under
+// load the renamer can sit on the unsigned file for a whole run, so that
+// no trigger applies), so one trigger in four opens a signed file that the
+// renamer then replaces by the unsigned one between the check and the
+// load (it must apply the signed code), and one in four opens the
+// unsigned file (it must be refused); the others race freely.
 func TestLoad_RenamerRace(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC)
 	fx := triggertest.Build(t)
@@ -191,13 +210,21 @@ func TestLoad_RenamerRace(t *testing.T) {
 	os.WriteFile(path, good, 0o644)
 
 	ctx, cancel := context.WithCancel(t.Context())
+	holds := make(chan *placement)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		var swapped chan struct{} // closed after the next rename
 		for i := 0; ctx.Err() == nil; i++ {
 			b := good
 			if i%2 == 1 {
 				b = evil
+			}
+			var h *placement
+			select {
+			case h = <-holds:
+				b = h.b
+			default:
 			}
 			tmp := filepath.Join(dir, "next.so")
 			if err := os.WriteFile(tmp, b, 0o644); err != nil {
@@ -208,29 +235,73 @@ func TestLoad_RenamerRace(t *testing.T) {
 				t.Errorf("rename: %v", err)
 				return
 			}
+			if swapped != nil {
+				close(swapped)
+				swapped = nil
+			}
+			if h == nil {
+				continue
+			}
+			close(h.placed)
+			select {
+			case <-h.release:
+			case <-ctx.Done():
+				return
+			}
+			swapped = h.swapped
+			if &h.b[0] == &good[0] {
+				i = 0 // next: evil
+			} else {
+				i = 1 // next: good
+			}
 		}
 	}()
 	defer func() { cancel(); <-done }()
+	var cur atomic.Pointer[placement]
+	testHookBeforeLoad = func() {
+		if h := cur.Load(); h != nil {
+			h.free()
+			select {
+			case <-h.swapped:
+			case <-ctx.Done():
+			}
+		}
+	}
+	t.Cleanup(func() { testHookBeforeLoad = nil })
 	applied, refused := 0, 0
-	for range 40 {
+	for i := range 40 {
+		var h *placement
+		if i%2 == 0 {
+			h = &placement{b: good, placed: make(chan struct{}), release: make(chan struct{}), swapped: make(chan struct{})}
+			if i%4 == 2 {
+				h.b = evil
+			}
+			holds <- h
+			<-h.placed
+			cur.Store(h)
+		}
 		rep := trustTrig(t, p.PID, apply(path), policy)
+		if h != nil {
+			cur.Store(nil)
+			h.free()
+		}
 		switch {
-		case rep.Result == report.Success:
+		case rep.Result == report.Success && (h == nil || &h.b[0] == &good[0]):
 			applied++
 			p.Expect(t, map[string]string{"value": "200"})
 			if rep := trustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, policy); rep.Result != report.Success {
 				t.Fatalf("revert-all: %s %q", rep.Result, rep.Reason)
 			}
-		case rep.Result == report.Error && strings.Contains(rep.Reason, "container is not signed"):
+		case rep.Result == report.Error && strings.Contains(rep.Reason, "container is not signed") && (h == nil || &h.b[0] == &evil[0]):
 			refused++
 		default:
-			t.Fatalf("%s %q", rep.Result, rep.Reason)
+			t.Fatalf("trigger %d: %s %q", i, rep.Result, rep.Reason)
 		}
 		p.Expect(t, map[string]string{"value": "100"})
 	}
 	t.Logf("applied %d, refused %d", applied, refused)
-	if applied == 0 {
-		t.Error("no trigger applied the signed container")
+	if applied < 10 || refused < 10 {
+		t.Errorf("applied %d, refused %d: want at least the 10 of each placed", applied, refused)
 	}
 	p.Untraced(t)
 }
