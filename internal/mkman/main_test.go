@@ -4,6 +4,7 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -46,9 +47,24 @@ func TestPages(t *testing.T) {
 	if err := writePages(dir, bin); err != nil {
 		t.Fatal(err)
 	}
+	// The NAME line carries the command's one-line summary, as the parent's
+	// --help lists it.
+	help, err := exec.Command(bin, "--help").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var summary string
+	for _, line := range strings.Split(string(help), "\n") {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "trigger" {
+			summary = strings.Join(f[1:], " ")
+		}
+	}
+	if summary == "" {
+		t.Fatalf("no trigger line in ulp --help:\n%s", help)
+	}
 	for page, want := range map[string]string{
 		"ulp.1.gz":                ".TH \"ULP\" 1",
-		"ulp-trigger.1.gz":        "ulp-trigger \\- Apply or revert a livepatch in a running process",
+		"ulp-trigger.1.gz":        "ulp-trigger \\- " + summary,
 		"ulp-preload-enable.1.gz": ".BR ulp-preload (1)",
 	} {
 		f, err := os.Open(filepath.Join(dir, page))
