@@ -73,6 +73,8 @@ struct lpatch {
   uint8_t bid[255], bidlen;
   uint32_t nred;
   uint64_t *red; /* old, new pairs */
+  uint16_t nlabels;
+  char **labels;
 };
 
 struct lentry {
@@ -119,9 +121,13 @@ static int read_at(int fd, void *buf, size_t n, uint64_t off) {
   return 0;
 }
 
-/* read_ulp returns the malloc'ed .ulp payload of the ELF file fd (size
-   bytes) in *out, or an error text. */
-static const char *read_ulp(int fd, uint64_t size, uint8_t **out, uint64_t *outlen) {
+static const char no_section[] = "no .ulp section (not a livepatch container)";
+
+/* read_section returns the malloc'ed contents of the section name (at most
+   max bytes) of the ELF file fd (size bytes) in *out, or an error text:
+   no_section when there is none. */
+static const char *read_section(int fd, uint64_t size, const char *name, uint64_t max, uint8_t **out,
+                                uint64_t *outlen) {
   Elf64_Ehdr eh;
   if (read_at(fd, &eh, sizeof eh, 0) != 0 || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
       eh.e_ident[EI_CLASS] != ELFCLASS64)
@@ -145,10 +151,10 @@ static const char *read_ulp(int fd, uint64_t size, uint8_t **out, uint64_t *outl
   }
   names[ns->sh_size] = '\0';
   for (unsigned i = 0; i < eh.e_shnum; i++) {
-    if (sh[i].sh_name >= ns->sh_size || strcmp(names + sh[i].sh_name, ".ulp") != 0)
+    if (sh[i].sh_name >= ns->sh_size || strcmp(names + sh[i].sh_name, name) != 0)
       continue;
     if (sh[i].sh_type == SHT_NOBITS || sh[i].sh_offset > size ||
-        sh[i].sh_size > size - sh[i].sh_offset || sh[i].sh_size > ULP_MAX_PAYLOAD) {
+        sh[i].sh_size > size - sh[i].sh_offset || sh[i].sh_size > max) {
       err = "bad .ulp section";
       goto out;
     }
@@ -156,13 +162,13 @@ static const char *read_ulp(int fd, uint64_t size, uint8_t **out, uint64_t *outl
     if (!*out || read_at(fd, *out, sh[i].sh_size, sh[i].sh_offset) != 0) {
       free(*out);
       *out = NULL;
-      err = "cannot read .ulp";
+      err = "cannot read a .ulp section";
       goto out;
     }
     *outlen = sh[i].sh_size;
     goto out;
   }
-  err = "no .ulp section (not a livepatch container)";
+  err = no_section;
 out:
   free(sh);
   free(names);
@@ -202,6 +208,11 @@ static const uint8_t *str16(struct rd *r, uint16_t *n) {
   return take(r, *n);
 }
 
+static int cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 /* parse reads an apply payload (docs/container-format.md) into s. */
 static const char *parse(const uint8_t *b, uint64_t n, struct spec *s) {
   struct rd r = {b, n, 0};
@@ -235,6 +246,18 @@ static const char *parse(const uint8_t *b, uint64_t n, struct spec *s) {
     if (r.bad || (f->mech != MECH_PAD && f->mech != MECH_ENTRY) || (f->eoff != 0 && f->eoff != 4))
       return "bad .ulp function";
   }
+  uint64_t *olds = malloc(s->nfuncs * sizeof *olds);
+  if (!olds)
+    return "out of memory";
+  for (uint32_t i = 0; i < s->nfuncs; i++)
+    olds[i] = s->funcs[i].old_off;
+  qsort(olds, s->nfuncs, sizeof *olds, cmp_u64);
+  int dup = 0;
+  for (uint32_t i = 1; i < s->nfuncs; i++)
+    dup |= olds[i] == olds[i - 1];
+  free(olds);
+  if (dup)
+    return "bad .ulp: a function listed twice";
   s->nrefs = (uint32_t)le(&r, 4);
   if (r.bad || s->nrefs > r.left / 21)
     return "bad .ulp reference count";
@@ -255,6 +278,102 @@ static const char *parse(const uint8_t *b, uint64_t n, struct spec *s) {
   if (r.bad || r.left != 0)
     return "bad .ulp payload length";
   return NULL;
+}
+
+/* Bug labels, as container.Labels finds them in .ulp.comments: the regular
+   expression (?i)\b(?:cve-\d{4}-\d{4,}|bsc#\d+|boo#\d+|jsc#[a-z]+-\d+)\b,
+   leftmost non-overlapping matches, in canonical case (CVE-…, bsc#…, boo#…,
+   jsc#UPPER-…), without repeats. */
+static int word(uint8_t c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+static int digit(uint8_t c) { return c >= '0' && c <= '9'; }
+
+static int alpha(uint8_t c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
+
+static int prefix(const uint8_t *c, size_t n, size_t i, const char *p) {
+  size_t k = strlen(p);
+  if (n - i < k)
+    return 0;
+  for (size_t j = 0; j < k; j++)
+    if ((alpha(c[i + j]) ? c[i + j] | 0x20 : c[i + j]) != (uint8_t)p[j])
+      return 0;
+  return 1;
+}
+
+/* label_at returns the length of a label starting at c[i], or 0. */
+static size_t label_at(const uint8_t *c, size_t n, size_t i) {
+  if (i > 0 && word(c[i - 1]))
+    return 0;
+  size_t j = i + 4, k;
+  if (prefix(c, n, i, "cve-")) {
+    for (k = j; k < n && digit(c[k]); k++)
+      ;
+    if (k - j != 4 || k >= n || c[k] != '-')
+      return 0;
+    j = k + 1;
+    for (k = j; k < n && digit(c[k]); k++)
+      ;
+    if (k - j < 4)
+      return 0;
+  } else if (prefix(c, n, i, "bsc#") || prefix(c, n, i, "boo#")) {
+    for (k = j; k < n && digit(c[k]); k++)
+      ;
+    if (k == j)
+      return 0;
+  } else if (prefix(c, n, i, "jsc#")) {
+    for (k = j; k < n && alpha(c[k]); k++)
+      ;
+    if (k == j || k >= n || c[k] != '-')
+      return 0;
+    j = k + 1;
+    for (k = j; k < n && digit(c[k]); k++)
+      ;
+    if (k == j)
+      return 0;
+  } else {
+    return 0;
+  }
+  return k < n && word(c[k]) ? 0 : k - i;
+}
+
+/* find_labels fills p->labels from the comments c (n bytes). */
+static int find_labels(const uint8_t *c, size_t n, struct lpatch *p) {
+  for (size_t i = 0; i < n;) {
+    size_t l = label_at(c, n, i);
+    if (!l) {
+      i++;
+      continue;
+    }
+    char *lab = malloc(l + 1);
+    if (!lab)
+      return -1;
+    for (size_t k = 0; k < l; k++) {
+      uint8_t ch = c[i + k];
+      int cve = c[i] == 'c' || c[i] == 'C', jsc = c[i] == 'j' || c[i] == 'J';
+      if (alpha(ch))
+        ch = (cve || (jsc && k >= 4)) ? (uint8_t)(ch & ~0x20) : (uint8_t)(ch | 0x20);
+      lab[k] = (char)ch;
+    }
+    lab[l] = '\0';
+    i += l;
+    int dup = 0;
+    for (uint16_t k = 0; k < p->nlabels && !dup; k++)
+      dup = strcmp(p->labels[k], lab) == 0;
+    if (dup || p->nlabels == UINT16_MAX) {
+      free(lab);
+      continue;
+    }
+    char **nl = realloc(p->labels, (p->nlabels + 1u) * sizeof *nl);
+    if (!nl) {
+      free(lab);
+      return -1;
+    }
+    p->labels = nl;
+    p->labels[p->nlabels++] = lab;
+  }
+  return 0;
 }
 
 /* The target object, found by dl_iterate_phdr. */
@@ -421,10 +540,17 @@ static const char *apply_one(const char *path, int fd, const char *exe, struct u
     return "unsafe file (must be owned by root or the process's user, not writable by group or others)";
   uint8_t *payload = NULL;
   uint64_t plen = 0;
-  const char *err = read_ulp(fd, (uint64_t)st.st_size, &payload, &plen);
+  const char *err = read_section(fd, (uint64_t)st.st_size, ".ulp", ULP_MAX_PAYLOAD, &payload, &plen);
   struct spec s = {0};
   void *h = NULL;
+  uint8_t *comments = NULL;
+  uint64_t clen = 0;
   if (err || (err = parse(payload, plen, &s)))
+    goto out;
+  err = read_section(fd, (uint64_t)st.st_size, ".ulp.comments", 1u << 20, &comments, &clen);
+  if (err == no_section)
+    err = NULL;
+  if (err)
     goto out;
   struct obj o = {.name = s.target, .exe = exe};
   dl_iterate_phdr(find_obj, &o);
@@ -512,6 +638,10 @@ static const char *apply_one(const char *path, int fd, const char *exe, struct u
   memcpy(p->target, s.target, sizeof p->target);
   memcpy(p->bid, s.bid, s.bidlen);
   p->bidlen = s.bidlen;
+  if (find_labels(comments, clen, p) != 0) {
+    err = "out of memory";
+    goto out;
+  }
   p->nred = s.nfuncs;
   p->red = calloc(2 * (size_t)s.nfuncs, sizeof *p->red);
   if (!p->container || !p->red) {
@@ -540,6 +670,7 @@ out:
   if (h)
     dlclose(h);
   free(payload);
+  free(comments);
   free(s.funcs);
   free(s.refs);
   return err;
@@ -607,7 +738,12 @@ static void publish_ledger(void) {
     put(&e, p->target, tl);
     putn(&e, p->bidlen, 1);
     put(&e, p->bid, p->bidlen);
-    putn(&e, 0, 2); /* labels: `ulp patches` reads none for these */
+    putn(&e, p->nlabels, 2);
+    for (uint16_t k = 0; k < p->nlabels; k++) {
+      size_t ll = strlen(p->labels[k]);
+      putn(&e, ll, 2);
+      put(&e, p->labels[k], ll);
+    }
     putn(&e, p->nred, 4);
     for (uint32_t k = 0; k < 2 * p->nred; k++)
       putn(&e, p->red[k], 8);

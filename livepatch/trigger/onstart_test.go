@@ -3,11 +3,14 @@ package trigger
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/dsc"
 	"ulp/livepatch/ledger"
+	"ulp/livepatch/packer"
 	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 	"ulp/livepatch/trigger/triggertest"
@@ -78,7 +81,8 @@ func TestPatchOnStart(t *testing.T) {
 			for _, pt := range l.Patches {
 				got = append(got, filepath.Base(pt.Container)+"→"+pt.Target)
 				c, err := container.Open(filepath.Join(dir, filepath.Base(pt.Container)))
-				if err != nil || c.Apply.ID != pt.ID || pt.AppliedAt.IsZero() || len(pt.Redirects) != len(c.Apply.Funcs) {
+				if err != nil || c.Apply.ID != pt.ID || pt.AppliedAt.IsZero() || len(pt.Redirects) != len(c.Apply.Funcs) ||
+					!slices.Equal(pt.Labels, c.Apply.Labels) || len(pt.Labels) == 0 {
 					t.Errorf("patch %+v (container %v)", pt, err)
 				}
 			}
@@ -152,4 +156,48 @@ func TestPatchOnStart_Refused(t *testing.T) {
 	p = triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + filepath.Join(dir, "missing")}, fx.App)
 	mustTrig(t, p.PID, apply(fx.LP["lp200"]), report.Success)
 	p.Expect(t, map[string]string{"value": "200"})
+}
+
+// TestPatchOnStart_Labels: the runtime finds the same bug labels in the
+// comments as container.Labels (case, word boundaries, repeats).
+func TestPatchOnStart_Labels(t *testing.T) {
+	fx := triggertest.Build(t)
+	comments := []string{
+		"cve-2024-12345 and bsc#1, not xbsc#2 nor bsc#3a nor cve-2024-123 nor jsc#-1 nor cve-20245-1234",
+		"Jsc#sle-20049; boo#77 (CVE-2024-12345 again) bsc#1_ jsc#PED-1. bsc#",
+		"_cve-2024-1111 cve-2024-2222_ BSC#0042 Cve-2023-99999-1",
+	}
+	so := filepath.Join(fx.Dir, "labels.so")
+	triggertest.Compile(t, so, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id", "-DVALUE=200"}, "lp_value.c")
+	body := "! " + strings.Join(comments, "\n! ") + "\n" + so + "\n@" + fx.Calc + "\ncalc_value:calc_value_lp\n"
+	dscPath := filepath.Join(fx.Dir, "labels.dsc")
+	if err := os.WriteFile(dscPath, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, err := dsc.Parse(dscPath, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := packer.Pack(d, packer.Options{Out: so}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := container.Open(so)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fx.LP["labels"] = so
+	dir := activeDir(t, fx, []string{"labels"}, map[string][]byte{})
+	p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
+	p.Expect(t, map[string]string{"value": "200"})
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tp.ReadLedger(t.Context())
+	if err != nil || len(l.Patches) != 1 {
+		t.Fatalf("ledger %+v, %v", l, err)
+	}
+	if got, want := l.Patches[0].Labels, c.Apply.Labels; !slices.Equal(got, want) || len(want) < 5 {
+		t.Errorf("runtime's labels %q, container.Labels %q", got, want)
+	}
 }
