@@ -425,14 +425,30 @@ static int find_obj(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 /* in_text reports whether [a, a+n) lies in an executable segment of o. */
-static int in_text(const struct obj *o, uint64_t a, uint64_t n) {
+static int in_segment(const struct obj *o, uint64_t a, uint64_t n, uint32_t flags) {
   for (int i = 0; i < o->phnum; i++) {
     const ElfW(Phdr) *ph = &o->phdr[i];
     uint64_t lo = o->bias + ph->p_vaddr;
-    if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && a >= lo && a + n <= lo + ph->p_memsz)
+    if (ph->p_type == PT_LOAD && (ph->p_flags & flags) == flags && a >= lo && a - lo <= ph->p_memsz &&
+        n <= ph->p_memsz - (a - lo))
       return 1;
   }
   return 0;
+}
+
+static int in_text(const struct obj *o, uint64_t a, uint64_t n) { return in_segment(o, a, n, PF_X); }
+
+/* find_bias finds the loaded object with load bias o->bias (the container,
+   known from its link map) and records its program headers. */
+static int find_bias(struct dl_phdr_info *info, size_t size, void *arg) {
+  (void)size;
+  struct obj *o = arg;
+  if (info->dlpi_addr != o->bias)
+    return 0;
+  o->found = 1;
+  o->phdr = info->dlpi_phdr;
+  o->phnum = info->dlpi_phnum;
+  return 1;
 }
 
 static struct lstack *find_stack(uint64_t addr) {
@@ -594,9 +610,26 @@ static const char *apply_one(const char *path, int fd, const char *exe, struct u
     err = "load failed";
     goto out;
   }
+  /* The replacements must be code of the container, and the references
+     its own memory: a damaged offset must not send a write elsewhere. */
+  struct obj lp = {.bias = lm->l_addr};
+  dl_iterate_phdr(find_bias, &lp);
+  if (!lp.found) {
+    err = "the loaded container is not found";
+    goto out;
+  }
+  for (uint32_t i = 0; i < s.nrefs; i++)
+    if (!in_segment(&lp, lm->l_addr + s.refs[i].patch_off, s.refs[i].tls ? 16 : 8, PF_W)) {
+      err = "a reference outside the container's writable memory";
+      goto out;
+    }
   for (uint32_t i = 0; i < s.nfuncs; i++) {
     struct func *f = &s.funcs[i];
     f->new_addr = lm->l_addr + f->new_off;
+    if (!in_text(&lp, f->new_addr, 1)) {
+      err = "a replacement outside the container's code";
+      goto out;
+    }
     struct lstack *sk = find_stack(f->addr);
     uint8_t mech = sk ? sk->mech : f->mech, eoff = sk ? sk->eoff : f->eoff;
     int64_t rel = (int64_t)(f->new_addr - (f->addr + eoff + 5));

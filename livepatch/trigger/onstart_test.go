@@ -1,11 +1,17 @@
 package trigger
 
 import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"ulp/livepatch/container"
 	"ulp/livepatch/dsc"
@@ -200,4 +206,64 @@ func TestPatchOnStart_Labels(t *testing.T) {
 	if got, want := l.Patches[0].Labels, c.Apply.Labels; !slices.Equal(got, want) || len(want) < 5 {
 		t.Errorf("runtime's labels %q, container.Labels %q", got, want)
 	}
+}
+
+// TestPatchOnStart_Hostile: damaged containers in the folder (random bytes
+// of the .ulp payload and of its section header replaced, files cut short)
+// never stop a process from starting; each is applied or logged as
+// skipped, and the ledger the runtime writes stays one the agent decodes.
+func TestPatchOnStart_Hostile(t *testing.T) {
+	fx := triggertest.Build(t)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	files := map[string][]byte{}
+	for _, base := range []string{"misc", "lp200"} {
+		b, err := os.ReadFile(fx.LP[base])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ef, err := elf.Open(fx.LP[base])
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec := ef.Section(".ulp")
+		ef.Close()
+		if sec == nil {
+			t.Fatal("no .ulp")
+		}
+		shoff := binary.LittleEndian.Uint64(b[0x28:])
+		var hdr int // the .ulp section header
+		for i := range int(binary.LittleEndian.Uint16(b[0x3c:])) {
+			if binary.LittleEndian.Uint64(b[int(shoff)+64*i+24:]) == sec.Offset {
+				hdr = int(shoff) + 64*i
+			}
+		}
+		for i := range 60 {
+			m := bytes.Clone(b)
+			for range 1 + rng.IntN(3) {
+				if rng.IntN(4) == 0 {
+					m[hdr+24+rng.IntN(16)] = byte(rng.Uint32()) // sh_offset, sh_size
+				} else {
+					m[int(sec.Offset)+rng.IntN(int(sec.Size))] = byte(rng.Uint32())
+				}
+			}
+			files[fmt.Sprintf("%s-flip%02d.so", base, i)] = m
+		}
+		for i := range 10 {
+			files[fmt.Sprintf("%s-cut%02d.so", base, i)] = b[:rng.IntN(len(b))]
+		}
+	}
+	dir := activeDir(t, fx, nil, files)
+	p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
+	msgs := ring(t, p.PID)
+	if n := strings.Count(msgs, "patch-on-start: "); n < 40 { // the ring keeps the last 8 KiB
+		t.Errorf("%d patch-on-start lines:\n%s", n, msgs)
+	}
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tp.ReadLedger(t.Context()); err != nil {
+		t.Errorf("ledger: %v", err)
+	}
+	p.Untraced(t)
 }
