@@ -41,17 +41,7 @@ const (
 
 // String describes the state in words.
 func (s State) String() string {
-	switch s {
-	case StateReady:
-		return "ready"
-	case StateUserOff:
-		return "disabled by user"
-	case StateRuntimeOff:
-		return "disabled at run time"
-	case StateBroken:
-		return "broken"
-	}
-	return fmt.Sprintf("state(%d)", uint32(s))
+	return enumName([]string{"ready", "disabled by user", "disabled at run time", "broken"}, s, "state")
 }
 
 // CallState is ulp_call.state.
@@ -76,15 +66,7 @@ const (
 
 // String names the operation.
 func (o Op) String() string {
-	switch o {
-	case OpPing:
-		return "ping"
-	case OpLoad:
-		return "load"
-	case OpGrowLedger:
-		return "grow-ledger"
-	}
-	return fmt.Sprintf("op(%d)", uint32(o))
+	return enumName([]string{"ping", "load", "grow-ledger"}, o, "op")
 }
 
 // Result is ulp_call.result; 0 is success.
@@ -103,23 +85,17 @@ const (
 
 // String describes the result in words.
 func (r Result) String() string {
-	switch r {
-	case OK:
-		return "ok"
-	case EAgain:
-		return "busy, try again"
-	case EDisabled:
-		return "patching disabled"
-	case ENoTarget:
-		return "target not loaded"
-	case EDlopen:
-		return "dlopen failed"
-	case ENoMem:
-		return "out of memory"
-	case EInval:
-		return "malformed request"
+	return enumName([]string{"ok", "busy, try again", "patching disabled", "target not loaded",
+		"dlopen failed", "out of memory", "malformed request"}, r, "result")
+}
+
+// enumName returns names[v], or kind(v) for a value past the table (a newer
+// runtime's, or a corrupt one).
+func enumName[T ~uint32 | ~int32](names []string, v T, kind string) string {
+	if v >= 0 && int64(v) < int64(len(names)) {
+		return names[v]
 	}
-	return fmt.Sprintf("result(%d)", int32(r))
+	return fmt.Sprintf("%s(%d)", kind, int64(v))
 }
 
 // Indices into Request.GPR, in the entry stub's pop order.
@@ -257,12 +233,9 @@ var (
 // DecodeBlock decodes and validates a struct ulp_abi read from a target.
 // It checks magic, version and size before anything else is trusted.
 func DecodeBlock(b []byte) (*Block, error) {
-	if len(b) < BlockSize {
-		return nil, fmt.Errorf("%w: %d bytes, block needs %d", ErrShort, len(b), BlockSize)
-	}
-	var blk Block
-	if _, err := binary.Decode(b[:BlockSize], binary.LittleEndian, &blk); err != nil {
-		return nil, fmt.Errorf("abi: decode block: %w", err)
+	blk, err := decode[Block](b, BlockSize, "block")
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case blk.Magic != Magic:
@@ -272,19 +245,22 @@ func DecodeBlock(b []byte) (*Block, error) {
 	case blk.Size != BlockSize:
 		return nil, fmt.Errorf("%w: size %d, want %d", ErrMismatch, blk.Size, BlockSize)
 	}
-	return &blk, nil
+	return blk, nil
 }
 
 // DecodeCall decodes a struct ulp_call (CallSize bytes).
-func DecodeCall(b []byte) (*Call, error) {
-	if len(b) < CallSize {
-		return nil, fmt.Errorf("%w: %d bytes, call needs %d", ErrShort, len(b), CallSize)
+func DecodeCall(b []byte) (*Call, error) { return decode[Call](b, CallSize, "call") }
+
+// decode decodes the first size bytes of b (little-endian) into a T.
+func decode[T any](b []byte, size int, what string) (*T, error) {
+	if len(b) < size {
+		return nil, fmt.Errorf("%w: %d bytes, %s needs %d", ErrShort, len(b), what, size)
 	}
-	var c Call
-	if _, err := binary.Decode(b[:CallSize], binary.LittleEndian, &c); err != nil {
-		return nil, fmt.Errorf("abi: decode call: %w", err)
+	var v T
+	if _, err := binary.Decode(b[:size], binary.LittleEndian, &v); err != nil {
+		return nil, fmt.Errorf("abi: decode %s: %w", what, err)
 	}
-	return &c, nil
+	return &v, nil
 }
 
 // NewRequest returns a request with its magic, id and op set.
