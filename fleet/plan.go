@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"strings"
 
 	"ulp/inventory"
+	"ulp/livepatch/sign"
 )
 
 // Action is what a rollout does on each host.
@@ -103,7 +105,16 @@ type Options struct {
 	// Jump is the jump host of hosts without their own [JumpVar] (see
 	// [SSHDialer]); the plan shows each host's.
 	Jump string
+	// Trusted, when set, requires signed containers fleet-wide: NewPlan
+	// refuses (ErrUntrusted) an apply or push of a container that the
+	// policy does not verify, before anything is uploaded, and the agent
+	// on each host checks again against the policy folder of the same
+	// path there (`ulp trigger --trusted=DIR`).
+	Trusted *sign.Policy
 }
+
+// ErrUntrusted marks a container refused by the controller's trust policy.
+var ErrUntrusted = errors.New("refused by trust policy")
 
 // Plan is the complete description of a rollout: Run follows it exactly and
 // a dry run prints it.
@@ -113,6 +124,9 @@ type Plan struct {
 	Containers []Artifact `json:"containers,omitempty"`
 	RevertAll  string     `json:"revert_all,omitempty"`
 	Sudo       bool       `json:"sudo,omitempty"`
+	// Trusted is the trust policy folder (Options.Trusted) that the agent
+	// on each host checks the containers against before loading them.
+	Trusted string `json:"trusted,omitempty"`
 	// HealthCheck is Options.HealthCheck.
 	HealthCheck string `json:"health_check,omitempty"`
 	Waves       []Wave `json:"waves"`
@@ -214,6 +228,18 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 		}
 		seen[c.SHA256] = true
 	}
+	if opts.Trusted != nil {
+		if !path.IsAbs(opts.Trusted.Dir) || path.Clean(opts.Trusted.Dir) != opts.Trusted.Dir {
+			bad("trust policy folder %q must be a clean absolute path (the agent reads the same path on each host)", opts.Trusted.Dir)
+		}
+		if opts.Action == Apply || opts.Action == Push {
+			for _, c := range opts.Containers {
+				if _, err := opts.Trusted.Verify(bytes.NewReader(c.data), int64(len(c.data))); err != nil {
+					errs = append(errs, fmt.Errorf("container %s: %w %s: %w", c.Name, ErrUntrusted, opts.Trusted.Dir, err))
+				}
+			}
+		}
+	}
 	staging := opts.StagingDir
 	if staging == "" {
 		staging = DefaultStagingDir
@@ -227,6 +253,9 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 	}
 	p := &Plan{Action: opts.Action, Agent: opts.Agent, Containers: opts.Containers, RevertAll: opts.RevertAll,
 		Sudo: opts.Sudo, HealthCheck: opts.HealthCheck}
+	if opts.Trusted != nil {
+		p.Trusted = opts.Trusted.Dir
+	}
 	for _, w := range waves {
 		for i, h := range w.Hosts {
 			dir := staging
@@ -287,11 +316,15 @@ func (p *Plan) steps(dir string) []Step {
 	}
 	switch p.Action {
 	case Apply:
+		var trusted []string
+		if p.Trusted != "" {
+			trusted = []string{"--trusted=" + p.Trusted}
+		}
 		for i, cp := range paths {
 			if i == 0 && p.RevertAll != "" {
-				steps = append(steps, trigger("--revert-all="+p.RevertAll, cp))
+				steps = append(steps, trigger(append(trusted, "--revert-all="+p.RevertAll, cp)...))
 			} else {
-				steps = append(steps, trigger(cp))
+				steps = append(steps, trigger(append(trusted, cp)...))
 			}
 		}
 	case Revert:

@@ -119,7 +119,11 @@ func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []
 	if action == fleet.Status || action == fleet.Ping {
 		canary, batch = nil, nil
 	}
-	return fleet.NewPlan(hosts, fleet.Options{
+	trusted, err := a.trustPolicy(action)
+	if err != nil {
+		return nil, err
+	}
+	p, err := fleet.NewPlan(hosts, fleet.Options{
 		Action:      action,
 		Agent:       agent,
 		Containers:  containers,
@@ -130,7 +134,12 @@ func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []
 		Sudo:        a.cfg.Sudo,
 		HealthCheck: a.cfg.HealthCheck,
 		Jump:        a.cfg.Jump,
+		Trusted:     trusted,
 	})
+	if errors.Is(err, fleet.ErrUntrusted) {
+		return nil, usageError(err)
+	}
+	return p, err
 }
 
 // execute runs p with the settings' limits, showing progress on a

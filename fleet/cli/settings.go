@@ -45,6 +45,7 @@ type Config struct {
 	JSON              bool          `mapstructure:"json"`
 	Agent             string        `mapstructure:"agent"`
 	Results           string        `mapstructure:"results"`
+	Trusted           string        `mapstructure:"trusted"`
 	Verbose           bool          `mapstructure:"verbose"`
 }
 
@@ -73,6 +74,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.String("agent", "", "agent binary to upload (default: the one embedded in ulpfleet)")
 	f.String("results", defaultResults(), "every apply, revert and push saves its NDJSON results to `FILE` ('' for none); retry reads it")
 	f.BoolP("verbose", "v", false, "log debug details on stderr")
+	f.String("trusted", "", "require signed containers: apply and push check each against the keys of `DIR`/*.pub here before any upload, and the agent checks again against DIR on each host")
 }
 
 func defaultKnownHosts() string {

@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
 	-p) shift ;;
 	--revert) action=revert ;;
 	--revert-all=*) action=revert-all ;;
+	--trusted=*) echo "${1#--trusted=}" >"$dir/trusted" ;;
 	*) patch=$1 ;;
 	esac
 	shift
