@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -26,53 +23,28 @@ func newMessagesCommand(a *app) *cobra.Command {
 			"load errors). Each line is printed as HOST: PID (NAME): LINE.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runMessages(cmd.Context())
+			return a.runReadOnly(cmd.Context(), fleet.Messages, func(w io.Writer, res *fleet.Result) error {
+				if a.cfg.JSON {
+					return writeHostJSON(w, res, messagesJSON)
+				}
+				return writeMessagesText(w, res)
+			})
 		},
 	}
 }
 
 // messagesRecord is one host's line of `messages --json`.
 type messagesRecord struct {
-	Schema    string                   `json:"schema"` // ulpfleet.messages/v1
-	Host      string                   `json:"host"`
-	State     fleet.State              `json:"state"`
-	Class     string                   `json:"class"`
-	Error     string                   `json:"error,omitempty"`
+	reportHeader
 	Processes []report.ProcessMessages `json:"processes"`
 }
 
-func (a *app) runMessages(ctx context.Context) error {
-	p, err := a.plan(fleet.Messages, nil, "")
-	if err != nil {
-		return err
+func messagesJSON(h fleet.HostResult) any {
+	rec := messagesRecord{reportHeader: newReportHeader(messagesSchema, h), Processes: h.Messages}
+	if rec.Processes == nil {
+		rec.Processes = []report.ProcessMessages{}
 	}
-	res, runErr := a.execute(ctx, p, nil)
-	if res == nil {
-		return runErr
-	}
-	if a.cfg.JSON {
-		err = writeMessagesJSON(a.stdout, res)
-	} else {
-		err = writeMessagesText(a.stdout, res)
-	}
-	return errors.Join(summaryError(res, runErr), err)
-}
-
-func writeMessagesJSON(w io.Writer, res *fleet.Result) error {
-	enc := json.NewEncoder(w)
-	for _, h := range res.Hosts {
-		rec := messagesRecord{Schema: messagesSchema, Host: h.Host, State: h.State, Class: h.Class(), Processes: h.Messages}
-		if rec.Processes == nil {
-			rec.Processes = []report.ProcessMessages{}
-		}
-		if h.Err != nil {
-			rec.Error = h.Err.Error()
-		}
-		if err := enc.Encode(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return rec
 }
 
 // writeMessagesText prints HOST: PID (NAME): LINE for every line, in plan

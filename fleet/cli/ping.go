@@ -1,9 +1,6 @@
 package cli
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -14,6 +11,8 @@ import (
 
 	"ulp/fleet"
 )
+
+const pingSchema = "ulpfleet.ping/v1"
 
 func newPingCommand(a *app) *cobra.Command {
 	return &cobra.Command{
@@ -27,53 +26,28 @@ func newPingCommand(a *app) *cobra.Command {
 			"loaded. No file is written.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runPing(cmd.Context())
+			return a.runReadOnly(cmd.Context(), fleet.Ping, func(w io.Writer, res *fleet.Result) error {
+				if a.cfg.JSON {
+					return writeHostJSON(w, res, pingJSON)
+				}
+				return writePingText(w, res)
+			})
 		},
 	}
 }
 
 // pingRecord is one host's line of `ping --json`.
 type pingRecord struct {
-	Schema    string            `json:"schema"` // ulpfleet.ping/v1
-	Host      string            `json:"host"`
-	State     fleet.State       `json:"state"`
-	Class     string            `json:"class"`
-	Error     string            `json:"error,omitempty"`
+	reportHeader
 	Preflight map[string]string `json:"preflight"`
 }
 
-func (a *app) runPing(ctx context.Context) error {
-	p, err := a.plan(fleet.Ping, nil, "")
-	if err != nil {
-		return err
+func pingJSON(h fleet.HostResult) any {
+	rec := pingRecord{reportHeader: newReportHeader(pingSchema, h), Preflight: h.Preflight}
+	if rec.Preflight == nil {
+		rec.Preflight = map[string]string{}
 	}
-	res, runErr := a.execute(ctx, p, nil)
-	if res == nil {
-		return runErr
-	}
-	if a.cfg.JSON {
-		err = writePingJSON(a.stdout, res)
-	} else {
-		err = writePingText(a.stdout, res)
-	}
-	return errors.Join(summaryError(res, runErr), err)
-}
-
-func writePingJSON(w io.Writer, res *fleet.Result) error {
-	enc := json.NewEncoder(w)
-	for _, h := range res.Hosts {
-		rec := pingRecord{Schema: "ulpfleet.ping/v1", Host: h.Host, State: h.State, Class: h.Class(), Preflight: h.Preflight}
-		if rec.Preflight == nil {
-			rec.Preflight = map[string]string{}
-		}
-		if h.Err != nil {
-			rec.Error = h.Err.Error()
-		}
-		if err := enc.Encode(rec); err != nil {
-			return err
-		}
-	}
-	return nil
+	return rec
 }
 
 func writePingText(w io.Writer, res *fleet.Result) error {

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"context"
 	"encoding/csv"
-	"errors"
 	"io"
 	"maps"
 	"slices"
@@ -26,32 +24,20 @@ func newStatusCommand(a *app) *cobra.Command {
 			"many hosts and processes carry it.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runStatus(cmd.Context(), csvOut)
+			return a.runReadOnly(cmd.Context(), fleet.Status, func(w io.Writer, res *fleet.Result) error {
+				rep := fleet.Aggregate(res)
+				switch {
+				case csvOut:
+					return writeReportCSV(w, rep)
+				case a.cfg.JSON:
+					return writeJSON(w, rep)
+				}
+				return writeReportText(w, rep)
+			})
 		},
 	}
 	cmd.Flags().BoolVar(&csvOut, "csv", false, "print CSV: one row per host and patch")
 	return cmd
-}
-
-func (a *app) runStatus(ctx context.Context, csvOut bool) error {
-	p, err := a.plan(fleet.Status, nil, "")
-	if err != nil {
-		return err
-	}
-	res, runErr := a.execute(ctx, p, nil)
-	if res == nil {
-		return runErr
-	}
-	rep := fleet.Aggregate(res)
-	switch {
-	case csvOut:
-		err = writeReportCSV(a.stdout, rep)
-	case a.cfg.JSON:
-		err = writeJSON(a.stdout, rep)
-	default:
-		err = writeReportText(a.stdout, rep)
-	}
-	return errors.Join(summaryError(res, runErr), err)
 }
 
 // writeReportCSV prints one row per host and patch it carries (one row
