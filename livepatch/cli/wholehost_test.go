@@ -103,6 +103,27 @@ func TestTriggerCommand_WholeHost(t *testing.T) {
 		p.Expect(t, map[string]string{"value": "100"})
 		p.Untraced(t)
 	}
+
+	// A package update: --revert-all=LIB with the package's containers
+	// replaces by the first for LIB (nothing to revert now) and applies the
+	// others.
+	stdout, stderr, code = inspectRun(t, "trigger", "--json", "-p", prefix+"*", "--revert-all=libcalc.so.1", filepath.Join(fx.Dir, "lp[23]00.so"))
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	recs, sum = decodeTrigger(t, stdout)
+	var actions []string
+	for _, r := range recs {
+		if r.PID == users[0].PID {
+			actions = append(actions, r.Action+" "+filepath.Base(r.Patch)+" "+string(r.Result))
+		}
+	}
+	if want := "replace lp200.so SUCCESS, apply lp300.so SUCCESS"; strings.Join(actions, ", ") != want || sum.Patched != 3 || sum.PatchesApplied != 6 {
+		t.Errorf("actions %q (want %q), summary %+v", actions, want, sum)
+	}
+	for _, p := range users {
+		p.Expect(t, map[string]string{"value": "300"})
+	}
 }
 
 // TestTriggerCommand_AllProcesses: without -p every process with the
