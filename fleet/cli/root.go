@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/exitstatus"
 )
 
 // Exit statuses of ulpfleet, listed under EXIT STATUS in `ulpfleet --help`
@@ -34,20 +34,9 @@ EXIT STATUS
   130  interrupted (Ctrl-C or SIGTERM): hosts in flight were cancelled
 `
 
-// ExitError carries a specific exit status up to Run.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
+// ExitError carries a specific exit status up to Run. Err may be nil when
+// the command already printed everything it had to say.
+type ExitError = exitstatus.Error
 
 // usageError marks err as bad usage or invalid input (exit status 2).
 func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
@@ -110,28 +99,20 @@ func newRoot(a *app) *cobra.Command {
 	return root
 }
 
-// ExitCode prints err (once) on w and returns the exit status for it.
+// ExitCode prints err (once) on w and returns the exit status for it: the
+// Code of an *ExitError, else the class of err.
 func ExitCode(w io.Writer, err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	code := ExitFailure
-	var ee *ExitError
-	switch {
-	case errors.As(err, &ee):
-		code = ee.Code
-		if ee.Err == nil {
-			return code
+	return exitstatus.Print(w, "ulpfleet", err, func(err error) int {
+		switch {
+		case errors.Is(err, context.Canceled):
+			return ExitCancelled
+		case errors.Is(err, fleet.ErrStopped):
+			return ExitStopped
+		case errors.Is(err, fleet.ErrPlan):
+			return ExitUsage
 		}
-	case errors.Is(err, context.Canceled):
-		code = ExitCancelled
-	case errors.Is(err, fleet.ErrStopped):
-		code = ExitStopped
-	case errors.Is(err, fleet.ErrPlan):
-		code = ExitUsage
-	}
-	fmt.Fprintf(w, "ulpfleet: %v\n", err)
-	return code
+		return ExitFailure
+	})
 }
 
 // Run executes the ulpfleet command tree with args and returns the exit

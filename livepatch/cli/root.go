@@ -2,12 +2,13 @@ package cli
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"ulp/internal/exitstatus"
 )
 
 // Exit statuses of ulp. They are listed under EXIT STATUS in `ulp --help`
@@ -21,19 +22,7 @@ const (
 
 // ExitError carries a specific exit status up to main. Err may be nil when
 // the command already printed everything it had to say.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
-
-func (e *ExitError) Unwrap() error { return e.Err }
+type ExitError = exitstatus.Error
 
 // usageError marks err as bad usage or invalid input (exit status 2).
 func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
@@ -97,21 +86,10 @@ func NewRoot() *cobra.Command {
 	return root
 }
 
-// ExitCode prints err (once) on w and returns the exit status for it.
+// ExitCode prints err (once) on w and returns the exit status for it: the
+// Code of an *ExitError, else ExitFailure.
 func ExitCode(w io.Writer, err error) int {
-	if err == nil {
-		return ExitOK
-	}
-	code := ExitFailure
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		code = ee.Code
-		if ee.Err == nil {
-			return code
-		}
-	}
-	fmt.Fprintf(w, "ulp: %v\n", err)
-	return code
+	return exitstatus.Print(w, "ulp", err, func(error) int { return ExitFailure })
 }
 
 // Run executes the ulp command tree with args and returns the exit status.
