@@ -267,3 +267,60 @@ func TestPatchOnStart_Hostile(t *testing.T) {
 	}
 	p.Untraced(t)
 }
+
+// TestPatchOnStart_DistroLibraries: containers for Debian's own libc.so.6
+// and libcrypto.so.3 (the entry mechanism: a 5-byte jump over the entry)
+// applied at start; every call the threads make is to the replacements
+// from the first, and the agent's revert-all restores the original bytes.
+func TestPatchOnStart_DistroLibraries(t *testing.T) {
+	d := buildDistro(t)
+	plain := triggertest.Start(t, nil, d.bin)
+	_, labsOrig := funcBytes(t, plain.PID, distroLibc, "labs", 16)
+	_, hexOrig := funcBytes(t, plain.PID, distroCrypto, "OPENSSL_hexchar2int", 16)
+	files := map[string][]byte{}
+	for _, so := range []string{d.libc, d.crypto} {
+		b, err := os.ReadFile(so)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[filepath.Base(so)] = b
+	}
+	dir := activeDir(t, &triggertest.Fixture{}, nil, files)
+	p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, d.bin)
+	deadline := time.Now().Add(10 * time.Second)
+	s := askStats(t, p)
+	for ; s.labsNew == 0 || s.hexNew == 0; s = askStats(t, p) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the replacements are not called: %+v\n%s", s, ring(t, p.PID))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// (hexOld also counts the characters that are not hex digits, for
+	// which both versions return -1.)
+	if s.labsOld != 0 || s.wrong != 0 {
+		t.Errorf("calls to the old labs or wrong results: %+v", s)
+	}
+	tp, err := target.Open(p.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := tp.ReadLedger(t.Context())
+	if err != nil || len(l.Patches) != 2 || len(l.Stacks) != 2 {
+		t.Fatalf("ledger %+v, %v", l, err)
+	}
+	for _, st := range l.Stacks {
+		if st.Mechanism != container.MechEntry || len(st.Orig) != 5 {
+			t.Errorf("stack %+v", st)
+		}
+	}
+	for _, lib := range []string{"libc.so.6", "libcrypto.so.3"} {
+		mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: lib}, report.Success)
+	}
+	if _, b := funcBytes(t, p.PID, distroLibc, "labs", 16); !bytes.Equal(b, labsOrig) {
+		t.Errorf("labs after revert-all: % x, want % x", b, labsOrig)
+	}
+	if _, b := funcBytes(t, p.PID, distroCrypto, "OPENSSL_hexchar2int", 16); !bytes.Equal(b, hexOrig) {
+		t.Errorf("OPENSSL_hexchar2int after revert-all: % x, want % x", b, hexOrig)
+	}
+	p.Untraced(t)
+}
