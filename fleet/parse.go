@@ -49,7 +49,7 @@ func ParseTrigger(out []byte) ([]report.Process, report.Summary, error) {
 	err := records(out, func(line []byte) error {
 		var head struct{ Schema, Type string }
 		if err := json.Unmarshal(line, &head); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadReport, err)
+			return fmt.Errorf("%w: %w", ErrBadReport, err)
 		}
 		if head.Schema != report.TriggerSchema {
 			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, head.Schema, report.TriggerSchema)
@@ -61,7 +61,7 @@ func ParseTrigger(out []byte) ([]report.Process, report.Summary, error) {
 		case report.TypeProcess:
 			var p report.Process
 			if err := json.Unmarshal(line, &p); err != nil {
-				return fmt.Errorf("%w: process record: %v", ErrBadReport, err)
+				return fmt.Errorf("%w: process record: %w", ErrBadReport, err)
 			}
 			if p.PID <= 0 {
 				return fmt.Errorf("%w: process record with pid %d", ErrBadReport, p.PID)
@@ -75,7 +75,7 @@ func ParseTrigger(out []byte) ([]report.Process, report.Summary, error) {
 		case report.TypeSummary:
 			var s report.Summary
 			if err := json.Unmarshal(line, &s); err != nil {
-				return fmt.Errorf("%w: summary record: %v", ErrBadReport, err)
+				return fmt.Errorf("%w: summary record: %w", ErrBadReport, err)
 			}
 			if s.Candidates < 0 || s.Patched < 0 || s.Skipped < 0 || s.Failed < 0 || s.PatchesApplied < 0 || s.Inconsistent < 0 {
 				return fmt.Errorf("%w: negative count in summary", ErrBadReport)
@@ -102,7 +102,7 @@ func ParsePatches(out []byte) ([]report.PatchedProcess, error) {
 	err := records(out, func(line []byte) error {
 		var p report.PatchedProcess
 		if err := json.Unmarshal(line, &p); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadReport, err)
+			return fmt.Errorf("%w: %w", ErrBadReport, err)
 		}
 		if p.Schema != report.PatchesSchema {
 			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, p.Schema, report.PatchesSchema)
@@ -135,7 +135,7 @@ func ParseMessages(out []byte) ([]report.ProcessMessages, error) {
 	err := records(out, func(line []byte) error {
 		var p report.ProcessMessages
 		if err := json.Unmarshal(line, &p); err != nil {
-			return fmt.Errorf("%w: %v", ErrBadReport, err)
+			return fmt.Errorf("%w: %w", ErrBadReport, err)
 		}
 		if p.Schema != report.MessagesSchema {
 			return fmt.Errorf("%w: schema %q, want %q", ErrBadReport, p.Schema, report.MessagesSchema)

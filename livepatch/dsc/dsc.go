@@ -26,11 +26,16 @@ type Error struct {
 	Pos    Pos
 	Msg    string
 	Source string // the offending line, for a caret display
+	Err    error  // the cause the message wraps with %w, if any
 }
 
 func (e *Error) Error() string {
 	return fmt.Sprintf("%s:%d:%d: error: %s", e.File, e.Pos.Line, e.Pos.Col, e.Msg)
 }
+
+// Unwrap returns the cause, so that errors.Is and errors.As see through a
+// diagnostic to the error it reports.
+func (e *Error) Unwrap() error { return e.Err }
 
 // Caret returns the source line and a caret line under the column, or ""
 // when the error has no source line.
@@ -81,7 +86,8 @@ type Desc struct {
 
 // Errorf returns an *Error at p in d, with the source line attached.
 func (d *Desc) Errorf(p Pos, format string, args ...any) *Error {
-	e := &Error{File: d.File, Pos: p, Msg: fmt.Sprintf(format, args...)}
+	msg := fmt.Errorf(format, args...)
+	e := &Error{File: d.File, Pos: p, Msg: msg.Error(), Err: errors.Unwrap(msg)}
 	if p.Line >= 1 && p.Line <= len(d.lines) {
 		e.Source = d.lines[p.Line-1]
 	}

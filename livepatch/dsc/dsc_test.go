@@ -2,6 +2,7 @@ package dsc
 
 import (
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -166,4 +167,18 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted an incomplete description: %+v", d)
 		}
 	})
+}
+
+func TestErrorf_Unwraps(t *testing.T) {
+	d := &Desc{File: "p.dsc", lines: []string{"@lib.so"}}
+	err := d.Errorf(Pos{Line: 1, Col: 2}, "target: %w", fs.ErrNotExist)
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("errors.Is(%v, fs.ErrNotExist) = false", err)
+	}
+	if want := "p.dsc:1:2: error: target: file does not exist"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+	if plain := d.Errorf(Pos{Line: 1}, "no cause %d", 1); plain.Unwrap() != nil {
+		t.Errorf("Unwrap of a message without %%w = %v, want nil", plain.Unwrap())
+	}
 }

@@ -48,7 +48,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 	}
 	target, err := elfsym.Load(desc.Target, elfsym.LoadOptions{DebugRoot: o.DebugRoot})
 	if err != nil {
-		return nil, desc.Errorf(desc.TargetPos, "target: %v", err)
+		return nil, desc.Errorf(desc.TargetPos, "target: %w", err)
 	}
 	if len(target.BuildID) == 0 {
 		return nil, desc.Errorf(desc.TargetPos, "target %s has no GNU build-id (link it with -Wl,--build-id)", desc.Target)
@@ -77,7 +77,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 		{Name: container.SectionComments, Data: []byte(apply.Comments)},
 	})
 	if err != nil {
-		return nil, desc.Errorf(desc.LivepatchPos, "livepatch: %v", err)
+		return nil, desc.Errorf(desc.LivepatchPos, "livepatch: %w", err)
 	}
 	out := o.Out
 	if out == "" {
@@ -102,7 +102,7 @@ func readLivepatch(desc *dsc.Desc) ([]byte, *elfsym.Object, error) {
 	at := desc.LivepatchPos
 	fi, err := os.Stat(desc.Livepatch)
 	if err != nil {
-		return nil, nil, desc.Errorf(at, "livepatch: %v", err)
+		return nil, nil, desc.Errorf(at, "livepatch: %w", err)
 	}
 	if !fi.Mode().IsRegular() {
 		return nil, nil, desc.Errorf(at, "livepatch %s is not a regular file", desc.Livepatch)
@@ -112,21 +112,21 @@ func readLivepatch(desc *dsc.Desc) ([]byte, *elfsym.Object, error) {
 	}
 	data, err := os.ReadFile(desc.Livepatch)
 	if err != nil {
-		return nil, nil, desc.Errorf(at, "livepatch: %v", err)
+		return nil, nil, desc.Errorf(at, "livepatch: %w", err)
 	}
 	if !bytes.HasPrefix(data, []byte(elf.ELFMAG)) {
 		return nil, nil, desc.Errorf(at, "livepatch %s is not an ELF file", desc.Livepatch)
 	}
 	ef, err := elf.NewFile(bytes.NewReader(data))
 	if err != nil {
-		return nil, nil, desc.Errorf(at, "livepatch %s: %v", desc.Livepatch, err)
+		return nil, nil, desc.Errorf(at, "livepatch %s: %w", desc.Livepatch, err)
 	}
 	if ef.Type != elf.ET_DYN || ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 || isPIE(ef) {
 		return nil, nil, desc.Errorf(at, "livepatch %s is a %s %s file, want an x86-64 shared object", desc.Livepatch, ef.Machine, kind(ef))
 	}
 	lp, err := elfsym.Read(bytes.NewReader(data), filepath.Base(desc.Livepatch))
 	if err != nil {
-		return nil, nil, desc.Errorf(at, "livepatch %s: %v", desc.Livepatch, err)
+		return nil, nil, desc.Errorf(at, "livepatch %s: %w", desc.Livepatch, err)
 	}
 	if len(lp.BuildID) == 0 {
 		return nil, nil, desc.Errorf(at, "livepatch %s has no GNU build-id (link it with -Wl,--build-id)", desc.Livepatch)
@@ -158,7 +158,7 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 			if _, ierr := target.Lookup(f.Old, elfsym.TypeIFunc); ierr == nil {
 				err = fmt.Errorf("%q in %s is an IFUNC: the process calls the implementation its resolver picked, so name that implementation (for strlen, e.g. __strlen_avx2 or __strlen_sse2, as `ulp extract` lists them with a debuginfo file) as the old function and patch each candidate", f.Old, target.Name)
 			}
-			errs = append(errs, desc.Errorf(f.Pos, "old function: %v", err))
+			errs = append(errs, desc.Errorf(f.Pos, "old function: %w", err))
 		case old.Pad:
 			mech = container.MechPad
 		case old.Entry:
@@ -168,7 +168,7 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 		}
 		nf, err := lp.Lookup(f.New, elfsym.TypeFunc)
 		if err != nil {
-			errs = append(errs, desc.Errorf(f.NewPos, "new function: %v", err))
+			errs = append(errs, desc.Errorf(f.NewPos, "new function: %w", err))
 		}
 		spec.Funcs = append(spec.Funcs, container.Func{
 			Old: f.Old, New: f.New,
@@ -186,11 +186,11 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 			}
 			tv, err := target.Lookup(r.TargetVar, targetTypes...)
 			if err != nil {
-				errs = append(errs, desc.Errorf(r.Pos, "target variable: %v", err))
+				errs = append(errs, desc.Errorf(r.Pos, "target variable: %w", err))
 			}
 			pr, err := lp.Lookup(r.PatchRef, elfsym.TypeObject)
 			if err != nil {
-				errs = append(errs, desc.Errorf(r.RefPos, "patch reference: %v", err))
+				errs = append(errs, desc.Errorf(r.RefPos, "patch reference: %w", err))
 			}
 			ref.TargetOffset, ref.PatchOffset = tv.Offset, pr.Offset
 		}
