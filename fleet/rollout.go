@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -353,6 +354,11 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			// the records; anything else is a failure of the agent.
 			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
 				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds for %s: %w", ErrLocked, LockWait, s.Argv[5], err))
+			}
+			if errors.As(err, &xe) && xe.Signal == "" && xe.Code > 128 && xe.Code <= 128+64 {
+				// flock exits 128+N when the agent under it was killed by signal N.
+				n := syscall.Signal(xe.Code - 128)
+				return fail(string(s.Kind), fmt.Errorf("the agent was killed by signal %d (%v): %w", int(n), n, err))
 			}
 			if err != nil && !(errors.As(err, &xe) && (xe.Code == 1 || xe.Code == 3)) {
 				return fail(string(s.Kind), err)
