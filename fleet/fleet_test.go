@@ -396,12 +396,12 @@ type fakeHost struct {
 
 // fakeDialer is an in-memory fleet that records concurrency.
 type fakeDialer struct {
-	hosts            map[string]*fakeHost
-	active, maxAct   atomic.Int64
-	uploads, maxUp   atomic.Int64
-	started, running chan string
-	mu               sync.Mutex
-	runs             map[string][][]string
+	hosts          map[string]*fakeHost
+	active, maxAct atomic.Int64
+	uploads, maxUp atomic.Int64
+	started        chan string
+	mu             sync.Mutex
+	runs           map[string][][]string
 }
 
 func newFake() *fakeDialer {

@@ -3,7 +3,6 @@ package sshfleet
 import (
 	"bufio"
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -82,7 +81,7 @@ func (p *Proc) Ask(tb testing.TB, q string) string {
 		}
 		return a.s
 	case <-time.After(answerTimeout):
-		tb.Fatal(fmt.Sprintf("%s: no answer in %v", p.Host.Name, answerTimeout))
+		tb.Fatalf("%s: no answer in %v", p.Host.Name, answerTimeout)
 	}
 	return ""
 }

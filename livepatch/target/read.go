@@ -69,7 +69,7 @@ func (p *Process) readLedgerArea() (LedgerArea, error) {
 	}
 	le := binary.LittleEndian
 	return LedgerArea{
-		Addr: le.Uint64(b[abi.OffLedger-abi.OffLedger:]),
+		Addr: le.Uint64(b), // at abi.OffLedger
 		Cap:  le.Uint64(b[abi.OffLedgerCap-abi.OffLedger:]),
 		Len:  le.Uint64(b[abi.OffLedgerLen-abi.OffLedger:]),
 		Seq:  le.Uint64(b[abi.OffLedgerSeq-abi.OffLedger:]),
