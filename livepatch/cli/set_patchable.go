@@ -17,7 +17,7 @@ func newSetPatchableCommand(g *globalOptions) *cobra.Command {
 	var process string
 	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "set_patchable -p PID enable|disable",
+		Use:   "set_patchable -p PID|NAME-GLOB enable|disable",
 		Short: "Allow or forbid live patching of a running process",
 		Long: `set_patchable enables or disables live patching of process PID at run time.
 While disabled, ulp trigger reports SKIPPED blocked by user for the process.
