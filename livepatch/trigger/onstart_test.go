@@ -67,13 +67,13 @@ func TestPatchOnStart(t *testing.T) {
 	for _, cf := range []string{"-fcf-protection=none", "-fcf-protection=full"} {
 		t.Run(cf, func(t *testing.T) {
 			fx := triggertest.Build(t, cf)
-			dir := activeDir(t, fx, []string{"lp200", "lp300", "misc", "two"}, map[string][]byte{
+			dir := activeDir(t, fx, []string{"lp200", "lp300", "main", "misc", "two"}, map[string][]byte{
 				"broken.so": []byte("\x7fELF not really"),
 				"notes.txt": []byte("ignored: not .so"),
 			})
 			p := triggertest.Start(t, []string{"LIBPULP_ACTIVE_DIR=" + dir}, fx.App)
 			p.Expect(t, map[string]string{"value": "300", "intra": "301", "hidden": "60", "args": "3960",
-				"counter": "1042", "tls": "2009", "page": "8", "two": "22"})
+				"counter": "1042", "tls": "2009", "page": "8", "two": "22", "main": "11"})
 
 			tp, err := target.Open(p.PID)
 			if err != nil {
@@ -92,7 +92,7 @@ func TestPatchOnStart(t *testing.T) {
 					t.Errorf("patch %+v (container %v)", pt, err)
 				}
 			}
-			if want := "lp200.so→libcalc.so.1 lp300.so→libcalc.so.1 misc.so→libcalc.so.1 two.so→libtwo.so.1"; strings.Join(got, " ") != want {
+			if want := "lp200.so→libcalc.so.1 lp300.so→libcalc.so.1 main.so→app misc.so→libcalc.so.1 two.so→libtwo.so.1"; strings.Join(got, " ") != want {
 				t.Errorf("ledger patches %v, want %s", got, want)
 			}
 			calc := tp.Object("libcalc.so.1")
@@ -123,7 +123,8 @@ func TestPatchOnStart(t *testing.T) {
 			p.Expect(t, map[string]string{"value": "100", "intra": "101", "hidden": "50", "args": "105",
 				"counter": "42", "tls": "9", "page": "7", "two": "22"})
 			mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libtwo.so.1"}, report.Success)
-			p.Expect(t, map[string]string{"two": "2"})
+			mustTrig(t, p.PID, revert(fx.LP["main"]), report.Success)
+			p.Expect(t, map[string]string{"two": "2", "main": "1"})
 			p.Untraced(t)
 		})
 	}
