@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"ulp/internal/testenv"
 )
 
 // answerTimeout bounds the wait for one line of a Proc.
@@ -32,23 +34,7 @@ func (h *Host) Start(tb testing.TB, env []string, bin string, args ...string) *P
 		tb.Fatal(err)
 	}
 	cmd.Env = append(os.Environ(), env...)
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		tb.Fatalf("%s: start %s: %v", h.Name, bin, err)
-	}
-	tb.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	in, out := testenv.StartPiped(tb, cmd)
 	p := &Proc{Host: h, in: in, out: bufio.NewReader(out)}
 	if line := p.Ask(tb, ""); !strings.HasPrefix(line, "ready") {
 		tb.Fatalf("%s: %s: readiness line %q", h.Name, bin, line)

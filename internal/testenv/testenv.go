@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -126,4 +127,31 @@ func CompileC(t testing.TB, out string, args []string, srcs ...string) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("cc %s: %v\n%s", strings.Join(cmdArgs, " "), err, b)
 	}
+}
+
+// StartPiped starts cmd with pipes to its stdin and from its stdout (its
+// stderr goes to the test's unless set), failing t on error. When t ends,
+// stdin is closed and the process is killed and reaped.
+func StartPiped(t testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.Reader) {
+	t.Helper()
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Stderr == nil {
+		cmd.Stderr = os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	t.Cleanup(func() {
+		in.Close()
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return in, out
 }

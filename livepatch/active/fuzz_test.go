@@ -27,23 +27,7 @@ func startHarness(t testing.TB) *harness {
 	testenv.CompileC(t, bin, []string{"-O1", "-g", "-D_GNU_SOURCE", "-fsanitize=address,undefined",
 		"-fno-sanitize-recover=all", "-I", filepath.Join(testenv.ModuleRoot(), "libpulp")}, filepath.Join("testdata", "harness.c"))
 	cmd := exec.Command(bin)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		in.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	in, out := testenv.StartPiped(t, cmd)
 	return &harness{cmd: cmd, in: in, out: bufio.NewReader(out)}
 }
 

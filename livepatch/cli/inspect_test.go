@@ -59,23 +59,7 @@ func startHolder(t *testing.T, dir, targetLib, livepatch string, attr *syscall.S
 	cmd := exec.Command(exe, targetLib, livepatch)
 	cmd.SysProcAttr = attr
 	cmd.Env = append(os.Environ(), "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	stdin, stdout := testenv.StartPiped(t, cmd)
 	h := &holder{pid: cmd.Process.Pid, stdin: stdin, lines: make(chan string, 16)}
 	go func() {
 		defer close(h.lines)
@@ -328,6 +312,15 @@ func TestInspectErrors(t *testing.T) {
 	}
 	t.Cleanup(func() { sleeper.Process.Kill(); sleeper.Wait() })
 	noRuntime := strconv.Itoa(sleeper.Process.Pid)
+	// Until it execs, the child is a copy of this test process and its maps.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if comm, _ := os.ReadFile("/proc/" + noRuntime + "/comm"); string(comm) == "sleep\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("sleep did not exec in 10s")
+		}
+	}
 	missing := filepath.Join(t.TempDir(), "missing.so")
 
 	tests := []struct {

@@ -52,16 +52,7 @@ func startTarget(t *testing.T, args ...string) *target {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, args...)
-	in, _ := cmd.StdinPipe()
-	outPipe, _ := cmd.StdoutPipe()
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	in, outPipe := testenv.StartPiped(t, cmd)
 	tg := &target{cmd: cmd, in: in, out: bufio.NewReader(outPipe)}
 	line := tg.readLine(t)
 	addr, ok := strings.CutPrefix(line, "ready 0x")

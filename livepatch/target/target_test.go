@@ -67,23 +67,7 @@ func startVictimWith(t testing.TB, runtime string) *victim {
 	if runtime != "" {
 		cmd.Env = append(cmd.Env, "LD_PRELOAD="+runtime)
 	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		stdin.Close()
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	_, stdout := testenv.StartPiped(t, cmd)
 	v := &victim{pid: cmd.Process.Pid, lib: lib}
 	lines := make(chan string)
 	go func() {
