@@ -827,7 +827,9 @@ static int so_name(const struct dirent *d) {
 }
 
 void ulp_active_apply(void) {
-  const char *dir = getenv("LIBPULP_ACTIVE_DIR");
+  /* secure_getenv: a setuid program ignores the variable (its caller must
+     not pick the code it runs). */
+  const char *dir = secure_getenv("LIBPULP_ACTIVE_DIR");
   if (!dir || !*dir)
     dir = ACTIVE_DIR_DEFAULT;
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
