@@ -111,9 +111,9 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
-	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "processes handled at once (each by its own tracer thread)")
+	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, each by its own tracer thread")
 	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
-	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder of --activate (`DIR`; the runtime reads $"+active.EnvDir+")")
+	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder `DIR` of --activate (the runtime reads $"+active.EnvDir+")")
 	return cmd
 }
 
