@@ -346,7 +346,7 @@ func (p *Process) endWindow() {
 func (p *Process) Regs(tid int) (Regs, error) {
 	var regs Regs
 	err := p.run(func() error {
-		if _, err := p.stoppedThread(tid); err != nil {
+		if err := p.checkStopped(tid); err != nil {
 			return err
 		}
 		return getRegs(tid, &regs)
@@ -394,7 +394,7 @@ func (p *Process) AllRegs() ([]ThreadRegs, error) {
 // SetRegs sets the registers of stopped thread tid.
 func (p *Process) SetRegs(tid int, regs Regs) error {
 	err := p.run(func() error {
-		if _, err := p.stoppedThread(tid); err != nil {
+		if err := p.checkStopped(tid); err != nil {
 			return err
 		}
 		return setRegs(tid, &regs)
@@ -462,15 +462,16 @@ func (p *Process) thread(tid int) (*thread, error) {
 	return th, nil
 }
 
-func (p *Process) stoppedThread(tid int) (*thread, error) {
+// checkStopped fails unless tid is a thread of p that is stopped.
+func (p *Process) checkStopped(tid int) error {
 	th, err := p.thread(tid)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if !th.stopped {
-		return nil, ErrNotStopped
+		return ErrNotStopped
 	}
-	return th, nil
+	return nil
 }
 
 // interrupt sends PTRACE_INTERRUPT once per pending stop.
