@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"ulp/fleet"
+	"ulp/internal/atomicfile"
 	"ulp/inventory"
 	"ulp/livepatch/container"
 	"ulp/remote"
@@ -167,23 +168,13 @@ func (a *app) saveResults(p *fleet.Plan, res *fleet.Result) error {
 	if err := writeResultJSON(&b, p, res, false); err != nil {
 		return err
 	}
-	dir := filepath.Dir(a.cfg.Results)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(a.cfg.Results), 0o755); err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".ulpfleet-results-*")
-	if err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	_, err = f.Write(b.Bytes())
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), a.cfg.Results)
-	}
-	if err != nil {
-		os.Remove(f.Name())
+	if err := atomicfile.Write(a.cfg.Results, 0o644, func(w io.Writer) error {
+		_, err := w.Write(b.Bytes())
+		return err
+	}); err != nil {
 		return fmt.Errorf("results: %w", err)
 	}
 	return nil

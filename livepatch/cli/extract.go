@@ -5,8 +5,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/atomicfile"
 	"ulp/livepatch/elfsym"
-	"ulp/livepatch/packer"
 )
 
 type extractOptions struct {
@@ -44,5 +44,5 @@ func runExtract(opts extractOptions, path string, stdout io.Writer) error {
 	if opts.out == "-" {
 		return obj.WriteJSON(stdout)
 	}
-	return packer.WriteFileAtomic(opts.out, 0o644, obj.WriteJSON)
+	return atomicfile.Write(opts.out, 0o644, obj.WriteJSON)
 }

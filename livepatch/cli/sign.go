@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
-	"ulp/livepatch/packer"
 	"ulp/livepatch/sign"
 )
 
@@ -78,7 +78,7 @@ func runSign(g *globalOptions, opts signOptions, path string, stdout io.Writer) 
 	if opts.output != "" {
 		dst = opts.output
 	}
-	if err := packer.WriteFileAtomic(dst, fi.Mode().Perm(), func(w io.Writer) error {
+	if err := atomicfile.Write(dst, fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := w.Write(out)
 		return err
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
 	"ulp/livepatch/dsc"
 	"ulp/livepatch/elfsym"
@@ -87,7 +88,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 	if fi, err := os.Stat(desc.Livepatch); err == nil {
 		perm = fi.Mode().Perm()
 	}
-	if err := WriteFileAtomic(out, perm, func(w io.Writer) error {
+	if err := atomicfile.Write(out, perm, func(w io.Writer) error {
 		_, err := w.Write(packed)
 		return err
 	}); err != nil {

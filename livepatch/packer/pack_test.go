@@ -5,7 +5,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -397,39 +396,5 @@ func TestPack_WriteErrors(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestWriteFileAtomic_InjectedWriteError(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "f")
-	if err := os.WriteFile(path, []byte("old"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	injected := errors.New("disk on fire")
-	err := WriteFileAtomic(path, 0o644, func(w io.Writer) error {
-		if _, err := w.Write([]byte("partial")); err != nil {
-			return err
-		}
-		return injected
-	})
-	if !errors.Is(err, injected) {
-		t.Fatalf("err = %v, want the injected error", err)
-	}
-	if b, _ := os.ReadFile(path); string(b) != "old" {
-		t.Errorf("file = %q, want it untouched", b)
-	}
-	if got := packertest.ListDir(t, dir); !slices.Equal(got, []string{"f"}) {
-		t.Errorf("folder holds %v, want only f", got)
-	}
-	if err := WriteFileAtomic(path, 0o600, func(w io.Writer) error { _, err := w.Write([]byte("new")); return err }); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(path)
-	if b, _ := os.ReadFile(path); err != nil || string(b) != "new" || fi.Mode().Perm() != 0o600 {
-		t.Errorf("after a good write: %q, %v, %v", b, fi.Mode(), err)
-	}
-	if got := packertest.ListDir(t, dir); !slices.Equal(got, []string{"f"}) {
-		t.Errorf("folder holds %v, want only f", got)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"ulp/internal/atomicfile"
 	"ulp/livepatch/elfsym"
 )
 
@@ -61,7 +62,7 @@ func Post(path string) (PostResult, error) {
 	if res.Merged == 0 {
 		return res, nil
 	}
-	if err := WriteFileAtomic(path, fi.Mode().Perm(), func(w io.Writer) error {
+	if err := atomicfile.Write(path, fi.Mode().Perm(), func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	}); err != nil {

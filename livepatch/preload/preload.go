@@ -5,12 +5,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"ulp/internal/atomicfile"
 )
 
 // File is the loader's system-wide preload list, relative to the root.
@@ -141,10 +144,7 @@ func (m Manager) Disable() (bool, error) {
 		return false, nil
 	}
 	if len(bytes.TrimSpace(updated)) == 0 {
-		if err := os.Remove(m.Path(File)); err != nil {
-			return false, err
-		}
-		return true, syncDir(filepath.Dir(m.Path(File)))
+		return true, atomicfile.Remove(m.Path(File))
 	}
 	return true, m.write(updated)
 }
@@ -197,43 +197,14 @@ func (m Manager) read() ([]byte, error) {
 // write replaces File atomically with b, keeping its mode when it exists.
 func (m Manager) write(b []byte) error {
 	path := m.Path(File)
-	dir := filepath.Dir(path)
 	mode := fs.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()
 	}
-	f, err := os.CreateTemp(dir, ".ld.so.preload.")
-	if err != nil {
+	return atomicfile.Write(path, mode, func(w io.Writer) error {
+		_, err := w.Write(b)
 		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp) // after the rename, a no-op
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(mode)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if e := f.Close(); err == nil {
-		err = e
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	})
 }
 
 // isRuntime reports whether entry e of File is the runtime.

@@ -1,4 +1,4 @@
-package packer
+package atomicfile
 
 import (
 	"fmt"
@@ -8,11 +8,10 @@ import (
 	"path/filepath"
 )
 
-// WriteFileAtomic replaces path with what write produces: it writes a
-// temporary file in path's folder, sets perm, fsyncs, renames it over path
-// and fsyncs the folder. On any error the temporary file is removed and path
-// is untouched.
-func WriteFileAtomic(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
+// Write replaces path with what write produces: it writes a temporary file
+// in path's folder, sets perm, fsyncs, renames it over path and fsyncs the
+// folder. On any error the temporary file is removed and path is untouched.
+func Write(path string, perm fs.FileMode, write func(io.Writer) error) (err error) {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
@@ -40,6 +39,19 @@ func WriteFileAtomic(path string, perm fs.FileMode, write func(io.Writer) error)
 	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
+	return syncDir(dir)
+}
+
+// Remove removes path and fsyncs its folder, so that the removal survives a
+// crash.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("open folder for sync: %w", err)
