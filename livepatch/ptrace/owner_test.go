@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -22,8 +21,8 @@ import (
 // issue requests from a thread that is not the tracer. Test files are not
 // part of the agent and are not checked.
 func TestOnlyPtraceCallsPtrace(t *testing.T) {
-	gobin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(gobin, "list", "-json=ImportPath,Dir,GoFiles", "./...")
+	// go test puts the go command that runs it first on PATH.
+	cmd := exec.Command("go", "list", "-json=ImportPath,Dir,GoFiles", "./...")
 	cmd.Dir = testenv.ModuleRoot()
 	out, err := cmd.Output()
 	if err != nil {
