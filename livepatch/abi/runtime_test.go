@@ -419,8 +419,7 @@ func TestOptOut(t *testing.T) {
 				t.Errorf("ring %q lacks the reason", blk.Ring.Text())
 			}
 			if c.reason != "" {
-				req := NewRequest(0, OpLoad)
-				req.SetPath(filepath.Join(dir, "container.so"))
+				req := loadRequest(t, filepath.Join(dir, "container.so"))
 				if r := call(t, tg.pid, tg.pid, req); r.Result != EDisabled || String(r.Msg[:]) != c.reason {
 					t.Errorf("load while disabled: %v %q", r.Result, String(r.Msg[:]))
 				}
@@ -632,10 +631,7 @@ func TestCallPreservesRegisters(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace)
 	dir := fixtures(t)
 	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "regs")
-	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid := blockedThread(t, tg)
 	for i := range 20 {
 		if c := call(t, tg.pid, tid, NewRequest(0, OpPing)); c.Result != OK {
 			t.Fatalf("ping %d: %v", i, c.Result)
@@ -653,12 +649,8 @@ func TestCallKeepsErrno(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace)
 	dir := fixtures(t)
 	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "errno")
-	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := NewRequest(0, OpLoad)
-	req.SetPath(filepath.Join(dir, "errnoctor.so"))
+	tid := blockedThread(t, tg)
+	req := loadRequest(t, filepath.Join(dir, "errnoctor.so"))
 	if r := call(t, tg.pid, tid, req); r.Result != OK {
 		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
 	}
@@ -675,19 +667,14 @@ func TestCallDefersSignals(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace)
 	dir := fixtures(t)
 	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "sigjmp")
-	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := NewRequest(0, OpLoad)
-	req.SetPath(filepath.Join(dir, "raisector.so"))
+	tid := blockedThread(t, tg)
+	req := loadRequest(t, filepath.Join(dir, "raisector.so"))
 	if r := call(t, tg.pid, tid, req); r.Result != OK {
 		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
 	}
 	tg.expect(t, "jumped")
 	// The loader's locks were not left held: another LOAD works.
-	req = NewRequest(0, OpLoad)
-	req.SetPath(filepath.Join(dir, "container.so"))
+	req = loadRequest(t, filepath.Join(dir, "container.so"))
 	if r := call(t, tg.pid, tg.pid, req); r.Result != OK {
 		t.Fatalf("second load: %v %q", r.Result, String(r.Msg[:]))
 	}
@@ -813,13 +800,9 @@ func TestCallLoadBusy(t *testing.T) {
 	} {
 		t.Run(c.mode, func(t *testing.T) {
 			tg := start(t, []string{preload(t) + c.env}, filepath.Join(dir, "target"), c.mode, filepath.Join(dir, "blockctor.so"))
-			tid, err := strconv.Atoi(tg.expect(t, "blocked "))
-			if err != nil {
-				t.Fatal(err)
-			}
+			tid := blockedThread(t, tg)
 			waitBlocked(t, tg.pid, tid)
-			req := NewRequest(0, OpLoad)
-			req.SetPath(filepath.Join(dir, "container.so"))
+			req := loadRequest(t, filepath.Join(dir, "container.so"))
 			r := call(t, tg.pid, tid, req)
 			if r.Result != EAgain || !strings.Contains(String(r.Msg[:]), c.msg) {
 				t.Errorf("load: %v %q, want EAGAIN (%s)", r.Result, String(r.Msg[:]), c.msg)
@@ -843,13 +826,9 @@ func TestCallLoadSmallStack(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace)
 	dir := fixtures(t)
 	tg := start(t, []string{preload(t)}, filepath.Join(dir, "target"), "smallstack")
-	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
-	if err != nil {
-		t.Fatal(err)
-	}
+	tid := blockedThread(t, tg)
 	waitBlocked(t, tg.pid, tid)
-	req := NewRequest(0, OpLoad)
-	req.SetPath(filepath.Join(dir, "bigctor.so"))
+	req := loadRequest(t, filepath.Join(dir, "bigctor.so"))
 	if r := call(t, tg.pid, tid, req); r.Result != OK {
 		t.Fatalf("load: %v %q", r.Result, String(r.Msg[:]))
 	}
@@ -892,8 +871,7 @@ func TestCallLoadNeverDeadlocks(t *testing.T) {
 		if err := os.WriteFile(path, src, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		req := NewRequest(0, OpLoad)
-		req.SetPath(path)
+		req := loadRequest(t, path)
 		r := call(t, tg.pid, tids[i%len(tids)], req)
 		if r.Result != OK && r.Result != EAgain {
 			t.Fatalf("load %d: %v %q", i, r.Result, String(r.Msg[:]))
@@ -967,4 +945,25 @@ func TestCallGrowLedger(t *testing.T) {
 			t.Error("old ledger area changed")
 		}
 	}
+}
+
+// blockedThread reads the target's "blocked TID" line: the thread waiting
+// for calls.
+func blockedThread(t *testing.T, tg *target) int {
+	t.Helper()
+	tid, err := strconv.Atoi(tg.expect(t, "blocked "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tid
+}
+
+// loadRequest returns a LOAD request of the container at path.
+func loadRequest(t *testing.T, path string) *Request {
+	t.Helper()
+	req := NewRequest(0, OpLoad)
+	if err := req.SetPath(path); err != nil {
+		t.Fatal(err)
+	}
+	return req
 }
