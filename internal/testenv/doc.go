@@ -1,5 +1,7 @@
 // Package testenv is shared test infrastructure: capability checks that skip
-// locally but fail in CI, and the paths of the artifacts that `make` builds.
+// locally but fail in CI, the paths of the artifacts that `make` builds, C
+// compiled at test time (CompileC) and piped fixture processes reaped at the
+// test's end (StartPiped).
 //
 // A test that needs a capability calls Require. When the capability is
 // missing the test is skipped, unless ULP_TEST_REQUIRE names it (CI sets

@@ -4,6 +4,6 @@
 // .ulp.comments sections into the livepatch in pure Go. It also implements
 // `ulp post`, which merges the two NOPs after each padded entry into one.
 //
-// Every file is rewritten atomically: a temporary file in the same folder,
-// fsync, rename; no temporary file survives any error.
+// Every file is rewritten atomically (package atomicfile): a temporary file
+// in the same folder, fsync, rename; no temporary file survives any error.
 package packer
