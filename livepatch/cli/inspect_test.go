@@ -32,13 +32,8 @@ import (
 // stdout, stderr and exit status.
 func inspectRun(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
-	root := NewRoot()
 	var out, errb bytes.Buffer
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&errb)
-	err := root.ExecuteContext(t.Context())
-	code = ExitCode(&errb, err)
+	code = run(t.Context(), args, &out, &errb)
 	return out.String(), errb.String(), code
 }
 

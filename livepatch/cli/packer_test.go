@@ -26,11 +26,7 @@ import (
 func runBuildCommand(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	root := NewRoot()
-	root.SetArgs(args)
-	root.SetOut(&stdout)
-	root.SetErr(&stderr)
-	code := ExitCode(&stderr, root.Execute())
+	code := run(t.Context(), args, &stdout, &stderr)
 	return stdout.String(), stderr.String(), code
 }
 

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -32,6 +33,9 @@ type globalOptions struct {
 	quiet   bool
 	verbose bool
 	log     *slog.Logger
+	// started is set once cobra accepted the command line: errors before
+	// that (unknown command, wrong arguments) are usage errors.
+	started bool
 }
 
 const exitStatusHelp = `
@@ -42,9 +46,8 @@ EXIT STATUS
   3  a process may have been left inconsistent (explained on stderr)
 `
 
-// NewRoot returns the `ulp` command tree.
-func NewRoot() *cobra.Command {
-	g := &globalOptions{}
+// newRoot returns the `ulp` command tree.
+func newRoot(g *globalOptions) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ulp",
 		Short: "User-space live patching: build, apply and inspect livepatches",
@@ -53,6 +56,7 @@ func NewRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
+			g.started = true
 			if g.quiet && g.verbose {
 				return usageError(errors.New("-q and -v are mutually exclusive"))
 			}
@@ -93,9 +97,18 @@ func ExitCode(w io.Writer, err error) int {
 }
 
 // Run executes the ulp command tree with args and returns the exit status.
-func Run(args []string) int {
-	root := NewRoot()
+func Run(args []string) int { return run(context.Background(), args, os.Stdout, os.Stderr) }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	g := &globalOptions{}
+	root := newRoot(g)
 	root.SetArgs(args)
-	err := root.Execute()
-	return ExitCode(os.Stderr, err)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	err := root.ExecuteContext(ctx)
+	var ee *ExitError
+	if err != nil && !g.started && !errors.As(err, &ee) {
+		err = usageError(err)
+	}
+	return ExitCode(stderr, err)
 }
