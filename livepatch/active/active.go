@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
 	"ulp/livepatch/sign"
 )
@@ -61,34 +62,13 @@ func Install(dir, src string) (string, error) {
 	}
 	defer in.Close()
 	dst := filepath.Join(dir, filepath.Base(src))
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(src)+".tmp-*")
-	if err != nil {
+	if err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, in)
+		return err
+	}); err != nil {
 		return "", fmt.Errorf("install %s: %w", src, err)
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if _, err := io.Copy(tmp, in); err != nil {
-		return "", fmt.Errorf("install %s: %w", src, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		return "", err
-	}
-	if err := tmp.Sync(); err != nil {
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return "", fmt.Errorf("install %s: %w", src, err)
-	}
-	ok = true
-	return dst, syncDir(dir)
+	return dst, nil
 }
 
 // Remove deletes from dir every container for which drop returns true and
@@ -112,22 +92,10 @@ func Remove(dir string, drop func(*container.File) bool) ([]string, error) {
 		if err != nil || !drop(c) {
 			continue
 		}
-		if err := os.Remove(p); err != nil {
+		if err := atomicfile.Remove(p); err != nil {
 			return out, fmt.Errorf("remove %s: %w", p, err)
 		}
 		out = append(out, p)
 	}
-	if len(out) > 0 {
-		return out, syncDir(dir)
-	}
 	return out, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
