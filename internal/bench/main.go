@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+
+	"ulp/internal/atomicfile"
 )
 
 // Config holds the sizes of a run; the defaults finish in under 10 minutes
@@ -232,15 +234,14 @@ func PrintTable(w io.Writer, rep *Report) {
 	}
 }
 
-// WriteJSON writes the report to path (atomically: a temporary file renamed).
+// WriteJSON writes the report to path atomically (package atomicfile).
 func WriteJSON(path string, rep *Report) error {
 	b, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		_, err := w.Write(append(b, '\n'))
 		return err
-	}
-	return os.Rename(tmp, path)
+	})
 }
