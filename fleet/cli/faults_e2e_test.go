@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"os"
 	"os/exec"
@@ -158,10 +159,7 @@ func TestE2E_OpenSSH_AgentKilledMidTrigger(t *testing.T) {
 // job on every host.
 func TestE2E_OpenSSH_ControllerInterrupted(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC, testenv.SSHD, testenv.Build)
-	bin := filepath.Join(t.TempDir(), "ulpfleet")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "ulp/cmd/ulpfleet").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildFleet(t)
 	fx := triggertest.Build(t)
 	slow := fx.Pack(t, "slow", "lp_slow.c", nil, fx.Calc, "calc_value:calc_value_lp")
 	rt := testenv.Artifact(t, "libpulp.so.0")
@@ -174,29 +172,14 @@ func TestE2E_OpenSSH_ControllerInterrupted(t *testing.T) {
 	results := filepath.Join(t.TempDir(), "run.ndjson")
 	args = append(args, "--results", results, "--canary", "0", "--parallel", "3")
 
-	var stdout, stderr bytes.Buffer
-	cmd := exec.CommandContext(t.Context(), bin, append(append([]string{"apply"}, args...), "--json", slow)...)
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	var agents []int
-	for _, h := range f.Hosts {
-		agents = append(agents, waitAgent(t, h))
-	}
-	time.Sleep(300 * time.Millisecond) // inside the constructors
-	start := time.Now()
-	cmd.Process.Signal(os.Interrupt)
-	err := cmd.Wait()
-	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != ExitCancelled {
-		t.Fatalf("exit: %v, want status %d\n%s", err, ExitCancelled, stderr.String())
-	}
-	if d := time.Since(start); d > 20*time.Second {
-		t.Errorf("exiting took %v", d)
-	}
-	hosts, sum := decodeRecords(t, stdout.String())
+	out := interrupt(t, bin, append(append([]string{"apply"}, args...), "--json", slow), func() {
+		for _, h := range f.Hosts {
+			agents = append(agents, waitAgent(t, h))
+		}
+		time.Sleep(300 * time.Millisecond) // inside the constructors
+	})
+	hosts, sum := decodeRecords(t, out)
 	if classes(hosts) != "host01=interrupted host02=interrupted host03=interrupted" || !sum.Cancelled {
 		t.Errorf("%s, %+v", classes(hosts), sum)
 	}
@@ -227,4 +210,107 @@ func TestE2E_OpenSSH_ControllerInterrupted(t *testing.T) {
 		}
 	}
 	checkStaged(t, f, agent, slow)
+}
+
+// buildFleet builds the ulpfleet binary.
+func buildFleet(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "ulpfleet")
+	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "ulp/cmd/ulpfleet").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// interrupt runs bin with args, sends it SIGINT once ready returns, checks
+// that it exits 130 within 20 s, and returns its standard output.
+func interrupt(t *testing.T, bin string, args []string, ready func()) string {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := exec.CommandContext(t.Context(), bin, args...)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	ready()
+	start := time.Now()
+	cmd.Process.Signal(os.Interrupt)
+	err := cmd.Wait()
+	t.Logf("ulpfleet %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != ExitCancelled {
+		t.Fatalf("exit: %v, want status %d", err, ExitCancelled)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("exiting took %v", d)
+	}
+	return stdout.String()
+}
+
+// TestE2E_OpenSSH_ControllerInterruptedMidUpload: the ulpfleet binary gets
+// SIGINT while it uploads a large agent (the real one with 128 MiB
+// appended) to every host. Every host is interrupted, none holds a partial
+// agent or container under its final name nor a temporary file, no process
+// was touched, and retry finishes the job.
+func TestE2E_OpenSSH_ControllerInterruptedMidUpload(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC, testenv.SSHD, testenv.Build)
+	bin := buildFleet(t)
+	fx := triggertest.Build(t)
+	rt := testenv.Artifact(t, "libpulp.so.0")
+	real, err := os.ReadFile(testenv.Artifact(t, "ulp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := make([]byte, 128<<20)
+	rand.Read(pad)
+	agent := filepath.Join(t.TempDir(), "ulp")
+	if err := os.WriteFile(agent, append(real, pad...), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, args := realFleet(t, 3, agent)
+	var procs []*sshfleet.Proc
+	for _, h := range f.Hosts {
+		procs = append(procs, h.Start(t, []string{"LD_PRELOAD=" + rt}, fx.App))
+	}
+	results := filepath.Join(t.TempDir(), "run.ndjson")
+	args = append(args, "--results", results, "--canary", "0", "--parallel", "3", "--upload-parallel", "3")
+	out := interrupt(t, bin, append(append([]string{"apply"}, args...), "--json", fx.LP["lp200"]), func() {
+		deadline := time.Now().Add(60 * time.Second)
+		for time.Now().Before(deadline) {
+			tmps, _ := filepath.Glob(filepath.Join(f.Hosts[1].Root, "bin", ".ulp-*.tmp-*"))
+			for _, p := range tmps {
+				if fi, err := os.Stat(p); err == nil && fi.Size() > 1<<20 {
+					return
+				}
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatal("host02's upload never started")
+	})
+	hosts, sum := decodeRecords(t, out)
+	if !sum.Cancelled || hosts[1].Class != "interrupted" {
+		t.Errorf("%s, %+v", classes(hosts), sum)
+	}
+	checkStaged(t, f, agent, fx.LP["lp200"])
+	for _, h := range f.Hosts {
+		if tmps, _ := filepath.Glob(filepath.Join(h.Root, "*", ".*.tmp-*")); len(tmps) > 0 {
+			t.Errorf("%s: temporary files left by the interrupted upload: %v", h.Name, tmps)
+		}
+	}
+	for i, p := range procs {
+		if got := p.Ask(t, "value"); got != "100" && (got != "200" || hosts[i].Class != "success") {
+			t.Errorf("host%02d (%s): value %s", i+1, hosts[i].Class, got)
+		}
+	}
+	code, out, _, _ := cliRun(t.Context(), t, append(append([]string{"retry"}, args...), "--json")...)
+	if hosts, _ := decodeRecords(t, out); code != 0 || len(hosts) == 0 || strings.Count(classes(hosts), "=success") != len(hosts) {
+		t.Errorf("retry: exit %d, %s", code, classes(hosts))
+	}
+	checkStaged(t, f, agent, fx.LP["lp200"])
+	for i, p := range procs {
+		if got := p.Ask(t, "value"); got != "200" {
+			t.Errorf("host%02d after retry: value %s, want 200", i+1, got)
+		}
+	}
 }
