@@ -3,8 +3,10 @@ package trigger
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -125,8 +127,9 @@ var held struct {
 const maxNames = 3
 
 // agentFD returns the i-th held descriptor of the checked file, creating it
-// (at the lowest free number) when there are not that many, or the file's
-// own descriptor when that fails.
+// (at the lowest free number) when there are not that many. When that
+// fails (no descriptor left), the trigger's own descriptor of the file is
+// held instead of being closed when the trigger ends.
 func (r *run) agentFD(i int) int {
 	held.Lock()
 	defer held.Unlock()
@@ -135,12 +138,15 @@ func (r *run) agentFD(i int) int {
 	}
 	fs := held.fds[r.ck.id]
 	for len(fs) <= i {
-		nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, r.ck.file.Fd(), syscall.F_DUPFD_CLOEXEC, 0)
-		if errno != 0 {
+		f := r.ck.file
+		nfd, _, errno := syscall.Syscall(syscall.SYS_FCNTL, f.Fd(), syscall.F_DUPFD_CLOEXEC, 0)
+		if errno == 0 {
+			f = os.NewFile(nfd, f.Name())
+		} else {
 			r.log.Debug("dup container descriptor", "err", errno)
-			return int(r.ck.file.Fd())
+			r.closers = slices.DeleteFunc(r.closers, func(c io.Closer) bool { return c == io.Closer(f) })
 		}
-		fs = append(fs, os.NewFile(nfd, r.ck.file.Name()))
+		fs = append(fs, f)
 		held.fds[r.ck.id] = fs
 	}
 	return int(fs[i].Fd())
