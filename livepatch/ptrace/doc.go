@@ -2,14 +2,17 @@
 //
 // A Process is a target seized with PTRACE_SEIZE: all of its threads are
 // traced but keep running until the caller interrupts some or all of them.
-// Each Process has its own tracer: one goroutine locked to one OS thread,
-// never unlocked, that issues every ptrace request for that process (the
-// kernel ties a tracee to the tracing thread, not to the Go program). The
-// thread exits with the goroutine after Detach, and the kernel then detaches
-// every thread still attached: Detach stops nothing. Events are collected
-// with wait4 on each known thread id (never -1), so that several Processes
-// in one program, and a program that is also the target's parent, never
-// take each other's stops.
+// Every ptrace request of a Process is issued by one tracer: a goroutine
+// locked to one OS thread, never unlocked (the kernel ties a tracee to the
+// tracing thread, not to the Go program). Seize gives a process a tracer of
+// its own, ended by Detach; a Tracer seizes processes one at a time on a
+// thread it keeps across them, detaching each explicitly (running threads
+// are stopped one at a time for their PTRACE_DETACH). When a thread exits,
+// the kernel detaches every thread it still holds: Detach falls back on
+// that, and an agent killed at any moment leaves its targets running,
+// untraced. Events are collected with wait4 on each known thread id (never
+// -1), so that several Processes in one program, and a program that is
+// also the target's parent, never take each other's stops.
 //
 // Memory is written with pwrite on /proc/PID/mem (reads are
 // livepatch/procfs's): the kernel writes through page protections, so the

@@ -57,7 +57,9 @@ type thread struct {
 // Its methods must not be called concurrently.
 type Process struct {
 	pid       int
+	owner     *Tracer
 	tr        *tracer
+	own       bool // the tracer was made for this process: Detach ends it
 	tracerTID int
 	mem       *os.File
 	log       *slog.Logger
@@ -84,35 +86,38 @@ type ThreadState struct {
 	JobStop bool
 }
 
-// Seize attaches to every thread of process pid with PTRACE_SEIZE, without
-// stopping any of them, rescanning /proc/PID/task until no new thread
-// appears. Threads created later are traced automatically
-// (PTRACE_O_TRACECLONE). The caller must call Detach.
+// attach attaches to every thread of process pid with PTRACE_SEIZE, on
+// thread th of t, without stopping any of them, rescanning /proc/PID/task
+// until no new thread appears. Threads created later are traced
+// automatically (PTRACE_O_TRACECLONE). The caller must call Detach.
 //
 // An EPERM is returned with advice (already traced by another PID, yama
 // ptrace_scope, another user's process) and the errno still wrapped; a
 // process held by another tracer gives an error matching ErrBusy.
-func Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
+func attach(ctx context.Context, t *Tracer, th *tracer, own bool, pid int, log *slog.Logger) (*Process, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if pid <= 0 {
-		return nil, fmt.Errorf("seize: invalid pid %d", pid)
-	}
-	if pid == os.Getpid() {
-		return nil, fmt.Errorf("seize %d: refusing to trace ourselves", pid)
-	}
 	p := &Process{
-		pid:     pid,
-		tr:      newTracer(),
-		log:     log.With("pid", pid),
-		threads: make(map[int]*thread),
+		pid:       pid,
+		owner:     t,
+		tr:        th,
+		own:       own,
+		tracerTID: th.tid,
+		log:       log.With("pid", pid),
+		threads:   make(map[int]*thread),
 	}
 	var err error
-	p.tr.do(func() {
-		p.tracerTID = unix.Gettid()
-		err = p.seizeAll(ctx)
-	})
+	switch {
+	case pid <= 0:
+		err = fmt.Errorf("seize: invalid pid %d", pid)
+	case pid == os.Getpid():
+		err = fmt.Errorf("seize %d: refusing to trace ourselves", pid)
+	default:
+		if !p.tr.do(func() { err = p.seizeAll(ctx) }) {
+			err = ErrDetached // the Tracer was closed meanwhile
+		}
+	}
 	if err == nil {
 		p.mem, err = os.OpenFile("/proc/"+strconv.Itoa(pid)+"/mem", os.O_RDWR, 0)
 		if errors.Is(err, unix.ESRCH) || errors.Is(err, os.ErrNotExist) {
@@ -405,49 +410,101 @@ func (p *Process) SetRegs(tid int, regs Regs) error {
 	return nil
 }
 
-// Detach releases the process: stopped threads are detached with their
-// pending signals, and the tracer thread exits, which makes the kernel detach
-// every thread still running (including any that a call interrupted but that
-// has not reported its stop). No thread is stopped for it. Detach is
-// idempotent, needs no context and is safe on every error path.
+// Detach releases the process, which stops nothing for long: stopped
+// threads are detached with their pending signals (which resumes them), and
+// running ones, with a tracer reused across processes, are stopped one at a
+// time and detached likewise. With a tracer of its own, or when a thread
+// does not stop within detachWait or the process exited while held, the
+// tracer thread is ended instead, which makes the kernel detach every thread
+// still attached (including any that a call interrupted but that has not
+// reported its stop). Detach is idempotent, needs no context and is safe on
+// every error path; when it returns, no thread of the process is traced.
 func (p *Process) Detach() error {
-	first := false
+	first, clean := false, false
 	err := p.run(func() error {
 		first = true
 		p.detached = true
-		p.drain()
 		var err error
-		for _, th := range p.threads {
-			if !th.stopped {
-				continue
-			}
-			if e := ptrace(unix.PTRACE_DETACH, th.tid, 0, uintptr(th.sig)); e != nil && !errors.Is(e, unix.ESRCH) && err == nil {
-				err = fmt.Errorf("detach thread %d: %w", th.tid, e)
-			}
-		}
-		p.endWindow()
+		clean, err = p.detachAll(!p.own)
 		return err
 	})
 	if !first {
 		return nil
 	}
-	p.tr.stop()
-	// The kernel detaches the remaining tracees when the tracer thread
-	// exits; wait until it is gone so that TracerPid reads 0 afterwards.
-	if p.tracerTID != 0 {
-		task := "/proc/self/task/" + strconv.Itoa(p.tracerTID)
-		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); {
-			if _, e := os.Stat(task); e != nil {
-				break
-			}
-			time.Sleep(20 * time.Microsecond)
-		}
+	if p.own {
+		p.owner.Close()
+	} else {
+		p.owner.release(p.tr, clean)
 	}
 	if p.mem != nil {
 		p.mem.Close()
 	}
-	p.log.Debug("detached", "pause", p.lastPause)
+	p.log.Debug("detached", "pause", p.lastPause, "clean", clean)
 	return err
+}
+
+// detachWait bounds the wait of Detach for running threads to stop before
+// it ends the tracer thread instead.
+const detachWait = 100 * time.Millisecond
+
+// detachAll detaches every stopped thread and, with stopRunning, stops and
+// detaches the running ones. It reports whether no thread is left attached
+// nor any exit left unreaped, so that the tracer thread can be reused.
+func (p *Process) detachAll(stopRunning bool) (bool, error) {
+	p.stopAll = true // stops that arrive now are held for their detach
+	var err error
+	start := time.Now()
+	for sleep := 10 * time.Microsecond; ; {
+		if _, e := p.drain(); e != nil {
+			return false, e
+		}
+		if p.exited {
+			return false, err // its threads' exits may not all be reaped
+		}
+		running := 0
+		for tid, th := range p.threads {
+			if !th.stopped {
+				running++
+				if stopRunning {
+					th.wantStop = true
+					if e := p.interrupt(th); e != nil {
+						return false, e
+					}
+				}
+				continue
+			}
+			p.endWindow() // the first thread resumes
+			e := ptrace(unix.PTRACE_DETACH, tid, 0, uintptr(th.sig))
+			if e != nil {
+				// ESRCH: it died meanwhile and its exit is not reaped.
+				if !errors.Is(e, unix.ESRCH) && err == nil {
+					err = fmt.Errorf("detach thread %d: %w", tid, e)
+				}
+				return false, err
+			}
+			delete(p.threads, tid)
+		}
+		p.endWindow()
+		if running == 0 {
+			return err == nil, err
+		}
+		if !stopRunning || time.Since(start) > detachWait {
+			return false, err
+		}
+		if time.Since(start) > 5*time.Millisecond {
+			n := len(p.threads)
+			if p.reapZombies(); len(p.threads) < n {
+				return false, err // a zombie stays attached until the thread ends
+			}
+		}
+		if time.Since(start) < spinFor {
+			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+			continue
+		}
+		ts := unix.NsecToTimespec(sleep.Nanoseconds())
+		unix.Nanosleep(&ts, nil)
+		sleep = min(2*sleep, time.Millisecond)
+	}
 }
 
 // thread returns the thread with id tid.
