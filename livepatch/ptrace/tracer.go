@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -29,6 +30,10 @@ var ErrTracerBusy = errors.New("tracer already holds a process")
 // that cannot be done cleanly (a thread that does not stop in time, a
 // process that exited while held), the thread is ended instead, which makes
 // the kernel detach what is left, and the next Seize starts another.
+//
+// Each request of a Process is handed to the tracer thread, which costs two
+// switches of threads; code that runs inside Do is on that thread already,
+// and its requests are issued directly.
 type Tracer struct {
 	mu     sync.Mutex
 	th     *tracer // the current thread; nil before the first Seize and after it was ended
@@ -71,21 +76,57 @@ func (t *Tracer) seize(ctx context.Context, pid int, log *slog.Logger, own bool)
 	return attach(ctx, t, th, own, pid, log)
 }
 
+// Do runs f on t's thread (started if need be) and waits for it: the
+// Processes that f seizes with t, or that t holds, then issue their requests
+// without a switch of threads. A Detach inside f that cannot leave the
+// process clean ends the thread when f returns (and Do waits for it), not
+// at once. Do fails with ErrDetached once t is closed.
+func (t *Tracer) Do(f func()) error {
+	for {
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			return ErrDetached
+		}
+		if t.th == nil {
+			t.th = newTracer()
+		}
+		th := t.th
+		t.mu.Unlock()
+		if th.do(f) {
+			if th.retired.Load() {
+				th.end()
+			}
+			return nil
+		}
+		// th was ended meanwhile (a Detach that could not be clean): the
+		// next round starts another.
+	}
+}
+
 // release ends t's hold on a process: the thread is kept when the process
-// was detached cleanly, else ended (see Tracer) and waited for.
+// was detached cleanly, else ended (see Tracer) and waited for, or, when
+// the caller runs on it (Do), marked to end when Do's function returns.
 func (t *Tracer) release(th *tracer, clean bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.busy = false
-	if !clean && t.th == th {
-		t.th = nil
-		th.end()
+	if clean {
+		return
 	}
+	if t.th == th {
+		t.th = nil
+	}
+	if th.onThread() {
+		th.retired.Store(true)
+		return
+	}
+	th.end()
 }
 
 // Close ends the thread. The kernel detaches every thread of a process
 // still held, which stops nothing (later calls on that Process fail with
-// ErrDetached). Idempotent.
+// ErrDetached). Idempotent; not to be called inside Do.
 func (t *Tracer) Close() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -100,7 +141,8 @@ func (t *Tracer) Close() {
 // ptrace and wait4 call of a Process goes through do: the kernel accepts
 // ptrace requests only from the thread that attached.
 type tracer struct {
-	tid     int // the OS thread's id
+	tid     int         // the OS thread's id
+	retired atomic.Bool // to end after the function of Do that runs now
 	started chan struct{}
 	reqs    chan func()
 	closing chan struct{}
@@ -137,15 +179,27 @@ func (tr *tracer) loop() {
 		select {
 		case f := <-tr.reqs:
 			f()
+			if tr.retired.Load() {
+				return // Do's caller waits for the thread to go
+			}
 		case <-tr.closing:
 			return
 		}
 	}
 }
 
-// do runs f on the tracer thread and waits for it. It reports false, without
-// running f, once the tracer is stopped.
+// onThread reports whether the caller runs on the tracer thread (inside
+// Do's function).
+func (tr *tracer) onThread() bool { return unix.Gettid() == tr.tid }
+
+// do runs f on the tracer thread and waits for it, or runs it at once when
+// the caller is on the tracer thread. It reports false, without running f,
+// once the tracer is stopped.
 func (tr *tracer) do(f func()) bool {
+	if tr.onThread() {
+		f()
+		return true
+	}
 	ch := make(chan struct{})
 	select {
 	case tr.reqs <- func() { f(); close(ch) }:

@@ -3,15 +3,25 @@ package ptrace
 import (
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestTracer_ReusedAcrossProcesses seizes several processes in turn with one
-// Tracer, detaching each with its threads running or stopped: every process
-// must be left untraced and working, and the tracer thread kept for the
-// next one while the detaches are clean.
+// Tracer, detaching each with its threads running or stopped, from another
+// goroutine or inside Do: every process must be left untraced and working,
+// and the tracer thread kept for the next one while the detaches are clean.
 func TestTracer_ReusedAcrossProcesses(t *testing.T) {
+	for _, inDo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inDo=%v", inDo), func(t *testing.T) { testTracerReuse(t, inDo) })
+	}
+}
+
+func testTracerReuse(t *testing.T, inDo bool) {
 	tests := []struct {
 		name    string
 		args    []string
@@ -31,35 +41,12 @@ func TestTracer_ReusedAcrossProcesses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tg := startTarget(t, tt.args...)
-			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-			defer cancel()
-			p, err := tr.Seize(ctx, tg.pid(), testLogger(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if tt.reuse && prev != 0 && p.tracerTID != prev {
-				t.Errorf("tracer thread %d, want %d kept from the previous process", p.tracerTID, prev)
-			}
-			if _, err := tr.Seize(ctx, tg.pid(), nil); !errors.Is(err, ErrTracerBusy) {
-				t.Errorf("second Seize on a busy tracer: %v, want ErrTracerBusy", err)
-			}
-			if err := p.StopAll(ctx); err != nil {
-				t.Fatal(err)
-			}
-			// mov $2, %eax; ret
-			if err := p.Write(tg.value, []byte{0xb8, 2, 0, 0, 0, 0xc3}); err != nil {
-				t.Fatal(err)
-			}
-			if !tt.stopped {
-				if err := p.ResumeAll(); err != nil {
+			if inDo {
+				if err := tr.Do(func() { seizeWriteDetach(t, tr, tg, tt.stopped, tt.reuse, &prev, true) }); err != nil {
 					t.Fatal(err)
 				}
-			}
-			if err := p.Detach(); err != nil {
-				t.Fatal(err)
-			}
-			if p.LastPause() <= 0 {
-				t.Errorf("LastPause = %v", p.LastPause())
+			} else {
+				seizeWriteDetach(t, tr, tg, tt.stopped, tt.reuse, &prev, false)
 			}
 			if m := tracers(t, tg.pid()); len(m) != 0 {
 				t.Fatalf("still traced after Detach: %v", m)
@@ -67,11 +54,56 @@ func TestTracer_ReusedAcrossProcesses(t *testing.T) {
 			if got := tg.query(t); got != "2 0" {
 				t.Fatalf("after: %q", got)
 			}
-			prev = p.tracerTID
-			if !tt.reuse {
-				prev = 0
-			}
 		})
+	}
+}
+
+// seizeWriteDetach seizes tg with tr, writes value() while every thread is
+// stopped, and detaches, with the threads resumed first unless stopped.
+// Failures are reported with Error (this may run on the tracer thread).
+func seizeWriteDetach(t *testing.T, tr *Tracer, tg *target, stopped, reuse bool, prev *int, inDo bool) {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	p, err := tr.Seize(ctx, tg.pid(), testLogger(t))
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer p.Detach()
+	if reuse && *prev != 0 && p.tracerTID != *prev {
+		t.Errorf("tracer thread %d, want %d kept from the previous process", p.tracerTID, *prev)
+	}
+	if inDo && p.tracerTID != unix.Gettid() {
+		t.Errorf("inside Do on thread %d, the tracer thread is %d", unix.Gettid(), p.tracerTID)
+	}
+	if _, err := tr.Seize(ctx, tg.pid(), nil); !errors.Is(err, ErrTracerBusy) {
+		t.Errorf("second Seize on a busy tracer: %v, want ErrTracerBusy", err)
+	}
+	if err := p.StopAll(ctx); err != nil {
+		t.Error(err)
+		return
+	}
+	// mov $2, %eax; ret
+	if err := p.Write(tg.value, []byte{0xb8, 2, 0, 0, 0, 0xc3}); err != nil {
+		t.Error(err)
+		return
+	}
+	if !stopped {
+		if err := p.ResumeAll(); err != nil {
+			t.Error(err)
+			return
+		}
+	}
+	if err := p.Detach(); err != nil {
+		t.Error(err)
+		return
+	}
+	if p.LastPause() <= 0 {
+		t.Errorf("LastPause = %v", p.LastPause())
+	}
+	*prev = p.tracerTID
+	if !reuse {
+		*prev = 0
 	}
 }
 
@@ -99,5 +131,56 @@ func TestTracer_CloseWhileHeld(t *testing.T) {
 	}
 	if got := tg.query(t); got != "1 0" {
 		t.Fatalf("after: %q", got)
+	}
+}
+
+// TestTracer_ThreadEndedAfterUncleanDetach detaches a process that exited
+// while held (its threads' exits may be left unreaped), from another
+// goroutine and inside Do: the tracer thread is ended (after Do's function
+// returns) and the next process gets a new one, and is left clean.
+func TestTracer_ThreadEndedAfterUncleanDetach(t *testing.T) {
+	for _, inDo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("inDo=%v", inDo), func(t *testing.T) {
+			tr := NewTracer()
+			t.Cleanup(tr.Close)
+			dying := startTarget(t, "2")
+			first := 0
+			body := func() {
+				p, err := tr.Seize(t.Context(), dying.pid(), testLogger(t))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				first = p.tracerTID
+				dying.cmd.Process.Kill()
+				for deadline := time.Now().Add(10 * time.Second); !errors.Is(p.Poll(), ErrExited); {
+					if time.Now().After(deadline) {
+						t.Error("exit not seen")
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				p.Detach()
+			}
+			if inDo {
+				if err := tr.Do(body); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				body()
+			}
+			if _, err := os.Stat(fmt.Sprintf("/proc/self/task/%d", first)); err == nil {
+				t.Errorf("tracer thread %d still exists", first)
+			}
+			tg := startTarget(t)
+			prev := first
+			seizeWriteDetach(t, tr, tg, false, false, &prev, false)
+			if prev == first {
+				t.Errorf("the next process was seized by the ended thread %d", first)
+			}
+			if m := tracers(t, tg.pid()); len(m) != 0 {
+				t.Fatalf("still traced after Detach: %v", m)
+			}
+		})
 	}
 }
