@@ -62,6 +62,9 @@ type summaryRecord struct {
 	// retry` can do it again on the hosts that did not succeed.
 	Containers []fleet.Artifact `json:"containers"`
 	RevertAll  string           `json:"revert_all,omitempty"`
+	// Trusted is the run's trust policy folder (--trusted), which a retry
+	// keeps.
+	Trusted string `json:"trusted,omitempty"`
 }
 
 // newHostRecord returns the --json record of result h at plan position i.
@@ -130,7 +133,8 @@ func writeResultJSON(w io.Writer, p *fleet.Plan, res *fleet.Result, streamed boo
 		Hosts: len(res.Hosts), OK: c[fleet.StateOK], Error: c[fleet.StateError], Failed: c[fleet.StateFailed],
 		Interrupted: c[fleet.StateInterrupted], NotAttempted: c[fleet.StateNotAttempted],
 		Patched: pt, Skipped: st, ProcFailed: ft, Stopped: res.Stopped, Cancelled: res.Cancelled,
-		DurationMS: res.Duration.Milliseconds(), Containers: containers, RevertAll: p.RevertAll})
+		DurationMS: res.Duration.Milliseconds(), Containers: containers, RevertAll: p.RevertAll,
+		Trusted: p.Trusted})
 }
 
 func totals(res *fleet.Result) (patched, skipped, failed int) {

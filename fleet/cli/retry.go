@@ -27,8 +27,9 @@ func newRetryCommand(a *app) *cobra.Command {
 			"interrupted or not attempted. The containers are read again from where the\n" +
 			"run read them and must be unchanged (same sha256). Canaries and batches\n" +
 			"come from the settings, as for any run (--canary 0 for none); --limit\n" +
-			"narrows the hosts further. The retry saves its own results, so a second\n" +
-			"retry reruns what still failed.\n" + exitStatusHelp,
+			"narrows the hosts further. A run with --trusted is retried with that\n" +
+			"policy folder unless --trusted names another. The retry saves its own\n" +
+			"results, so a second retry reruns what still failed.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return a.runRetry(cmd.Context(), dryRun)
@@ -43,6 +44,8 @@ type lastRun struct {
 	Action     fleet.Action
 	Containers []fleet.Artifact
 	RevertAll  string
+	// Trusted is the run's --trusted folder.
+	Trusted string
 	// Retry lists the hosts whose state was not ok, in plan order.
 	Retry []string
 	// Hosts is the number of host records.
@@ -67,6 +70,7 @@ func readResults(path string) (*lastRun, error) {
 			State                      fleet.State
 			Containers                 []fleet.Artifact
 			RevertAll                  string `json:"revert_all"`
+			Trusted                    string
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return nil, fmt.Errorf("%s: line %d: not a results file: %w", path, i+1, err)
@@ -80,6 +84,7 @@ func readResults(path string) (*lastRun, error) {
 		case rec.Schema == summarySchema && rec.Type == "summary":
 			summaries++
 			lr.Action, lr.Containers, lr.RevertAll = fleet.Action(rec.Action), rec.Containers, rec.RevertAll
+			lr.Trusted = rec.Trusted
 		default:
 			return nil, fmt.Errorf("%s: line %d: not a record of a results file (schema %q)", path, i+1, rec.Schema)
 		}
@@ -106,6 +111,11 @@ func (a *app) runRetry(ctx context.Context, dryRun bool) error {
 	if len(lr.Retry) == 0 {
 		fmt.Fprintf(a.stdout, "retry: all %d hosts of the last %s succeeded; nothing to do\n", lr.Hosts, lr.Action)
 		return nil
+	}
+	if a.cfg.Trusted == "" && lr.Trusted != "" {
+		// A run that required signatures is retried requiring them.
+		a.log.Info("retry: trust policy of the run", "trusted", lr.Trusted)
+		a.cfg.Trusted = lr.Trusted
 	}
 	containers, err := lr.reread()
 	if err != nil {

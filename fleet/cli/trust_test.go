@@ -66,7 +66,8 @@ func newSignKey(t *testing.T) (ed25519.PublicKey, ed25519.PrivateKey) {
 // container on the controller against DIR's keys before any host is
 // touched (an unsigned, tampered or otherwise signed container is exit
 // status 2 saying why, and no host gets anything), and every host's agent
-// is run with --trusted=DIR to check again. Revert needs no signature.
+// is run with --trusted=DIR to check again, also by a retry of the run
+// without --trusted. Revert needs no signature.
 func TestTrusted_InProcessSSH(t *testing.T) {
 	f := startInProcessFleet(t, 3, "")
 	pub, key := newSignKey(t)
@@ -110,6 +111,17 @@ func TestTrusted_InProcessSSH(t *testing.T) {
 			t.Errorf("host%02d: agent run with --trusted=%q (%v), want %s", i+1, b, err, dir)
 		}
 	}
+	// A retry of a run with --trusted keeps it, given or not.
+	results := filepath.Join(t.TempDir(), "run.ndjson")
+	f.setMode(t, 1, "error")
+	cliRun(ctx, t, append([]string{"apply", good, "--results", results}, args...)...)
+	f.setMode(t, 1, "ok")
+	os.Remove(filepath.Join(f.staging[1], "trusted"))
+	code, out, _, _ = cliRun(ctx, t, append([]string{"retry", "--results", results}, withoutCanary(f.args)...)...)
+	if b, err := os.ReadFile(filepath.Join(f.staging[1], "trusted")); code != 0 || err != nil || strings.TrimSpace(string(b)) != dir {
+		t.Errorf("retry without --trusted: exit %d, agent run with --trusted=%q (%v), want %s", code, b, err, dir)
+	}
+
 	code, _, _, _ = cliRun(ctx, t, append([]string{"revert", good}, args...)...)
 	if code != 0 {
 		t.Errorf("revert under --trusted: exit %d", code)
