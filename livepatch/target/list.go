@@ -3,6 +3,7 @@ package target
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"os"
 
 	"ulp/livepatch/procfs"
@@ -17,26 +18,28 @@ type Found struct {
 	Err error
 }
 
-// List returns, ascending by pid, the processes that map the runtime and
-// those whose memory map could not be read (with Err set). It skips the
-// calling process, kernel threads, and processes that exit while it looks.
-func List() ([]Found, error) {
+// List yields, ascending by pid, the processes that map the runtime and
+// those whose memory map could not be read (with Err set), each as soon as
+// it is checked: a caller can work on the first while the rest of /proc is
+// being read. It skips the calling process, kernel threads, and processes
+// that exit while it looks. Only the listing of /proc fails, before
+// anything is yielded.
+func List() (iter.Seq[Found], error) {
 	pids, err := procfs.PIDs()
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
 	self := os.Getpid()
-	var out []Found
-	for _, pid := range pids {
-		if pid == self {
-			continue
+	return func(yield func(Found) bool) {
+		for _, pid := range pids {
+			if pid == self {
+				continue
+			}
+			if f, ok := check(pid); ok && !yield(f) {
+				return
+			}
 		}
-		f, ok := check(pid)
-		if ok {
-			out = append(out, f)
-		}
-	}
-	return out, nil
+	}, nil
 }
 
 // check reports whether pid is a candidate: it maps the runtime, or it

@@ -3,7 +3,9 @@ package target
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"path"
+	"slices"
 	"strconv"
 
 	"ulp/livepatch/procfs"
@@ -18,13 +20,24 @@ var ErrBadPattern = errors.New("bad process selector")
 // else is a glob (path.Match syntax) matched against the process name
 // (comm) of every process that maps the runtime.
 func Select(selector string) ([]Found, error) {
+	seq, err := Scan(selector)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Collect(seq), nil
+}
+
+// Scan is Select yielding each process as soon as it is found (see List),
+// for a caller that starts work on the first ones while the rest of /proc
+// is read. A bad selector fails before anything is yielded.
+func Scan(selector string) (iter.Seq[Found], error) {
 	if pid, err := strconv.Atoi(selector); err == nil {
 		if pid <= 0 {
 			return nil, fmt.Errorf("%w: pid %d", ErrBadPattern, pid)
 		}
 		f := Found{PID: pid}
 		f.Comm, f.Err = procfs.Comm(pid)
-		return []Found{f}, nil
+		return slices.Values([]Found{f}), nil
 	}
 	if _, err := path.Match(selector, ""); err != nil {
 		return nil, fmt.Errorf("%w: %q: %w", ErrBadPattern, selector, err)
@@ -33,11 +46,13 @@ func Select(selector string) ([]Found, error) {
 	if err != nil || selector == "" {
 		return all, err
 	}
-	var out []Found
-	for _, f := range all {
-		if ok, _ := path.Match(selector, f.Comm); ok || f.Err != nil && f.Comm == "" {
-			out = append(out, f)
+	return func(yield func(Found) bool) {
+		for f := range all {
+			if ok, _ := path.Match(selector, f.Comm); ok || f.Err != nil && f.Comm == "" {
+				if !yield(f) {
+					return
+				}
+			}
 		}
-	}
-	return out, nil
+	}, nil
 }
