@@ -63,6 +63,10 @@ type Options struct {
 	// container signed by one of its keys, owned by root or the agent's
 	// user and not writable by group or others (openContainer).
 	Trust *sign.Policy
+	// Tracer, when set, seizes the process: a worker's tracer, whose thread
+	// is reused for the processes it handles in turn (Run is best called
+	// inside its Do). Nil: the trigger seizes with a tracer of its own.
+	Tracer *ptrace.Tracer
 }
 
 // Reasons printed after SKIPPED.
@@ -125,19 +129,21 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 		}
 	}
 	err := r.do(ctx)
-	for _, c := range r.closers {
-		c.Close()
-	}
-	if err != nil && exited(pid, err) {
-		err = skipped(ReasonExited)
-	}
 	if r.proc != nil {
+		// After a write, the threads are still stopped: detaching them
+		// resumes them and ends the stop window.
 		td := time.Now()
 		if e := r.proc.Detach(); e != nil && err == nil {
 			err = failed("detach: %w", e)
 		}
 		r.rep.Timings.DetachUS += time.Since(td).Microseconds()
 		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
+	}
+	for _, c := range r.closers {
+		c.Close()
+	}
+	if err != nil && exited(pid, err) {
+		err = skipped(ReasonExited)
 	}
 	switch oc := (*outcome)(nil); {
 	case err == nil:
@@ -446,7 +452,13 @@ func (r *run) ledgerPatch(tbias, cbias uint64) ledger.Patch {
 func (r *run) seize(ctx context.Context) error {
 	backoff := time.Millisecond
 	for {
-		p, err := ptrace.Seize(ctx, r.pid, r.log)
+		var p *ptrace.Process
+		var err error
+		if r.o.Tracer != nil {
+			p, err = r.o.Tracer.Seize(ctx, r.pid, r.log)
+		} else {
+			p, err = ptrace.Seize(ctx, r.pid, r.log)
+		}
 		if err == nil {
 			r.proc = p
 			return nil
@@ -610,10 +622,11 @@ func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
 const maxSplitRetries = 50
 
 // writeCode stops every thread, checks that none sits inside the bytes to
-// be written, writes them in plan order, then the ledger (commit), and
-// resumes the threads. Writing the ledger inside the stop window keeps the
-// time in which an agent killed would leave code and ledger disagreeing to
-// a few system calls.
+// be written, writes them in plan order, then the ledger (commit). Writing
+// the ledger inside the stop window keeps the time in which an agent killed
+// would leave code and ledger disagreeing to a few system calls. On success
+// the threads stay stopped: Run's Detach resumes them (resuming them here
+// would make it stop each again to detach it); on failure they are resumed.
 func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() error) error {
 	if len(plan.Writes) == 0 {
 		if err := commit(); err != nil {
@@ -665,11 +678,7 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() er
 			r.proc.ResumeAll()
 			return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
 		}
-		if err := r.proc.ResumeAll(); err != nil {
-			return failed("resume threads: %w", err)
-		}
 		r.rep.Timings.WriteUS = time.Since(tw).Microseconds()
-		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
 		return nil
 	}
 }
