@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,6 +20,7 @@ import (
 
 	"ulp/livepatch/active"
 	"ulp/livepatch/container"
+	"ulp/livepatch/ptrace"
 	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
 	"ulp/livepatch/target"
@@ -71,7 +73,8 @@ container argument may be a quoted glob ('/usr/lib/pkg/*.so', expanded by
 ulp over regular files ending in .so; --recursive descends into subfolders):
 every container is tried on every candidate, and what does not apply (other
 library, other build-id, already applied) is SKIPPED. Up to --jobs processes
-are handled at once, each by its own tracer thread.
+are handled at once (starting while the rest are being found), by workers
+that each reuse one tracer thread.
 
 Patch-on-start: the runtime applies, before main, the containers of the
 folder $LIBPULP_ACTIVE_DIR (default /var/lib/ulp/active) to every process
@@ -111,7 +114,7 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
-	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, each by its own tracer thread")
+	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, by workers that each reuse one tracer thread")
 	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
 	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder `DIR` of --activate (the runtime reads $"+active.EnvDir+")")
 	return cmd
@@ -228,7 +231,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
-	found, err := target.Select(opts.process)
+	found, err := target.Scan(opts.process)
 	if err != nil {
 		return usageError(err)
 	}
@@ -245,7 +248,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
 	sum := summarize(reps)
 	enc := json.NewEncoder(w)
-	many := len(found) != 1 || len(reqs) != 1
+	many := len(reps) != 1 || len(reqs) != 1
 	for _, pr := range reps {
 		for _, rep := range pr {
 			if opts.json {
@@ -351,34 +354,66 @@ func verifyTrusted(trust *sign.Policy, path string) error {
 	return nil
 }
 
-// triggerAll runs reqs, in order, on every process of found, up to jobs
-// processes at once; each trigger.Run owns its tracer thread for the time of
-// one request, so a process is stopped only for its own writes. The reports
-// come back in process order, one slice per process.
-func triggerAll(ctx context.Context, found []target.Found, reqs []trigger.Request, o trigger.Options, jobs int) [][]report.Process {
-	reps := make([][]report.Process, len(found))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, jobs)
-	for i, f := range found {
-		sem <- struct{}{}
+// triggerAll runs reqs, in order, on every process found, by jobs workers
+// that start on the first processes while the rest are being found. Each
+// worker has a tracer whose thread it reuses for the processes it handles in
+// turn, and runs each trigger on that thread; a process is stopped only for
+// its own writes. The reports come back
+// in the order the processes were found, one slice per process.
+func triggerAll(ctx context.Context, found iter.Seq[target.Found], reqs []trigger.Request, o trigger.Options, jobs int) [][]report.Process {
+	type job struct {
+		i int
+		f target.Found
+	}
+	var (
+		mu   sync.Mutex
+		reps [][]report.Process
+		wg   sync.WaitGroup
+	)
+	todo := make(chan job)
+	for range jobs {
 		wg.Go(func() {
-			defer func() { <-sem }()
-			out := make([]report.Process, 0, len(reqs))
-			for _, req := range reqs {
-				rep := trigger.Run(ctx, f.PID, req, o)
-				if rep.Comm == "" {
-					rep.Comm = f.Comm // a process that could not be inspected
-				}
-				out = append(out, rep)
-				if rep.Result == report.Skipped && rep.Reason == trigger.ReasonExited {
-					break // nothing more to do in it
-				}
+			tr := ptrace.NewTracer()
+			defer tr.Close()
+			o := o
+			o.Tracer = tr
+			for j := range todo {
+				var out []report.Process
+				// On the tracer thread: no switch of threads per request.
+				// Do fails only once tr is closed, which is below.
+				tr.Do(func() { out = triggerOne(ctx, j.f, reqs, o) })
+				mu.Lock()
+				reps[j.i] = out
+				mu.Unlock()
 			}
-			reps[i] = out
 		})
 	}
+	for f := range found {
+		mu.Lock()
+		i := len(reps)
+		reps = append(reps, nil)
+		mu.Unlock()
+		todo <- job{i, f}
+	}
+	close(todo)
 	wg.Wait()
 	return reps
+}
+
+// triggerOne runs reqs, in order, on one process.
+func triggerOne(ctx context.Context, f target.Found, reqs []trigger.Request, o trigger.Options) []report.Process {
+	out := make([]report.Process, 0, len(reqs))
+	for _, req := range reqs {
+		rep := trigger.Run(ctx, f.PID, req, o)
+		if rep.Comm == "" {
+			rep.Comm = f.Comm // a process that could not be inspected
+		}
+		out = append(out, rep)
+		if rep.Result == report.Skipped && rep.Reason == trigger.ReasonExited {
+			break // nothing more to do in it
+		}
+	}
+	return out
 }
 
 // summarize counts processes: failed when any of its records is an ERROR,
