@@ -233,10 +233,28 @@ var (
 // DecodeBlock decodes and validates a struct ulp_abi read from a target.
 // It checks magic, version and size before anything else is trusted.
 func DecodeBlock(b []byte) (*Block, error) {
-	blk, err := decode[Block](b, BlockSize, "block")
-	if err != nil {
-		return nil, err
+	if len(b) < BlockSize {
+		return nil, fmt.Errorf("%w: %d bytes, block needs %d", ErrShort, len(b), BlockSize)
 	}
+	le := binary.LittleEndian
+	blk := &Block{
+		Magic:     le.Uint32(b[OffMagic:]),
+		Version:   le.Uint32(b[OffVersion:]),
+		Size:      le.Uint32(b[OffSize:]),
+		State:     State(le.Uint32(b[OffState:])),
+		Entry:     le.Uint64(b[OffEntry:]),
+		Ledger:    le.Uint64(b[OffLedger:]),
+		LedgerCap: le.Uint64(b[OffLedgerCap:]),
+		LedgerLen: le.Uint64(b[OffLedgerLen:]),
+		LedgerSeq: le.Uint64(b[OffLedgerSeq:]),
+		LoadedAt:  le.Uint64(b[OffLoadedAt:]),
+		Call:      decodeCall(b[OffCall:]),
+	}
+	copy(blk.Reason[:], b[OffReason:])
+	copy(blk.VersionStr[:], b[OffVersionStr:])
+	blk.Ring.Seq = le.Uint64(b[OffRingSeq:])
+	blk.Ring.Head = le.Uint64(b[OffRingHead:])
+	copy(blk.Ring.Buf[:], b[OffRingBuf:])
 	switch {
 	case blk.Magic != Magic:
 		return nil, fmt.Errorf("%w: magic %#x, want %#x", ErrMismatch, blk.Magic, Magic)
@@ -249,18 +267,30 @@ func DecodeBlock(b []byte) (*Block, error) {
 }
 
 // DecodeCall decodes a struct ulp_call (CallSize bytes).
-func DecodeCall(b []byte) (*Call, error) { return decode[Call](b, CallSize, "call") }
+func DecodeCall(b []byte) (*Call, error) {
+	if len(b) < CallSize {
+		return nil, fmt.Errorf("%w: %d bytes, call needs %d", ErrShort, len(b), CallSize)
+	}
+	c := decodeCall(b)
+	return &c, nil
+}
 
-// decode decodes the first size bytes of b (little-endian) into a T.
-func decode[T any](b []byte, size int, what string) (*T, error) {
-	if len(b) < size {
-		return nil, fmt.Errorf("%w: %d bytes, %s needs %d", ErrShort, len(b), what, size)
+// decodeCall decodes a struct ulp_call from at least CallSize bytes, field
+// by field: the agent decodes a block or a call many times for each
+// process, and encoding/binary's reflection took most of the time of an
+// 8 KiB block (its byte arrays element by element).
+func decodeCall(b []byte) Call {
+	le := binary.LittleEndian
+	c := Call{
+		ID:     le.Uint64(b[OffCallID-OffCall:]),
+		State:  CallState(le.Uint32(b[OffCallState-OffCall:])),
+		Result: Result(le.Uint32(b[OffCallResult-OffCall:])),
 	}
-	var v T
-	if _, err := binary.Decode(b[:size], binary.LittleEndian, &v); err != nil {
-		return nil, fmt.Errorf("abi: decode %s: %w", what, err)
+	for i := range c.Out {
+		c.Out[i] = le.Uint64(b[OffCallOut-OffCall+8*i:])
 	}
-	return &v, nil
+	copy(c.Msg[:], b[OffCallMsg-OffCall:CallSize])
+	return c
 }
 
 // NewRequest returns a request with its magic, id and op set.

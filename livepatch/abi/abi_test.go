@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -173,6 +174,36 @@ func TestDecodeBlock(t *testing.T) {
 				t.Errorf("got %v, %v; want %v", blk, err, c.want)
 			}
 		})
+	}
+}
+
+// TestDecode_AsEncodingBinary checks the field-by-field decoders against
+// encoding/binary's reading of the same structures, on random bytes.
+func TestDecode_AsEncodingBinary(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 5))
+	for range 20 {
+		b := make([]byte, BlockSize)
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		binary.LittleEndian.PutUint32(b[OffMagic:], Magic)
+		binary.LittleEndian.PutUint32(b[OffVersion:], Version)
+		binary.LittleEndian.PutUint32(b[OffSize:], BlockSize)
+		var want Block
+		if _, err := binary.Decode(b, binary.LittleEndian, &want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeBlock(b)
+		if err != nil || *got != want {
+			t.Fatalf("DecodeBlock differs from encoding/binary (%v)", err)
+		}
+		c, err := DecodeCall(b[OffCall:])
+		if err != nil || *c != want.Call {
+			t.Fatalf("DecodeCall differs from encoding/binary (%v)", err)
+		}
+	}
+	if _, err := DecodeCall(make([]byte, CallSize-1)); !errors.Is(err, ErrShort) {
+		t.Errorf("short call: %v, want ErrShort", err)
 	}
 }
 
