@@ -60,6 +60,9 @@ type Process struct {
 	maps    []procfs.Mapping
 }
 
+// Maps returns the memory map read by Open (shared: not to be modified).
+func (p *Process) Maps() []procfs.Mapping { return p.maps }
+
 // Object returns the loaded object whose basename is name, or nil.
 func (p *Process) Object(name string) *Object {
 	for i := range p.Objects {
