@@ -40,6 +40,9 @@ type runtimeInfo struct {
 	Entry     uint64 // ulp_abi.entry, the hijack entry stub
 	TextStart uint64 // the runtime's executable mapping
 	TextEnd   uint64
+	// Maps is the memory map read when the process was opened, where
+	// stackRoom finds the main thread's stack; nil: read it each time.
+	Maps []procfs.Mapping
 }
 
 // callError is a call the runtime answered with a non-zero result.
@@ -179,7 +182,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		return nil, errSkipThread
 	}
 	frame, hijack := buildFrame(regs, rt.Entry)
-	if !stackRoom(p.PID(), regs.Rsp, hijack.Rsp) {
+	if !stackRoom(p.PID(), rt.Maps, regs.Rsp, hijack.Rsp) {
 		p.Resume(tid)
 		p.Log().Debug("thread stack too small for the call", "tid", tid, "rsp", regs.Rsp)
 		return nil, errSkipThread
@@ -201,8 +204,18 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 
 // stackRoom reports whether the stack mapping holding rsp extends at least
 // stackNeed bytes below low (the lowest address the request uses). The main
-// thread's [stack] grows on demand and always qualifies.
-func stackRoom(pid int, rsp, low uint64) bool {
+// thread's [stack] grows on demand and always qualifies: when maps, a
+// recent read of the memory map, has rsp in [stack], no other read is
+// needed (one read fewer for every process of a whole-host trigger; the
+// main thread's stack is never replaced). Any other stack is looked up in a
+// fresh read: a thread's stack may have been unmapped since, and another
+// mapped there.
+func stackRoom(pid int, maps []procfs.Mapping, rsp, low uint64) bool {
+	for _, m := range maps {
+		if m.Contains(rsp) && m.Path == "[stack]" && m.Writable() {
+			return true
+		}
+	}
 	maps, err := procfs.Maps(pid)
 	if err != nil {
 		return false

@@ -343,7 +343,7 @@ func (r *run) openTarget() error {
 	default:
 		return failed("runtime disabled: %s", abi.String(blk.Reason[:]))
 	}
-	r.rt = runtimeInfo{ABI: tp.ABI, Entry: blk.Entry, TextStart: tp.Runtime.Start, TextEnd: tp.Runtime.End}
+	r.rt = runtimeInfo{ABI: tp.ABI, Entry: blk.Entry, TextStart: tp.Runtime.Start, TextEnd: tp.Runtime.End, Maps: tp.Maps()}
 	return nil
 }
 
