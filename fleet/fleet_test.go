@@ -87,8 +87,8 @@ func TestPlan_Golden(t *testing.T) {
 		opts Options
 	}{
 		{"apply", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, Canary: []string{"group:canary", "1"}}},
-		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true}},
-		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3"}},
+		{"replace", Options{Action: Apply, Agent: testAgent, Containers: []Artifact{testFix}, RevertAll: "libcrypto.so.3", Canary: []string{"50%"}, Sudo: true, Activate: true}},
+		{"revert", Options{Action: Revert, Agent: testAgent, Containers: []Artifact{testFix, testFix2}, RevertAll: "libssl.so.3", Activate: true}},
 		{"status", Options{Action: Status, Agent: testAgent, StagingDir: "/srv/ulp", Jump: "bastion.example.com"}},
 		{"messages", Options{Action: Messages, Agent: testAgent}},
 		{"ping", Options{Action: Ping, Agent: testAgent}},

@@ -111,6 +111,11 @@ type Options struct {
 	// on each host checks again against the policy folder of the same
 	// path there (`ulp trigger --trusted=DIR`).
 	Trusted *sign.Policy
+	// Activate makes the agent on each host also update its patch-on-start
+	// folder (`ulp trigger --activate`), so that processes started there
+	// later get the same change: apply installs the containers, revert
+	// removes them.
+	Activate bool
 }
 
 // ErrUntrusted marks a container refused by the controller's trust policy.
@@ -127,6 +132,8 @@ type Plan struct {
 	// Trusted is the trust policy folder (Options.Trusted) that the agent
 	// on each host checks the containers against before loading them.
 	Trusted string `json:"trusted,omitempty"`
+	// Activate is Options.Activate.
+	Activate bool `json:"activate,omitempty"`
 	// HealthCheck is Options.HealthCheck.
 	HealthCheck string `json:"health_check,omitempty"`
 	Waves       []Wave `json:"waves"`
@@ -252,7 +259,7 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 		return nil, errors.Join(errs...)
 	}
 	p := &Plan{Action: opts.Action, Agent: opts.Agent, Containers: opts.Containers, RevertAll: opts.RevertAll,
-		Sudo: opts.Sudo, HealthCheck: opts.HealthCheck}
+		Sudo: opts.Sudo, HealthCheck: opts.HealthCheck, Activate: opts.Activate}
 	if opts.Trusted != nil {
 		p.Trusted = opts.Trusted.Dir
 	}
@@ -311,8 +318,11 @@ func (p *Plan) steps(dir string) []Step {
 	}
 	lock := []string{"flock", "-w", strconv.Itoa(LockWait), "-E", strconv.Itoa(LockedExit), path.Join(dir, "lock")}
 	trigger := func(args ...string) Step {
-		argv := append(append(append(lock, agent...), "trigger", "--json", "-p", "*"), args...)
-		return Step{Kind: StepTrigger, Argv: argv}
+		argv := append(append(lock, agent...), "trigger", "--json", "-p", "*")
+		if p.Activate {
+			argv = append(argv, "--activate")
+		}
+		return Step{Kind: StepTrigger, Argv: append(argv, args...)}
 	}
 	switch p.Action {
 	case Apply:

@@ -65,6 +65,8 @@ type summaryRecord struct {
 	// Trusted is the run's trust policy folder (--trusted), which a retry
 	// keeps.
 	Trusted string `json:"trusted,omitempty"`
+	// Activate records --activate, which a retry keeps.
+	Activate bool `json:"activate,omitempty"`
 }
 
 // newHostRecord returns the --json record of result h at plan position i.
@@ -134,7 +136,7 @@ func writeResultJSON(w io.Writer, p *fleet.Plan, res *fleet.Result, streamed boo
 		Interrupted: c[fleet.StateInterrupted], NotAttempted: c[fleet.StateNotAttempted],
 		Patched: pt, Skipped: st, ProcFailed: ft, Stopped: res.Stopped, Cancelled: res.Cancelled,
 		DurationMS: res.Duration.Milliseconds(), Containers: containers, RevertAll: p.RevertAll,
-		Trusted: p.Trusted})
+		Trusted: p.Trusted, Activate: p.Activate})
 }
 
 func totals(res *fleet.Result) (patched, skipped, failed int) {

@@ -28,7 +28,8 @@ func newRetryCommand(a *app) *cobra.Command {
 			"run read them and must be unchanged (same sha256). Canaries and batches\n" +
 			"come from the settings, as for any run (--canary 0 for none); --limit\n" +
 			"narrows the hosts further. A run with --trusted is retried with that\n" +
-			"policy folder unless --trusted names another. The retry saves its own\n" +
+			"policy folder unless --trusted names another, and a run with --activate\n" +
+			"with --activate. The retry saves its own\n" +
 			"results, so a second retry reruns what still failed.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -46,6 +47,8 @@ type lastRun struct {
 	RevertAll  string
 	// Trusted is the run's --trusted folder.
 	Trusted string
+	// Activate is the run's --activate.
+	Activate bool
 	// Retry lists the hosts whose state was not ok, in plan order.
 	Retry []string
 	// Hosts is the number of host records.
@@ -71,6 +74,7 @@ func readResults(path string) (*lastRun, error) {
 			Containers                 []fleet.Artifact
 			RevertAll                  string `json:"revert_all"`
 			Trusted                    string
+			Activate                   bool
 		}
 		if err := json.Unmarshal(line, &rec); err != nil {
 			return nil, fmt.Errorf("%s: line %d: not a results file: %w", path, i+1, err)
@@ -84,7 +88,7 @@ func readResults(path string) (*lastRun, error) {
 		case rec.Schema == summarySchema && rec.Type == "summary":
 			summaries++
 			lr.Action, lr.Containers, lr.RevertAll = fleet.Action(rec.Action), rec.Containers, rec.RevertAll
-			lr.Trusted = rec.Trusted
+			lr.Trusted, lr.Activate = rec.Trusted, rec.Activate
 		default:
 			return nil, fmt.Errorf("%s: line %d: not a record of a results file (schema %q)", path, i+1, rec.Schema)
 		}
@@ -116,6 +120,11 @@ func (a *app) runRetry(ctx context.Context, dryRun bool) error {
 		// A run that required signatures is retried requiring them.
 		a.log.Info("retry: trust policy of the run", "trusted", lr.Trusted)
 		a.cfg.Trusted = lr.Trusted
+	}
+	if lr.Activate && !a.cfg.Activate {
+		// The hosts left behind get the patch-on-start folder updated too.
+		a.log.Info("retry: --activate of the run")
+		a.cfg.Activate = true
 	}
 	containers, err := lr.reread()
 	if err != nil {

@@ -135,6 +135,7 @@ func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []
 		HealthCheck: a.cfg.HealthCheck,
 		Jump:        a.cfg.Jump,
 		Trusted:     trusted,
+		Activate:    a.cfg.Activate,
 	})
 	if errors.Is(err, fleet.ErrUntrusted) {
 		return nil, usageError(err)
@@ -234,7 +235,7 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 		return nil
 	}
 	rp, err := fleet.NewPlan(hosts, fleet.Options{Action: fleet.Revert, Agent: p.Agent, Containers: p.Containers,
-		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo, Jump: a.cfg.Jump}) // no health check: it failed already
+		StagingDir: a.cfg.StagingDir, Sudo: a.cfg.Sudo, Jump: a.cfg.Jump, Activate: p.Activate}) // no health check: it failed already
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ type Config struct {
 	Agent             string        `mapstructure:"agent"`
 	Results           string        `mapstructure:"results"`
 	Trusted           string        `mapstructure:"trusted"`
+	Activate          bool          `mapstructure:"activate"`
 	Verbose           bool          `mapstructure:"verbose"`
 }
 
@@ -74,6 +75,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.String("agent", "", "agent binary to upload (default: the one embedded in ulpfleet)")
 	f.String("results", defaultResults(), "every apply, revert and push saves its NDJSON results to `FILE` ('' for none); retry reads it")
 	f.BoolP("verbose", "v", false, "log debug details on stderr")
+	f.Bool("activate", false, "apply and revert also update each host's patch-on-start folder (ulp trigger --activate), so processes started there later get the same change")
 	f.String("trusted", "", "require signed containers: apply and push check each against the keys of `DIR`/*.pub here before any upload, and the agent checks again against DIR on each host")
 }
 

@@ -18,6 +18,7 @@ while [ $# -gt 0 ]; do
 	--revert) action=revert ;;
 	--revert-all=*) action=revert-all ;;
 	--trusted=*) echo "${1#--trusted=}" >"$dir/trusted" ;;
+	--activate) : >"$dir/activate" ;;
 	*) patch=$1 ;;
 	esac
 	shift
