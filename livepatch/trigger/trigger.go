@@ -63,6 +63,9 @@ type Options struct {
 	// container signed by one of its keys, owned by root or the agent's
 	// user and not writable by group or others (openContainer).
 	Trust *sign.Policy
+	// Containers, when set, opens and checks each container once for all
+	// the triggers that share it (a run over many processes).
+	Containers *Containers
 	// Tracer, when set, seizes the process: a worker's tracer, whose thread
 	// is reused for the processes it handles in turn (Run is best called
 	// inside its Do). Nil: the trigger seizes with a tracer of its own.
