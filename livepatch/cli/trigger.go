@@ -244,7 +244,10 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 			return err
 		}
 	}
-	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack}
+	var containers trigger.Containers // each container checked once for every process
+	defer containers.Close()
+	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack,
+		Containers: &containers}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
 	sum := summarize(reps)
 	enc := json.NewEncoder(w)
