@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"ulp/internal/testenv"
@@ -140,7 +141,20 @@ func startChild(t *testing.T) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	return cmd
+	// Start returns once the exec has begun (the close-on-exec pipe closes
+	// before the kernel maps the new program): wait until the program is
+	// mapped, so the tests read sleep and not a half-built image.
+	pid := cmd.Process.Pid
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		exe, err := Exe(pid)
+		maps, err2 := Maps(pid)
+		if err == nil && err2 == nil && slices.ContainsFunc(maps, func(m Mapping) bool { return m.Path == exe && m.Executable() }) {
+			return cmd
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sleep (pid %d) never finished its exec: %v, %v", pid, err, err2)
+		}
+	}
 }
 
 func TestLiveProcess(t *testing.T) {
