@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -248,7 +249,8 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 		return runErr
 	}
 	if runErr != nil {
-		runErr = fmt.Errorf("auto-revert: %w", summaryError(rres, runErr))
+		// Reported but not classified: the exit status is the stopped apply's.
+		runErr = fmt.Errorf("auto-revert: %v", summaryError(rres, runErr))
 	}
 	if a.cfg.JSON {
 		err = writeResultJSON(a.stdout, rp, rres, false)
@@ -259,7 +261,8 @@ func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) 
 }
 
 // summaryError condenses the rollout's joined error (every host's error is
-// already in the output) into one line with the right exit status.
+// already in the output) into one line that unwraps to err, for ExitCode to
+// classify.
 func summaryError(res *fleet.Result, err error) error {
 	if err == nil {
 		return nil
@@ -267,19 +270,26 @@ func summaryError(res *fleet.Result, err error) error {
 	c := res.Counts()
 	bad := c[fleet.StateError] + c[fleet.StateFailed]
 	msg := fmt.Sprintf("%d of %d hosts failed", bad, len(res.Hosts))
-	code := ExitFailure
 	switch {
 	case errors.Is(err, context.Canceled):
-		code = ExitCancelled
 		msg = fmt.Sprintf("interrupted: %d hosts interrupted, %d not attempted; %s", c[fleet.StateInterrupted], c[fleet.StateNotAttempted], msg)
 	case errors.Is(err, fleet.ErrStopped):
-		code = ExitStopped
 		msg = fmt.Sprintf("stopped (%s); %d hosts not attempted", res.Stopped, c[fleet.StateNotAttempted])
 	}
-	return &ExitError{Code: code, Err: errors.New(msg)}
+	return &rolloutError{msg: msg, err: err}
 }
 
-func writeJSON(w interface{ Write([]byte) (int, error) }, v any) error {
+// rolloutError is a rollout's outcome in one line; it unwraps to the
+// rollout's joined error.
+type rolloutError struct {
+	msg string
+	err error
+}
+
+func (e *rolloutError) Error() string { return e.msg }
+func (e *rolloutError) Unwrap() error { return e.err }
+
+func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
