@@ -23,12 +23,7 @@ func newMessagesCommand(a *app) *cobra.Command {
 			"load errors). Each line is printed as HOST: PID (NAME): LINE.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runReadOnly(cmd.Context(), fleet.Messages, func(w io.Writer, res *fleet.Result) error {
-				if a.cfg.JSON {
-					return writeHostJSON(w, res, messagesJSON)
-				}
-				return writeMessagesText(w, res)
-			})
+			return a.runReadOnly(cmd.Context(), fleet.Messages, a.hostOutput(messagesJSON, writeMessagesText))
 		},
 	}
 }

@@ -26,12 +26,7 @@ func newPingCommand(a *app) *cobra.Command {
 			"loaded. No file is written.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runReadOnly(cmd.Context(), fleet.Ping, func(w io.Writer, res *fleet.Result) error {
-				if a.cfg.JSON {
-					return writeHostJSON(w, res, pingJSON)
-				}
-				return writePingText(w, res)
-			})
+			return a.runReadOnly(cmd.Context(), fleet.Ping, a.hostOutput(pingJSON, writePingText))
 		},
 	}
 }

@@ -42,13 +42,20 @@ func (a *app) runReadOnly(ctx context.Context, action fleet.Action, write func(i
 	return errors.Join(summaryError(res, runErr), write(a.stdout, res))
 }
 
-// writeHostJSON prints one JSON record a host, as record makes it.
-func writeHostJSON(w io.Writer, res *fleet.Result, record func(fleet.HostResult) any) error {
-	enc := json.NewEncoder(w)
-	for _, h := range res.Hosts {
-		if err := enc.Encode(record(h)); err != nil {
-			return err
+// hostOutput returns the output of a read-only action that prints per
+// host (ping, messages): with --json one record a host, as record makes it,
+// else text.
+func (a *app) hostOutput(record func(fleet.HostResult) any, text func(io.Writer, *fleet.Result) error) func(io.Writer, *fleet.Result) error {
+	return func(w io.Writer, res *fleet.Result) error {
+		if !a.cfg.JSON {
+			return text(w, res)
 		}
+		enc := json.NewEncoder(w)
+		for _, h := range res.Hosts {
+			if err := enc.Encode(record(h)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
-	return nil
 }
