@@ -155,3 +155,20 @@ func StartPiped(t testing.TB, cmd *exec.Cmd) (stdin io.WriteCloser, stdout io.Re
 	})
 	return in, out
 }
+
+// AddSeedFiles adds the contents of every file matching pattern (e.g.
+// "testdata/*.dsc") to the fuzz corpus of f, failing f when none matches.
+func AddSeedFiles(f *testing.F, pattern string) {
+	f.Helper()
+	seeds, err := filepath.Glob(pattern)
+	if err != nil || len(seeds) == 0 {
+		f.Fatalf("no fuzz seeds match %s: %v", pattern, err)
+	}
+	for _, s := range seeds {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"ulp/internal/testenv"
 	"ulp/livepatch/container"
 	"ulp/livepatch/dsc"
 	"ulp/livepatch/packer"
@@ -163,17 +164,7 @@ func TestRead_MismatchedSections(t *testing.T) {
 }
 
 func FuzzRead(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.so")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds in testdata: %v", err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testenv.AddSeedFiles(f, "testdata/*.so")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := container.Read(bytes.NewReader(data))
 		if err != nil {

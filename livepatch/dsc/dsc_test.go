@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"ulp/internal/testenv"
 )
 
 func TestParse_Full(t *testing.T) {
@@ -137,17 +139,7 @@ func TestParseFile_Missing(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.dsc")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds: %v", err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testenv.AddSeedFiles(f, "testdata/*.dsc")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d, err := Parse("f.dsc", data)
 		if err != nil {

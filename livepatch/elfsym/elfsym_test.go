@@ -270,17 +270,7 @@ func TestReadJSON_Invalid(t *testing.T) {
 }
 
 func FuzzExtractJSON(f *testing.F) {
-	seeds, err := filepath.Glob("testdata/*.json")
-	if err != nil || len(seeds) == 0 {
-		f.Fatalf("no seeds: %v", err)
-	}
-	for _, s := range seeds {
-		b, err := os.ReadFile(s)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
-	}
+	testenv.AddSeedFiles(f, "testdata/*.json")
 	f.Fuzz(func(t *testing.T, data []byte) {
 		obj, err := elfsym.ReadJSON(bytes.NewReader(data))
 		if err != nil {
