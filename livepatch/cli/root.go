@@ -86,6 +86,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 		newKeygenCommand(g),
 		newSignCommand(g),
 		newVerifyCommand(g),
+		newDebCommand(g),
 	)
 	return root
 }

@@ -1,0 +1,19 @@
+// Package debpkg wraps livepatch containers into a Debian package, so that
+// apt (and every tool that drives apt) delivers livepatches to running
+// processes, as SUSE's glibc-livepatches and openssl-livepatches packages
+// do.
+//
+// Build reads each container once (target library, build-id, patch id, bug
+// labels), finds the installed package that holds the target library with
+// that build-id (dpkg-query -S), and writes a .deb that installs the
+// containers under /usr/lib/ulp/livepatches/PACKAGE/LIBRARY/ and depends on
+// ulp and on the exact version of each library package. Its postinst runs
+// `ulp trigger --activate --revert-all=LIBRARY` on them (every running
+// process and the patch-on-start folder, older livepatches of the library
+// replaced in one stop); its prerm reverts them on removal. Neither script
+// fails the package operation because a process could not be patched.
+//
+// Every name and version taken from the inputs is checked against Debian
+// policy or a plain file-name alphabet before it reaches a path, a control
+// field or a script, and the scripts quote every word.
+package debpkg

@@ -1,0 +1,69 @@
+package debpkg
+
+import (
+	"fmt"
+	"strings"
+)
+
+// shellQuote quotes s as one word of a POSIX shell: inside single quotes
+// every byte is literal, and each single quote closes the quotes, is
+// escaped with a backslash and reopens them.
+func shellQuote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// scriptHead is the start of both maintainer scripts: the package name and
+// a function that runs ulp and reports, without failing the script, a
+// status other than 0.
+const scriptHead = `#!/bin/sh
+# %[1]s of %[2]s, written by ulp deb.
+%[3]s
+set -e
+pkg=%[4]s
+
+# run runs ulp with the arguments: its lines show each process's result. A
+# process that could not be patched, or any other failure of ulp, is
+# reported here and does not fail the package operation.
+run() {
+	rc=0
+	ulp "$@" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		echo "$pkg: ulp $1 exited with status $rc (see above); the package operation goes on: ulp patches shows what each process runs" >&2
+	fi
+}
+
+`
+
+// postinst returns the postinst script: on configure (a new installation
+// or an upgrade), and when a removal is abandoned, each library's containers
+// replace the patches on that library in every running process and in the
+// patch-on-start folder (--revert-all=LIB: the patches of an older version
+// of the package go in the same stop).
+func postinst(name string, libs []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, scriptHead, "postinst", name, `# On configure, apply the package's livepatches to every running process with
+# the runtime and install them into the patch-on-start folder; for each
+# target library, --revert-all=LIB replaces the patches on it (those of an
+# older version of this package) in one stop of each process.`, shellQuote(name))
+	b.WriteString("case \"$1\" in\nconfigure|abort-remove|abort-deconfigure)\n")
+	for _, lib := range libs {
+		fmt.Fprintf(&b, "\trun trigger --activate --revert-all=%s %s\n", shellQuote(lib), shellQuote(libDir(name, lib)+"/*.so"))
+	}
+	b.WriteString("\t;;\nesac\nexit 0\n")
+	return b.String()
+}
+
+// prerm returns the prerm script: on removal it reverts the package's
+// livepatches (by patch id) in every running process and removes them from
+// the patch-on-start folder. An upgrade keeps them: the new version's
+// postinst replaces them.
+func prerm(name string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, scriptHead, "prerm", name, `# On removal, revert the package's livepatches in every running process and
+# remove them from the patch-on-start folder. On upgrade nothing happens here:
+# the new version's postinst replaces them in one stop.`, shellQuote(name))
+	b.WriteString("case \"$1\" in\nremove|deconfigure)\n")
+	fmt.Fprintf(&b, "\trun trigger --activate --revert --recursive %s\n", shellQuote(pkgDir(name)+"/*.so"))
+	b.WriteString("\t;;\nesac\nexit 0\n")
+	return b.String()
+}

@@ -1,0 +1,77 @@
+package debpkg
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestShellQuote has sh print each quoted word back.
+func TestShellQuote(t *testing.T) {
+	for _, s := range []string{"plain", "", "it's", "'", "''", "$(id) `id` $HOME \\n", "a b\tc\nd", "*.so", "-n"} {
+		out, err := exec.Command("sh", "-c", "printf '%s' "+shellQuote(s)).Output()
+		if err != nil || string(out) != s {
+			t.Errorf("sh printed %q, %v; want %q", out, err, s)
+		}
+	}
+}
+
+// fakeULP puts on PATH an ulp that appends its arguments, one a line, to
+// a log and exits with status rc; it returns the log's path and the
+// environment.
+func fakeULP(t *testing.T, rc int) (string, []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "log")
+	script := "#!/bin/sh\nfor a; do printf '%s\\n' \"$a\"; done >> " + shellQuote(log) + "\necho -- >> " + shellQuote(log) +
+		"\nexit " + string(rune('0'+rc)) + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "ulp"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return log, append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"))
+}
+
+// TestScripts runs the maintainer scripts with a fake ulp: the arguments
+// they pass, one call a library on configure and one on remove, nothing on
+// upgrade, and exit status 0 (with a warning) when ulp fails.
+func TestScripts(t *testing.T) {
+	name := "ulp-livepatch-test-1"
+	libs := []string{"libcrypto.so.3", "libssl.so.3"}
+	for _, tc := range []struct {
+		script, arg string
+		calls       []string
+	}{
+		{postinst(name, libs), "configure", []string{
+			"trigger\n--activate\n--revert-all=libcrypto.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libcrypto.so.3/*.so\n--\n",
+			"trigger\n--activate\n--revert-all=libssl.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libssl.so.3/*.so\n--\n",
+		}},
+		{postinst(name, libs), "abort-upgrade", nil},
+		{prerm(name), "remove", []string{
+			"trigger\n--activate\n--revert\n--recursive\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/*.so\n--\n",
+		}},
+		{prerm(name), "upgrade", nil},
+	} {
+		for _, rc := range []int{0, 1, 3} {
+			if out, err := exec.Command("sh", "-n", "-c", tc.script).CombinedOutput(); err != nil {
+				t.Fatalf("sh -n: %v\n%s\n%s", err, out, tc.script)
+			}
+			log, env := fakeULP(t, rc)
+			cmd := exec.Command("sh", "-c", tc.script, "script", tc.arg)
+			cmd.Env = env
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Errorf("%s with ulp exiting %d: %v\n%s", tc.arg, rc, err, out)
+			}
+			b, _ := os.ReadFile(log)
+			if got := string(b); got != strings.Join(tc.calls, "") {
+				t.Errorf("%s: ulp called with\n%s\nwant\n%s", tc.arg, got, strings.Join(tc.calls, ""))
+			}
+			warned := strings.Contains(string(out), name+": ulp trigger exited with status")
+			if want := rc != 0 && len(tc.calls) > 0; warned != want {
+				t.Errorf("%s with ulp exiting %d: warning %v, want %v; output:\n%s", tc.arg, rc, warned, want, out)
+			}
+		}
+	}
+}
