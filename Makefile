@@ -19,9 +19,10 @@ GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
 # Packages the tests need, from Debian.
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
-	iproute2 procps strace util-linux nginx openssl sudo
+	iproute2 procps strace util-linux nginx openssl sudo \
+	dpkg-dev patch perl
 
-.PHONY: all build deps test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
+.PHONY: all build deps deb-src test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
 
 all: build
 
@@ -44,7 +45,7 @@ $(BUILD)/ulpfleet: $(BUILD)/ulp $(GO_SRCS)
 # deps installs the Debian packages the tests need (only when missing; needs root).
 # A policy-rc.d keeps apt from starting the services it installs (sshd, nginx):
 # tests start their own, on loopback addresses only.
-deps:
+deps: deb-src
 	@missing=""; for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
@@ -56,6 +57,25 @@ deps:
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 			rc=$$?; [ -z "$$made" ] || rm -f $$policy; [ $$rc = 0 ] || exit $$rc; \
 		else echo "warning: missing packages:$$missing (run make test as root to install them)"; fi; \
+	fi
+
+# deb-src gives apt the source packages of the Debian release (the tests of
+# `ulp build` run `apt-get source openssl=VERSION`): when no deb-src entry
+# exists, it writes one of our own for the release and its security updates
+# (needs root), then refreshes apt's lists.
+DEB_SRC_LIST := /etc/apt/sources.list.d/ulp-deb-src.sources
+deb-src:
+	@if ! apt-get indextargets --format '$$(IDENTIFIER)' 2>/dev/null | grep -qx Sources; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			. /etc/os-release; echo "adding deb-src entries for $$VERSION_CODENAME to $(DEB_SRC_LIST)"; \
+			printf '%s\n' 'Types: deb-src' 'URIs: http://deb.debian.org/debian' \
+				"Suites: $$VERSION_CODENAME $$VERSION_CODENAME-updates" 'Components: main' \
+				'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' '' \
+				'Types: deb-src' 'URIs: http://deb.debian.org/debian-security' \
+				"Suites: $$VERSION_CODENAME-security" 'Components: main' \
+				'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' > $(DEB_SRC_LIST) && \
+			apt-get update -qq; \
+		else echo "warning: apt has no deb-src entries (run make test as root to add them)"; fi; \
 	fi
 
 vet:

@@ -20,6 +20,7 @@ const (
 	Build  = "build"  // the artifacts of `make` exist (build/ulp, build/libpulp.so.0)
 	Nginx  = "nginx"  // Debian's nginx binary (make deps installs it)
 	Sudo   = "sudo"   // sudo and useradd/userdel (make deps installs sudo)
+	DebSrc = "debsrc" // apt-get source and download work: deb-src entries (make deb-src), dpkg-dev
 )
 
 // Required reports whether ULP_TEST_REQUIRE demands capability c.
@@ -80,6 +81,8 @@ func missing(c string) string {
 				return "no " + tool + " (apt-get install sudo passwd)"
 			}
 		}
+	case DebSrc:
+		return debSrcOnce()
 	case Build:
 		for _, f := range []string{"ulp", "libpulp.so.0"} {
 			if _, err := os.Stat(filepath.Join(BuildDir(), f)); err != nil {
@@ -91,6 +94,26 @@ func missing(c string) string {
 	}
 	return ""
 }
+
+// debSrcOnce checks once per process that apt knows source packages and
+// that the tools of ulp build's Debian recipes are installed.
+var debSrcOnce = sync.OnceValue(func() string {
+	for _, tool := range []string{"apt-get", "dpkg-source", "dpkg-deb", "dpkg-buildflags", "dpkg-parsechangelog", "patch", "perl", "make"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "no " + tool + " on PATH (make deps installs dpkg-dev, patch)"
+		}
+	}
+	out, err := exec.Command("apt-get", "indextargets", "--format", "$(IDENTIFIER)").Output()
+	if err != nil {
+		return "apt-get indextargets: " + err.Error()
+	}
+	for _, id := range strings.Fields(string(out)) {
+		if id == "Sources" {
+			return ""
+		}
+	}
+	return "apt has no deb-src entries (run make deb-src as root)"
+})
 
 var rootOnce = sync.OnceValue(func() string {
 	_, file, _, _ := runtime.Caller(0)
