@@ -1,6 +1,11 @@
 package recipe
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+)
 
 // Command is how a package's build runs the compiler on one translation unit.
 type Command struct {
@@ -16,4 +21,42 @@ type Recipe interface {
 	Root() string
 	// Command returns how the package compiles file (a path relative to Root, as a -p1 patch names it), configuring the tree first if needed (once, cached).
 	Command(ctx context.Context, file string) (Command, error)
+}
+
+// maker is one recipe of a known package.
+type maker struct {
+	name   string
+	detect func(root string) bool
+	open   func(root string) (Recipe, error)
+}
+
+// makers are the package recipes; each recipe's file adds itself in init.
+var makers []maker
+
+// register adds a package recipe: detect tells its trees apart, open makes
+// the recipe for one.
+func register(name string, detect func(root string) bool, open func(root string) (Recipe, error)) {
+	makers = append(makers, maker{name: name, detect: detect, open: open})
+}
+
+// ErrUnknown means no recipe of that name exists, or "auto" recognised no
+// package.
+var ErrUnknown = errors.New("unknown recipe")
+
+// Open returns the recipe called name ("openssl", "glibc", ...) for the
+// tree at root; "auto" picks the first whose detection accepts the tree.
+func Open(name, root string) (Recipe, error) {
+	for _, m := range makers {
+		if m.name == name || (name == "auto" && m.detect(root)) {
+			return m.open(root)
+		}
+	}
+	names := make([]string, 0, len(makers))
+	for _, m := range makers {
+		names = append(names, m.name)
+	}
+	if name == "auto" {
+		return nil, fmt.Errorf("%w: no recipe recognises %s (known: %s; or give --compile-commands)", ErrUnknown, root, strings.Join(names, ", "))
+	}
+	return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknown, name, strings.Join(names, ", "))
 }
