@@ -48,8 +48,11 @@ type Options struct {
 	// "$DEBFULLNAME <$DEBEMAIL>", or "ulp deb <root@localhost>".
 	Maintainer string
 	// Libraries, when not empty, are the packages the containers were
-	// built for (the exact version of each is a dependency), instead of
-	// those found installed with each target's build-id.
+	// built for, instead of those found installed with each target's
+	// build-id. The package depends on each at that version or later (an
+	// exact pin would keep apt-get upgrade from installing the library's
+	// own fix), and its postinst applies nothing unless each is installed
+	// at exactly that version.
 	Libraries []Library
 	// Unpinned leaves out the dependency on the libraries' packages, for a
 	// target that no package installed (then Name is needed).
@@ -131,8 +134,9 @@ func Build(ctx context.Context, paths []string, o Options) (*Package, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, l := range sortedLibraries(libs) {
-		pkg.Depends = append(pkg.Depends, fmt.Sprintf("%s (= %s)", l.Package, l.Version))
+	libs = sortedLibraries(libs)
+	for _, l := range libs {
+		pkg.Depends = append(pkg.Depends, fmt.Sprintf("%s (>= %s)", l.Package, l.Version))
 	}
 	var targets []string
 	for i := range cs {
@@ -346,7 +350,7 @@ func write(pkg *Package, maint string, libs []*Library, targets []string, blobs 
 		info.Contents = append(info.Contents, &files.Content{Source: src, Destination: c.Path, Type: files.TypeFile,
 			FileInfo: &files.ContentFileInfo{Mode: 0o644, Owner: "root", Group: "root"}})
 	}
-	if info.Scripts.PostInstall, err = stageFile("postinst", []byte(postinst(pkg.Name, targets))); err != nil {
+	if info.Scripts.PostInstall, err = stageFile("postinst", []byte(postinst(pkg.Name, targets, libs))); err != nil {
 		return err
 	}
 	if info.Scripts.PreRemove, err = stageFile("prerm", []byte(prerm(pkg.Name))); err != nil {

@@ -34,18 +34,42 @@ run() {
 
 `
 
+// pinnedFunc is the postinst's check that a library package is installed
+// at the version the livepatches were built for.
+const pinnedFunc = `# pinned PKG VERSION: whether PKG is installed at VERSION, the version the
+# livepatches were built for. After an upgrade of the library they would
+# apply to no process started since, and replacing the patches on the
+# library would take out those of the package built for the new version.
+pinned() {
+	if dpkg-query -W -f '${db:Status-Abbrev}${Version} ${Architecture}\n' "$1" 2>/dev/null |
+		grep -qxF -e "ii $2 amd64" -e "ii $2 all"; then
+		return 0
+	fi
+	echo "$pkg: $1 $2 is not installed: its livepatches are not applied (install the livepatch package built for the installed $1)" >&2
+	return 1
+}
+
+`
+
 // postinst returns the postinst script: on configure (a new installation
 // or an upgrade), and when a removal is abandoned, each library's containers
 // replace the patches on that library in every running process and in the
 // patch-on-start folder (--revert-all=LIB: the patches of an older version
-// of the package go in the same stop).
-func postinst(name string, libs []string) string {
+// of the package go in the same stop). When a library package of pins is
+// not installed at its version, it applies nothing.
+func postinst(name string, libs []string, pins []*Library) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, scriptHead, "postinst", name, `# On configure, apply the package's livepatches to every running process with
 # the runtime and install them into the patch-on-start folder; for each
 # target library, --revert-all=LIB replaces the patches on it (those of an
 # older version of this package) in one stop of each process.`, shellQuote(name))
+	if len(pins) > 0 {
+		b.WriteString(pinnedFunc)
+	}
 	b.WriteString("case \"$1\" in\nconfigure|abort-remove|abort-deconfigure)\n")
+	for _, l := range pins {
+		fmt.Fprintf(&b, "\tpinned %s %s || exit 0\n", shellQuote(l.Package), shellQuote(l.Version))
+	}
 	for _, lib := range libs {
 		fmt.Fprintf(&b, "\trun trigger --activate --revert-all=%s %s\n", shellQuote(lib), shellQuote(libDir(name, lib)+"/*.so"))
 	}

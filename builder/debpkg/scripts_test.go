@@ -39,15 +39,25 @@ func fakeULP(t *testing.T, rc int) (string, []string) {
 func TestScripts(t *testing.T) {
 	name := "ulp-livepatch-test-1"
 	libs := []string{"libcrypto.so.3", "libssl.so.3"}
+	v, err := exec.Command("dpkg-query", "-W", "-f", "${Version}", "libc6").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	libc := &Library{Package: "libc6", Version: string(v)}
+	applied := []string{
+		"trigger\n--activate\n--revert-all=libcrypto.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libcrypto.so.3/*.so\n--\n",
+		"trigger\n--activate\n--revert-all=libssl.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libssl.so.3/*.so\n--\n",
+	}
 	for _, tc := range []struct {
 		script, arg string
 		calls       []string
 	}{
-		{postinst(name, libs), "configure", []string{
-			"trigger\n--activate\n--revert-all=libcrypto.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libcrypto.so.3/*.so\n--\n",
-			"trigger\n--activate\n--revert-all=libssl.so.3\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/libssl.so.3/*.so\n--\n",
-		}},
-		{postinst(name, libs), "abort-upgrade", nil},
+		{postinst(name, libs, nil), "configure", applied},
+		{postinst(name, libs, []*Library{libc}), "configure", applied},
+		// Built for another version of libc6: nothing is applied.
+		{postinst(name, libs, []*Library{libc, {Package: "libc6", Version: "0.1-1"}}), "configure", nil},
+		{postinst(name, libs, []*Library{{Package: "ulp-not-a-package", Version: "1"}}), "configure", nil},
+		{postinst(name, libs, nil), "abort-upgrade", nil},
 		{prerm(name), "remove", []string{
 			"trigger\n--activate\n--revert\n--recursive\n/usr/lib/ulp/livepatches/ulp-livepatch-test-1/*.so\n--\n",
 		}},
@@ -71,6 +81,10 @@ func TestScripts(t *testing.T) {
 			warned := strings.Contains(string(out), name+": ulp trigger exited with status")
 			if want := rc != 0 && len(tc.calls) > 0; warned != want {
 				t.Errorf("%s with ulp exiting %d: warning %v, want %v; output:\n%s", tc.arg, rc, warned, want, out)
+			}
+			skipped := strings.Contains(string(out), "is not installed: its livepatches are not applied")
+			if want := tc.arg == "configure" && len(tc.calls) == 0; skipped != want {
+				t.Errorf("%s: not-installed message %v, want %v; output:\n%s", tc.arg, skipped, want, out)
 			}
 		}
 	}
