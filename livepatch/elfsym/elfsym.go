@@ -97,6 +97,11 @@ type LoadOptions struct {
 	// DebugRoot, when set and Debuginfo is not, is searched for
 	// DebugRoot/.build-id/xx/rest.debug; a missing file is not an error.
 	DebugRoot string
+	// Extra are symbols known from elsewhere, merged in as a debuginfo
+	// file's are: the functions `ulp build` located in a stripped library
+	// by matching their code. Their pad and entry are checked from the
+	// object's bytes like any other symbol's.
+	Extra []Symbol
 }
 
 // Load reads path, an ELF object or an `ulp extract` JSON dump (told apart by
@@ -179,6 +184,10 @@ func read(ef *elf.File, name string, o LoadOptions) (*Object, error) {
 			return nil, err
 		}
 		syms = append(syms, dsyms...)
+	}
+	for _, s := range o.Extra {
+		s.Pad, s.Entry, s.EntryOffset, s.Refused = false, false, 0, ""
+		syms = append(syms, s)
 	}
 	obj.Symbols = dedup(syms)
 	if err := markPads(ef, obj.Symbols); err != nil {

@@ -27,6 +27,8 @@ type Options struct {
 	// DebugRoot is searched for the target's separate debuginfo by
 	// build-id (see elfsym.DebuginfoPath); empty disables the search.
 	DebugRoot string
+	// Symbols are added to the target's (see elfsym.LoadOptions.Extra).
+	Symbols []elfsym.Symbol
 }
 
 // Result describes a packed container.
@@ -47,7 +49,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, err := elfsym.Load(desc.Target, elfsym.LoadOptions{DebugRoot: o.DebugRoot})
+	target, err := elfsym.Load(desc.Target, elfsym.LoadOptions{DebugRoot: o.DebugRoot, Extra: o.Symbols})
 	if err != nil {
 		return nil, desc.Errorf(desc.TargetPos, "target: %w", err)
 	}
