@@ -73,6 +73,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug information on stderr")
 	root.AddCommand(
 		newPackerCommand(g),
+		newBuildCommand(g),
 		newDumpCommand(g),
 		newLivepatchableCommand(g),
 		newExtractCommand(g),

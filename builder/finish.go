@@ -1,0 +1,109 @@
+package builder
+
+import (
+	"context"
+	"debug/elf"
+	"errors"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"ulp/builder/udiff"
+	"ulp/livepatch/dsc"
+	"ulp/livepatch/elfsym"
+)
+
+// finish links the rewritten units into the livepatch, checks what the
+// linker kept, and packs the container.
+func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
+	lp := filepath.Join(b.work, "livepatch.so")
+	args := []string{"-shared", "-fPIC", "-o", lp, "-Wl,--gc-sections", "-Wl,--build-id", "-Wl,-z,defs", "-Wl,-z,noexecstack"}
+	for _, u := range b.units {
+		args = append(args, u.asm)
+	}
+	args = append(args, "-Wl,--as-needed", b.lib.Path)
+	cc := "gcc"
+	cmd := exec.CommandContext(ctx, cc, args...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("%w: linking the livepatch failed (a symbol the fixed code needs is not in %s or its libraries?): %s", ErrRefused, b.lib.Name, strings.TrimSpace(string(out)))
+		}
+		return nil, fmt.Errorf("link livepatch: %w", err)
+	}
+	b.log.Debug("linked", "livepatch", lp)
+	syms, err := symbolOffsets(lp)
+	if err != nil {
+		return nil, fmt.Errorf("read livepatch: %w", err)
+	}
+	var errs []error
+	var refs []dsc.Ref
+	for _, name := range sortedSlots(b.slots) {
+		s := b.slots[name]
+		ls, kept := syms[name]
+		if !kept {
+			continue // no code the patch keeps uses it
+		}
+		if !s.Known {
+			errs = append(errs, errors.New(s.Reason))
+			continue
+		}
+		refs = append(refs, dsc.Ref{TargetVar: s.Sym, PatchRef: name, TargetOffset: s.Off, PatchOffset: ls.Value, HasOffsets: true})
+		b.log.Debug("reference", "symbol", s.Sym, "lib_offset", fmt.Sprintf("%#x", s.Off), "slot", name, "patch_offset", fmt.Sprintf("%#x", ls.Value))
+	}
+	// A writable variable of the unit that the linker kept is pointed at
+	// by data of the patch, which cannot be redirected.
+	for _, u := range b.units {
+		for _, d := range u.after.Data {
+			if _, kept := syms[d.Name]; kept && (d.Writable || d.TLS) && elf.ST_TYPE(syms[d.Name].Info) != elf.STT_FUNC {
+				errs = append(errs, fmt.Errorf("%s: data the patch keeps points at variable %s, which must stay the library's", u.file, d.Name))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrRefused, errors.Join(errs...))
+	}
+	res := &Result{Out: b.o.Out}
+	var funcs []dsc.Func
+	var extra []elfsym.Symbol
+	for _, u := range b.units {
+		for _, n := range u.changed {
+			off := u.res.Funcs[n]
+			size := len(u.before.Func(n).Code)
+			if f := u.match.Func(n); f != nil {
+				size = len(f.Code)
+			}
+			funcs = append(funcs, dsc.Func{Old: n, New: n, OldOffset: off, HasOldOffset: true})
+			extra = append(extra, elfsym.Symbol{Name: n, Offset: off, Size: uint64(size), Type: elfsym.TypeFunc, Bind: elfsym.BindLocal})
+			res.Funcs = append(res.Funcs, Func{Name: n, TU: u.file, OldOffset: off})
+		}
+		for n := range u.keep {
+			if !slices.Contains(u.changed, n) {
+				if _, ok := syms[n]; ok {
+					res.Copied = append(res.Copied, n)
+				}
+			}
+		}
+	}
+	slices.Sort(res.Copied)
+	if len(funcs) == 0 {
+		return nil, fmt.Errorf("%w: the patch changes no function's code", ErrRefused)
+	}
+	pr, err := pack(lp, b.o.Target, b.o.Out, funcs, refs, commentLines(b.o, p), extra, b.o.DebugRoot)
+	if err != nil {
+		return nil, err
+	}
+	res.Spec = pr.Apply
+	return res, nil
+}
+
+func sortedSlots(m map[string]*slot) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
