@@ -108,7 +108,9 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	}
 	var errs []error
 	for n := range changed {
-		if _, cold := coldParent(n); cold || consequential(u.before.Func(n), u.after.Func(n), moved) {
+		if _, cold := coldParent(n); cold || refersTo(u.after.Func(n), moved) {
+			// A caller of a function GCC now inlines, clones or
+			// specialises differently changes with it.
 			continue
 		}
 		sp, ok := spans[n]
@@ -138,6 +140,7 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 		u.changed = append(u.changed, n)
 	}
 	if len(errs) > 0 {
+		errs = append(errs, fmt.Errorf("%d of the %d functions of %s match %s (build the library with the same compiler and flags as the recipe's: %s)", len(u.res.Funcs), len(u.match.Funcs), file, b.lib.Name, strings.Join(bc.Args, " ")))
 		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, file, errors.Join(errs...))
 	}
 	for _, fn := range u.after.Funcs {
@@ -197,23 +200,12 @@ func coldParent(name string) (string, bool) {
 	return name[:i], true
 }
 
-// consequential reports whether a and b differ only in which changed, new
-// or removed functions they refer to (a caller of a function GCC now
-// clones differently), not in their own code.
-func consequential(a, b *obj.Func, moved map[string]bool) bool {
-	if a == nil || b == nil || len(a.Code) != len(b.Code) || len(a.Relocs) != len(b.Relocs) {
+// refersTo reports whether f refers to one of the functions in ids.
+func refersTo(f *obj.Func, ids map[string]bool) bool {
+	if f == nil {
 		return false
 	}
-	for i, ra := range a.Relocs {
-		rb := b.Relocs[i]
-		if ra.Off != rb.Off || ra.Type != rb.Type || ra.Addend != rb.Addend {
-			return false
-		}
-		if ra.ID != rb.ID && !(moved[ra.ID] && moved[rb.ID]) {
-			return false
-		}
-	}
-	return string(obj.Masked(a.Code, a.Relocs)) == string(obj.Masked(b.Code, b.Relocs))
+	return slices.ContainsFunc(f.Relocs, func(r obj.Reloc) bool { return ids[r.ID] })
 }
 
 // span is the range of source lines a function's code comes from.
