@@ -80,17 +80,17 @@ fuzz:
 	done
 
 # bench: `make bench BENCHFLAGS='-threads 1,8,64,256 -funcs 5000'` for larger
-# sizes (go run ./internal/bench -h lists the flags).
+# sizes (go run ./internal/tools/bench -h lists the flags).
 bench: build
-	$(GO) run ./internal/bench $(BENCHFLAGS)
+	$(GO) run ./internal/tools/bench $(BENCHFLAGS)
 
 demo: deps build
-	$(GO) run ./internal/demo
+	$(GO) run ./internal/tools/demo
 
 # fleet-demo: a local fleet of real sshd hosts (root); `make fleet-demo
 # FLEETDEMOFLAGS='-hosts 32'` for another size.
 fleet-demo: deps build
-	$(GO) run ./internal/fleetdemo $(FLEETDEMOFLAGS)
+	$(GO) run ./internal/tools/fleetdemo $(FLEETDEMOFLAGS)
 
 clean:
 	rm -rf $(BUILD) agentbin/bin/ulp
@@ -119,7 +119,7 @@ install: build
 	install -m 0755 $(BUILD)/ulp $(BUILD)/ulpfleet $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libpulp.so.0 $(DESTDIR)$(LIBDIR)/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/ulp/
-	$(GO) run ./internal/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
+	$(GO) run ./internal/tools/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
 	for b in ulp ulpfleet; do \
 		$(BUILD)/$$b completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/$$b && \
 		$(BUILD)/$$b completion zsh > $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_$$b && \
@@ -145,5 +145,5 @@ deb: build
 	rm -rf $(DEB_ROOT)
 	$(MAKE) --no-print-directory $(foreach f,ulp ulpfleet libpulp.so.0,-o $(BUILD)/$(f)) \
 		install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
-	$(GO) run ./internal/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
+	$(GO) run ./internal/tools/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
 	@echo "built $(DEB_OUT)"

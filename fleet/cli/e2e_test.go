@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"ulp/fleet"
-	"ulp/internal/sshfleet"
 	"ulp/internal/testenv"
 	"ulp/livepatch/trigger/triggertest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // realFleet starts n real OpenSSH hosts (sshfleet) and returns them with

@@ -17,9 +17,9 @@
 //   - container: `ulp packer` and `ulp dump` on a container of 1000
 //     functions;
 //   - fleet: hosts per second of `ulpfleet apply` at fan-out 1, 8 and 32 on
-//     real sshd hosts (internal/sshfleet), next to OpenSSH's `ssh HOST true`
-//     measured in the same run, and the bytes sent by a first run and by a
-//     second run with nothing changed;
+//     real sshd hosts (remote/remotetest/sshfleet), next to OpenSSH's `ssh
+//     HOST true` measured in the same run, and the bytes sent by a first run
+//     and by a second run with nothing changed;
 //   - host: patching every process of a host (100, 1000, 4000 processes)
 //     belongs to a later issue; the section is listed as not measured yet.
 //
