@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"iter"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -339,15 +338,11 @@ func verifyTrusted(trust *sign.Policy, path string) error {
 	if trust == nil {
 		return nil
 	}
-	f, err := os.Open(path)
+	f, fi, err := container.OpenFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if err := sign.CheckSafe(fi); err != nil {
 		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
 	}
