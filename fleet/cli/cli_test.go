@@ -179,14 +179,14 @@ func outputFixture(t *testing.T) (*fleet.Plan, *fleet.Result) {
 	}
 	procs := []report.Process{{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 10, Comm: "app", Result: report.Success}}
 	res := &fleet.Result{Action: fleet.Apply, Hosts: []fleet.HostResult{
-		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2},
-		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1,
+		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2, AgentRan: true},
+		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1, AgentRan: true,
 			Err: &fleet.HostError{Host: "web02.example.com", Phase: "trigger", Err: fmt.Errorf("%w: 1 process(es) reported ERROR, 1 patched", fleet.ErrProcessFailed)}},
 		{Host: "Web03.Example.COM", Wave: 1, State: fleet.StateFailed, Phase: "connect",
 			Err: &fleet.HostError{Host: "Web03.Example.COM", Phase: "connect", Err: fmt.Errorf("remote: dial Web03.Example.COM:22: %w: connection refused", remote.ErrUnreachable)}},
 		{Host: "db1", Wave: 1, State: fleet.StateFailed, Phase: "connect",
 			Err: &fleet.HostError{Host: "db1", Phase: "connect", Err: fmt.Errorf("remote: dial db1:22: %w", remote.ErrHostKeyMismatch)}},
-		{Host: "db2", Wave: 1, State: fleet.StateInterrupted, Phase: "trigger",
+		{Host: "db2", Wave: 1, State: fleet.StateInterrupted, Phase: "trigger", AgentRan: true, Patched: 2,
 			Err: &fleet.HostError{Host: "db2", Phase: "trigger", Err: context.Canceled}},
 		{Host: "db3", Wave: 1, State: fleet.StateNotAttempted},
 	}, Stopped: "canary gate: 1 host(s) failed, more than --max-failures 0 (in wave 1, canary 1)"}

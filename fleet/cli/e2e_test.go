@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -359,4 +360,48 @@ func owner(t *testing.T, path string) string {
 		return err.Error()
 	}
 	return u.Username
+}
+
+// TestE2E_OpenSSH_AutoRevert: three canaries ran the agent and then failed
+// three ways (the health check, a process ERROR, the host's timeout while
+// the trigger ran); --auto-revert reverts all three, and the host after the
+// gate is never touched.
+func TestE2E_OpenSSH_AutoRevert(t *testing.T) {
+	f, args := realFleet(t, 4, fakeAgent(t))
+	if err := os.WriteFile(filepath.Join(f.Hosts[0].Root, "unhealthy"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setHostMode(t, f.Hosts[1], "error")
+	setHostMode(t, f.Hosts[2], "slow-apply")
+	args = append(args, "--canary", "3", "--parallel", "3", "--timeout", "10s", "--auto-revert",
+		"--health-check", "test ! -e "+sshfleet.StateDir+"/unhealthy")
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, args...)...)
+	if code != ExitStopped {
+		t.Errorf("exit %d, want %d", code, ExitStopped)
+	}
+	apply, revert, ok := strings.Cut(out, "auto-revert of the canary hosts:\n")
+	if !ok {
+		t.Fatalf("no auto-revert table:\n%s", out)
+	}
+	for _, want := range []string{"host01  canary 1  health_failed  1", "host02  canary 1  patch_failed   0",
+		"host03  canary 1  timeout", "host04  rest      not_attempted", "stopped: canary gate"} {
+		if !strings.Contains(apply, want) {
+			t.Errorf("apply table lacks %q", want)
+		}
+	}
+	if !strings.Contains(revert, "revert: 3 hosts:") {
+		t.Errorf("auto-revert did not cover the 3 canaries:\n%s", revert)
+	}
+	for _, h := range f.Hosts[:3] {
+		calls, _ := os.ReadFile(filepath.Join(h.Root, "calls"))
+		if !regexp.MustCompile(`(?m)^apply [0-9a-f]{16}\nrevert [0-9a-f]{16}$`).Match(calls) {
+			t.Errorf("%s: triggers %q, want an apply then a revert", h.Name, calls)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.Hosts[0].Root, "ledger")); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("host01 still patched after the auto-revert: %q", b)
+	}
+	if ents, _ := os.ReadDir(f.Hosts[3].Root); len(ents) != 0 {
+		t.Errorf("host04 was touched: %v", ents)
+	}
 }

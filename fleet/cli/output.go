@@ -35,6 +35,7 @@ type hostRecord struct {
 	Skipped      int              `json:"skipped"`
 	Failed       int              `json:"failed"`
 	Inconsistent int              `json:"inconsistent"`
+	AgentRan     bool             `json:"agent_ran"`
 	Uploaded     int              `json:"uploaded"`
 	Unchanged    int              `json:"unchanged"`
 	DurationMS   int64            `json:"duration_ms"`
@@ -73,7 +74,7 @@ type summaryRecord struct {
 func newHostRecord(i int, h *fleet.HostResult) hostRecord {
 	rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Index: i, Wave: h.Wave + 1, State: h.State,
 		Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
-		Inconsistent: h.Inconsistent, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
+		Inconsistent: h.Inconsistent, AgentRan: h.AgentRan, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
 		DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
 	if rec.Processes == nil {
 		rec.Processes = []report.Process{}
@@ -159,7 +160,7 @@ func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
 			wave = p.Waves[h.Wave].Name
 		}
 		counts := "-\t-\t-"
-		if h.State == fleet.StateOK || h.State == fleet.StateError {
+		if h.State == fleet.StateOK || h.AgentRan {
 			counts = fmt.Sprintf("%d\t%d\t%d", h.Patched, h.Skipped, h.Failed)
 		}
 		detail := ""

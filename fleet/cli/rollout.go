@@ -218,14 +218,14 @@ func (a *app) runPlan(ctx context.Context, p *fleet.Plan, dryRun bool) error {
 }
 
 // autoRevert reverts the containers of a stopped apply on the canary hosts
-// that ran the agent, in one wave.
+// that ran the agent (whatever failed there afterwards: the health check,
+// a process, the connection or the host's timeout), in one wave.
 func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) error {
 	var hosts []inventory.Host
 	i := 0
 	for _, w := range p.Waves {
 		for _, hp := range w.Hosts {
-			st := res.Hosts[i].State
-			if w.Canary && (st == fleet.StateOK || st == fleet.StateError) {
+			if w.Canary && res.Hosts[i].AgentRan {
 				hosts = append(hosts, hp.Host)
 			}
 			i++
