@@ -4,6 +4,8 @@
 GO ?= go
 CC ?= cc
 BUILD := build
+# VERSION is the version of ulp, ulpfleet's embedded agent, the runtime and the package.
+VERSION ?= 0.1.0
 FUZZTIME ?= 60s
 # CI and `make test` turn a missing test capability into a failure, not a skip.
 ULP_TEST_REQUIRE ?= all
@@ -11,7 +13,7 @@ export ULP_TEST_REQUIRE
 export ULP_BUILD_DIR := $(abspath $(BUILD))
 
 LIBPULP_CFLAGS := -fPIC -fvisibility=hidden -O2 -g -Wall -Wextra -Werror \
-	-fno-stack-protector -fcf-protection=full -D_GNU_SOURCE
+	-fno-stack-protector -fcf-protection=full -D_GNU_SOURCE -DULP_RUNTIME_VERSION='"$(VERSION)"'
 LIBPULP_LDFLAGS := -shared -nostartfiles -Wl,--version-script=libpulp/libpulp.map \
 	-Wl,-soname,libpulp.so.0 -Wl,--build-id -Wl,-z,now -Wl,-z,relro
 LIBPULP_SRCS := $(wildcard libpulp/*.c)
@@ -33,7 +35,7 @@ $(BUILD)/libpulp.so.0: $(LIBPULP_SRCS) $(wildcard libpulp/*.h) libpulp/libpulp.m
 
 $(BUILD)/ulp: $(GO_SRCS)
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/ulp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X ulp/livepatch/cli.Version=$(VERSION)' -o $@ ./cmd/ulp
 
 # ulpfleet embeds the static agent: agentbin/bin/ulp is a copy of build/ulp.
 $(BUILD)/ulpfleet: $(BUILD)/ulp $(GO_SRCS)
@@ -102,7 +104,6 @@ clean:
 # exactly what `make install DESTDIR=... PREFIX=/usr` writes.
 PREFIX ?= /usr/local
 DESTDIR ?=
-VERSION ?= 0.1.0
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BINDIR := $(PREFIX)/bin
 LIBDIR := $(PREFIX)/lib/$(MULTIARCH)

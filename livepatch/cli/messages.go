@@ -56,6 +56,9 @@ func runMessages(ctx context.Context, opts messagesOptions, w io.Writer) error {
 	if err != nil {
 		return usageError(err)
 	}
+	if len(found) == 0 {
+		return noMatch(opts.process)
+	}
 	failed := 0
 	enc := json.NewEncoder(w)
 	for i, f := range found {

@@ -95,8 +95,13 @@ func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io
 		}
 		v.print(w, opts.buildID)
 	}
-	if len(found) == 0 && !opts.json {
-		g.log.Info("no process with the runtime found", "runtime", target.RuntimeName)
+	if len(found) == 0 {
+		if err := noMatch(opts.process); err != nil {
+			return err
+		}
+		if !opts.json {
+			g.log.Info("no process with the runtime found", "runtime", target.RuntimeName)
+		}
 	}
 	if failed > 0 {
 		return &ExitError{Code: ExitFailure}

@@ -55,6 +55,9 @@ func runSetPatchable(ctx context.Context, g *globalOptions, process string, enab
 	if err != nil {
 		return usageError(err)
 	}
+	if len(found) == 0 {
+		return noMatch(process)
+	}
 	word := "disabled"
 	if enable {
 		word = "enabled"

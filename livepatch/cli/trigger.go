@@ -270,6 +270,8 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		fmt.Fprintf(w, "Processes patched: %d, Skipped: %d, Failed: %d.\n", sum.Patched, sum.Skipped, sum.Failed)
 	}
 	switch {
+	case len(reps) == 0:
+		return noMatch(opts.process)
 	case sum.Inconsistent > 0:
 		return &ExitError{Code: ExitInconsistent, Err: fmt.Errorf(
 			"%d process(es) may run a mix of old and new code: see their ERROR lines, check with `ulp patches`, and restart them if in doubt",

@@ -11,12 +11,18 @@ import (
 	"ulp/livepatch/procfs"
 )
 
-// ErrBadPattern: a process selector is neither a PID nor a valid glob.
-var ErrBadPattern = errors.New("bad process selector")
+// Errors of the process selectors.
+var (
+	// ErrBadPattern: a process selector is neither a PID nor a valid glob.
+	ErrBadPattern = errors.New("bad process selector")
+	// ErrNoSuchPID: the selector names a PID that does not exist.
+	ErrNoSuchPID = errors.New("no such process")
+)
 
 // Select turns the -p argument of the agent's commands into processes:
 // "" selects every process that maps the runtime (see List); a decimal
-// number selects that PID, whatever it maps (opening it tells); anything
+// number selects that PID, whatever it maps (opening it tells), and fails
+// with ErrNoSuchPID when there is no such process; anything
 // else is a glob (path.Match syntax) matched against the process name
 // (comm) of every process that maps the runtime.
 func Select(selector string) ([]Found, error) {
@@ -37,6 +43,9 @@ func Scan(selector string) (iter.Seq[Found], error) {
 		}
 		f := Found{PID: pid}
 		f.Comm, f.Err = procfs.Comm(pid)
+		if errors.Is(f.Err, procfs.ErrNoProcess) {
+			return nil, fmt.Errorf("%w: pid %d", ErrNoSuchPID, pid)
+		}
 		return slices.Values([]Found{f}), nil
 	}
 	if _, err := path.Match(selector, ""); err != nil {

@@ -387,7 +387,7 @@ func (r *run) check(l *ledger.Ledger) error {
 		return skipped(ReasonNotLoaded)
 	}
 	if !bytes.Equal(r.obj.BuildID, r.spec.Target.BuildID) {
-		return skipped(ReasonBuildID)
+		return skipped("%s (library %x, patch %x)", ReasonBuildID, r.obj.BuildID, r.spec.Target.BuildID)
 	}
 	if r.req.Action == ActApply && l.Patch(r.spec.ID) != nil {
 		return skipped(ReasonApplied)
