@@ -55,7 +55,10 @@ func check(pid int) (Found, bool) {
 		return f, true
 	}
 	f.Comm = st.Name
-	if pid == 2 || st.PPid == 2 { // kthreadd and its children: no user memory
+	// A kernel thread has no user memory. Not told by pid 2 (kthreadd) and
+	// its children: inside a PID namespace, pid 2 is an ordinary process;
+	// a kernel without the Kthread line gives them an empty memory map.
+	if st.Kthread {
 		return f, false
 	}
 	maps, err := procfs.Maps(pid)
