@@ -19,9 +19,10 @@ LIBPULP_LDFLAGS := -shared -nostartfiles -Wl,--version-script=libpulp/libpulp.ma
 LIBPULP_SRCS := $(wildcard libpulp/*.c)
 GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-# Packages the tests need, from Debian.
+# Packages the tests and `make bench` need, from Debian (libelf1 and
+# libjson-c5: the prebuilt libpulp 0.3.17 that make bench runs side by side).
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
-	iproute2 procps strace util-linux nginx openssl sudo
+	iproute2 procps strace util-linux nginx openssl sudo libelf1 libjson-c5
 
 .PHONY: all build deps test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
 
@@ -82,8 +83,10 @@ fuzz:
 	done
 
 # bench: `make bench BENCHFLAGS='-threads 1,8,64,256 -funcs 5000'` for larger
-# sizes (go run ./internal/tools/bench -h lists the flags).
-bench: build
+# sizes (go run ./internal/tools/bench -h lists the flags). deps: the fleet
+# section
+# needs sshd, the side-by-side section libpulp's libraries.
+bench: deps build
 	$(GO) run ./internal/tools/bench $(BENCHFLAGS)
 
 demo: deps build
