@@ -84,8 +84,7 @@ fuzz:
 
 # bench: `make bench BENCHFLAGS='-threads 1,8,64,256 -funcs 5000'` for larger
 # sizes (go run ./internal/tools/bench -h lists the flags). deps: the fleet
-# section
-# needs sshd, the side-by-side section libpulp's libraries.
+# section needs sshd, the side-by-side section libpulp's libraries.
 bench: deps build
 	$(GO) run ./internal/tools/bench $(BENCHFLAGS)
 
