@@ -272,6 +272,10 @@ func TestRun_Smoke(t *testing.T) {
 	cfg.Runs, cfg.Threads, cfg.Calls, cfg.Funcs = 1, []int{2}, 10000, 20
 	cfg.FleetHosts, cfg.FleetRuns, cfg.Fanouts = 2, 1, []int{1, 2}
 	cfg.HostProcs, cfg.HostRuns = []int{5}, 1
+	cfg.LibpulpIdle, cfg.LibpulpProcs = []int{0, 3}, []int{3}
+	// The prebuilt libpulp is not part of the project: without it the
+	// side-by-side section is skipped, and must say so.
+	_, noLibpulp := libpulpDir("")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -279,6 +283,8 @@ func TestRun_Smoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFigs := map[string][]string{
+		"libpulp": {"idle=0.apply.wall.ulp", "idle=0.apply.wall.libpulp", "idle=3.revert.stall.ulp", "idle=3.revert.stall.libpulp",
+			"procs=3.apply.per-process.ulp", "procs=3.revert.per-process.libpulp"},
 		"trigger": {"pad.threads=2.apply.wall", "pad.threads=2.apply.gap", "pad.threads=2.apply.pause", "pad.threads=2.revert.write",
 			"pad.threads=2.idle-gap", "entry.threads=2.apply.wall", "entry.threads=2.revert.gap"},
 		"percall":   {"plain", "padded", "pad.unpatched", "pad.patched", "entry.unpatched", "entry.patched"},
@@ -290,6 +296,12 @@ func TestRun_Smoke(t *testing.T) {
 	var names []string
 	for _, s := range rep.Sections {
 		names = append(names, s.Name)
+		if s.Name == "libpulp" && noLibpulp != "" {
+			if s.Status != StatusSkipped || s.Reason != noLibpulp {
+				t.Errorf("libpulp without the prebuilt libpulp: %s %s, want skipped %s", s.Status, s.Reason, noLibpulp)
+			}
+			continue
+		}
 		if s.Status != StatusOK {
 			t.Errorf("%s: %s %s", s.Name, s.Status, s.Reason)
 		}

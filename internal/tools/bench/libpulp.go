@@ -27,9 +27,26 @@ type sideTool struct {
 const sameRunSource = "libpulp 0.3.17, this run"
 
 // libpulpDefaultDir is where the prebuilt libpulp is looked for when
-// neither -libpulp nor $ULP_LIBPULP_DIR names it: next to the repository,
-// as the project's machines keep it.
+// neither -libpulp nor $ULP_LIBPULP_DIR names it: next to the repository
+// (relative to its top folder), as the project's machines keep it.
 const libpulpDefaultDir = "../shared/anchors/libpulp-0.3.17"
+
+// moduleRoot returns the folder holding go.mod, searched upwards from the
+// working folder (make bench runs at the top, go test in the package).
+func moduleRoot() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "."
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			return dir
+		}
+	}
+}
 
 // libpulpDir returns the folder of the prebuilt libpulp (bin/ulp,
 // lib/libpulp.so.0.0.0) and why it cannot be used ("" when it can).
@@ -39,7 +56,7 @@ func libpulpDir(flagDir string) (string, string) {
 		dir = os.Getenv("ULP_LIBPULP_DIR")
 	}
 	if dir == "" {
-		dir = libpulpDefaultDir
+		dir = filepath.Join(moduleRoot(), libpulpDefaultDir)
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
