@@ -94,16 +94,17 @@ type jsonStream struct {
 	err   error
 }
 
-func newJSONStream(w io.Writer, p *fleet.Plan) *jsonStream {
-	s := &jsonStream{enc: json.NewEncoder(w), index: map[string]int{}}
+// planIndex maps each host of p to its position in the plan.
+func planIndex(p *fleet.Plan) map[string]int {
+	index := make(map[string]int, p.NumHosts())
 	i := 0
 	for _, wv := range p.Waves {
 		for _, h := range wv.Hosts {
-			s.index[h.Host.Name] = i
+			index[h.Host.Name] = i
 			i++
 		}
 	}
-	return s
+	return index
 }
 
 func (s *jsonStream) observe(e fleet.Event) {
