@@ -27,7 +27,7 @@ import (
 )
 
 type triggerOptions struct {
-	process   string
+	sel       selectFlags
 	revert    bool
 	revertAll string
 	json      bool
@@ -69,7 +69,10 @@ are redirected by a 5-byte jump written over their entry; see "ulp
 livepatchable -v".
 
 Whole host: without -p every process that preloads the runtime is a
-candidate; -p also takes a glob matched against process names. The
+candidate; -p also takes a glob matched against process names. A process
+the caller may not inspect (another user's) is then left out, not an error
+(--json counts it in the summary's "inaccessible"); -u USER keeps only that
+user's processes. The
 container argument may be a quoted glob ('/usr/lib/pkg/*.so', expanded by
 ulp over regular files ending in .so; --recursive descends into subfolders):
 every container is tried on every candidate, and what does not apply (other
@@ -106,7 +109,7 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.process, "process", "p", "", "the processes: a `PID`, or a glob matched against process names (default: every process with the runtime)")
+	opts.sel.add(f, "the processes: a `PID`, or a glob matched against process names (default: every process with the runtime)")
 	f.BoolVar(&opts.revert, "revert", false, "revert LIVEPATCH.so instead of applying it")
 	f.StringVar(&opts.revertAll, "revert-all", "", "revert every patch on library `LIB` (then apply LIVEPATCH.so, if given); target: the library of each container")
 	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
@@ -244,9 +247,9 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
-	found, err := target.Scan(opts.process)
+	found, filter, err := opts.sel.scan()
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	trust, err := trustPolicy(g, opts.trusted, opts.trustedSet)
 	if err != nil {
@@ -263,6 +266,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		Containers: &containers, RootPrefix: opts.rootPrefix}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
 	sum := summarize(reps)
+	sum.Inaccessible = filter.Inaccessible
 	enc := json.NewEncoder(w)
 	many := len(reps) != 1 || len(reqs) != 1
 	for _, pr := range reps {
@@ -285,7 +289,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	}
 	switch {
 	case len(reps) == 0:
-		return noMatch(opts.process)
+		return opts.sel.noMatch()
 	case sum.Inconsistent > 0:
 		return &ExitError{Code: ExitInconsistent, Err: fmt.Errorf(
 			"%d process(es) may run a mix of old and new code: see their ERROR lines, check with `ulp patches`, and restart them if in doubt",
