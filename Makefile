@@ -4,6 +4,8 @@
 GO ?= go
 CC ?= cc
 BUILD := build
+# VERSION is the version of ulp, ulpfleet's embedded agent, the runtime and the package.
+VERSION ?= 0.1.0
 FUZZTIME ?= 60s
 # CI and `make test` turn a missing test capability into a failure, not a skip.
 ULP_TEST_REQUIRE ?= all
@@ -11,15 +13,16 @@ export ULP_TEST_REQUIRE
 export ULP_BUILD_DIR := $(abspath $(BUILD))
 
 LIBPULP_CFLAGS := -fPIC -fvisibility=hidden -O2 -g -Wall -Wextra -Werror \
-	-fno-stack-protector -fcf-protection=full -D_GNU_SOURCE
+	-fno-stack-protector -fcf-protection=full -D_GNU_SOURCE -DULP_RUNTIME_VERSION='"$(VERSION)"'
 LIBPULP_LDFLAGS := -shared -nostartfiles -Wl,--version-script=libpulp/libpulp.map \
 	-Wl,-soname,libpulp.so.0 -Wl,--build-id -Wl,-z,now -Wl,-z,relro
 LIBPULP_SRCS := $(wildcard libpulp/*.c)
 GO_SRCS := $(shell find . -name '*.go' -not -path './build/*') go.mod go.sum
 
-# Packages the tests need, from Debian.
+# Packages the tests and `make bench` need, from Debian (libelf1 and
+# libjson-c5: the prebuilt libpulp 0.3.17 that make bench runs side by side).
 APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openssh-client \
-	iproute2 procps strace util-linux nginx openssl sudo \
+	iproute2 procps strace util-linux nginx openssl sudo libelf1 libjson-c5 \
 	dpkg-dev patch perl
 
 .PHONY: all build deps deb-src test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
@@ -34,7 +37,7 @@ $(BUILD)/libpulp.so.0: $(LIBPULP_SRCS) $(wildcard libpulp/*.h) libpulp/libpulp.m
 
 $(BUILD)/ulp: $(GO_SRCS)
 	@mkdir -p $(BUILD)
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $@ ./cmd/ulp
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X ulp/livepatch/cli.Version=$(VERSION)' -o $@ ./cmd/ulp
 
 # ulpfleet embeds the static agent: agentbin/bin/ulp is a copy of build/ulp.
 $(BUILD)/ulpfleet: $(BUILD)/ulp $(GO_SRCS)
@@ -100,17 +103,18 @@ fuzz:
 	done
 
 # bench: `make bench BENCHFLAGS='-threads 1,8,64,256 -funcs 5000'` for larger
-# sizes (go run ./internal/bench -h lists the flags).
-bench: build
-	$(GO) run ./internal/bench $(BENCHFLAGS)
+# sizes (go run ./internal/tools/bench -h lists the flags). deps: the fleet
+# section needs sshd, the side-by-side section libpulp's libraries.
+bench: deps build
+	$(GO) run ./internal/tools/bench $(BENCHFLAGS)
 
 demo: deps build
-	$(GO) run ./internal/demo
+	$(GO) run ./internal/tools/demo
 
 # fleet-demo: a local fleet of real sshd hosts (root); `make fleet-demo
 # FLEETDEMOFLAGS='-hosts 32'` for another size.
 fleet-demo: deps build
-	$(GO) run ./internal/fleetdemo $(FLEETDEMOFLAGS)
+	$(GO) run ./internal/tools/fleetdemo $(FLEETDEMOFLAGS)
 
 clean:
 	rm -rf $(BUILD) agentbin/bin/ulp
@@ -122,7 +126,6 @@ clean:
 # exactly what `make install DESTDIR=... PREFIX=/usr` writes.
 PREFIX ?= /usr/local
 DESTDIR ?=
-VERSION ?= 0.1.0
 MULTIARCH := $(shell $(CC) -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 BINDIR := $(PREFIX)/bin
 LIBDIR := $(PREFIX)/lib/$(MULTIARCH)
@@ -139,7 +142,7 @@ install: build
 	install -m 0755 $(BUILD)/ulp $(BUILD)/ulpfleet $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libpulp.so.0 $(DESTDIR)$(LIBDIR)/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/ulp/
-	$(GO) run ./internal/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
+	$(GO) run ./internal/tools/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
 	for b in ulp ulpfleet; do \
 		$(BUILD)/$$b completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/$$b && \
 		$(BUILD)/$$b completion zsh > $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_$$b && \
@@ -165,5 +168,5 @@ deb: build
 	rm -rf $(DEB_ROOT)
 	$(MAKE) --no-print-directory $(foreach f,ulp ulpfleet libpulp.so.0,-o $(BUILD)/$(f)) \
 		install DESTDIR=$(abspath $(DEB_ROOT)) PREFIX=/usr
-	$(GO) run ./internal/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
+	$(GO) run ./internal/tools/mkdeb -root $(DEB_ROOT) -version $(VERSION) -o $(DEB_OUT)
 	@echo "built $(DEB_OUT)"

@@ -121,6 +121,11 @@ type HostResult struct {
 	// Inconsistent is the agent's count of processes that may have been
 	// left inconsistent.
 	Inconsistent int
+	// AgentRan is set once a trigger step started on the host: from then on
+	// processes there may have changed, whatever the host's State (a health
+	// check that failed after the triggers, a timeout or a lost connection
+	// during one).
+	AgentRan bool
 	// Uploaded and Unchanged count artifacts sent and artifacts already on
 	// the host with the right sha256.
 	Uploaded, Unchanged int
@@ -348,6 +353,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				hr.Uploaded++
 			}
 		case StepTrigger:
+			hr.AgentRan = true
 			out, err := conn.Run(hctx, s.Argv, nil)
 			var xe *remote.ExitError
 			// Exit 1 (some ERROR) and 3 (maybe inconsistent) still print

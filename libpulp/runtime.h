@@ -11,7 +11,10 @@
 
 #include "ulp_abi.h"
 
+/* The Makefile passes -DULP_RUNTIME_VERSION='"$(VERSION)"'. */
+#ifndef ULP_RUNTIME_VERSION
 #define ULP_RUNTIME_VERSION "0.1.0"
+#endif
 
 /* The exported block (runtime.c). */
 extern struct ulp_abi ulp_abi;

@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"ulp/internal/sshfleet"
 	"ulp/remote"
 	"ulp/remote/remotetest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 func benchClient(b *testing.B) *remote.Client {

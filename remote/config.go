@@ -69,8 +69,6 @@ type Config struct {
 	KeepaliveInterval time.Duration
 	KeepaliveMissed   int
 
-	// Sudo prefixes every command run with `sudo -n --`.
-	Sudo bool
 	// MaxOutput caps the bytes kept of a command's stdout and of its stderr
 	// (DefaultMaxOutput); the rest is read and dropped.
 	MaxOutput int

@@ -18,9 +18,9 @@ import (
 	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 
-	"ulp/internal/sshfleet"
 	"ulp/remote"
 	"ulp/remote/remotetest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // host is one SSH server the conformance suite runs against.

@@ -33,8 +33,8 @@
 // # Commands
 //
 // [Client.Run] takes an argv, never a command line: [Quote] is the single
-// function that turns an argv into the string the remote shell parses. With
-// [Config.Sudo] every command is prefixed with `sudo -n --`.
+// function that turns an argv into the string the remote shell parses. A
+// caller that wants root puts `sudo -n --` in the argv itself.
 //
 // # Uploads
 //
@@ -43,6 +43,5 @@
 // destination, syncs it (fsync@openssh.com, when offered), sets its mode,
 // verifies its size and sha256 on the host, and renames it over the
 // destination with posix-rename@openssh.com. No partial file ever appears
-// under the destination name. Uploads go through SFTP as the login user;
-// [Config.Sudo] does not apply to them.
+// under the destination name. Uploads go through SFTP as the login user.
 package remote

@@ -21,9 +21,9 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"ulp/internal/sshfleet"
 	"ulp/remote"
 	"ulp/remote/remotetest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // within fails t when f does not return within limit: every fault test is

@@ -31,19 +31,17 @@ func TestQuote(t *testing.T) {
 // TestCommand pins the exact remote command lines.
 func TestCommand(t *testing.T) {
 	tests := []struct {
-		sudo bool
 		argv []string
 		want string
 	}{
-		{false, []string{"sha256sum", "--", "/var/lib/ulp/agent"},
+		{[]string{"sha256sum", "--", "/var/lib/ulp/agent"},
 			`sh -c 'echo ulp-pid-0123456789abcdef:$$; exec "$@"' sh sha256sum -- /var/lib/ulp/agent`},
-		{true, []string{"/var/lib/ulp/ulp", "trigger", "--json", "/var/lib/ulp/patches/p 1.so"},
-			`sudo -n -- sh -c 'echo ulp-pid-0123456789abcdef:$$; exec "$@"' sh /var/lib/ulp/ulp trigger --json '/var/lib/ulp/patches/p 1.so'`},
+		{[]string{"sudo", "-n", "--", "/var/lib/ulp/ulp", "trigger", "--json", "/var/lib/ulp/patches/p 1.so"},
+			`sh -c 'echo ulp-pid-0123456789abcdef:$$; exec "$@"' sh sudo -n -- /var/lib/ulp/ulp trigger --json '/var/lib/ulp/patches/p 1.so'`},
 	}
 	for _, tt := range tests {
-		c := &Client{cfg: Config{Sudo: tt.sudo}}
-		if got := c.command(tt.argv, "ulp-pid-0123456789abcdef:"); got != tt.want {
-			t.Errorf("command(sudo=%v, %q) =\n %s\nwant\n %s", tt.sudo, tt.argv, got, tt.want)
+		if got := command(tt.argv, "ulp-pid-0123456789abcdef:"); got != tt.want {
+			t.Errorf("command(%q) =\n %s\nwant\n %s", tt.argv, got, tt.want)
 		}
 	}
 }

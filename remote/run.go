@@ -27,9 +27,8 @@ type Result struct {
 	Truncated bool
 }
 
-// Run runs argv on the host, quoted with [Quote] (and prefixed with
-// `sudo -n --` when [Config.Sudo] is set), feeding it stdin (nil for none)
-// and collecting its output. Anything the login shell prints before the
+// Run runs argv on the host, quoted with [Quote], feeding it stdin (nil for
+// none) and collecting its output. Anything the login shell prints before the
 // command starts (rc-file noise) is dropped from Stdout. stdin is read until
 // EOF or until the command ends; Run returns only after the last Read on it
 // has returned, so it must not block forever (a bytes.Reader or a file, not
@@ -71,7 +70,7 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 			return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, err)
 		}
 	}
-	cmd := c.command(argv, pf.marker)
+	cmd := command(argv, pf.marker)
 	c.log.Debug("run", "cmd", cmd)
 	if err := s.Start(cmd); err != nil {
 		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w: %w", argv[0], c.addr, ErrConnLost, err)
@@ -146,14 +145,10 @@ func pidMarker() string {
 }
 
 // command builds the remote command line for argv: a POSIX sh that prints
-// marker and its PID (kept by exec) and execs argv, under `sudo -n --` when
-// asked.
-func (c *Client) command(argv []string, marker string) string {
-	w := append([]string{"sh", "-c", `echo ` + marker + `$$; exec "$@"`, "sh"}, argv...)
-	if c.cfg.Sudo {
-		w = append([]string{"sudo", "-n", "--"}, w...)
-	}
-	return Quote(w)
+// marker and its PID (kept by exec) and execs argv. A caller that wants
+// sudo puts it in argv.
+func command(argv []string, marker string) string {
+	return Quote(append([]string{"sh", "-c", `echo ` + marker + `$$; exec "$@"`, "sh"}, argv...))
 }
 
 // pidFilter drops stdout up to and including the PID line, recording the

@@ -7,9 +7,9 @@ import (
 	"testing"
 
 	"ulp/fleet"
-	"ulp/internal/sshfleet"
 	"ulp/inventory"
 	"ulp/remote"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // benchHosts is the size of the benchmark fleet.

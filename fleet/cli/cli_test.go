@@ -179,14 +179,14 @@ func outputFixture(t *testing.T) (*fleet.Plan, *fleet.Result) {
 	}
 	procs := []report.Process{{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 10, Comm: "app", Result: report.Success}}
 	res := &fleet.Result{Action: fleet.Apply, Hosts: []fleet.HostResult{
-		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2},
-		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1,
+		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2, AgentRan: true},
+		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1, AgentRan: true,
 			Err: &fleet.HostError{Host: "web02.example.com", Phase: "trigger", Err: fmt.Errorf("%w: 1 process(es) reported ERROR, 1 patched", fleet.ErrProcessFailed)}},
 		{Host: "Web03.Example.COM", Wave: 1, State: fleet.StateFailed, Phase: "connect",
 			Err: &fleet.HostError{Host: "Web03.Example.COM", Phase: "connect", Err: fmt.Errorf("remote: dial Web03.Example.COM:22: %w: connection refused", remote.ErrUnreachable)}},
 		{Host: "db1", Wave: 1, State: fleet.StateFailed, Phase: "connect",
 			Err: &fleet.HostError{Host: "db1", Phase: "connect", Err: fmt.Errorf("remote: dial db1:22: %w", remote.ErrHostKeyMismatch)}},
-		{Host: "db2", Wave: 1, State: fleet.StateInterrupted, Phase: "trigger",
+		{Host: "db2", Wave: 1, State: fleet.StateInterrupted, Phase: "trigger", AgentRan: true, Patched: 2,
 			Err: &fleet.HostError{Host: "db2", Phase: "trigger", Err: context.Canceled}},
 		{Host: "db3", Wave: 1, State: fleet.StateNotAttempted},
 	}, Stopped: "canary gate: 1 host(s) failed, more than --max-failures 0 (in wave 1, canary 1)"}
@@ -679,22 +679,34 @@ func TestRetry(t *testing.T) {
 
 func TestReadResults(t *testing.T) {
 	dir := t.TempDir()
+	run := func(action string, hosts ...string) string {
+		b, _ := json.Marshal(runRecord{Schema: runSchema, Type: "run", RunID: "r1", Action: action, Inventory: "/inv.yaml", Hosts: hosts,
+			Containers: []fleet.Artifact{{Name: "f.so", SHA256: "ab", Source: "/x/f.so"}}, RevertAll: "libc.so.6"})
+		return string(b) + "\n"
+	}
 	host := func(name, state string) string {
 		return `{"schema":"ulpfleet.host/v1","type":"host","host":"` + name + `","state":"` + state + `"}` + "\n"
 	}
-	sum := func(action string) string {
-		return `{"schema":"ulpfleet.summary/v1","type":"summary","action":"` + action + `","containers":[{"name":"f.so","sha256":"ab","source":"/x/f.so"}],"revert_all":"libc.so.6"}` + "\n"
-	}
+	sum := `{"schema":"ulpfleet.summary/v1","type":"summary","action":"apply"}` + "\n"
 	tests := []struct {
 		name, body, retry, err string
+		finished               bool
 	}{
-		{"ok", host("a", "ok") + host("b", "failed") + host("c", "not_attempted") + host("d", "error") + sum("apply"), "b,c,d", ""},
-		{"revert", host("a", "interrupted") + sum("revert"), "a", ""},
-		{"status", host("a", "failed") + sum("status"), "", "cannot be retried"},
-		{"no summary", host("a", "failed"), "", "0 summary records"},
-		{"two summaries", sum("apply") + sum("apply"), "", "2 summary records"},
-		{"garbage", "{bad\n", "", "line 1"},
-		{"other schema", `{"schema":"ulp.trigger/v1"}` + "\n", "", "not a record"},
+		{"ok", run("apply", "a", "b", "c", "d") + host("b", "failed") + host("a", "ok") + host("c", "not_attempted") + host("d", "error") + sum, "b,c,d", "", true},
+		// A killed controller: hosts without a record are retried.
+		{"killed", run("apply", "a", "b", "c") + host("b", "ok"), "a,c", "", false},
+		{"killed before any host", run("push", "a", "b"), "a,b", "", false},
+		{"revert", run("revert", "a") + host("a", "interrupted") + sum, "a", "", true},
+		{"status", run("status", "a") + host("a", "failed"), "", "cannot be retried", false},
+		{"no run record", host("a", "failed") + sum, "", "no run record first", false},
+		{"two run records", run("apply", "a") + run("apply", "a"), "", "a second run record", false},
+		{"host of another run", run("apply", "a") + host("z", "ok"), "", `host "z" is not a host of the run`, false},
+		{"host planned twice", run("apply", "a", "a"), "", "planned twice", false},
+		{"after the summary", run("apply", "a") + sum + host("a", "ok"), "", "after the summary", false},
+		{"empty", "", "", "empty results file", false},
+		{"garbage", "{bad\n", "", "line 1", false},
+		{"other schema", `{"schema":"ulp.trigger/v1"}` + "\n", "", "no run record first", false},
+		{"other schema later", run("apply", "a") + `{"schema":"ulp.trigger/v1"}` + "\n", "", "not a record", false},
 	}
 	for _, tt := range tests {
 		p := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
@@ -706,31 +718,65 @@ func TestReadResults(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || strings.Join(lr.Retry, ",") != tt.retry {
-			t.Errorf("%s: %+v, %v; want retry %s", tt.name, lr, err, tt.retry)
+		if err != nil || strings.Join(lr.Retry, ",") != tt.retry || lr.Finished != tt.finished {
+			t.Errorf("%s: %+v, %v; want retry %s, finished %v", tt.name, lr, err, tt.retry, tt.finished)
 			continue
 		}
-		if len(lr.Containers) != 1 || lr.Containers[0].Source != "/x/f.so" || lr.RevertAll != "libc.so.6" {
+		if c := lr.Run.Containers; len(c) != 1 || c[0].Source != "/x/f.so" || lr.Run.RevertAll != "libc.so.6" || lr.Run.Inventory != "/inv.yaml" {
 			t.Errorf("%s: %+v", tt.name, lr)
 		}
 	}
 }
 
+// TestResultsWriter: every record is on disk as soon as append returns, a
+// second run refuses the file while the first holds it, and retry refuses
+// to read it until the run is done.
+func TestResultsWriter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state", "run.ndjson")
+	w, err := createResults(path, runRecord{Schema: runSchema, Type: "run", RunID: "r1", Action: "apply", Hosts: []string{"a", "b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.append(hostRecord{Schema: hostSchema, Type: "host", Host: "a", State: fleet.StateOK}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil || strings.Count(string(b), "\n") != 2 {
+		t.Errorf("after one host: %q, %v", b, err)
+	}
+	if _, err := createResults(path, runRecord{}); err == nil || !strings.Contains(err.Error(), "another ulpfleet run in progress") {
+		t.Errorf("second run on a file in use: %v", err)
+	}
+	if _, err := readResults(path); err == nil || !strings.Contains(err.Error(), "in progress") {
+		t.Errorf("retry of a run in progress: %v", err)
+	}
+	// What a killed controller leaves: the run record and a's record.
+	lr, err := parseResults(path, bytes.NewReader(b))
+	if err != nil || strings.Join(lr.Retry, ",") != "b" || lr.Finished {
+		t.Errorf("killed run: %+v, %v", lr, err)
+	}
+	w.f.Close()
+	if lr, err := readResults(path); err != nil || strings.Join(lr.Retry, ",") != "b" {
+		t.Errorf("after the run: %+v, %v", lr, err)
+	}
+}
+
 func FuzzReadResults(f *testing.F) {
+	f.Add([]byte(`{"schema":"ulpfleet.run/v1","type":"run","run_id":"r","action":"apply","hosts":["a","b"],"containers":[]}` + "\n" +
+		`{"schema":"ulpfleet.host/v1","type":"host","host":"a","state":"ok"}` + "\n" +
+		`{"schema":"ulpfleet.summary/v1","type":"summary","action":"apply"}` + "\n"))
 	for _, name := range []string{"result.json.golden"} {
 		if b, err := os.ReadFile(filepath.Join("testdata", name)); err == nil {
 			f.Add(b)
 		}
 	}
-	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		p := filepath.Join(dir, "results")
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		lr, err := readResults(p)
+		lr, err := parseResults("results", bytes.NewReader(data))
 		if (err == nil) == (lr == nil) {
-			t.Fatalf("readResults = %v, %v", lr, err)
+			t.Fatalf("parseResults = %v, %v", lr, err)
+		}
+		if err == nil && len(lr.Retry) > len(lr.Run.Hosts) {
+			t.Fatalf("%d hosts to retry of %d planned", len(lr.Retry), len(lr.Run.Hosts))
 		}
 	})
 }
@@ -797,14 +843,21 @@ func TestRollout_Cancel_InProcessSSH(t *testing.T) {
 	}
 }
 
-// TestRun_SIGINT: the real binary, interrupted while its hosts are in
-// flight, cancels them and exits 130 with every host accounted for.
-func TestRun_SIGINT(t *testing.T) {
+// buildUlpfleet builds this package's ulpfleet (without an embedded agent)
+// and returns its path.
+func buildUlpfleet(t *testing.T) string {
 	bin := filepath.Join(t.TempDir(), "ulpfleet")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "ulp/cmd/ulpfleet")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
+	return bin
+}
+
+// TestRun_SIGINT: the real binary, interrupted while its hosts are in
+// flight, cancels them and exits 130 with every host accounted for.
+func TestRun_SIGINT(t *testing.T) {
+	bin := buildUlpfleet(t)
 	f := startInProcessFleet(t, 3, "")
 	f.setMode(t, 0, "slow")
 	var stdout, stderr bytes.Buffer

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -16,9 +18,9 @@ import (
 	"time"
 
 	"ulp/fleet"
-	"ulp/internal/sshfleet"
 	"ulp/internal/testenv"
 	"ulp/livepatch/trigger/triggertest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // realFleet starts n real OpenSSH hosts (sshfleet) and returns them with
@@ -359,4 +361,112 @@ func owner(t *testing.T, path string) string {
 		return err.Error()
 	}
 	return u.Username
+}
+
+// TestE2E_OpenSSH_AutoRevert: three canaries ran the agent and then failed
+// three ways (the health check, a process ERROR, the host's timeout while
+// the trigger ran); --auto-revert reverts all three, and the host after the
+// gate is never touched.
+func TestE2E_OpenSSH_AutoRevert(t *testing.T) {
+	f, args := realFleet(t, 4, fakeAgent(t))
+	if err := os.WriteFile(filepath.Join(f.Hosts[0].Root, "unhealthy"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setHostMode(t, f.Hosts[1], "error")
+	setHostMode(t, f.Hosts[2], "slow-apply")
+	args = append(args, "--canary", "3", "--parallel", "3", "--timeout", "10s", "--auto-revert",
+		"--health-check", "test ! -e "+sshfleet.StateDir+"/unhealthy")
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, args...)...)
+	if code != ExitStopped {
+		t.Errorf("exit %d, want %d", code, ExitStopped)
+	}
+	apply, revert, ok := strings.Cut(out, "auto-revert of the canary hosts:\n")
+	if !ok {
+		t.Fatalf("no auto-revert table:\n%s", out)
+	}
+	for _, want := range []string{"host01  canary 1  health_failed  1", "host02  canary 1  patch_failed   0",
+		"host03  canary 1  timeout", "host04  rest      not_attempted", "stopped: canary gate"} {
+		if !strings.Contains(apply, want) {
+			t.Errorf("apply table lacks %q", want)
+		}
+	}
+	if !strings.Contains(revert, "revert: 3 hosts:") {
+		t.Errorf("auto-revert did not cover the 3 canaries:\n%s", revert)
+	}
+	for _, h := range f.Hosts[:3] {
+		calls, _ := os.ReadFile(filepath.Join(h.Root, "calls"))
+		if !regexp.MustCompile(`(?m)^apply [0-9a-f]{16}\nrevert [0-9a-f]{16}$`).Match(calls) {
+			t.Errorf("%s: triggers %q, want an apply then a revert", h.Name, calls)
+		}
+	}
+	if b, _ := os.ReadFile(filepath.Join(f.Hosts[0].Root, "ledger")); strings.TrimSpace(string(b)) != "" {
+		t.Errorf("host01 still patched after the auto-revert: %q", b)
+	}
+	if ents, _ := os.ReadDir(f.Hosts[3].Root); len(ents) != 0 {
+		t.Errorf("host04 was touched: %v", ents)
+	}
+}
+
+// TestE2E_OpenSSH_ControllerKilled: the controller dies mid-rollout (the
+// terminal closed: SIGHUP; or SIGKILL, the OOM killer's) while host02's
+// trigger runs. The results file still holds the run and host01's record,
+// and retry finishes exactly the rest: host02 to host04, never host01.
+func TestE2E_OpenSSH_ControllerKilled(t *testing.T) {
+	bin := buildUlpfleet(t)
+	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGKILL} {
+		t.Run(sig.String(), func(t *testing.T) {
+			f, args := realFleet(t, 4, fakeAgent(t))
+			results := filepath.Join(t.TempDir(), "run.ndjson")
+			args = append(args, "--canary", "0", "--parallel", "1", "--results", results)
+			setHostMode(t, f.Hosts[1], "slow")
+			var stdout, stderr strings.Builder
+			cmd := exec.CommandContext(t.Context(), bin, append([]string{"apply", "--json", sampleContainer}, args...)...)
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				if _, err := os.Stat(filepath.Join(f.Hosts[1].Root, "calls")); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("host02's trigger never started\n%s", stderr.String())
+				}
+			}
+			cmd.Process.Signal(sig)
+			err := cmd.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) {
+				t.Fatalf("ulpfleet: %v", err)
+			}
+			if sig == syscall.SIGHUP && ee.ExitCode() != ExitCancelled {
+				t.Errorf("SIGHUP: exit %d, want %d\n%s", ee.ExitCode(), ExitCancelled, stderr.String())
+			}
+			lr, err := readResults(results)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Join(lr.Run.Hosts, " ") != "host01 host02 host03 host04" || strings.Join(lr.Retry, " ") != "host02 host03 host04" ||
+				lr.Finished != (sig == syscall.SIGHUP) {
+				t.Errorf("results after %v: %+v", sig, lr)
+			}
+			// The run's own agent on host02 (still running after SIGKILL)
+			// ends once its mode changes, and frees the host's lock.
+			setHostMode(t, f.Hosts[1], "ok")
+			code, out, _, _ := cliRun(t.Context(), t, append([]string{"retry", "--json"}, args...)...)
+			hosts, sum := decodeRecords(t, out)
+			if want := "host02=success host03=success host04=success"; code != 0 || classes(hosts) != want || sum.OK != 3 {
+				t.Errorf("retry: exit %d, %s, want %s", code, classes(hosts), want)
+			}
+			calls, _ := os.ReadFile(filepath.Join(f.Hosts[0].Root, "calls"))
+			if strings.Count(string(calls), "apply ") != 1 {
+				t.Errorf("host01 triggered %q, want one apply", calls)
+			}
+			code, out, _, _ = cliRun(t.Context(), t, append([]string{"retry"}, args...)...)
+			if code != 0 || !strings.Contains(out, "all 3 hosts of the last apply succeeded") {
+				t.Errorf("second retry: exit %d\n%s", code, out)
+			}
+		})
+	}
 }

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"ulp/internal/sshfleet"
 	"ulp/internal/testenv"
 	"ulp/livepatch/trigger/triggertest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // agentOn returns the PID (in this machine's PID namespace) of an agent

@@ -35,6 +35,7 @@ type hostRecord struct {
 	Skipped      int              `json:"skipped"`
 	Failed       int              `json:"failed"`
 	Inconsistent int              `json:"inconsistent"`
+	AgentRan     bool             `json:"agent_ran"`
 	Uploaded     int              `json:"uploaded"`
 	Unchanged    int              `json:"unchanged"`
 	DurationMS   int64            `json:"duration_ms"`
@@ -73,7 +74,7 @@ type summaryRecord struct {
 func newHostRecord(i int, h *fleet.HostResult) hostRecord {
 	rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Index: i, Wave: h.Wave + 1, State: h.State,
 		Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
-		Inconsistent: h.Inconsistent, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
+		Inconsistent: h.Inconsistent, AgentRan: h.AgentRan, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
 		DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
 	if rec.Processes == nil {
 		rec.Processes = []report.Process{}
@@ -93,16 +94,17 @@ type jsonStream struct {
 	err   error
 }
 
-func newJSONStream(w io.Writer, p *fleet.Plan) *jsonStream {
-	s := &jsonStream{enc: json.NewEncoder(w), index: map[string]int{}}
+// planIndex maps each host of p to its position in the plan.
+func planIndex(p *fleet.Plan) map[string]int {
+	index := make(map[string]int, p.NumHosts())
 	i := 0
 	for _, wv := range p.Waves {
 		for _, h := range wv.Hosts {
-			s.index[h.Host.Name] = i
+			index[h.Host.Name] = i
 			i++
 		}
 	}
-	return s
+	return index
 }
 
 func (s *jsonStream) observe(e fleet.Event) {
@@ -159,7 +161,7 @@ func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
 			wave = p.Waves[h.Wave].Name
 		}
 		counts := "-\t-\t-"
-		if h.State == fleet.StateOK || h.State == fleet.StateError {
+		if h.State == fleet.StateOK || h.AgentRan {
 			counts = fmt.Sprintf("%d\t%d\t%d", h.Patched, h.Skipped, h.Failed)
 		}
 		detail := ""

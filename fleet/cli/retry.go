@@ -1,13 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,6 +15,7 @@ import (
 
 func newRetryCommand(a *app) *cobra.Command {
 	var dryRun bool
+	var runID string
 	cmd := &cobra.Command{
 		Use:   "retry",
 		Short: "Rerun the last run on its hosts that did not succeed",
@@ -24,87 +23,26 @@ func newRetryCommand(a *app) *cobra.Command {
 			"by default $XDG_STATE_HOME/ulpfleet/last-run.ndjson) and runs the same\n" +
 			"action with the same containers again on every host of that run that did\n" +
 			"not succeed: failed (unreachable, upload failed, ...), with process errors,\n" +
-			"interrupted or not attempted. The containers are read again from where the\n" +
+			"interrupted, not attempted, or in flight when the controller died (the\n" +
+			"file gets each host's record as the host finishes). The containers are read again from where the\n" +
 			"run read them and must be unchanged (same sha256). Canaries and batches\n" +
 			"come from the settings, as for any run (--canary 0 for none); --limit\n" +
 			"narrows the hosts further. A run with --trusted is retried with that\n" +
 			"policy folder unless --trusted names another, and a run with --activate\n" +
-			"with --activate. The retry saves its own\n" +
+			"with --activate. A results file of a run over another inventory is\n" +
+			"refused unless --run names its run id. The retry saves its own\n" +
 			"results, so a second retry reruns what still failed.\n" + exitStatusHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return a.runRetry(cmd.Context(), dryRun)
+			return a.runRetry(cmd.Context(), dryRun, runID)
 		},
 	}
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "print the plan and change nothing")
+	cmd.Flags().StringVar(&runID, "run", "", "retry the run `ID` of the results file even when it ran over another inventory")
 	return cmd
 }
 
-// lastRun is what a results file says about its run.
-type lastRun struct {
-	Action     fleet.Action
-	Containers []fleet.Artifact
-	RevertAll  string
-	// Trusted is the run's --trusted folder.
-	Trusted string
-	// Activate is the run's --activate.
-	Activate bool
-	// Retry lists the hosts whose state was not ok, in plan order.
-	Retry []string
-	// Hosts is the number of host records.
-	Hosts int
-}
-
-// readResults parses a results file (the NDJSON of --json and --results).
-func readResults(path string) (*lastRun, error) {
-	data, err := readLimited(path, maxListSize)
-	if err != nil {
-		return nil, err
-	}
-	lr := &lastRun{}
-	summaries := 0
-	for i, line := range bytes.Split(data, []byte("\n")) {
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 {
-			continue
-		}
-		var rec struct {
-			Schema, Type, Host, Action string
-			State                      fleet.State
-			Containers                 []fleet.Artifact
-			RevertAll                  string `json:"revert_all"`
-			Trusted                    string
-			Activate                   bool
-		}
-		if err := json.Unmarshal(line, &rec); err != nil {
-			return nil, fmt.Errorf("%s: line %d: not a results file: %w", path, i+1, err)
-		}
-		switch {
-		case rec.Schema == hostSchema && rec.Type == "host":
-			lr.Hosts++
-			if rec.State != fleet.StateOK {
-				lr.Retry = append(lr.Retry, rec.Host)
-			}
-		case rec.Schema == summarySchema && rec.Type == "summary":
-			summaries++
-			lr.Action, lr.Containers, lr.RevertAll = fleet.Action(rec.Action), rec.Containers, rec.RevertAll
-			lr.Trusted, lr.Activate = rec.Trusted, rec.Activate
-		default:
-			return nil, fmt.Errorf("%s: line %d: not a record of a results file (schema %q)", path, i+1, rec.Schema)
-		}
-	}
-	if summaries != 1 {
-		return nil, fmt.Errorf("%s: %d summary records, want 1 (not a complete results file)", path, summaries)
-	}
-	switch lr.Action {
-	case fleet.Apply, fleet.Revert, fleet.Push:
-	default:
-		return nil, fmt.Errorf("%s: action %q cannot be retried", path, lr.Action)
-	}
-	return lr, nil
-}
-
-func (a *app) runRetry(ctx context.Context, dryRun bool) error {
+func (a *app) runRetry(ctx context.Context, dryRun bool, runID string) error {
 	if a.cfg.Results == "" {
 		return usageError(errors.New("retry: no --results file"))
 	}
@@ -112,16 +50,29 @@ func (a *app) runRetry(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return usageError(fmt.Errorf("retry: %w", err))
 	}
+	run := &lr.Run
+	inv, _ := filepath.Abs(a.cfg.Inventory)
+	switch {
+	case runID != "" && runID != run.RunID:
+		return usageError(fmt.Errorf("retry: %s holds run %s, not %s", a.cfg.Results, run.RunID, runID))
+	case runID == "" && a.cfg.Inventory != "" && inv != run.Inventory:
+		return usageError(fmt.Errorf("retry: %s holds run %s (%s of %s over %s, limit %q), another inventory than %s; --run %s retries it anyway",
+			a.cfg.Results, run.RunID, run.Action, run.Started.Format(time.RFC3339), run.Inventory, run.Limit, inv, run.RunID))
+	}
+	if !lr.Finished {
+		a.log.Warn("retry: the run did not finish (its controller was killed?): hosts without a record are retried",
+			"run", run.RunID, "recorded", lr.Recorded, "planned", len(run.Hosts))
+	}
 	if len(lr.Retry) == 0 {
-		fmt.Fprintf(a.stdout, "retry: all %d hosts of the last %s succeeded; nothing to do\n", lr.Hosts, lr.Action)
+		fmt.Fprintf(a.stdout, "retry: all %d hosts of the last %s succeeded; nothing to do\n", len(run.Hosts), run.Action)
 		return nil
 	}
-	if a.cfg.Trusted == "" && lr.Trusted != "" {
+	if a.cfg.Trusted == "" && run.Trusted != "" {
 		// A run that required signatures is retried requiring them.
-		a.log.Info("retry: trust policy of the run", "trusted", lr.Trusted)
-		a.cfg.Trusted = lr.Trusted
+		a.log.Info("retry: trust policy of the run", "trusted", run.Trusted)
+		a.cfg.Trusted = run.Trusted
 	}
-	if lr.Activate && !a.cfg.Activate {
+	if run.Activate && !a.cfg.Activate {
 		// The hosts left behind get the patch-on-start folder updated too.
 		a.log.Info("retry: --activate of the run")
 		a.cfg.Activate = true
@@ -134,22 +85,28 @@ func (a *app) runRetry(ctx context.Context, dryRun bool) error {
 	if err != nil {
 		return err
 	}
+	retry := make(map[string]bool, len(lr.Retry))
+	for _, h := range lr.Retry {
+		retry[h] = true
+	}
 	var keep []inventory.Host
+	selected := make(map[string]bool, len(hosts))
 	for _, h := range hosts {
-		if slices.Contains(lr.Retry, h.Name) {
+		selected[h.Name] = true
+		if retry[h.Name] {
 			keep = append(keep, h)
 		}
 	}
 	for _, name := range lr.Retry {
-		if !slices.ContainsFunc(hosts, func(h inventory.Host) bool { return h.Name == name }) {
+		if !selected[name] {
 			a.log.Warn("retry: host of the last run not selected (not in the inventory, or outside --limit)", "host", name)
 		}
 	}
 	if len(keep) == 0 {
-		return usageError(fmt.Errorf("retry: %w: none of the hosts to retry (%s) is selected", inventory.ErrNoMatch, strings.Join(lr.Retry, ",")))
+		return usageError(fmt.Errorf("retry: %w: none of the %d hosts to retry is selected", inventory.ErrNoMatch, len(lr.Retry)))
 	}
-	a.log.Info("retry", "action", lr.Action, "hosts", len(keep), "results", a.cfg.Results)
-	p, err := a.planFor(lr.Action, keep, containers, lr.RevertAll)
+	a.log.Info("retry", "run", run.RunID, "action", run.Action, "hosts", len(keep), "results", a.cfg.Results)
+	p, err := a.planFor(fleet.Action(run.Action), keep, containers, run.RevertAll)
 	if err != nil {
 		return err
 	}
@@ -159,8 +116,8 @@ func (a *app) runRetry(ctx context.Context, dryRun bool) error {
 // reread reads the run's containers again and checks that they did not
 // change.
 func (lr *lastRun) reread() ([]fleet.Artifact, error) {
-	paths := make([]string, len(lr.Containers))
-	for i, c := range lr.Containers {
+	paths := make([]string, len(lr.Run.Containers))
+	for i, c := range lr.Run.Containers {
 		if c.Source == "" {
 			return nil, usageError(fmt.Errorf("retry: container %s: the results file does not say where it was read from", c.Name))
 		}
@@ -172,9 +129,9 @@ func (lr *lastRun) reread() ([]fleet.Artifact, error) {
 	}
 	var errs []error
 	for i, art := range arts {
-		if art.SHA256 != lr.Containers[i].SHA256 {
+		if art.SHA256 != lr.Run.Containers[i].SHA256 {
 			errs = append(errs, fmt.Errorf("retry: container %s changed since the run (sha256 %.16s, was %.16s)",
-				art.Source, art.SHA256, lr.Containers[i].SHA256))
+				art.Source, art.SHA256, lr.Run.Containers[i].SHA256))
 		}
 	}
 	if len(errs) > 0 {

@@ -164,7 +164,12 @@ func (a *app) execute(ctx context.Context, p *fleet.Plan, observe func(fleet.Eve
 	r.Observe = observe
 	if a.tty && !a.cfg.JSON {
 		pr := &progress{w: a.stderr, plan: p}
-		r.Observe = pr.observe
+		r.Observe = func(e fleet.Event) {
+			if observe != nil {
+				observe(e)
+			}
+			pr.observe(e)
+		}
 		defer pr.clear()
 	}
 	if p.Action == fleet.Apply || p.Action == fleet.Revert || p.Action == fleet.Push {
@@ -181,34 +186,61 @@ func (a *app) runRollout(ctx context.Context, action fleet.Action, args []string
 	return a.runPlan(ctx, p, o.dryRun)
 }
 
-// runPlan prints p (dryRun) or runs it, prints and saves the results.
+// runPlan prints p (dryRun) or runs it: the run record first, then each
+// host's record as the host finishes (on stdout with --json, appended and
+// synced to the results file), and the results at the end.
 func (a *app) runPlan(ctx context.Context, p *fleet.Plan, dryRun bool) error {
 	action := p.Action
-	var err error
 	if dryRun {
 		if a.cfg.JSON {
 			return writeJSON(a.stdout, p)
 		}
 		return p.WriteText(a.stdout)
 	}
-	var stream *jsonStream
-	var observe func(fleet.Event)
-	if a.cfg.JSON {
-		stream = newJSONStream(a.stdout, p)
-		observe = stream.observe
+	run := a.newRunRecord(p)
+	var rw *resultsWriter
+	if a.cfg.Results != "" {
+		var err error
+		if rw, err = createResults(a.cfg.Results, run); err != nil {
+			return usageError(fmt.Errorf("results: %w (--results '' runs without saving them)", err))
+		}
 	}
-	res, runErr := a.execute(ctx, p, observe)
+	index := planIndex(p)
+	var observers []func(fleet.Event)
+	var stream *jsonStream
+	if a.cfg.JSON {
+		stream = &jsonStream{enc: json.NewEncoder(a.stdout), index: index}
+		stream.err = stream.enc.Encode(run)
+		observers = append(observers, stream.observe)
+	}
+	if rw != nil {
+		observers = append(observers, func(e fleet.Event) {
+			if e.Kind == fleet.HostDone {
+				if err := rw.append(newHostRecord(index[e.Host], e.Result)); err != nil {
+					a.log.Warn("results: host record not saved", "host", e.Host, "err", err)
+				}
+			}
+		})
+	}
+	res, runErr := a.execute(ctx, p, func(e fleet.Event) {
+		for _, o := range observers {
+			o(e)
+		}
+	})
 	if res == nil {
 		return runErr
 	}
+	var err error
 	if stream != nil {
 		err = errors.Join(stream.err, writeResultJSON(a.stdout, p, res, true))
 	} else {
 		err = writeResultText(a.stdout, p, res)
 	}
-	if serr := a.saveResults(p, res); serr != nil {
-		// The rollout's outcome does not depend on it: warn, do not fail.
-		a.log.Warn("results not saved", "err", serr)
+	if rw != nil {
+		if serr := rw.finish(p, res); serr != nil {
+			// The rollout's outcome does not depend on it: warn, do not fail.
+			a.log.Warn("results not saved completely", "err", serr)
+		}
 	}
 	errs := []error{summaryError(res, runErr), err}
 	if action == fleet.Apply && a.cfg.AutoRevert && errors.Is(runErr, fleet.ErrStopped) {
@@ -218,14 +250,14 @@ func (a *app) runPlan(ctx context.Context, p *fleet.Plan, dryRun bool) error {
 }
 
 // autoRevert reverts the containers of a stopped apply on the canary hosts
-// that ran the agent, in one wave.
+// that ran the agent (whatever failed there afterwards: the health check,
+// a process, the connection or the host's timeout), in one wave.
 func (a *app) autoRevert(ctx context.Context, p *fleet.Plan, res *fleet.Result) error {
 	var hosts []inventory.Host
 	i := 0
 	for _, w := range p.Waves {
 		for _, hp := range w.Hosts {
-			st := res.Hosts[i].State
-			if w.Canary && (st == fleet.StateOK || st == fleet.StateError) {
+			if w.Canary && res.Hosts[i].AgentRan {
 				hosts = append(hosts, hp.Host)
 			}
 			i++

@@ -22,7 +22,7 @@ const (
 	ExitFailure   = 1   // at least one host failed (or a process reported ERROR)
 	ExitUsage     = 2   // bad usage, invalid inventory or settings; nothing was done
 	ExitStopped   = 3   // the canary gate or --max-failures stopped the rollout: some hosts not attempted
-	ExitCancelled = 130 // interrupted (Ctrl-C, SIGTERM)
+	ExitCancelled = 130 // interrupted (Ctrl-C, SIGTERM, SIGHUP)
 )
 
 const exitStatusHelp = `
@@ -31,7 +31,7 @@ EXIT STATUS
   1    at least one host failed or reported a process ERROR
   2    bad usage, invalid inventory or settings; nothing was done
   3    stopped by the canary gate, --max-failures or --max-fail: some hosts were not attempted
-  130  interrupted (Ctrl-C or SIGTERM): hosts in flight were cancelled
+  130  interrupted (Ctrl-C, SIGTERM or SIGHUP): hosts in flight were cancelled
 `
 
 // ExitError carries a specific exit status up to Run. Err may be nil when
@@ -116,10 +116,11 @@ func ExitCode(w io.Writer, err error) int {
 }
 
 // Run executes the ulpfleet command tree with args and returns the exit
-// status. The first SIGINT or SIGTERM cancels the rollout (hosts in flight
-// are cancelled, no new host starts); a second one kills the process.
+// status. The first SIGINT, SIGTERM or SIGHUP (the terminal closed)
+// cancels the rollout (hosts in flight are cancelled, no new host starts,
+// the results are saved); a second one kills the process.
 func Run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	context.AfterFunc(ctx, stop) // the second signal gets the default action
 	a := newApp(os.Stdout, os.Stderr)

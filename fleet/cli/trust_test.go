@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
-	"ulp/internal/sshfleet"
 	"ulp/internal/testenv"
 	"ulp/livepatch/sign"
 	"ulp/livepatch/trigger/triggertest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // trustDir writes a policy folder trusting the public keys and returns it.

@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"ulp/fleet"
-	"ulp/internal/atomicfile"
 	"ulp/inventory"
 	"ulp/livepatch/container"
 	"ulp/remote"
@@ -21,7 +20,7 @@ import (
 const (
 	maxAgentSize     = 256 << 20
 	maxContainerSize = 256 << 20
-	maxListSize      = 64 << 20 // --limit @FILE and results files
+	maxListSize      = 64 << 20 // --limit @FILE
 )
 
 // errNoAgent is returned when ulpfleet has no agent to upload.
@@ -155,27 +154,4 @@ func limitFromFile(path string) (string, error) {
 		return "", fmt.Errorf("--limit @%s: %w: the file lists no host", path, inventory.ErrNoMatch)
 	}
 	return strings.Join(terms, ","), nil
-}
-
-// saveResults writes the NDJSON records of res (the outcome of p) to the
-// results file, when one is set, atomically (a temporary file renamed into
-// place).
-func (a *app) saveResults(p *fleet.Plan, res *fleet.Result) error {
-	if a.cfg.Results == "" {
-		return nil
-	}
-	var b bytes.Buffer
-	if err := writeResultJSON(&b, p, res, false); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(a.cfg.Results), 0o755); err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	if err := atomicfile.Write(a.cfg.Results, 0o644, func(w io.Writer) error {
-		_, err := w.Write(b.Bytes())
-		return err
-	}); err != nil {
-		return fmt.Errorf("results: %w", err)
-	}
-	return nil
 }

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -15,8 +15,8 @@ import (
 )
 
 type messagesOptions struct {
-	process string
-	json    bool
+	sel  selectFlags
+	json bool
 }
 
 func newMessagesCommand(g *globalOptions) *cobra.Command {
@@ -38,23 +38,26 @@ EXIT STATUS
 			if !cmd.Flags().Changed("process") {
 				return usageError(errors.New("messages needs -p PID or -p NAME-GLOB"))
 			}
-			return runMessages(cmd.Context(), opts, cmd.OutOrStdout())
+			return runMessages(cmd.Context(), g, opts, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&opts.process, "process", "p", "", "the process `PID`, or the processes with the runtime whose name matches a glob")
+	opts.sel.add(cmd.Flags(), "the process `PID`, or the processes with the runtime whose name matches a glob")
 	cmd.Flags().BoolVar(&opts.json, "json", false, "print one JSON record per process (schema "+report.MessagesSchema+")")
 	return cmd
 }
 
-func runMessages(ctx context.Context, opts messagesOptions, w io.Writer) error {
-	pid, err := strconv.Atoi(opts.process)
-	isPID := err == nil
-	if isPID && pid <= 0 {
-		return usageError(fmt.Errorf("bad pid %d", pid))
-	}
-	found, err := target.Select(opts.process)
+func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w io.Writer) error {
+	isPID := opts.sel.isPID()
+	seq, filter, err := opts.sel.scan()
 	if err != nil {
-		return usageError(err)
+		return err
+	}
+	found := slices.Collect(seq)
+	if filter.Inaccessible > 0 {
+		g.log.Info("processes not inspected: the caller may not read them", "count", filter.Inaccessible)
+	}
+	if len(found) == 0 {
+		return opts.sel.noMatch()
 	}
 	failed := 0
 	enc := json.NewEncoder(w)

@@ -24,9 +24,11 @@ import (
 )
 
 type patchesOptions struct {
-	process string
+	sel     selectFlags
 	json    bool
 	buildID bool
+	// onlyPatched: --only-livepatched.
+	onlyPatched bool
 }
 
 func newPatchesCommand(g *globalOptions) *cobra.Command {
@@ -37,11 +39,15 @@ func newPatchesCommand(g *globalOptions) *cobra.Command {
 		Long: "patches lists the processes that preload libpulp.so.0, the libraries of each\n" +
 			"that can be live patched, and the live patches applied to them with their\n" +
 			"load time and bug labels. It reads each process's memory without stopping it.\n" +
-			"A process that cannot be read is listed with the reason.\n" + `
+			"A process named by its PID that cannot be read is listed with the reason;\n" +
+			"without -p or with a glob, only the processes the caller may read are listed\n" +
+			"(-u USER: only that user's). A library is livepatchable when a function of it\n" +
+			"has the entry pad or an entry that can take the jump (ulp livepatchable).\n" + `
 EXIT STATUS
   0  every selected process was listed
-  1  at least one process could not be read (its block says why)
-  2  bad usage
+  1  at least one process could not be read (its block says why), or a -p glob
+     matched no process
+  2  bad usage (a -p PID that does not exist)
 `,
 		Args: usageExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -49,7 +55,8 @@ EXIT STATUS
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.process, "process", "p", "", "select the process `PID`, or the processes whose name matches a glob (default: every process with the runtime)")
+	opts.sel.add(f, "select the process `PID`, or the processes whose name matches a glob (default: every process with the runtime)")
+	f.BoolVar(&opts.onlyPatched, "only-livepatched", false, "list only the processes with at least one patch applied")
 	f.BoolVar(&opts.json, "json", false, "print one JSON record per process (schema "+report.PatchesSchema+")")
 	f.BoolVarP(&opts.buildID, "build-id", "b", false, "print the build-id of each library")
 	return cmd
@@ -72,30 +79,41 @@ type processView struct {
 }
 
 func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io.Writer) error {
-	found, err := target.Select(opts.process)
+	found, filter, err := opts.sel.scan()
 	if err != nil {
-		return usageError(err)
+		return err
 	}
-	padded := paddedCache{log: g.log, known: make(map[string]bool)}
-	failed := 0
+	patchable := patchableCache{log: g.log, known: make(map[string]bool)}
+	failed, selected, listed := 0, 0, 0
 	enc := json.NewEncoder(w)
-	for i, f := range found {
-		v := inspect(ctx, f, &padded)
+	for f := range found {
+		selected++
+		v := inspect(ctx, f, &patchable)
 		if v.err != nil {
 			failed++
 		}
+		if opts.onlyPatched && v.err == nil && !v.patched() {
+			continue
+		}
+		listed++
 		if opts.json {
 			if err := enc.Encode(v.record()); err != nil {
 				return err
 			}
 			continue
 		}
-		if i > 0 {
+		if listed > 1 {
 			fmt.Fprintln(w)
 		}
 		v.print(w, opts.buildID)
 	}
-	if len(found) == 0 && !opts.json {
+	if filter.Inaccessible > 0 {
+		g.log.Info("processes not inspected: the caller may not read them", "count", filter.Inaccessible)
+	}
+	if selected == 0 {
+		if err := opts.sel.noMatch(); err != nil {
+			return err
+		}
 		g.log.Info("no process with the runtime found", "runtime", target.RuntimeName)
 	}
 	if failed > 0 {
@@ -105,7 +123,7 @@ func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io
 }
 
 // inspect reads one process without stopping it.
-func inspect(ctx context.Context, f target.Found, padded *paddedCache) processView {
+func inspect(ctx context.Context, f target.Found, patchable *patchableCache) processView {
 	v := processView{pid: f.PID, comm: f.Comm, err: f.Err}
 	if v.err != nil {
 		return v
@@ -135,7 +153,7 @@ func inspect(ctx context.Context, f target.Found, padded *paddedCache) processVi
 				lib.patches = append(lib.patches, pt)
 			}
 		}
-		if len(lib.patches) > 0 || o == p.Runtime || padded.has(p, o) {
+		if len(lib.patches) > 0 || o != p.Runtime && patchable.has(p, o) {
 			v.libs = append(v.libs, lib)
 		}
 	}
@@ -148,14 +166,25 @@ func inspect(ctx context.Context, f target.Found, padded *paddedCache) processVi
 	return v
 }
 
-// paddedCache remembers which objects carry patchable entries, by build-id
-// (or path when an object has none), across the processes of one listing.
-type paddedCache struct {
+// patched reports whether the process has at least one patch applied.
+func (v *processView) patched() bool {
+	for _, lib := range v.libs {
+		if len(lib.patches) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// patchableCache remembers which objects have a function that can take a
+// patch (the pad, or an entry that can take the jump), by build-id (or path
+// when an object has none), across the processes of one listing.
+type patchableCache struct {
 	log   *slog.Logger
 	known map[string]bool
 }
 
-func (c *paddedCache) has(p *target.Process, o *target.Object) bool {
+func (c *patchableCache) has(p *target.Process, o *target.Object) bool {
 	key := "path:" + o.Path
 	if len(o.BuildID) > 0 {
 		key = "id:" + hex.EncodeToString(o.BuildID)
@@ -169,9 +198,10 @@ func (c *paddedCache) has(p *target.Process, o *target.Object) bool {
 		c.known[key] = false
 		return false
 	}
-	n, _ := obj.PaddedFuncs()
-	c.known[key] = n > 0
-	return n > 0
+	padded, _ := obj.PaddedFuncs()
+	ok := padded+obj.EntryFuncs() > 0
+	c.known[key] = ok
+	return ok
 }
 
 // describe turns an error reading process pid into the reason printed

@@ -3,13 +3,16 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"ulp/internal/exitstatus"
+	"ulp/livepatch/abi"
 )
 
 // Exit statuses of ulp. They are listed under EXIT STATUS in `ulp --help`
@@ -20,6 +23,19 @@ const (
 	ExitUsage        = 2 // bad usage or invalid input (nothing was changed)
 	ExitInconsistent = 3 // a process may have been left inconsistent (see stderr)
 )
+
+// Version is ulp's version, set at link time by the Makefile
+// (-X ulp/livepatch/cli.Version=$(VERSION)); "unknown" in a plain go build.
+var Version = "unknown"
+
+// versionLine is what `ulp --version` and `ulp version` print.
+func versionLine() string {
+	goVersion := "unknown Go"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		goVersion = bi.GoVersion
+	}
+	return fmt.Sprintf("ulp %s (runtime ABI %d, %s)\n", Version, abi.Version, goVersion)
+}
 
 // ExitError carries a specific exit status up to main. Err may be nil when
 // the command already printed everything it had to say.
@@ -41,8 +57,9 @@ type globalOptions struct {
 const exitStatusHelp = `
 EXIT STATUS
   0  success (trigger: no process reported ERROR)
-  1  at least one ERROR; check: patch not applied; livepatchable: not livepatchable
-  2  bad usage or invalid input; nothing was changed
+  1  at least one ERROR; a -p glob matched no process; check: patch not applied;
+     livepatchable: not livepatchable
+  2  bad usage or invalid input (a -p PID that does not exist); nothing was changed
   3  a process may have been left inconsistent (explained on stderr)
 `
 
@@ -53,6 +70,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 		Short: "User-space live patching: build, apply and inspect livepatches",
 		Long: "ulp builds livepatch containers and applies them to running processes that\n" +
 			"preload libpulp.so.0, without restarting them.\n" + exitStatusHelp,
+		Version:       Version,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, args []string) error {
@@ -68,6 +86,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 			return nil
 		},
 	}
+	root.SetVersionTemplate(versionLine())
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug information on stderr")
@@ -88,6 +107,15 @@ func newRoot(g *globalOptions) *cobra.Command {
 		newSignCommand(g),
 		newVerifyCommand(g),
 		newDebCommand(g),
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print ulp's version (also: ulp --version)",
+			Args:  usageExactArgs(0),
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				_, err := io.WriteString(cmd.OutOrStdout(), versionLine())
+				return err
+			},
+		},
 	)
 	return root
 }

@@ -32,3 +32,20 @@ func TestRun_ExitStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestVersion: `ulp --version` and `ulp version` print the same line, with
+// the version set at link time and the runtime ABI this agent speaks.
+func TestVersion(t *testing.T) {
+	var lines []string
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout, stderr bytes.Buffer
+		if code := run(t.Context(), args, &stdout, &stderr); code != ExitOK || stderr.Len() != 0 {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr.String())
+		}
+		lines = append(lines, stdout.String())
+	}
+	want := "ulp " + Version + " (runtime ABI 1, go1."
+	if lines[0] != lines[1] || !strings.HasPrefix(lines[0], want) || strings.Count(lines[0], "\n") != 1 {
+		t.Errorf("--version %q, version %q; want one line starting %q", lines[0], lines[1], want)
+	}
+}

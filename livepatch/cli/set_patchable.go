@@ -5,16 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"ulp/livepatch/target"
 	"ulp/livepatch/trigger"
 )
 
 func newSetPatchableCommand(g *globalOptions) *cobra.Command {
-	var process string
+	var sel selectFlags
 	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "set_patchable -p PID|NAME-GLOB enable|disable",
@@ -31,7 +31,7 @@ preloads the runtime.
 ` + exitStatusHelp,
 		Args: usageExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if process == "" {
+			if sel.process == "" {
 				return usageError(errors.New("set_patchable needs -p PID"))
 			}
 			var enable bool
@@ -42,18 +42,25 @@ preloads the runtime.
 			default:
 				return usageError(fmt.Errorf("set_patchable: %q is neither enable nor disable", args[0]))
 			}
-			return runSetPatchable(cmd.Context(), g, process, enable, timeout, cmd.OutOrStdout())
+			return runSetPatchable(cmd.Context(), g, sel, enable, timeout, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVarP(&process, "process", "p", "", "the process: a `PID`, or a glob matched against process names")
+	sel.add(cmd.Flags(), "the process: a `PID`, or a glob matched against process names")
 	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Second, "time allowed for each process")
 	return cmd
 }
 
-func runSetPatchable(ctx context.Context, g *globalOptions, process string, enable bool, timeout time.Duration, w io.Writer) error {
-	found, err := target.Select(process)
+func runSetPatchable(ctx context.Context, g *globalOptions, sel selectFlags, enable bool, timeout time.Duration, w io.Writer) error {
+	seq, filter, err := sel.scan()
 	if err != nil {
-		return usageError(err)
+		return err
+	}
+	found := slices.Collect(seq)
+	if filter.Inaccessible > 0 {
+		g.log.Info("processes not inspected: the caller may not read them", "count", filter.Inaccessible)
+	}
+	if len(found) == 0 {
+		return sel.noMatch()
 	}
 	word := "disabled"
 	if enable {

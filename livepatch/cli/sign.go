@@ -59,7 +59,12 @@ func runSign(g *globalOptions, opts signOptions, path string, stdout io.Writer) 
 	if err != nil {
 		return usageError(fmt.Errorf("%s: %w", opts.key, err))
 	}
-	in, err := os.ReadFile(path)
+	f, _, err := container.OpenFile(path)
+	if err != nil {
+		return usageError(err)
+	}
+	in, err := io.ReadAll(io.LimitReader(f, container.MaxFile+1))
+	f.Close()
 	if err != nil {
 		return usageError(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"iter"
-	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -28,7 +27,7 @@ import (
 )
 
 type triggerOptions struct {
-	process   string
+	sel       selectFlags
 	revert    bool
 	revertAll string
 	json      bool
@@ -39,6 +38,8 @@ type triggerOptions struct {
 	jobs      int
 	activate  bool
 	activeDir string
+	// rootPrefix: -R/--root.
+	rootPrefix string
 	// checkStack: --check-stack.
 	checkStack bool
 	// trustedSet: --trusted was given, so its folder must exist.
@@ -68,7 +69,10 @@ are redirected by a 5-byte jump written over their entry; see "ulp
 livepatchable -v".
 
 Whole host: without -p every process that preloads the runtime is a
-candidate; -p also takes a glob matched against process names. The
+candidate; -p also takes a glob matched against process names. A process
+the caller may not inspect (another user's) is then left out, not an error
+(--json counts it in the summary's "inaccessible"); -u USER keeps only that
+user's processes. The
 container argument may be a quoted glob ('/usr/lib/pkg/*.so', expanded by
 ulp over regular files ending in .so; --recursive descends into subfolders):
 every container is tried on every candidate, and what does not apply (other
@@ -105,9 +109,9 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&opts.process, "process", "p", "", "the processes: a `PID`, or a glob matched against process names (default: every process with the runtime)")
+	opts.sel.add(f, "the processes: a `PID`, or a glob matched against process names (default: every process with the runtime)")
 	f.BoolVar(&opts.revert, "revert", false, "revert LIVEPATCH.so instead of applying it")
-	f.StringVar(&opts.revertAll, "revert-all", "", "revert every patch on library `LIB` (then apply LIVEPATCH.so, if given)")
+	f.StringVar(&opts.revertAll, "revert-all", "", "revert every patch on library `LIB` (then apply LIVEPATCH.so, if given); target: the library of each container")
 	f.BoolVar(&opts.json, "json", false, "print NDJSON records instead of text")
 	f.IntVarP(&opts.retries, "retries", "r", 20, "attempts when every thread is busy in malloc or the loader, or another agent holds the process")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
@@ -115,6 +119,7 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
 	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, by workers that each reuse one tracer thread")
+	f.StringVarP(&opts.rootPrefix, "root", "R", "", "`PREFIX` under which the processes see this agent's root (a process that cannot open the agent's descriptor opens PREFIX/CONTAINER-PATH)")
 	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
 	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder `DIR` of --activate (the runtime reads $"+active.EnvDir+")")
 	return cmd
@@ -172,17 +177,25 @@ func expandContainers(arg string, recursive bool) ([]string, error) {
 	return out, nil
 }
 
+// revertAllTarget is --revert-all's word, as libpulp's, for "the library
+// each container patches".
+const revertAllTarget = "target"
+
 // triggerPlan checks the flags and the containers before any process is
 // touched (bad usage and an invalid container are exit status 2) and
 // returns the requests every process receives, in order. With
 // --revert-all=LIB and containers, the first container for LIB replaces
 // the patches on LIB in one stop; without one, the revert-all comes first.
+// --revert-all=target replaces, for each library the containers patch, its
+// patches by the first container for it.
 func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) {
 	switch {
 	case opts.retries < 0:
 		return nil, usageError(errors.New("--retries must not be negative"))
 	case opts.timeout <= 0:
 		return nil, usageError(errors.New("--timeout must be positive"))
+	case opts.rootPrefix != "" && !filepath.IsAbs(opts.rootPrefix):
+		return nil, usageError(fmt.Errorf("--root %s: not an absolute path", opts.rootPrefix))
 	case opts.jobs < 1:
 		return nil, usageError(errors.New("--jobs must be at least 1"))
 	case opts.revert && opts.revertAll != "":
@@ -191,6 +204,8 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		return nil, usageError(errors.New("--revert needs LIVEPATCH.so"))
 	case opts.revertAll == "" && len(args) == 0:
 		return nil, usageError(errors.New("trigger needs LIVEPATCH.so (or --revert-all=LIB)"))
+	case opts.revertAll == revertAllTarget && len(args) == 0:
+		return nil, usageError(errors.New("--revert-all=target needs LIVEPATCH.so: it names the library of each container"))
 	}
 	var paths []string
 	if len(args) == 1 {
@@ -200,23 +215,24 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		}
 	}
 	var reqs []trigger.Request
-	replaced := false
+	replaced := map[string]bool{} // the libraries whose patches a container replaces
 	for _, p := range paths {
 		c, err := container.Open(p)
 		if err != nil {
 			return nil, usageError(fmt.Errorf("invalid container: %s: %w", p, err))
 		}
+		lib := c.Apply.Target.Name
 		switch {
 		case opts.revert:
 			reqs = append(reqs, trigger.Request{Action: trigger.ActRevert, Container: p})
-		case opts.revertAll != "" && !replaced && c.Apply.Target.Name == opts.revertAll:
-			replaced = true
-			reqs = append(reqs, trigger.Request{Action: trigger.ActReplace, Container: p, Lib: opts.revertAll})
+		case !replaced[lib] && (opts.revertAll == lib || opts.revertAll == revertAllTarget):
+			replaced[lib] = true
+			reqs = append(reqs, trigger.Request{Action: trigger.ActReplace, Container: p, Lib: lib})
 		default:
 			reqs = append(reqs, trigger.Request{Action: trigger.ActApply, Container: p})
 		}
 	}
-	if opts.revertAll != "" && !replaced {
+	if opts.revertAll != "" && opts.revertAll != revertAllTarget && !replaced[opts.revertAll] {
 		if len(paths) == 1 && paths[0] == args[0] { // one container named, not a glob
 			c, _ := container.Open(paths[0]) // opened above
 			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
@@ -231,9 +247,9 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
-	found, err := target.Scan(opts.process)
+	found, filter, err := opts.sel.scan()
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	trust, err := trustPolicy(g, opts.trusted, opts.trustedSet)
 	if err != nil {
@@ -247,9 +263,10 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	var containers trigger.Containers // each container checked once for every process
 	defer containers.Close()
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack,
-		Containers: &containers}
+		Containers: &containers, RootPrefix: opts.rootPrefix}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
 	sum := summarize(reps)
+	sum.Inaccessible = filter.Inaccessible
 	enc := json.NewEncoder(w)
 	many := len(reps) != 1 || len(reqs) != 1
 	for _, pr := range reps {
@@ -271,6 +288,8 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		fmt.Fprintf(w, "Processes patched: %d, Skipped: %d, Failed: %d.\n", sum.Patched, sum.Skipped, sum.Failed)
 	}
 	switch {
+	case len(reps) == 0:
+		return opts.sel.noMatch()
 	case sum.Inconsistent > 0:
 		return &ExitError{Code: ExitInconsistent, Err: fmt.Errorf(
 			"%d process(es) may run a mix of old and new code: see their ERROR lines, check with `ulp patches`, and restart them if in doubt",
@@ -339,15 +358,11 @@ func verifyTrusted(trust *sign.Policy, path string) error {
 	if trust == nil {
 		return nil
 	}
-	f, err := os.Open(path)
+	f, fi, err := container.OpenFile(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	if err := sign.CheckSafe(fi); err != nil {
 		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
 	}

@@ -38,6 +38,11 @@ func TestTriggerCommand(t *testing.T) {
 		{"replace", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1", lp300}, "SUCCESS\n", 0, "300", ""},
 		{"revert-all", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1"}, "SUCCESS\n", 0, "100", ""},
 		{"revert-all none", []string{"trigger", "-p", pid, "--revert-all=libcalc.so.1"}, "SKIPPED no patches on libcalc.so.1\n", 0, "100", ""},
+		{"apply before target", []string{"trigger", "-p", pid, lp200}, "SUCCESS\n", 0, "200", ""},
+		{"replace by target", []string{"trigger", "-p", pid, "--revert-all=target", lp300}, "SUCCESS\n", 0, "300", ""},
+		{"target without container", []string{"trigger", "-p", pid, "--revert-all=target"}, "", 2, "300", "--revert-all=target needs LIVEPATCH.so"},
+		{"revert the replacement", []string{"trigger", "-p", pid, "--revert", lp300}, "SUCCESS\n", 0, "100", ""}, // lp200 went with the replace
+		{"relative root prefix", []string{"trigger", "-p", pid, "-R", "snap", lp200}, "", 2, "100", "--root snap: not an absolute path"},
 		{"no container matches", []string{"trigger", "-p", pid, filepath.Join(fx.Dir, "none*.so")}, "", 2, "100", "no container matches"},
 		{"bad jobs", []string{"trigger", "-p", pid, "--jobs=0", lp200}, "", 2, "100", "--jobs"},
 		{"no container", []string{"trigger", "-p", pid}, "", 2, "100", "needs LIVEPATCH.so"},

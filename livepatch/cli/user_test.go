@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -51,9 +52,13 @@ func addUser(t *testing.T) testUser {
 
 // run runs the real ulp binary as u (as root when u is nil) and returns
 // its stdout, stderr and exit status.
+// With "sudo" as the first argument it runs `sudo -n ulp ARGS` as u.
 func (u *testUser) run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), testenv.Artifact(t, "ulp"), args...)
+	if len(args) > 0 && args[0] == "sudo" {
+		cmd = exec.CommandContext(t.Context(), "sudo", append([]string{"-n", testenv.Artifact(t, "ulp")}, args[1:]...)...)
+	}
 	if u != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: u.uid, Gid: u.gid}}
 	}
@@ -142,18 +147,67 @@ func TestRegularUser(t *testing.T) {
 			t.Errorf("%v as %s: %q lacks the permission hint", tt.args, u.name, msg)
 		}
 	}
-	// A glob reaches both: one line each, the summary, exit status 1.
-	out, _, code := u.run(t, "patches", "-p", "app")
-	if code != ExitFailure || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n  error: %s", other.PID, denied)) ||
-		!strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n  Livepatchable libraries:\n", own.PID)) {
-		t.Errorf("patches -p app as %s: exit %d\n%s", u.name, code, out)
+	// A glob, or every process, is a whole-host selection: root's process
+	// is left out, not an error, and only counted apart in --json.
+	out, errOut, code := u.run(t, "patches", "-p", "app")
+	if code != ExitOK || strings.Contains(out, "PID: "+otherPID+",") || errOut != "" ||
+		!strings.HasPrefix(out, fmt.Sprintf("PID: %d, name: app\n  Livepatchable libraries:\n", own.PID)) {
+		t.Errorf("patches -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
-	out, _, code = u.run(t, "trigger", "-p", "app", "--revert", lp)
-	refused := fmt.Sprintf("PID %d (app): ERROR no permission to inspect process %d: pid %d: ", other.PID, other.PID, other.PID)
-	if code != ExitFailure || !strings.Contains(out, refused) || yama == "0" && !strings.Contains(out, fmt.Sprintf("PID %d (app): SUCCESS\n", own.PID)) {
-		t.Errorf("trigger -p app --revert as %s: exit %d\n%s\nwant a line %q", u.name, code, out, refused)
+	if out, errOut, code := u.run(t, "patches"); code != ExitOK || strings.Contains(out, "error:") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+		t.Errorf("patches as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
-	t.Logf("trigger -p app --revert as %s:\n%s", u.name, out)
+	if out, errOut, code := u.run(t, "messages", "-p", "app"); code != ExitOK || strings.Contains(out, otherPID+" (app):") || !strings.Contains(out, "libpulp loaded") {
+		t.Errorf("messages -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	if yama == "" || yama == "0" {
+		out, errOut, code = u.run(t, "trigger", "--json", "-p", "app", "--revert", lp)
+		recs, sum := decodeTrigger(t, out)
+		if code != ExitOK || len(recs) != 1 || recs[0].PID != own.PID || recs[0].Result != report.Success ||
+			sum.Candidates != 1 || sum.Inaccessible < 1 || sum.Failed != 0 {
+			t.Errorf("trigger --json -p app --revert as %s: exit %d\n%s%s", u.name, code, out, errOut)
+		}
+		own.Expect(t, map[string]string{"value": "100"})
+		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "disable"); code != ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
+			t.Errorf("set_patchable -p app disable as %s: exit %d\n%s%s", u.name, code, out, errOut)
+		}
+		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "enable"); code != ExitOK || out != fmt.Sprintf("PID %d (app): patching enabled\n", own.PID) {
+			t.Errorf("set_patchable -p app enable as %s: exit %d\n%s%s", u.name, code, out, errOut)
+		}
+	}
+	// -u narrows to one user: root's processes are all out of reach.
+	if out, errOut, code := u.run(t, "patches", "-u", "root", "-p", "app"); code != ExitFailure || out != "" ||
+		errOut != "ulp: no process with libpulp.so.0 matches -p \"app\"\n" {
+		t.Errorf("patches -u root -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	other.Expect(t, map[string]string{"value": "100"})
+
+	// Through sudo, root's processes appear too; -u picks one user's.
+	sudoers := filepath.Join("/etc/sudoers.d", u.name)
+	if err := os.WriteFile(sudoers, []byte(u.name+" ALL=(root) NOPASSWD: "+testenv.Artifact(t, "ulp")+"\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(sudoers) })
+	sudo := func(args ...string) (string, string, int) {
+		return u.run(t, append([]string{"sudo"}, args...)...)
+	}
+	out, errOut, code = sudo("patches", "-p", "app")
+	if code != ExitOK || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", other.PID)) || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+		t.Errorf("sudo ulp patches -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	out, errOut, code = sudo("patches", "-u", u.name, "-p", "app")
+	if code != ExitOK || strings.Contains(out, "PID: "+otherPID+",") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+		t.Errorf("sudo ulp patches -u %s -p app: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	out, errOut, code = sudo("trigger", "-u", "root", "-p", "app", lp)
+	if code != ExitOK || out != "SUCCESS\n" && !strings.Contains(out, fmt.Sprintf("PID %d (app): SUCCESS\n", other.PID)) || strings.Contains(out, "PID "+ownPID+" (") {
+		t.Errorf("sudo ulp trigger -u root -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	other.Expect(t, map[string]string{"value": "200"})
+	own.Expect(t, map[string]string{"value": "100"})
+	if _, errOut, code := sudo("trigger", "-u", "root", "-p", "app", "--revert", lp); code != ExitOK {
+		t.Errorf("sudo ulp trigger --revert: exit %d %s", code, errOut)
+	}
 	other.Expect(t, map[string]string{"value": "100"})
 
 	// Root reaches the user's process.

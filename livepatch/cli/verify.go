@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/livepatch/container"
 	"ulp/livepatch/sign"
 )
 
@@ -67,15 +68,11 @@ func runVerify(g *globalOptions, opts verifyOptions, path string, stdout io.Writ
 	default:
 		return usageError(errors.New("verify needs --pub PUB or --trusted DIR"))
 	}
-	f, err := os.Open(path)
+	f, fi, err := container.OpenFile(path)
 	if err != nil {
 		return usageError(err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return usageError(err)
-	}
 	by, err := p.Verify(f, fi.Size())
 	if err != nil {
 		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s: %w", path, err)}

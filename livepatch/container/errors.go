@@ -9,6 +9,11 @@ import (
 var (
 	// ErrNotContainer means the ELF file lacks the .ulp or .ulp.rev section.
 	ErrNotContainer = errors.New("not a livepatch container")
+	// ErrNotRegular means a container path names a FIFO, a device, a
+	// socket or a folder, refused without reading it.
+	ErrNotRegular = errors.New("not a regular file")
+	// ErrTooLarge means a container file exceeds MaxFile.
+	ErrTooLarge = errors.New("container file too large")
 )
 
 // FormatError reports malformed container bytes: a section payload, or the

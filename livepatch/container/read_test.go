@@ -13,6 +13,7 @@ import (
 	"ulp/internal/testenv"
 	"ulp/livepatch/container"
 	"ulp/livepatch/dsc"
+	"ulp/livepatch/elfedit"
 	"ulp/livepatch/packer"
 	"ulp/livepatch/packer/packertest"
 )
@@ -152,7 +153,7 @@ func TestRead_MismatchedSections(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b, err := packer.AddSections(sample, []packer.Section{{Name: container.SectionApply, Data: ad}, {Name: container.SectionRevert, Data: rd}})
+			b, err := elfedit.AddSections(sample, []elfedit.Section{{Name: container.SectionApply, Data: ad}, {Name: container.SectionRevert, Data: rd}})
 			if err != nil {
 				t.Fatal(err)
 			}

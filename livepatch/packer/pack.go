@@ -13,6 +13,7 @@ import (
 	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
 	"ulp/livepatch/dsc"
+	"ulp/livepatch/elfedit"
 	"ulp/livepatch/elfsym"
 )
 
@@ -74,7 +75,7 @@ func Pack(desc *dsc.Desc, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	packed, err := AddSections(lpData, []Section{
+	packed, err := elfedit.AddSections(lpData, []elfedit.Section{
 		{Name: container.SectionApply, Data: applyData},
 		{Name: container.SectionRevert, Data: revertData},
 		{Name: container.SectionComments, Data: []byte(apply.Comments)},

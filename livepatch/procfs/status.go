@@ -22,6 +22,9 @@ type Status struct {
 	SigIgn    uint64
 	SigCgt    uint64 // signals with a handler installed
 	CapEff    uint64 // effective capabilities (bit 19: CAP_SYS_PTRACE)
+	// Kthread is set for a kernel thread (the "Kthread: 1" line of Linux
+	// 6.0 and later; older kernels print none).
+	Kthread bool
 }
 
 // ParseStatus parses the text of /proc/PID/status. Unknown lines are
@@ -72,6 +75,8 @@ func ParseStatus(b []byte) (*Status, error) {
 			s.SigCgt, err = strconv.ParseUint(v, 16, 64)
 		case "CapEff":
 			s.CapEff, err = strconv.ParseUint(v, 16, 64)
+		case "Kthread":
+			s.Kthread, err = strconv.ParseBool(v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: status %s %q: %w", ErrFormat, key, v, err)

@@ -62,6 +62,10 @@ type Summary struct {
 	Failed         int    `json:"failed"`
 	PatchesApplied int    `json:"patches_applied"`
 	Inconsistent   int    `json:"inconsistent"`
+	// Inaccessible counts the processes of a whole-host run (no -p, or a
+	// glob) left out because the agent may not inspect them: not
+	// candidates, not failures.
+	Inaccessible int `json:"inaccessible"`
 }
 
 // AppliedPatch is one entry of a process's ledger.

@@ -11,7 +11,7 @@ import (
 	"fmt"
 	"io"
 
-	"ulp/livepatch/packer"
+	"ulp/livepatch/elfedit"
 )
 
 // Section is the name of the ELF section holding the signature.
@@ -114,7 +114,7 @@ func Sign(in []byte, key ed25519.PrivateKey) ([]byte, error) {
 	if len(in) > MaxFile {
 		return nil, fmt.Errorf("sign: file of %d bytes exceeds %d", len(in), MaxFile)
 	}
-	out, err := packer.AddSections(in, []packer.Section{{Name: Section, Data: make([]byte, PayloadSize)}})
+	out, err := elfedit.AddSections(in, []elfedit.Section{{Name: Section, Data: make([]byte, PayloadSize)}})
 	if err != nil {
 		return nil, fmt.Errorf("sign: %w", err)
 	}

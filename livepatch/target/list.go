@@ -13,6 +13,8 @@ import (
 type Found struct {
 	PID  int
 	Comm string
+	// UID is the process's effective user id, -1 when unknown.
+	UID int
 	// Err is set when the process could not be checked for the runtime
 	// (typically a permission error: errors.Is(Err, fs.ErrPermission)).
 	Err error
@@ -45,7 +47,7 @@ func List() (iter.Seq[Found], error) {
 // check reports whether pid is a candidate: it maps the runtime, or it
 // could not be checked.
 func check(pid int) (Found, bool) {
-	f := Found{PID: pid}
+	f := Found{PID: pid, UID: -1}
 	st, err := procfs.ReadStatus(pid)
 	if err != nil {
 		if errors.Is(err, procfs.ErrNoProcess) {
@@ -54,8 +56,11 @@ func check(pid int) (Found, bool) {
 		f.Err = err
 		return f, true
 	}
-	f.Comm = st.Name
-	if pid == 2 || st.PPid == 2 { // kthreadd and its children: no user memory
+	f.Comm, f.UID = st.Name, st.Uid[1]
+	// A kernel thread has no user memory. Not told by pid 2 (kthreadd) and
+	// its children: inside a PID namespace, pid 2 is an ordinary process;
+	// a kernel without the Kthread line gives them an empty memory map.
+	if st.Kthread {
 		return f, false
 	}
 	maps, err := procfs.Maps(pid)

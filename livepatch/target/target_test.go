@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -433,4 +434,37 @@ func traced(t *testing.T, pid, by int) bool {
 		t.Fatal(err)
 	}
 	return st.TracerPid == by
+}
+
+// TestFilter: a whole-host selection keeps the processes of the user asked
+// for that the caller may inspect, and counts those it may not apart.
+func TestFilter(t *testing.T) {
+	denied := fmt.Errorf("pid 3: %w", fs.ErrPermission)
+	all := []Found{
+		{PID: 1, UID: 0},
+		{PID: 2, UID: 1000},
+		{PID: 3, UID: 0, Err: denied},
+		{PID: 4, UID: 1000, Err: errors.New("unexpected data")},
+		{PID: 5, UID: -1, Err: denied},
+	}
+	tests := []struct {
+		uid          int
+		want         []int
+		inaccessible int
+	}{
+		{-1, []int{1, 2, 4}, 2},
+		{0, []int{1}, 1},
+		{1000, []int{2, 4}, 0},
+		{42, nil, 0},
+	}
+	for _, tt := range tests {
+		fl := &Filter{UID: tt.uid}
+		var got []int
+		for f := range fl.Apply(slices.Values(all)) {
+			got = append(got, f.PID)
+		}
+		if !slices.Equal(got, tt.want) || fl.Inaccessible != tt.inaccessible {
+			t.Errorf("uid %d: %v, %d inaccessible; want %v, %d", tt.uid, got, fl.Inaccessible, tt.want, tt.inaccessible)
+		}
+	}
 }

@@ -42,6 +42,28 @@ func TestChrootedTarget(t *testing.T) {
 	}
 	p.Expect(t, map[string]string{"value": "100"})
 
+	// The same file under a prefix inside the root, named by -R.
+	snap := filepath.Join(root, "snap", fx.LP["lp200"])
+	if err := os.MkdirAll(filepath.Dir(snap), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Link(fx.LP["lp200"], snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []Request{apply(fx.LP["lp200"]), revert(fx.LP["lp200"])} {
+		rep := Run(t.Context(), p.PID, req, Options{Retries: 100, Log: triggertest.Logger(t), RootPrefix: "/snap"})
+		if rep.Result != report.Success {
+			t.Fatalf("%s with RootPrefix /snap: %s %s", req.Action, rep.Result, rep.Reason)
+		}
+		p.Expect(t, map[string]string{"value": map[Action]string{ActApply: "200", ActRevert: "100"}[req.Action]})
+	}
+	if msgs := ring(t, p.PID); !strings.Contains(msgs, "load /snap"+fx.LP["lp200"]) {
+		t.Errorf("the process did not load the container under /snap:\n%s", msgs)
+	}
+	if err := os.Remove(snap); err != nil {
+		t.Fatal(err)
+	}
+
 	// The same file at the same path inside the root.
 	inside := filepath.Join(root, fx.LP["lp200"])
 	if err := os.Link(fx.LP["lp200"], inside); err != nil {

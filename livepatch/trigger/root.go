@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,26 +45,31 @@ func (r *run) containerPath() (string, error) {
 // root is the process's root folder as the agent sees it.
 func (r *run) root() string { return procfs.Root + "/" + strconv.Itoa(r.pid) + "/root" }
 
-// pathInRoot returns the agent's path when it names the checked file
-// (device and inode) under the process's root; with a trust policy, only
-// when no folder on the way can be changed by anyone but root or the
-// agent's user. Otherwise it says why the process cannot reach the file.
+// pathInRoot returns the agent's path (under Options.RootPrefix, when
+// set) when it names the checked file (device and inode) under the
+// process's root; with a trust policy, only when no folder on the way can
+// be changed by anyone but root or the agent's user. Otherwise it says why
+// the process cannot reach the file.
 func (r *run) pathInRoot(st *procfs.Status) (string, error) {
 	root := r.root()
-	if id, err := statID(root + r.rep.Patch); err == nil && id == r.ck.id {
+	path := r.rep.Patch
+	if r.o.RootPrefix != "" {
+		path = filepath.Join(r.o.RootPrefix, path)
+	}
+	if id, err := statID(root + path); err == nil && id == r.ck.id {
 		if r.o.Trust != nil {
-			if err := safeChain(root, r.rep.Patch, r.ck.id); err != nil {
+			if err := safeChain(root, path, r.ck.id); err != nil {
 				return "", failed("refused by trust policy %s: process %d (uid %d) may not open the agent's checked descriptor, and by path: %w",
 					r.o.Trust.Dir, r.pid, st.Uid[3], err)
 			}
 		}
-		r.log.Debug("container reached by path", "path", r.rep.Patch)
-		return r.rep.Patch, nil
+		r.log.Debug("container reached by path", "path", path)
+		return path, nil
 	}
 	if !r.ck.fdVisible {
-		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace) and its root has no /proc showing this agent: copy the container to the same path under %s, or mount /proc there", r.rep.Patch, r.pid, root)
+		return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace) and its root has no /proc showing this agent: copy the container to the same path under %s, or mount /proc there", path, r.pid, root)
 	}
-	return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", r.rep.Patch, r.pid, st.Uid[3], r.ck.viaFD, root)
+	return "", failed("container %s is not visible in the root of process %d (a chroot or another mount namespace), and the process (uid %d) may not open it through %s: copy the container to the same path under %s", path, r.pid, st.Uid[3], r.ck.viaFD, root)
 }
 
 // fdRefused reports whether the load through path failed because the

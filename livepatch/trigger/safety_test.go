@@ -3,6 +3,7 @@ package trigger
 import (
 	"math/rand/v2"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -59,6 +60,9 @@ func TestReplace(t *testing.T) {
 	mustTrig(t, p.PID, revert(fx.LP["lp200"]), report.Skipped)
 }
 
+// buildIDReason is the SKIPPED reason of a build-id mismatch.
+var buildIDReason = regexp.MustCompile(`^build-id mismatch \(library ([0-9a-f]{40}), patch ([0-9a-f]{40})\)$`)
+
 // TestNeverMapped: a trigger that is SKIPPED or fails its checks leaves the
 // container unmapped.
 func TestNeverMapped(t *testing.T) {
@@ -95,6 +99,9 @@ func TestNeverMapped(t *testing.T) {
 			rep := mustTrig(t, p.PID, tt.req, tt.result)
 			if !strings.HasPrefix(rep.Reason, tt.reason) {
 				t.Errorf("reason %q, want %q...", rep.Reason, tt.reason)
+			}
+			if m := buildIDReason.FindStringSubmatch(rep.Reason); tt.reason == ReasonBuildID && (m == nil || m[1] == m[2]) {
+				t.Errorf("reason %q, want %q", rep.Reason, buildIDReason)
 			}
 			if triggertest.Mapped(t, p.PID, tt.req.Container) {
 				t.Errorf("%s is mapped", tt.req.Container)

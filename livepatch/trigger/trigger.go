@@ -66,6 +66,12 @@ type Options struct {
 	// Containers, when set, opens and checks each container once for all
 	// the triggers that share it (a run over many processes).
 	Containers *Containers
+	// RootPrefix, when set, is where the process sees the agent's root
+	// (ulp trigger -R, as libpulp's: a snapshot mounted under a folder):
+	// a process that cannot open the agent's descriptor of the container
+	// opens RootPrefix + the container's path, which must name the checked
+	// file.
+	RootPrefix string
 	// Tracer, when set, seizes the process: a worker's tracer, whose thread
 	// is reused for the processes it handles in turn (Run is best called
 	// inside its Do). Nil: the trigger seizes with a tracer of its own.
@@ -387,7 +393,7 @@ func (r *run) check(l *ledger.Ledger) error {
 		return skipped(ReasonNotLoaded)
 	}
 	if !bytes.Equal(r.obj.BuildID, r.spec.Target.BuildID) {
-		return skipped(ReasonBuildID)
+		return skipped("%s (library %x, patch %x)", ReasonBuildID, r.obj.BuildID, r.spec.Target.BuildID)
 	}
 	if r.req.Action == ActApply && l.Patch(r.spec.ID) != nil {
 		return skipped(ReasonApplied)

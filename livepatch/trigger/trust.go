@@ -62,19 +62,15 @@ func (r *run) openContainer() (*container.File, error) {
 // The checked file is returned when it was opened, also with an error, for
 // the caller to close.
 func (r *run) checkContainer() (*checked, *container.File, error) {
-	// O_NONBLOCK: opening a FIFO put at the path must not hang the agent;
-	// it changes nothing for a regular file.
-	f, err := os.OpenFile(r.req.Container, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	// A FIFO put at the path must not hang the agent: OpenFile refuses it.
+	f, fi, err := container.OpenFile(r.req.Container)
 	if err != nil {
 		return nil, nil, failed("invalid container: %w", err)
 	}
-	ck := &checked{file: f}
-	if ck.info, err = f.Stat(); err != nil {
-		return ck, nil, failed("invalid container: %w", err)
-	}
-	st, ok := ck.info.Sys().(*syscall.Stat_t)
-	if !ck.info.Mode().IsRegular() || !ok {
-		return ck, nil, failed("invalid container: %s is not a regular file", r.req.Container)
+	ck := &checked{file: f, info: fi}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return ck, nil, failed("invalid container: %s: no device and inode", r.req.Container)
 	}
 	ck.id = fileID{st.Dev, st.Ino}
 	c, err := container.Read(f)

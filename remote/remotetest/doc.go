@@ -8,5 +8,5 @@
 // It also holds the test-only pieces that production code must not use:
 // [Insecure], the host-key bypass, and key generation ([WriteKey]).
 //
-// For real OpenSSH hosts see package ulp/internal/sshfleet.
+// For real OpenSSH hosts see package sshfleet below it.
 package remotetest

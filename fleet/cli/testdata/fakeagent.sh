@@ -1,8 +1,11 @@
 #!/bin/sh
 # A stand-in for the ulp agent in fleet tests. It behaves as the file "mode"
-# in its staging folder says (ok, error, crash, slow, pause; default ok),
-# prints the agent's --json records, and keeps a ledger of applied patches
-# there.
+# in its staging folder says (ok, error, crash, slow, slow-apply, pause;
+# default ok), prints the agent's --json records, and keeps a ledger of
+# applied patches there and a log of its triggers ("calls": action and
+# patch id, a line per trigger started). slow waits up to 30 s, and ends
+# early when the mode file changes; slow-apply does the same for applies
+# only.
 dir=$(dirname "$0")/..
 mode=ok
 [ -f "$dir/mode" ] && mode=$(cat "$dir/mode")
@@ -27,8 +30,17 @@ done
 case "$cmd" in
 trigger)
 	id=$(basename "$(dirname "$patch")")
+	echo "$action $id" >>"$dir/calls"
 	case "$mode" in
-	slow) sleep 30 ;;
+	slow | slow-apply)
+		if [ "$mode" = slow ] || [ "$action" = apply ]; then
+			i=0
+			while [ $i -lt 150 ] && [ "$(cat "$dir/mode")" = "$mode" ]; do
+				sleep 0.2
+				i=$((i + 1))
+			done
+		fi
+		;;
 	pause) echo "start" >>"$dir/trace"; sleep 1; echo "end" >>"$dir/trace" ;;
 	crash) echo "fake agent: crashed" >&2; exit 2 ;;
 	esac

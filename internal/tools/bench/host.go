@@ -11,19 +11,12 @@ import (
 	"ulp/livepatch/report"
 )
 
-// libpulpPerProcessUS is libpulp's published mass trigger, 4000 processes in
-// about 4.3 s (libpulp PR #146; research/libpulp.md §6): ~1.1 ms per
-// process, the figure measured-here.md's 50 processes in ~70 ms confirms.
-const (
-	libpulpPerProcessUS = 1100
-	libpulpHostSource   = "libpulp mass trigger, ~1.1 ms/process"
-)
-
 // hostSection measures one `ulp trigger -p NAME` over every process of a
 // host: a preloaded parent forks N children (each size of -host-procs), and
 // the agent applies a container to all N+1, then reverts it with
 // --revert-all=LIB alone. Figures: the wall time of the whole command, the
-// wall time per process (against libpulp's), and the pause each process
+// wall time per process (section libpulp compares it with libpulp's, in
+// the same run), and the pause each process
 // saw (every process's pause_us is one sample).
 func hostSection(ctx context.Context, e *env) Section {
 	s := Section{Title: "whole host: one ulp trigger over N processes forked from one preloaded parent"}
@@ -40,11 +33,6 @@ func hostSection(ctx context.Context, e *env) Section {
 		}
 	}
 	s.Figures = smp.figures()
-	for i, f := range s.Figures {
-		if f.Unit == "µs/process" {
-			s.Figures[i] = f.Against(libpulpPerProcessUS, libpulpHostSource)
-		}
-	}
 	s.Notes = append(s.Notes,
 		"procs=N: N children sleeping in pause() plus their parent, all candidates of `ulp trigger --json -p forker` (default --jobs, 2 per core)",
 		"wall: the whole ulp process; per-process: wall / (N+1); pause: every process's pause_us (the time its threads were stopped)",

@@ -4,20 +4,9 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"ulp/livepatch/report"
-)
-
-// Anchors measured on a machine of the same kind (2-vCPU EPYC VM, see
-// docs/performance.md): SUSE's libpulp 0.3.17 on a 2-thread target.
-const (
-	libpulpApplyWallUS  = 20300
-	libpulpRevertWallUS = 19800
-	libpulpApplyPauseUS = 12200
-	libpulpRevPauseUS   = 11800
-	libpulpSource       = "libpulp 0.3.17, 2 threads"
 )
 
 // triggerSection measures `ulp trigger -p PID` on a fresh target per
@@ -37,29 +26,12 @@ func triggerSection(ctx context.Context, e *env) Section {
 			}
 		}
 	}
-	s.Figures = withTriggerAnchors(smp.figures())
+	s.Figures = smp.figures()
 	s.Notes = append(s.Notes,
 		"pad/entry: the mechanism (pad: the function's 16-byte pad; entry: a 5-byte jmp over the entry of a function without pad); threads=N: N worker threads (one spins on the clock calling the patched functions, the others wake every 10 ms and call them) plus the main thread, which answers the harness",
 		"wall: the whole `ulp trigger --json` process; gap: the spinning thread's longest gap while the trigger ran; idle-gap: the same over an idle interval as long as the apply",
 		"attach/load/write/detach/pause/total: the agent's own --json timings; the pause is the time every thread was stopped")
 	return s
-}
-
-// withTriggerAnchors sets libpulp's figures as the anchors of the wall and
-// gap figures of every thread count.
-func withTriggerAnchors(figs []Figure) []Figure {
-	anchors := map[string]float64{
-		".apply.wall": libpulpApplyWallUS, ".revert.wall": libpulpRevertWallUS,
-		".apply.gap": libpulpApplyPauseUS, ".revert.gap": libpulpRevPauseUS,
-	}
-	for i, f := range figs {
-		for suffix, v := range anchors {
-			if strings.HasSuffix(f.Name, suffix) {
-				figs[i] = f.Against(v, libpulpSource)
-			}
-		}
-	}
-	return figs
 }
 
 func triggerSample(ctx context.Context, e *env, m mechanism, threads int, smp *samples) error {

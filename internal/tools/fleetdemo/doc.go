@@ -1,6 +1,6 @@
 // Command fleetdemo shows a fleet rollout on this machine; it is what `make
 // fleet-demo` runs. It starts a local fleet of real OpenSSH sshd hosts
-// (internal/sshfleet: 8 by default, each in its own PID and mount
+// (remote/remotetest/sshfleet: 8 by default, each in its own PID and mount
 // namespaces on its own 127.0.1.N), starts two programs with the runtime
 // preloaded inside each host, and then runs build/ulpfleet (with its
 // embedded agent) as an operator would: ping, plan, apply with host01 as the

@@ -19,12 +19,12 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"ulp/internal/sshfleet"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // fleetSection rolls the benchmark's livepatch out with build/ulpfleet (and
-// its embedded agent) to real sshd hosts (internal/sshfleet), each running
-// one preloaded target process, and measures:
+// its embedded agent) to real sshd hosts (remote/remotetest/sshfleet), each
+// running one preloaded target process, and measures:
 //   - hosts per second of `ulpfleet apply` and `revert` at each fan-out, with
 //     the agent and the container already on the hosts;
 //   - OpenSSH's `ssh HOST true` over the same hosts at the same fan-outs;

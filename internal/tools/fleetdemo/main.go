@@ -15,9 +15,9 @@ import (
 	"syscall"
 	"testing"
 
-	"ulp/internal/sshfleet"
 	"ulp/internal/testenv"
 	"ulp/livepatch/trigger/triggertest"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 func main() {

@@ -6,6 +6,12 @@
 // Each figure is the median, minimum and maximum over repeated runs. The
 // sections are:
 //
+//   - libpulp: ulp and SUSE's libpulp 0.3.17 (prebuilt, -libpulp) side by
+//     side in the same run, alternated, a fresh target per sample: apply and
+//     revert wall of `trigger -p PID` and the longest stall of a spinning
+//     thread, with 1 spinning thread and with 1000 idle threads besides; a
+//     whole-host trigger without -p over N processes in a PID namespace of
+//     their own; every ulp figure with its ratio to libpulp's;
 //   - trigger: wall time of `ulp trigger -p PID` (apply and revert) and the
 //     pause the target sees (the largest gap of a thread spinning on the
 //     clock), for targets with 1, 8 and 64 threads, with the agent's own
@@ -17,11 +23,11 @@
 //   - container: `ulp packer` and `ulp dump` on a container of 1000
 //     functions;
 //   - fleet: hosts per second of `ulpfleet apply` at fan-out 1, 8 and 32 on
-//     real sshd hosts (internal/sshfleet), next to OpenSSH's `ssh HOST true`
-//     measured in the same run, and the bytes sent by a first run and by a
-//     second run with nothing changed;
-//   - host: patching every process of a host (100, 1000, 4000 processes)
-//     belongs to a later issue; the section is listed as not measured yet.
+//     real sshd hosts (remote/remotetest/sshfleet), next to OpenSSH's `ssh
+//     HOST true` measured in the same run, and the bytes sent by a first run
+//     and by a second run with nothing changed;
+//   - host: one `ulp trigger` over a parent and its N forked children (100
+//     by default; 1000 and 4000 with -host-procs), apply and revert-all.
 //
 // The C programs measured are in src/ and are compiled with gcc at run
 // time. docs/performance.md records the figures and what they mean.

@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"ulp/internal/sshfleet"
 	"ulp/remote"
+	"ulp/remote/remotetest/sshfleet"
 )
 
 // TestStart_HostsAreSeparate checks, with OpenSSH's own client, that each

@@ -35,10 +35,16 @@ type Config struct {
 	Fanouts    []int    `json:"fanouts"`
 	HostProcs  []int    `json:"host_procs"` // children of the whole-host section
 	HostRuns   int      `json:"host_runs"`  // samples per size of the whole-host section
+	// Libpulp is the folder of the prebuilt libpulp 0.3.17 (bin/ulp,
+	// lib/libpulp.so.0.0.0) of the side-by-side section; "" for
+	// $ULP_LIBPULP_DIR, else ../shared/anchors/libpulp-0.3.17.
+	Libpulp      string `json:"libpulp,omitempty"`
+	LibpulpIdle  []int  `json:"libpulp_idle"`  // idle threads besides the spinning one, side by side
+	LibpulpProcs []int  `json:"libpulp_procs"` // children of the side-by-side whole host
 }
 
 // sectionNames lists every section in run order.
-var sectionNames = []string{"trigger", "percall", "footprint", "container", "fleet", "host"}
+var sectionNames = []string{"libpulp", "trigger", "percall", "footprint", "container", "fleet", "host"}
 
 func defaultConfig() Config {
 	build := os.Getenv("ULP_BUILD_DIR")
@@ -47,7 +53,8 @@ func defaultConfig() Config {
 	}
 	return Config{Build: build, Out: filepath.Join(build, "bench.json"), Only: sectionNames, Runs: 15,
 		Threads: []int{1, 8, 64}, Calls: 10_000_000, Funcs: 1000, FleetHosts: 32, FleetRuns: 5,
-		Fanouts: []int{1, 8, 32}, HostProcs: []int{100}, HostRuns: 5}
+		Fanouts: []int{1, 8, 32}, HostProcs: []int{100}, HostRuns: 5,
+		LibpulpIdle: []int{0, 1000}, LibpulpProcs: []int{100}}
 }
 
 func main() {
@@ -65,6 +72,9 @@ func main() {
 	fanouts := fs.String("fanouts", "1,8,32", "fleet fan-outs (ulpfleet --parallel)")
 	hostProcs := fs.String("host-procs", "100", "processes of the whole-host section (larger: 100,1000,4000)")
 	fs.IntVar(&cfg.HostRuns, "host-runs", cfg.HostRuns, "samples per size of the whole-host section")
+	fs.StringVar(&cfg.Libpulp, "libpulp", "", "folder of the prebuilt libpulp 0.3.17 of the side-by-side section (default $ULP_LIBPULP_DIR, else "+libpulpDefaultDir+")")
+	libpulpIdle := fs.String("libpulp-idle", "0,1000", "side by side: idle threads besides the spinning one")
+	libpulpProcs := fs.String("libpulp-procs", "100", "side by side: children of the whole-host samples (larger: 100,1000)")
 	verbose := fs.Bool("v", false, "log each step on stderr")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -76,6 +86,12 @@ func main() {
 	}
 	if err == nil {
 		cfg.HostProcs, err = parseInts(*hostProcs)
+	}
+	if err == nil {
+		cfg.LibpulpIdle, err = parseCounts(*libpulpIdle)
+	}
+	if err == nil {
+		cfg.LibpulpProcs, err = parseInts(*libpulpProcs)
 	}
 	if err == nil {
 		err = cfg.validate()
@@ -121,6 +137,19 @@ func parseInts(s string) ([]int, error) {
 	return out, nil
 }
 
+// parseCounts parses non-negative integers separated by commas.
+func parseCounts(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("%q: want integers of 0 or more separated by commas", s)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
 func (c Config) validate() error {
 	for _, s := range c.Only {
 		known := false
@@ -158,6 +187,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) (*Report, error) {
 	}
 	defer e.close()
 	sections := map[string]func(context.Context, *env) Section{
+		"libpulp":   libpulpSection,
 		"trigger":   triggerSection,
 		"percall":   percallSection,
 		"footprint": footprintSection,

@@ -1,9 +1,10 @@
-/* spin N: the target of the pause benchmark. N worker threads: worker 0
+/* spin N [IDLE]: the target of the pause benchmark. N worker threads: worker 0
  * spins on the clock, calling bench_target() and bench_entry() (the two
  * patched functions) between two readings, and
  * records the largest gap between two consecutive readings (the longest time
  * it was kept from running); workers 1..N-1 wake every 10 ms and call
- * bench_target(), like the idle threads of a service. The main thread
+ * bench_target(), like the idle threads of a service; IDLE more threads
+ * (default 0) block in pause() and never run again. The main thread
  * answers lines on stdin: "gap" prints the largest gap in ns since the last
  * "gap" and resets it; "value" prints bench_target(0). */
 #include <pthread.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 long bench_target(long x);
 long bench_entry(long x);
@@ -47,11 +49,19 @@ static void *sleeper(void *arg) {
   return NULL;
 }
 
+static void *idler(void *arg) {
+  (void)arg;
+  for (;;)
+    pause();
+  return NULL;
+}
+
 int main(int argc, char **argv) {
   int n = argc > 1 ? atoi(argv[1]) : 1;
-  for (int i = 0; i < n; i++) {
+  int idle = argc > 2 ? atoi(argv[2]) : 0;
+  for (int i = 0; i < n + idle; i++) {
     pthread_t t;
-    if (pthread_create(&t, NULL, i == 0 ? spinner : sleeper, NULL) != 0) {
+    if (pthread_create(&t, NULL, i == 0 ? spinner : i < n ? sleeper : idler, NULL) != 0) {
       printf("error: pthread_create\n");
       return 1;
     }

@@ -2,7 +2,7 @@
 // own --help: one gzipped page per command, so the pages always match the
 // binaries they are installed with. `make install` runs it:
 //
-//	go run ./internal/mkman -o DIR BINARY...
+//	go run ./internal/tools/mkman -o DIR BINARY...
 //
 // For BINARY it runs `BINARY --help`, then `BINARY CMD --help` for every
 // command listed under "Available Commands" (recursively, except help), and

@@ -1,4 +1,4 @@
-package packer
+package elfedit
 
 import (
 	"bytes"
@@ -40,9 +40,9 @@ const (
 	shEntsz  = 0x38
 )
 
-// ErrUnsupportedELF means the file is not a 64-bit little-endian ELF file
+// ErrUnsupported means the file is not a 64-bit little-endian ELF file
 // with ordinary section numbering.
-var ErrUnsupportedELF = errors.New("unsupported ELF file")
+var ErrUnsupported = errors.New("unsupported ELF file")
 
 var le = binary.LittleEndian
 
@@ -59,10 +59,10 @@ var le = binary.LittleEndian
 // dropped, so repacking does not grow the file.
 func AddSections(in []byte, secs []Section) ([]byte, error) {
 	if len(in) < ehdrSize || string(in[:4]) != elf.ELFMAG {
-		return nil, fmt.Errorf("%w: not an ELF file", ErrUnsupportedELF)
+		return nil, fmt.Errorf("%w: not an ELF file", ErrUnsupported)
 	}
 	if elf.Class(in[elf.EI_CLASS]) != elf.ELFCLASS64 || elf.Data(in[elf.EI_DATA]) != elf.ELFDATA2LSB {
-		return nil, fmt.Errorf("%w: not 64-bit little-endian", ErrUnsupportedELF)
+		return nil, fmt.Errorf("%w: not 64-bit little-endian", ErrUnsupported)
 	}
 	size := uint64(len(in))
 	shoff := le.Uint64(in[offShoff:])
@@ -70,13 +70,13 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 	shstrndx := uint64(le.Uint16(in[offShstrndx:]))
 	switch {
 	case le.Uint16(in[offShentsize:]) != shdrSize:
-		return nil, fmt.Errorf("%w: section header size %d", ErrUnsupportedELF, le.Uint16(in[offShentsize:]))
+		return nil, fmt.Errorf("%w: section header size %d", ErrUnsupported, le.Uint16(in[offShentsize:]))
 	case shnum == 0:
-		return nil, fmt.Errorf("%w: no section headers (or extended numbering)", ErrUnsupportedELF)
+		return nil, fmt.Errorf("%w: no section headers (or extended numbering)", ErrUnsupported)
 	case shstrndx == 0 || shstrndx >= shnum:
-		return nil, fmt.Errorf("%w: section name table index %d of %d", ErrUnsupportedELF, shstrndx, shnum)
+		return nil, fmt.Errorf("%w: section name table index %d of %d", ErrUnsupported, shstrndx, shnum)
 	case shoff > size || shnum*shdrSize > size-shoff:
-		return nil, fmt.Errorf("%w: section headers at %d beyond the file", ErrUnsupportedELF, shoff)
+		return nil, fmt.Errorf("%w: section headers at %d beyond the file", ErrUnsupported, shoff)
 	}
 	hdrs := make([][]byte, shnum)
 	for i := range hdrs {
@@ -84,7 +84,7 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 	}
 	strs := hdrs[shstrndx]
 	if elf.SectionType(le.Uint32(strs[shType:])) != elf.SHT_STRTAB {
-		return nil, fmt.Errorf("%w: section name table is not SHT_STRTAB", ErrUnsupportedELF)
+		return nil, fmt.Errorf("%w: section name table is not SHT_STRTAB", ErrUnsupported)
 	}
 	shstr, err := fileRange(in, le.Uint64(strs[shOffset:]), le.Uint64(strs[shSize:]))
 	if err != nil {
@@ -100,7 +100,7 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 		}
 		name, ok := cstring(shstr, le.Uint32(h[shName:]))
 		if !ok {
-			return nil, fmt.Errorf("%w: section %d has a bad name offset", ErrUnsupportedELF, i)
+			return nil, fmt.Errorf("%w: section %d has a bad name offset", ErrUnsupported, i)
 		}
 		if j, want := index[name]; want && j < 0 {
 			index[name] = i
@@ -112,14 +112,14 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 	phoff, phentsize, phnum := le.Uint64(in[offPhoff:]), uint64(le.Uint16(in[offPhentsize:])), uint64(le.Uint16(in[offPhnum:]))
 	if phnum > 0 {
 		if phentsize < 56 || phoff > size || phnum*phentsize > size-phoff {
-			return nil, fmt.Errorf("%w: program headers beyond the file", ErrUnsupportedELF)
+			return nil, fmt.Errorf("%w: program headers beyond the file", ErrUnsupported)
 		}
 		keep = max(keep, phoff+phnum*phentsize)
 		for i := range phnum {
 			p := in[phoff+i*phentsize:]
 			off, filesz := le.Uint64(p[8:]), le.Uint64(p[32:])
 			if off > size || filesz > size-off {
-				return nil, fmt.Errorf("%w: segment %d beyond the file", ErrUnsupportedELF, i)
+				return nil, fmt.Errorf("%w: segment %d beyond the file", ErrUnsupported, i)
 			}
 			keep = max(keep, off+filesz)
 		}
@@ -153,7 +153,7 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 	nameOff := uint64(len(shstr))
 	if len(newNames) > 0 {
 		if uint64(len(shstr))+uint64(len(newNames)) > 1<<32-1 {
-			return nil, fmt.Errorf("%w: section name table too large", ErrUnsupportedELF)
+			return nil, fmt.Errorf("%w: section name table too large", ErrUnsupported)
 		}
 		le.PutUint64(strs[shOffset:], uint64(len(out)))
 		le.PutUint64(strs[shSize:], uint64(len(shstr)+len(newNames)))
@@ -181,7 +181,7 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 		out = append(out, s.Data...)
 	}
 	if len(hdrs) >= shLoReserve {
-		return nil, fmt.Errorf("%w: too many sections", ErrUnsupportedELF)
+		return nil, fmt.Errorf("%w: too many sections", ErrUnsupported)
 	}
 	for len(out)%8 != 0 {
 		out = append(out, 0)
@@ -196,7 +196,7 @@ func AddSections(in []byte, secs []Section) ([]byte, error) {
 
 func fileRange(in []byte, off, size uint64) ([]byte, error) {
 	if off > uint64(len(in)) || size > uint64(len(in))-off {
-		return nil, fmt.Errorf("%w: range %#x+%#x beyond the file", ErrUnsupportedELF, off, size)
+		return nil, fmt.Errorf("%w: range %#x+%#x beyond the file", ErrUnsupported, off, size)
 	}
 	return in[off : off+size], nil
 }

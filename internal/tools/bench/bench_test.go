@@ -67,19 +67,20 @@ func TestSamples_KeepFirstSeenOrder(t *testing.T) {
 }
 
 func TestAnchors(t *testing.T) {
-	figs := withTriggerAnchors([]Figure{
-		Summarize("threads=8.apply.wall", "µs", []float64{2030}),
-		Summarize("threads=8.revert.gap", "µs", []float64{1180}),
-		Summarize("threads=8.apply.load", "µs", []float64{1}),
+	figs := withLibpulpRatios([]Figure{
+		Summarize("idle=0.apply.wall.ulp", "µs", []float64{2030}),
+		Summarize("idle=0.apply.wall.libpulp", "µs", []float64{20300}),
+		Summarize("idle=0.apply.stall.ulp", "µs", []float64{1}),
+		Summarize("procs=100.revert.per-process.ulp", "µs/process", []float64{5}),
 	})
-	if figs[0].Anchor == nil || figs[0].Anchor.Value != libpulpApplyWallUS || figs[0].Ratio != 0.1 {
+	if figs[0].Anchor == nil || figs[0].Anchor.Value != 20300 || figs[0].Ratio != 0.1 || figs[0].Anchor.Source != sameRunSource {
 		t.Errorf("apply wall: %+v", figs[0])
 	}
-	if figs[1].Anchor == nil || figs[1].Anchor.Value != libpulpRevPauseUS || figs[1].Ratio != 0.1 {
-		t.Errorf("revert gap: %+v", figs[1])
+	if figs[1].Anchor != nil {
+		t.Errorf("libpulp's own figure got an anchor: %+v", figs[1])
 	}
-	if figs[2].Anchor != nil {
-		t.Errorf("a phase got an anchor: %+v", figs[2])
+	if figs[2].Anchor != nil || figs[3].Anchor != nil {
+		t.Errorf("a figure without libpulp's counterpart got an anchor: %+v, %+v", figs[2], figs[3])
 	}
 	figs = withSSHAnchors([]Figure{
 		Summarize("ssh-true.fanout=8.hosts-per-s", "hosts/s", []float64{10}),
@@ -99,9 +100,10 @@ func fakeReport() *Report {
 			LoadStart: "0.1 0.2 0.3", LoadEnd: "0.4 0.5 0.6"},
 		Config: cfg,
 		Sections: []Section{
-			{Name: "trigger", Title: "one process", Status: StatusOK, Figures: withTriggerAnchors([]Figure{
-				Summarize("threads=1.apply.wall", "µs", []float64{900, 1000, 1100}),
-				Summarize("threads=1.apply.pause", "µs", []float64{20, 30, 40}),
+			{Name: "libpulp", Title: "side by side", Status: StatusOK, Figures: withLibpulpRatios([]Figure{
+				Summarize("idle=0.apply.wall.ulp", "µs", []float64{900, 1000, 1100}),
+				Summarize("idle=0.apply.wall.libpulp", "µs", []float64{2000, 2000, 2000}),
+				Summarize("idle=0.apply.stall.ulp", "µs", []float64{20, 30, 40}),
 			}), Notes: []string{"a note"}},
 			{Name: "host", Title: "whole host", Status: StatusLater, Reason: "not measured yet", Figures: []Figure{}},
 		}}
@@ -140,16 +142,16 @@ func TestWriteJSON_Shape(t *testing.T) {
 	}
 	trig := secs[0].(map[string]any)
 	fig := trig["figures"].([]any)[0].(map[string]any)
-	want := map[string]any{"name": "threads=1.apply.wall", "unit": "µs", "median": 1000.0, "min": 900.0, "max": 1100.0, "runs": 3.0}
+	want := map[string]any{"name": "idle=0.apply.wall.ulp", "unit": "µs", "median": 1000.0, "min": 900.0, "max": 1100.0, "runs": 3.0}
 	for k, v := range want {
 		if fig[k] != v {
 			t.Errorf("figure %s = %v, want %v", k, fig[k], v)
 		}
 	}
-	if a := fig["anchor"].(map[string]any); a["value"] != float64(libpulpApplyWallUS) || fig["ratio"] == nil {
+	if a := fig["anchor"].(map[string]any); a["value"] != 2000.0 || fig["ratio"] != 0.5 {
 		t.Errorf("anchor %v ratio %v", a, fig["ratio"])
 	}
-	if _, ok := trig["figures"].([]any)[1].(map[string]any)["anchor"]; ok {
+	if _, ok := trig["figures"].([]any)[2].(map[string]any)["anchor"]; ok {
 		t.Error("a figure without an anchor has an anchor field")
 	}
 	host := secs[1].(map[string]any)
@@ -165,7 +167,7 @@ func TestPrintTable(t *testing.T) {
 	var b bytes.Buffer
 	PrintTable(&b, fakeReport())
 	out := b.String()
-	for _, want := range []string{"Test CPU, 2 cores", "== trigger: one process", "threads=1.apply.wall", "1000", "0.0493x of 20300 libpulp",
+	for _, want := range []string{"Test CPU, 2 cores", "== libpulp: side by side", "idle=0.apply.wall.ulp", "1000", "0.5x of 2000 libpulp 0.3.17, this run",
 		"note: a note", "== host: whole host [later: not measured yet]"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table has no %q:\n%s", want, out)
@@ -180,6 +182,14 @@ func TestConfig(t *testing.T) {
 	for _, bad := range []string{"", "1,,2", "0", "-1", "x"} {
 		if _, err := parseInts(bad); err == nil {
 			t.Errorf("parseInts(%q) accepted", bad)
+		}
+	}
+	if got, err := parseCounts("0,1000"); err != nil || !slices.Equal(got, []int{0, 1000}) {
+		t.Errorf("parseCounts: %v %v", got, err)
+	}
+	for _, bad := range []string{"", "-1", "1,x"} {
+		if _, err := parseCounts(bad); err == nil {
+			t.Errorf("parseCounts(%q) accepted", bad)
 		}
 	}
 	c := defaultConfig()
@@ -262,6 +272,10 @@ func TestRun_Smoke(t *testing.T) {
 	cfg.Runs, cfg.Threads, cfg.Calls, cfg.Funcs = 1, []int{2}, 10000, 20
 	cfg.FleetHosts, cfg.FleetRuns, cfg.Fanouts = 2, 1, []int{1, 2}
 	cfg.HostProcs, cfg.HostRuns = []int{5}, 1
+	cfg.LibpulpIdle, cfg.LibpulpProcs = []int{0, 3}, []int{3}
+	// The prebuilt libpulp is not part of the project: without it the
+	// side-by-side section is skipped, and must say so.
+	_, noLibpulp := libpulpDir("")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	rep, err := Run(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -269,6 +283,8 @@ func TestRun_Smoke(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantFigs := map[string][]string{
+		"libpulp": {"idle=0.apply.wall.ulp", "idle=0.apply.wall.libpulp", "idle=3.revert.stall.ulp", "idle=3.revert.stall.libpulp",
+			"procs=3.apply.per-process.ulp", "procs=3.revert.per-process.libpulp"},
 		"trigger": {"pad.threads=2.apply.wall", "pad.threads=2.apply.gap", "pad.threads=2.apply.pause", "pad.threads=2.revert.write",
 			"pad.threads=2.idle-gap", "entry.threads=2.apply.wall", "entry.threads=2.revert.gap"},
 		"percall":   {"plain", "padded", "pad.unpatched", "pad.patched", "entry.unpatched", "entry.patched"},
@@ -280,6 +296,12 @@ func TestRun_Smoke(t *testing.T) {
 	var names []string
 	for _, s := range rep.Sections {
 		names = append(names, s.Name)
+		if s.Name == "libpulp" && noLibpulp != "" {
+			if s.Status != StatusSkipped || s.Reason != noLibpulp {
+				t.Errorf("libpulp without the prebuilt libpulp: %s %s, want skipped %s", s.Status, s.Reason, noLibpulp)
+			}
+			continue
+		}
 		if s.Status != StatusOK {
 			t.Errorf("%s: %s %s", s.Name, s.Status, s.Reason)
 		}

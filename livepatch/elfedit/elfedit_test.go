@@ -1,4 +1,4 @@
-package packer
+package elfedit
 
 import (
 	"bytes"
@@ -104,8 +104,8 @@ func TestAddSections_Hostile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, err := AddSections(tt.data, []Section{{Name: ".ulp", Data: []byte{1}}})
-			if out != nil || !errors.Is(err, ErrUnsupportedELF) {
-				t.Errorf("AddSections = %d bytes, %v; want ErrUnsupportedELF", len(out), err)
+			if out != nil || !errors.Is(err, ErrUnsupported) {
+				t.Errorf("AddSections = %d bytes, %v; want ErrUnsupported", len(out), err)
 			}
 		})
 	}
