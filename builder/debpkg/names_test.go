@@ -1,9 +1,21 @@
 package debpkg
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
+
+// dpkgAccepts reports whether dpkg --validate-WHAT accepts s: what the
+// checks accept, dpkg must accept too (they are stricter than dpkg).
+func dpkgAccepts(t *testing.T, what, s string) bool {
+	t.Helper()
+	err := exec.Command("dpkg", "--validate-"+what, s).Run()
+	if _, ok := err.(*exec.ExitError); err != nil && !ok {
+		t.Fatalf("dpkg --validate-%s: %v", what, err)
+	}
+	return err == nil
+}
 
 func TestCheckName(t *testing.T) {
 	for _, tc := range []struct {
@@ -30,6 +42,9 @@ func TestCheckName(t *testing.T) {
 	} {
 		if err := CheckName(tc.name); (err == nil) != tc.ok {
 			t.Errorf("CheckName(%q) = %v, want ok %v", tc.name, err, tc.ok)
+		}
+		if tc.ok && !dpkgAccepts(t, "pkgname", tc.name) {
+			t.Errorf("dpkg refuses package name %q", tc.name)
 		}
 	}
 }
@@ -63,6 +78,9 @@ func TestCheckVersion(t *testing.T) {
 	} {
 		if err := CheckVersion(tc.v); (err == nil) != tc.ok {
 			t.Errorf("CheckVersion(%q) = %v, want ok %v", tc.v, err, tc.ok)
+		}
+		if tc.ok && !dpkgAccepts(t, "version", tc.v) {
+			t.Errorf("dpkg refuses version %q", tc.v)
 		}
 	}
 }
