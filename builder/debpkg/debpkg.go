@@ -26,9 +26,6 @@ import (
 // containers: Root/PACKAGE/LIBRARY/PACKAGE_CONTAINER.so.
 const Root = "/usr/lib/ulp/livepatches"
 
-// MaxContainer bounds the size of one container read into a package.
-const MaxContainer = 256 << 20
-
 // Arch is the Debian architecture of the packages (the containers are
 // x86-64 ELF objects).
 const Arch = "amd64"
@@ -172,17 +169,17 @@ func Build(ctx context.Context, paths []string, o Options) (*Package, error) {
 // package as read and checked here).
 func readContainer(p string) ([]byte, Container, error) {
 	c := Container{Source: p}
-	f, err := os.Open(p)
+	f, _, err := container.OpenFile(p) // a regular file of at most container.MaxFile bytes
 	if err != nil {
 		return nil, c, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxContainer+1))
+	b, err := io.ReadAll(io.LimitReader(f, container.MaxFile+1))
 	if err != nil {
 		return nil, c, fmt.Errorf("read %s: %w", p, err)
 	}
-	if len(b) > MaxContainer {
-		return nil, c, fmt.Errorf("%s: larger than %d bytes", p, MaxContainer)
+	if len(b) > container.MaxFile {
+		return nil, c, fmt.Errorf("%s: %w: more than %d bytes", p, container.ErrTooLarge, container.MaxFile)
 	}
 	if err := checkFile("container file name", filepath.Base(p)); err != nil || !strings.HasSuffix(p, ".so") {
 		return nil, c, fmt.Errorf("%s: the file name must end in .so and be letters, digits, '.', '_', '+' and '-'", p)

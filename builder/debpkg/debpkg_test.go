@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/goreleaser/nfpm/v2"
@@ -136,10 +137,16 @@ func TestDeb(t *testing.T) {
 	if err := os.WriteFile(notContainer, []byte("\x7fELF not really"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	fifo := filepath.Join(dir, "fifo.so")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	for _, tc := range []struct {
 		args []string
 		why  string
 	}{
+		{[]string{"--unpinned", "--name", "ok-name", fifo}, "not a regular file (a FIFO)"},
+		{[]string{"--unpinned", "--name", "ok-name", dir}, "not a regular file (a directory)"},
 		{[]string{"--unpinned", "--name", "Bad_Name", fx.LP["lp200"]}, "package name"},
 		{[]string{"--unpinned", "--name", "ok-name", "--version", "one", fx.LP["lp200"]}, "version"},
 		{[]string{"--unpinned", "--name", "ok-name", "--maintainer", "x\nDepends: evil <a@b>", fx.LP["lp200"]}, "maintainer"},
