@@ -43,6 +43,10 @@ type OpenSSL struct {
 	objects    map[string]string // source file (relative to root) -> object (relative to the build folder)
 }
 
+func init() {
+	register("openssl", IsOpenSSL, func(root, target string) (Recipe, error) { return NewOpenSSL(root, target) })
+}
+
 // IsOpenSSL reports whether dir looks like an OpenSSL source tree.
 func IsOpenSSL(dir string) bool {
 	for _, f := range []string{"Configure", "VERSION.dat", "include/openssl/opensslv.h.in"} {

@@ -27,15 +27,17 @@ type Recipe interface {
 type maker struct {
 	name   string
 	detect func(root string) bool
-	open   func(root string) (Recipe, error)
+	open   func(root, target string) (Recipe, error)
 }
 
 // makers are the package recipes; each recipe's file adds itself in init.
 var makers []maker
 
 // register adds a package recipe: detect tells its trees apart, open makes
-// the recipe for one.
-func register(name string, detect func(root string) bool, open func(root string) (Recipe, error)) {
+// the recipe for one and the library to patch (a tree may build several
+// libraries from one file with different flags, as OpenSSL's libcrypto and
+// libssl do).
+func register(name string, detect func(root string) bool, open func(root, target string) (Recipe, error)) {
 	makers = append(makers, maker{name: name, detect: detect, open: open})
 }
 
@@ -44,11 +46,12 @@ func register(name string, detect func(root string) bool, open func(root string)
 var ErrUnknown = errors.New("unknown recipe")
 
 // Open returns the recipe called name ("openssl", "glibc", ...) for the
-// tree at root; "auto" picks the first whose detection accepts the tree.
-func Open(name, root string) (Recipe, error) {
+// tree at root and the library target (its path or file name) built from
+// it; "auto" picks the first whose detection accepts the tree.
+func Open(name, root, target string) (Recipe, error) {
 	for _, m := range makers {
 		if m.name == name || (name == "auto" && m.detect(root)) {
-			return m.open(root)
+			return m.open(root, target)
 		}
 	}
 	names := make([]string, 0, len(makers))

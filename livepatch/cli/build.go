@@ -66,7 +66,7 @@ func runBuild(cmd *cobra.Command, g *globalOptions, opts buildOptions, stdout io
 	case opts.source == "":
 		return usageError(errors.New("--source or --compile-commands is required"))
 	default:
-		r, err = recipe.Open(opts.recipe, opts.source)
+		r, err = recipe.Open(opts.recipe, opts.source, opts.target)
 	}
 	if err != nil {
 		return usageError(fmt.Errorf("recipe: %w", err))
