@@ -129,8 +129,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	b := &build{o: o, log: log, lib: lib, work: work, slots: make(map[string]*slot)}
 	for i, f := range files {
 		// The lines the patch changed, where patch put them (a hunk may
-		// apply at an offset).
-		changed, err := changedLines(ctx, filepath.Join(root, f.New), filepath.Join(afterRoot, f.New), f.New)
+		// apply at an offset), numbered as in the original file, which
+		// unchanged lines of the patched one keep (#line directives).
+		changed, err := keepLineNumbers(ctx, filepath.Join(root, f.New), filepath.Join(afterRoot, f.New), f.New)
 		if err != nil {
 			return nil, err
 		}
@@ -209,25 +210,6 @@ func patchTree(ctx context.Context, log *slog.Logger, src, dst, patchFile string
 	}
 	log.Debug("patched", "tree", dst)
 	return nil
-}
-
-// changedLines compares a file before and after the patch with diff(1) and
-// returns the lines of the patched file that changed.
-func changedLines(ctx context.Context, before, after, name string) ([]udiff.Range, error) {
-	out, err := exec.CommandContext(ctx, "diff", "-U0", "--label", "a/"+name, "--label", "b/"+name, before, after).Output()
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-		return nil, nil
-	case errors.As(err, &ee) && ee.ExitCode() == 1:
-	default:
-		return nil, fmt.Errorf("diff %s: %w", name, err)
-	}
-	p, err := udiff.Parse(out)
-	if err != nil {
-		return nil, fmt.Errorf("diff %s: %w", name, err)
-	}
-	return p.Files[0].Changed(), nil
 }
 
 // rebase returns c with the tree root replaced by newRoot in its folder and
