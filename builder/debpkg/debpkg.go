@@ -51,6 +51,11 @@ type Options struct {
 	// own fix), and its postinst applies nothing unless each is installed
 	// at exactly that version.
 	Libraries []Library
+	// Debs, when not empty, are the library package files (.deb) the
+	// containers were built against: each container's target must be a
+	// file of one of them with the target's build-id, and that package at
+	// its version is the dependency.
+	Debs []string
 	// Unpinned leaves out the dependency on the libraries' packages, for a
 	// target that no package installed (then Name is needed).
 	Unpinned bool
@@ -205,10 +210,11 @@ func readContainer(p string) ([]byte, Container, error) {
 // libraries returns the packages the containers were built for: o's, or
 // the installed one of each target; none when unpinned.
 func libraries(ctx context.Context, cs []Container, o Options) ([]*Library, error) {
-	if o.Unpinned {
-		if len(o.Libraries) != 0 {
-			return nil, errors.New("unpinned and library packages are mutually exclusive")
-		}
+	switch {
+	case o.Unpinned && (len(o.Libraries) != 0 || len(o.Debs) != 0),
+		len(o.Libraries) != 0 && len(o.Debs) != 0:
+		return nil, errors.New("unpinned, library packages and library package files are mutually exclusive")
+	case o.Unpinned:
 		return nil, nil
 	}
 	var libs []*Library
@@ -235,7 +241,7 @@ func libraries(ctx context.Context, cs []Container, o Options) ([]*Library, erro
 		if seen[key] != nil {
 			continue
 		}
-		l, err := FindLibrary(ctx, c.Target)
+		l, err := findLibrary(ctx, c.Target, o.Debs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c.Source, err)
 		}
@@ -243,6 +249,23 @@ func libraries(ctx context.Context, cs []Container, o Options) ([]*Library, erro
 		libs = append(libs, l)
 	}
 	return libs, nil
+}
+
+// findLibrary returns the package of target: the first of debs that holds
+// it, or without debs the installed one.
+func findLibrary(ctx context.Context, target container.Target, debs []string) (*Library, error) {
+	if len(debs) == 0 {
+		return FindLibrary(ctx, target)
+	}
+	var errs []error
+	for _, deb := range debs {
+		l, err := FindInDeb(ctx, deb, target)
+		if err == nil {
+			return l, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
 }
 
 // maintainer returns m, or the default from DEBFULLNAME and DEBEMAIL (as

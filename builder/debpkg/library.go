@@ -1,6 +1,7 @@
 package debpkg
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"debug/elf"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -40,7 +42,7 @@ const maxQueryOutput = 4 << 20
 // named target.Name (as `dpkg -S '*/NAME'` lists them) whose GNU build-id
 // is target.BuildID, and that package's version and source package.
 func FindLibrary(ctx context.Context, target container.Target) (*Library, error) {
-	if err := checkFile("target library", target.Name); err != nil {
+	if err := checkTarget(target); err != nil {
 		return nil, err
 	}
 	out, err := dpkgQuery(ctx, "-S", "*/"+target.Name)
@@ -82,10 +84,26 @@ func FindLibrary(ctx context.Context, target container.Target) (*Library, error)
 	return nil, fmt.Errorf("%w %s with build-id %x", ErrNotInstalled, target.Name, target.BuildID)
 }
 
-// dpkgQuery runs dpkg-query with args and returns its standard output
-// (at most maxQueryOutput bytes).
+// checkTarget checks the target's name and that it has a build-id.
+func checkTarget(target container.Target) error {
+	if err := checkFile("target library", target.Name); err != nil {
+		return err
+	}
+	if len(target.BuildID) == 0 {
+		return fmt.Errorf("target %s has no build-id", target.Name)
+	}
+	return nil
+}
+
+// dpkgQuery runs dpkg-query with args and returns its standard output.
 func dpkgQuery(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, "dpkg-query", args...)
+	return run(ctx, "dpkg-query", args...)
+}
+
+// run runs the command name with args and returns its standard output (at
+// most maxQueryOutput bytes).
+func run(ctx context.Context, name string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -93,17 +111,17 @@ func dpkgQuery(ctx context.Context, args ...string) (string, error) {
 		return "", err
 	}
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("dpkg-query: %w", err)
+		return "", fmt.Errorf("%s: %w", name, err)
 	}
 	b, rerr := io.ReadAll(io.LimitReader(stdout, maxQueryOutput+1))
 	if len(b) > maxQueryOutput {
 		cmd.Process.Kill()
 		cmd.Wait()
-		return "", fmt.Errorf("dpkg-query %s: more than %d bytes of output", strings.Join(args, " "), maxQueryOutput)
+		return "", fmt.Errorf("%s %s: more than %d bytes of output", name, strings.Join(args, " "), maxQueryOutput)
 	}
 	if err := cmd.Wait(); err != nil {
 		msg := strings.TrimSpace(stderr.String())
-		return "", fmt.Errorf("dpkg-query %s: %w: %.200q", strings.Join(args, " "), err, msg)
+		return "", fmt.Errorf("%s %s: %w: %.200q", name, strings.Join(args, " "), err, msg)
 	}
 	if rerr != nil {
 		return "", rerr
@@ -131,3 +149,124 @@ func sortedLibraries(libs []*Library) []*Library {
 	slices.SortFunc(out, func(a, b *Library) int { return strings.Compare(a.Package, b.Package) })
 	return slices.CompactFunc(out, func(a, b *Library) bool { return a.Package == b.Package && a.Version == b.Version })
 }
+
+// maxDebFile bounds one file read out of a library package.
+const maxDebFile = 1 << 30
+
+// FindInDeb returns the package of the .deb file deb (as dpkg-deb -f
+// reads its control fields) when it holds target: a file named
+// target.Name (or a symlink of that name to a file of the package) whose
+// GNU build-id is target.BuildID. This is how containers built against an
+// extracted package, not the installed one, get their dependency.
+func FindInDeb(ctx context.Context, deb string, target container.Target) (*Library, error) {
+	if err := checkTarget(target); err != nil {
+		return nil, err
+	}
+	fields, err := debFields(ctx, deb)
+	if err != nil {
+		return nil, err
+	}
+	lib := &Library{Package: fields["Package"], Version: fields["Version"], Source: fields["Source"]}
+	lib.Source, _, _ = strings.Cut(lib.Source, " ") // "openssl (3.0.17-1)" when the versions differ
+	if err := CheckName(lib.Package); err != nil {
+		return nil, fmt.Errorf("%s: %w", deb, err)
+	}
+	if err := CheckVersion(lib.Version); err != nil {
+		return nil, fmt.Errorf("%s: %w", deb, err)
+	}
+	if CheckName(lib.Source) != nil {
+		lib.Source = ""
+	}
+	path, err := debFileWithBuildID(ctx, deb, target)
+	if err != nil {
+		return nil, err
+	}
+	lib.Path = path
+	return lib, nil
+}
+
+// debFields returns the control fields of a .deb that FindInDeb uses.
+func debFields(ctx context.Context, deb string) (map[string]string, error) {
+	out, err := run(ctx, "dpkg-deb", "-f", deb, "Package", "Version", "Source")
+	if err != nil {
+		return nil, err
+	}
+	fields := map[string]string{}
+	for line := range strings.Lines(out) {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ": "); ok {
+			fields[k] = v
+		}
+	}
+	return fields, nil
+}
+
+// debFileWithBuildID reads the data of the .deb (dpkg-deb --fsys-tarfile)
+// and returns the path of the file named target.Name whose build-id is
+// target's.
+func debFileWithBuildID(ctx context.Context, deb string, target container.Target) (string, error) {
+	cmd := exec.CommandContext(ctx, "dpkg-deb", "--fsys-tarfile", deb)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := cmd.Start(); err != nil {
+		return "", fmt.Errorf("dpkg-deb: %w", err)
+	}
+	fail := func(err error) (string, error) {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return "", err
+	}
+	ids := map[string][]byte{}   // build-ids of the candidate files, by path
+	links := map[string]string{} // symlinks named target.Name, by path
+	tr := tar.NewReader(stdout)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(fmt.Errorf("%s: %w: %.200q", deb, err, stderr.String()))
+		}
+		name := path.Clean("/" + h.Name)
+		switch {
+		case h.Typeflag == tar.TypeSymlink && path.Base(name) == target.Name:
+			link := h.Linkname
+			if !path.IsAbs(link) {
+				link = path.Join(path.Dir(name), link)
+			}
+			links[name] = path.Clean(link)
+		case h.Typeflag == tar.TypeReg && strings.HasPrefix(path.Base(name), target.Name) && h.Size <= maxDebFile:
+			b, err := io.ReadAll(io.LimitReader(tr, maxDebFile))
+			if err != nil {
+				return fail(fmt.Errorf("%s: %s: %w", deb, name, err))
+			}
+			if ef, err := elf.NewFile(bytes.NewReader(b)); err == nil {
+				if id, err := elfsym.BuildID(ef); err == nil {
+					ids[name] = id
+				}
+			}
+		}
+	}
+	io.Copy(io.Discard, stdout)
+	if err := cmd.Wait(); err != nil {
+		return "", fmt.Errorf("dpkg-deb --fsys-tarfile %s: %w: %.200q", deb, err, stderr.String())
+	}
+	for name, id := range ids {
+		if path.Base(name) == target.Name && bytes.Equal(id, target.BuildID) {
+			return name, nil
+		}
+	}
+	for name, link := range links {
+		if bytes.Equal(ids[link], target.BuildID) {
+			return name, nil
+		}
+	}
+	return "", fmt.Errorf("%w: %s holds no %s with build-id %x", ErrNotInDeb, deb, target.Name, target.BuildID)
+}
+
+// ErrNotInDeb: a library package file holds no file with the target's
+// name and build-id.
+var ErrNotInDeb = errors.New("not the package the containers were built for")

@@ -3,9 +3,11 @@ package debpkg
 import (
 	"errors"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"ulp/builder/debiantest"
 	"ulp/livepatch/container"
 )
 
@@ -43,5 +45,41 @@ func TestFindLibrary(t *testing.T) {
 	}
 	if _, err := FindLibrary(t.Context(), container.Target{Name: "*", BuildID: id}); err == nil || errors.Is(err, ErrNotInstalled) {
 		t.Errorf("FindLibrary(*) = %v, want a refused name", err)
+	}
+}
+
+// TestFindInDeb finds libcrypto.so.3 in Debian's own libssl3 package of
+// the version the builder tests patch, by its build-id, and refuses the
+// build-id of another build.
+func TestFindInDeb(t *testing.T) {
+	root := debiantest.Extract(t, "libssl3", debiantest.OpenSSLOld)
+	debs, err := filepath.Glob(filepath.Join(filepath.Dir(root), "libssl3_*.deb"))
+	if err != nil || len(debs) != 1 {
+		t.Fatalf("the libssl3 package next to %s: %q, %v", root, debs, err)
+	}
+	id, err := fileBuildID(filepath.Join(debiantest.LibDir(root), "libcrypto.so.3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lib, err := FindInDeb(t.Context(), debs[0], container.Target{Name: "libcrypto.so.3", BuildID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Library{Package: "libssl3", Version: debiantest.OpenSSLOld, Source: "openssl", Path: "/usr/lib/x86_64-linux-gnu/libcrypto.so.3"}
+	if *lib != want {
+		t.Errorf("FindInDeb = %+v, want %+v", *lib, want)
+	}
+	other := append([]byte{}, id...)
+	other[0] ^= 0xff
+	for _, target := range []container.Target{{Name: "libcrypto.so.3", BuildID: other}, {Name: "libc.so.6", BuildID: id}} {
+		if _, err := FindInDeb(t.Context(), debs[0], target); !errors.Is(err, ErrNotInDeb) {
+			t.Errorf("FindInDeb(%s %x) = %v, want ErrNotInDeb", target.Name, target.BuildID, err)
+		}
+	}
+	if _, err := FindInDeb(t.Context(), debs[0], container.Target{Name: "libcrypto.so.3"}); err == nil {
+		t.Errorf("FindInDeb without a build-id succeeded")
+	}
+	if _, err := FindInDeb(t.Context(), filepath.Join(root, "usr/lib/x86_64-linux-gnu/libcrypto.so.3"), container.Target{Name: "libcrypto.so.3", BuildID: id}); err == nil {
+		t.Errorf("FindInDeb of a file that is no .deb succeeded")
 	}
 }

@@ -17,13 +17,14 @@ type debOptions struct {
 	version    string
 	maintainer string
 	dependsOn  []string
+	debs       []string
 	unpinned   bool
 }
 
 func newDebCommand(g *globalOptions) *cobra.Command {
 	var opts debOptions
 	cmd := &cobra.Command{
-		Use:   "deb [-o OUT.deb] [--name PKG] [--version V] [--depends-on PKG=VERSION] LIVEPATCH.so...",
+		Use:   "deb [-o OUT.deb] [--name PKG] [--version V] [--library-deb FILE.deb] LIVEPATCH.so...",
 		Short: "Wrap livepatch containers into a Debian package that applies them",
 		Long: `deb writes a Debian package that delivers the livepatch containers
 LIVEPATCH.so... through apt. It installs them under
@@ -39,12 +40,15 @@ LIVEPATCH.so... through apt. It installs them under
                         process and removed from the patch-on-start folder
 
 A process that cannot be patched is reported in apt's output and does not
-fail the installation. The package depends on ulp and on the exact version
-of the package that holds each target library (found installed with the
-target's build-id through dpkg-query -S, or named with --depends-on), and
-provides and conflicts with ulp-livepatch-buildid-BUILDID, one for each
-target build-id: two livepatch packages for one library build are never
-installed together.
+fail the installation. The package depends on ulp and on the package that
+holds each target library, at that version or later (an exact pin would keep
+apt-get upgrade from installing the library's own fix); its postinst applies
+nothing unless that exact version is installed. That package is the one
+installed with the target's build-id (dpkg-query -S), or the --library-deb
+FILE.deb the containers were built against (a file of it must have the
+target's build-id), or as --depends-on names it. The package provides and
+conflicts with ulp-livepatch-buildid-BUILDID for each target build-id: two
+livepatch packages for one library build are never installed together.
 
 The name defaults to ulp-livepatch-SOURCE-VERSION (the library's source
 package and version, e.g. ulp-livepatch-openssl-3.0.17-1-deb12u2), the
@@ -68,12 +72,14 @@ target, build-id and bug labels (CVE-...). The .deb is written atomically.
 	f.StringVar(&opts.version, "version", "1", "the package's `VERSION`")
 	f.StringVar(&opts.maintainer, "maintainer", "", "the Maintainer field, `\"NAME <EMAIL>\"` (default \"$DEBFULLNAME <$DEBEMAIL>\")")
 	f.StringArrayVar(&opts.dependsOn, "depends-on", nil, "the library package the containers were built for, `PKG=VERSION` (repeatable; default: the installed one with each target's build-id)")
+	f.StringArrayVar(&opts.debs, "library-deb", nil, "the library package `FILE.deb` the containers were built against, checked by build-id (repeatable)")
 	f.BoolVar(&opts.unpinned, "unpinned", false, "depend on no library package (a target library that no package installed; needs --name)")
 	return cmd
 }
 
 func runDeb(cmd *cobra.Command, g *globalOptions, opts debOptions, args []string, w io.Writer) error {
-	o := debpkg.Options{Name: opts.name, Version: opts.version, Maintainer: opts.maintainer, Unpinned: opts.unpinned, Out: opts.output}
+	o := debpkg.Options{Name: opts.name, Version: opts.version, Maintainer: opts.maintainer, Debs: opts.debs,
+		Unpinned: opts.unpinned, Out: opts.output}
 	for _, d := range opts.dependsOn {
 		pkg, version, err := debpkg.ParseDependency(d)
 		if err != nil {
