@@ -114,6 +114,18 @@ func TestDeb(t *testing.T) {
 	if orig, _ := os.ReadFile(fx.LP["lp200"]); string(b) != string(orig) {
 		t.Errorf("packaged container differs from %s", fx.LP["lp200"])
 	}
+	// A signed container keeps its signature: the package holds its bytes.
+	ulp := testenv.Artifact(t, "ulp")
+	key := filepath.Join(dir, "vendor")
+	signed := filepath.Join(dir, "signed.so")
+	run(t, nil, ulp, "keygen", key)
+	run(t, nil, ulp, "sign", "--key", key+".key", "-o", signed, fx.LP["lp300"])
+	sdeb := filepath.Join(dir, "signed.deb")
+	ulpDeb(t, "--unpinned", "--name", "ulp-livepatch-signed", "-o", sdeb, signed)
+	sx := filepath.Join(dir, "sx")
+	run(t, nil, "dpkg-deb", "-x", sdeb, sx)
+	run(t, nil, ulp, "verify", "--pub", key+".pub", filepath.Join(sx, debpkg.Root, "ulp-livepatch-signed/libcalc.so.1/ulp-livepatch-signed_signed.so"))
+
 	ctl := filepath.Join(dir, "ctl")
 	run(t, nil, "dpkg-deb", "-e", deb, ctl)
 	for _, s := range []string{"postinst", "prerm"} {
