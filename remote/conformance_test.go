@@ -418,6 +418,11 @@ func startAgent(t *testing.T, file string) string {
 	if err := kr.Add(agent.AddedKey{PrivateKey: key}); err != nil {
 		t.Fatal(err)
 	}
+	return serveAgent(t, kr)
+}
+
+// serveAgent serves kr as an ssh-agent on a socket until t ends.
+func serveAgent(t *testing.T, kr agent.Agent) string {
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -435,4 +440,39 @@ func startAgent(t *testing.T, file string) string {
 	})
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return sock
+}
+
+// TestCheckAuth: a key to offer is found before any host is contacted, or
+// the reason there is none is given.
+func TestCheckAuth(t *testing.T) {
+	dir := t.TempDir()
+	_, ident := remotetest.WriteKey(t, dir, "id_ed25519")
+	withKey := startAgent(t, ident)
+	empty := serveAgent(t, agent.NewKeyring())
+	tests := []struct {
+		name string
+		cfg  remote.Config
+		sock string
+		want string // "" for no error
+	}{
+		{"identity", remote.Config{Identities: []string{ident}}, "", ""},
+		{"missing identity", remote.Config{Identities: []string{filepath.Join(dir, "none")}}, withKey, "read identity"},
+		{"agent with a key", remote.Config{Agent: true}, withKey, ""},
+		{"no agent", remote.Config{Agent: true}, "", "SSH_AUTH_SOCK is not set"},
+		{"agent gone", remote.Config{Agent: true}, filepath.Join(dir, "gone.sock"), "does not answer"},
+		{"agent without keys", remote.Config{Agent: true}, empty, "holds no keys"},
+		{"agent not enabled", remote.Config{}, withKey, "ssh-agent not enabled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SSH_AUTH_SOCK", tt.sock)
+			if tt.sock == "" {
+				os.Unsetenv("SSH_AUTH_SOCK")
+			}
+			err := remote.CheckAuth(tt.cfg)
+			if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, remote.ErrAuth) || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("CheckAuth = %v, want %q", err, tt.want)
+			}
+		})
+	}
 }
