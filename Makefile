@@ -6,6 +6,8 @@ CC ?= cc
 BUILD := build
 # VERSION is the version of ulp, ulpfleet's embedded agent, the runtime and the package.
 VERSION ?= 0.1.0
+# The git commit ulpfleet is built from (ulpfleet version), 12 hex digits.
+REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 FUZZTIME ?= 60s
 # CI and `make test` turn a missing test capability into a failure, not a skip.
 ULP_TEST_REQUIRE ?= all
@@ -43,7 +45,7 @@ $(BUILD)/ulp: $(GO_SRCS)
 $(BUILD)/ulpfleet: $(BUILD)/ulp $(GO_SRCS)
 	@mkdir -p agentbin/bin
 	cp $(BUILD)/ulp agentbin/bin/ulp
-	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./cmd/ulpfleet
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-X ulp/fleet/cli.Revision=$(REVISION)' -o $@ ./cmd/ulpfleet
 
 # deps installs the Debian packages the tests need (only when missing; needs root).
 # A policy-rc.d keeps apt from starting the services it installs (sshd, nginx):

@@ -24,7 +24,7 @@ const agentPath = "bin/ulp"
 // Info describes the embedded agent.
 type Info struct {
 	SHA256  string // hex
-	Version string // "sha256:" + SHA256[:12]
+	Version string // "sha256:" + SHA256[:16], the name of its copy on hosts (bin/ulp-SHA256[:16])
 	Size    int64
 	// GoVersion is the Go toolchain that built the agent (from its build
 	// info), e.g. "go1.26.8".
@@ -66,5 +66,5 @@ func describe(b []byte) (Info, error) {
 	}
 	sum := sha256.Sum256(b)
 	h := hex.EncodeToString(sum[:])
-	return Info{SHA256: h, Version: "sha256:" + h[:12], Size: int64(len(b)), GoVersion: bi.GoVersion}, nil
+	return Info{SHA256: h, Version: "sha256:" + h[:16], Size: int64(len(b)), GoVersion: bi.GoVersion}, nil
 }

@@ -36,7 +36,7 @@ func TestAgent_MatchesBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(want)
-	if info.SHA256 != hex.EncodeToString(sum[:]) || info.Version != "sha256:"+info.SHA256[:12] || info.Size != int64(len(want)) {
+	if info.SHA256 != hex.EncodeToString(sum[:]) || info.Version != "sha256:"+info.SHA256[:16] || info.Size != int64(len(want)) {
 		t.Errorf("Describe() = %+v", info)
 	}
 	if !strings.HasPrefix(info.GoVersion, "go1.") {

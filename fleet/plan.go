@@ -68,7 +68,11 @@ type Artifact struct {
 	// from one (recorded in results files, so that a retry can read it
 	// again).
 	Source string `json:"source,omitempty"`
-	data   []byte
+	// PatchID is a container's patch id (what `ulp patches` and `status`
+	// show for processes carrying it), not to be confused with SHA256, the
+	// file's own hash, which names its staging folder on hosts.
+	PatchID string `json:"patch_id,omitempty"`
+	data    []byte
 }
 
 // NewArtifact returns the artifact called name (a base name) with data.

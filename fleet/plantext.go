@@ -23,7 +23,11 @@ func (p *Plan) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "plan: %s on %d host%s in %d wave%s\n", what, p.NumHosts(), plural(p.NumHosts()), len(p.Waves), plural(len(p.Waves)))
 	fmt.Fprintf(&b, "  agent %s sha256:%s %d bytes\n", p.Agent.Name, p.Agent.SHA256[:16], p.Agent.Size)
 	for _, c := range p.Containers {
-		fmt.Fprintf(&b, "  container %s sha256:%s %d bytes\n", c.Name, c.SHA256[:16], c.Size)
+		fmt.Fprintf(&b, "  container %s sha256:%s %d bytes", c.Name, c.SHA256[:16], c.Size)
+		if c.PatchID != "" {
+			fmt.Fprintf(&b, ", patch id %.16s", c.PatchID)
+		}
+		b.WriteString("\n")
 	}
 	for i, wv := range p.Waves {
 		fmt.Fprintf(&b, "wave %d: %s (%d host%s)\n", i+1, wv.Name, len(wv.Hosts), plural(len(wv.Hosts)))

@@ -168,6 +168,42 @@ func authMethods(c *Config) ([]ssh.AuthMethod, func(), error) {
 	return []ssh.AuthMethod{ssh.PublicKeysCallback(ag.Signers)}, func() { ac.Close() }, nil
 }
 
+// CheckAuth checks, without contacting any host, that cfg has a key to
+// offer: each identity file parses, or, without identities, the ssh-agent
+// at $SSH_AUTH_SOCK answers and holds at least one key. Its errors wrap
+// [ErrAuth]; a fleet run calls it once instead of failing every host.
+func CheckAuth(cfg Config) error {
+	for _, f := range cfg.Identities {
+		if _, err := loadIdentity(f); err != nil {
+			return fmt.Errorf("%w: %w", ErrAuth, err)
+		}
+	}
+	if len(cfg.Identities) > 0 || len(cfg.Signers) > 0 {
+		return nil
+	}
+	if !cfg.Agent {
+		return fmt.Errorf("%w: no identity file and ssh-agent not enabled", ErrAuth)
+	}
+	sock := os.Getenv("SSH_AUTH_SOCK")
+	if sock == "" {
+		return fmt.Errorf("%w: no identity file given and no ssh-agent (SSH_AUTH_SOCK is not set)", ErrAuth)
+	}
+	ac, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("%w: no identity file given and the ssh-agent does not answer: %w", ErrAuth, err)
+	}
+	defer ac.Close()
+	_ = ac.SetDeadline(time.Now().Add(5 * time.Second))
+	keys, err := agent.NewClient(ac).List()
+	if err != nil {
+		return fmt.Errorf("%w: ssh-agent at %s: %w", ErrAuth, sock, err)
+	}
+	if len(keys) == 0 {
+		return fmt.Errorf("%w: no identity file given and the ssh-agent at %s holds no keys (ssh-add adds one)", ErrAuth, sock)
+	}
+	return nil
+}
+
 // identityCache holds parsed key files: signers are stateless, so every
 // connection of a fleet run can share one.
 var identityCache sync.Map // path -> ssh.Signer

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -418,6 +419,11 @@ func startAgent(t *testing.T, file string) string {
 	if err := kr.Add(agent.AddedKey{PrivateKey: key}); err != nil {
 		t.Fatal(err)
 	}
+	return serveAgent(t, kr)
+}
+
+// serveAgent serves kr as an ssh-agent on a socket until t ends.
+func serveAgent(t *testing.T, kr agent.Agent) string {
 	sock := filepath.Join(t.TempDir(), "agent.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -435,4 +441,108 @@ func startAgent(t *testing.T, file string) string {
 	})
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	return sock
+}
+
+// TestCheckAuth: a key to offer is found before any host is contacted, or
+// the reason there is none is given.
+func TestCheckAuth(t *testing.T) {
+	dir := t.TempDir()
+	_, ident := remotetest.WriteKey(t, dir, "id_ed25519")
+	withKey := startAgent(t, ident)
+	empty := serveAgent(t, agent.NewKeyring())
+	tests := []struct {
+		name string
+		cfg  remote.Config
+		sock string
+		want string // "" for no error
+	}{
+		{"identity", remote.Config{Identities: []string{ident}}, "", ""},
+		{"missing identity", remote.Config{Identities: []string{filepath.Join(dir, "none")}}, withKey, "read identity"},
+		{"agent with a key", remote.Config{Agent: true}, withKey, ""},
+		{"no agent", remote.Config{Agent: true}, "", "SSH_AUTH_SOCK is not set"},
+		{"agent gone", remote.Config{Agent: true}, filepath.Join(dir, "gone.sock"), "does not answer"},
+		{"agent without keys", remote.Config{Agent: true}, empty, "holds no keys"},
+		{"agent not enabled", remote.Config{}, withKey, "ssh-agent not enabled"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("SSH_AUTH_SOCK", tt.sock)
+			if tt.sock == "" {
+				os.Unsetenv("SSH_AUTH_SOCK")
+			}
+			err := remote.CheckAuth(tt.cfg)
+			if tt.want == "" && err != nil || tt.want != "" && (!errors.Is(err, remote.ErrAuth) || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("CheckAuth = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestDial_CertAuthority_OpenSSH: a real sshd presents a host certificate;
+// for every known_hosts below, Dial trusts the host exactly when OpenSSH's
+// own client does (ssh -o UserKnownHostsFile=FILE true), and a refused
+// certificate is reported as an unknown host.
+func TestDial_CertAuthority_OpenSSH(t *testing.T) {
+	h := sshfleet.Start(t, 1).Hosts[0]
+	dir := t.TempDir()
+	ca, _ := remotetest.WriteKey(t, dir, "ca")
+	other, _ := remotetest.WriteKey(t, dir, "other_ca")
+	authorized := func(s ssh.Signer) string { return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))) }
+	plain, err := os.ReadFile(h.KnownHosts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, principal, known string
+		ok                     bool
+	}{
+		{"CA for the address", h.Addr, "@cert-authority " + h.Addr + " " + authorized(ca), true},
+		{"CA for a wildcard", h.Addr, "@cert-authority 127.0.1.*,!10.* " + authorized(ca), true},
+		{"CA for a hashed name", h.Addr, "@cert-authority " + knownhosts.HashHostname(h.Addr) + " " + authorized(ca), true},
+		{"CA and the plain key", h.Addr, "@cert-authority * " + authorized(ca) + "\n" + string(plain), true},
+		{"the plain key alone", h.Addr, string(plain), true},
+		{"another CA", h.Addr, "@cert-authority * " + authorized(other), false},
+		{"CA for other hosts", h.Addr, "@cert-authority 10.* " + authorized(ca), false},
+		{"revoked CA", h.Addr, "@cert-authority * " + authorized(ca) + "\n@revoked * " + authorized(ca), false},
+		{"certificate for another name", "web01.example.com", "@cert-authority * " + authorized(ca), false},
+	}
+	signed := ""
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if signed != tt.principal {
+				h.SignHostKey(t, ca, tt.principal)
+				signed = tt.principal
+			}
+			kh := filepath.Join(t.TempDir(), "known_hosts")
+			if err := os.WriteFile(kh, []byte(tt.known+"\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.CommandContext(t.Context(), "ssh", "-F", "none", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes",
+				"-o", "UserKnownHostsFile="+kh, "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ControlMaster=no",
+				"-i", h.Identity, "root@"+h.Addr, "true")
+			sshOut, sshErr := cmd.CombinedOutput()
+			if (sshErr == nil) != tt.ok {
+				t.Fatalf("test case is wrong: OpenSSH's ssh: %v\n%s", sshErr, sshOut)
+			}
+			cfg := h.Config()
+			cfg.KnownHosts = []string{kh}
+			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+			defer cancel()
+			c, err := remote.Dial(ctx, cfg)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("Dial = %v; ssh(1) trusts the host", err)
+				}
+				c.Close()
+				return
+			}
+			if err == nil {
+				c.Close()
+				t.Fatalf("Dial trusted the host; ssh(1) refuses it:\n%s", sshOut)
+			}
+			if !errors.Is(err, remote.ErrHostKeyUnknown) && !errors.Is(err, remote.ErrHostKeyMismatch) {
+				t.Errorf("Dial = %v, want a host key error", err)
+			}
+		})
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"ulp/fleet"
+	"ulp/internal/testenv"
 	"ulp/inventory"
 	"ulp/livepatch/report"
 	"ulp/remote"
@@ -137,13 +139,16 @@ func TestSettings_Errors(t *testing.T) {
 	inv := writeInventory(t, "all:\n  hosts:\n    a:\n")
 	bad := filepath.Join(t.TempDir(), "bad.yaml")
 	os.WriteFile(bad, []byte("paralel: 3\n"), 0o644)
+	badValue := filepath.Join(t.TempDir(), "bad-value.yaml")
+	os.WriteFile(badValue, []byte("parallel: many\n"), 0o644)
+	t.Setenv("SSH_AUTH_SOCK", "")
 	badInv := writeInventory(t, "all:\n  hosts:\n    w[3:1]:\n")
 	tests := []struct {
 		name string
 		args []string
 		want string
 	}{
-		{"unknown config key", []string{"plan", "--config", bad, "-i", inv}, "paralel"},
+		{"unknown config key", []string{"plan", "--config", bad, "-i", inv}, `config ` + bad + `: unknown setting "paralel"`},
 		{"missing config", []string{"plan", "--config", "/nonexistent.yaml", "-i", inv}, "config /nonexistent.yaml"},
 		{"bad parallel", []string{"plan", "-i", inv, "--parallel", "0"}, "--parallel"},
 		{"bad flag", []string{"plan", "--parallel", "x"}, "invalid argument"},
@@ -155,9 +160,19 @@ func TestSettings_Errors(t *testing.T) {
 		{"revert nothing", []string{"revert", "-i", inv}, "revert needs"},
 		{"bad canary", []string{"plan", "-i", inv, "--canary", "x", "--agent", "/bin/true", sampleContainer}, "canary"},
 		{"bad staging", []string{"plan", "-i", inv, "--staging-dir", "tmp", "--agent", "/bin/true", sampleContainer}, "staging-dir"},
+		{"bad value in config", []string{"plan", "--config", badValue, "-i", inv}, `parallel in ` + badValue + `: "many" is not a whole number`},
+		{"bad value in env", []string{"plan", "-i", inv}, `ULPFLEET_TIMEOUT: "soon" is not a duration`},
+		{"invalid value in env", []string{"plan", "-i", inv}, "ULPFLEET_UPLOAD_PARALLEL: must be at least 1"},
+		{"no key and no ssh-agent", []string{"ping", "-i", inv, "--agent", "/bin/true"}, "no ssh-agent (SSH_AUTH_SOCK is not set)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			switch tt.name {
+			case "bad value in env":
+				t.Setenv("ULPFLEET_TIMEOUT", "soon")
+			case "invalid value in env":
+				t.Setenv("ULPFLEET_UPLOAD_PARALLEL", "0")
+			}
 			code, stdout, stderr, _ := cliRun(t.Context(), t, tt.args...)
 			if code != ExitUsage || !strings.Contains(stderr, tt.want) || stdout != "" {
 				t.Errorf("exit %d, stderr %q; want 2 and %q, nothing on stdout", code, stderr, tt.want)
@@ -177,7 +192,9 @@ func outputFixture(t *testing.T) (*fleet.Plan, *fleet.Result) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	procs := []report.Process{{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 10, Comm: "app", Result: report.Success}}
+	procs := []report.Process{{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 10, Comm: "app", Result: report.Success},
+		{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 11, Comm: "cron", Result: report.Skipped, Reason: "target library not loaded"},
+		{Schema: report.TriggerSchema, Type: report.TypeProcess, PID: 12, Comm: "sh", Result: report.Skipped, Reason: "target library not loaded\x1b[2J"}}
 	res := &fleet.Result{Action: fleet.Apply, Hosts: []fleet.HostResult{
 		{Host: "web01.example.com", Wave: 0, State: fleet.StateOK, Patched: 3, Skipped: 1, Processes: procs, Uploaded: 2, AgentRan: true},
 		{Host: "web02.example.com", Wave: 0, State: fleet.StateError, Phase: "trigger", Patched: 1, Failed: 1, AgentRan: true,
@@ -216,8 +233,8 @@ func TestOutput_Golden(t *testing.T) {
 		Hosts: []fleet.HostStatus{{Host: "web01", Processes: 4, Patched: 2, Patches: map[string]int{"aa11": 2, "bb22": 1}},
 			{Host: "web02", Processes: 1, Patched: 0, Patches: map[string]int{}},
 			{Host: "db1", Error: "host db1: connect: host unreachable"}},
-		Patches: []fleet.PatchCount{{ID: "aa11", Container: "/var/lib/ulp/patches/aa11/fix.so", Target: "libcrypto.so.3", Hosts: 1, Processes: 2, HostNames: []string{"web01"}},
-			{ID: "bb22", Container: "/var/lib/ulp/patches/bb22/fix2.so", Target: "libc.so.6", Hosts: 1, Processes: 1, HostNames: []string{"web01"}}},
+		Patches: []fleet.PatchCount{{ID: "aa11", Container: "/var/lib/ulp/patches/5c9e01d2a4b7f803/fix.so", Target: "libcrypto.so.3", Hosts: 1, Processes: 2, HostNames: []string{"web01"}},
+			{ID: "bb22", Container: "/var/lib/ulp/patches/e17a40c3b9d26f15/fix2.so", Target: "libc.so.6", Hosts: 1, Processes: 1, HostNames: []string{"web01"}}},
 	}
 	if err := writeReportText(&b, rep); err != nil {
 		t.Fatal(err)
@@ -538,7 +555,8 @@ func TestRollout_AutoRevert_InProcessSSH(t *testing.T) {
 	args := append(withoutCanary(f.args)[:len(withoutCanary(f.args))-2], "--canary", "2")
 	code, out, _, _ := cliRun(t.Context(), t, append(args, "apply", "--auto-revert", sampleContainer)...)
 	for _, want := range []string{"stopped: canary gate", "auto-revert of the canary hosts:",
-		"host01  all   success", "host02  all   patch_failed", "revert: 2 hosts: 1 ok"} {
+		"host01  all   success", "host02  all   patch_failed", "revert: 2 hosts: 1 ok", "RESULT        REVERTED",
+		"processes: 1 reverted, 2 skipped, 1 failed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -903,7 +921,7 @@ func TestJump_InProcessSSH(t *testing.T) {
 	jump := f.servers[0].Addr
 	args := append(withoutCanary(f.args), "--jump", "root@"+jump)
 	code, out, _, _ := cliRun(t.Context(), t, append([]string{"plan", sampleContainer}, args...)...)
-	if code != 0 || strings.Count(out, "  via root@"+jump+"\n") != 3 {
+	if code != 0 || strings.Count(out, "  via root@"+jump+"\n") != 3 || !regexp.MustCompile(`container sample.so sha256:[0-9a-f]{16} \d+ bytes, patch id [0-9a-f]{16}\n`).MatchString(out) {
 		t.Errorf("plan: exit %d\n%s", code, out)
 	}
 	code, out, _, _ = cliRun(t.Context(), t, append([]string{"apply", "--json", sampleContainer}, args...)...)
@@ -923,5 +941,24 @@ func TestJump_InProcessSSH(t *testing.T) {
 	}
 	if code, _, stderr, _ := cliRun(t.Context(), t, append([]string{"plan", sampleContainer}, append(f.args, "--jump", "a@")...)...); code != ExitUsage || !strings.Contains(stderr, "--jump") {
 		t.Errorf("bad --jump: exit %d, %s", code, stderr)
+	}
+}
+
+// TestVersion_MakeBuild: the ulpfleet that make builds names its git
+// revision in 12 hex digits (unknown outside a git checkout) and its agent
+// in 16, as the agent's copy on hosts is named.
+func TestVersion_MakeBuild(t *testing.T) {
+	bin := testenv.Artifact(t, "ulpfleet")
+	out, err := exec.CommandContext(t.Context(), bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("ulpfleet version: %v\n%s", err, out)
+	}
+	rev := `unknown`
+	if exec.Command("git", "rev-parse", "HEAD").Run() == nil {
+		rev = `[0-9a-f]{12}`
+	}
+	want := regexp.MustCompile(`^ulpfleet: revision ` + rev + `, go1\.\S+\nagent: sha256:[0-9a-f]{16}, sha256 [0-9a-f]{64}, \d+ bytes, go1\.\S+\n$`)
+	if !want.Match(out) {
+		t.Errorf("ulpfleet version:\n%s\nwant %s", out, want)
 	}
 }

@@ -44,7 +44,7 @@ func messagesJSON(h fleet.HostResult) any {
 
 // writeMessagesText prints HOST: PID (NAME): LINE for every line, in plan
 // and process order, and HOST: error: ... for a host or process that could
-// not be read.
+// not be read; what the hosts sent is printed made safe (cell).
 func writeMessagesText(w io.Writer, res *fleet.Result) error {
 	var b strings.Builder
 	for _, h := range res.Hosts {
@@ -57,10 +57,10 @@ func writeMessagesText(w io.Writer, res *fleet.Result) error {
 		}
 		for _, pm := range h.Messages {
 			if pm.Error != "" {
-				fmt.Fprintf(&b, "%s: %d (%s): error: %s\n", h.Host, pm.PID, pm.Comm, oneLine(pm.Error))
+				fmt.Fprintf(&b, "%s: %d (%s): error: %s\n", h.Host, pm.PID, cell(pm.Comm), oneLine(pm.Error))
 			}
 			for _, l := range pm.Messages {
-				fmt.Fprintf(&b, "%s: %d (%s): %s\n", h.Host, pm.PID, pm.Comm, l)
+				fmt.Fprintf(&b, "%s: %d (%s): %s\n", h.Host, pm.PID, cell(pm.Comm), cell(l))
 			}
 		}
 	}

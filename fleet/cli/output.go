@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"ulp/fleet"
 	"ulp/livepatch/report"
@@ -150,11 +152,16 @@ func totals(res *fleet.Result) (patched, skipped, failed int) {
 	return
 }
 
-// writeResultText prints a table of hosts and a summary line.
+// writeResultText prints a table of hosts and a summary line. A revert's
+// counts are of processes reverted.
 func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
+	done := "PATCHED"
+	if res.Action == fleet.Revert {
+		done = "REVERTED"
+	}
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tWAVE\tRESULT\tPATCHED\tSKIPPED\tFAILED\tDETAIL")
+	fmt.Fprintf(tw, "HOST\tWAVE\tRESULT\t%s\tSKIPPED\tFAILED\tDETAIL\n", done)
 	for _, h := range res.Hosts {
 		wave := strconv.Itoa(h.Wave + 1)
 		if h.Wave < len(p.Waves) {
@@ -164,20 +171,23 @@ func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
 		if h.State == fleet.StateOK || h.AgentRan {
 			counts = fmt.Sprintf("%d\t%d\t%d", h.Patched, h.Skipped, h.Failed)
 		}
-		detail := ""
+		var detail []string
 		if h.Err != nil {
-			detail = oneLine(h.Err.Error())
+			detail = append(detail, h.Err.Error())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", h.Host, wave, h.Class(), counts, detail)
+		if r := skipReasons(h.Processes); r != "" {
+			detail = append(detail, "skipped: "+r)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(h.Host), wave, h.Class(), counts, oneLine(strings.Join(detail, "; ")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	c := res.Counts()
 	pt, st, ft := totals(res)
-	fmt.Fprintf(&b, "%s: %d hosts: %d ok, %d with process errors, %d failed, %d interrupted, %d not attempted; processes: %d patched, %d skipped, %d failed",
+	fmt.Fprintf(&b, "%s: %d hosts: %d ok, %d with process errors, %d failed, %d interrupted, %d not attempted; processes: %d %s, %d skipped, %d failed",
 		res.Action, len(res.Hosts), c[fleet.StateOK], c[fleet.StateError], c[fleet.StateFailed],
-		c[fleet.StateInterrupted], c[fleet.StateNotAttempted], pt, st, ft)
+		c[fleet.StateInterrupted], c[fleet.StateNotAttempted], pt, strings.ToLower(done), st, ft)
 	if res.Duration > 0 {
 		fmt.Fprintf(&b, " (%s)", res.Duration.Round(time.Millisecond))
 	}
@@ -189,11 +199,40 @@ func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
 	return err
 }
 
+// skipReasons lists the agent's reasons for the processes it skipped, each
+// with the number of distinct processes: "target library not loaded (3)".
+func skipReasons(procs []report.Process) string {
+	pids := map[string]map[int]bool{}
+	var order []string
+	for _, pr := range procs {
+		if pr.Result != report.Skipped {
+			continue
+		}
+		r := pr.Reason
+		if r == "" {
+			r = "no reason given"
+		}
+		if pids[r] == nil {
+			if len(order) == 8 {
+				continue // enough to see what happened; the JSON has all
+			}
+			pids[r] = map[int]bool{}
+			order = append(order, r)
+		}
+		pids[r][pr.PID] = true
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%s (%d)", r, len(pids[r]))
+	}
+	return strings.Join(parts, "; ")
+}
+
 // writeReportText prints the fleet report: hosts, then patches.
 func writeReportText(w io.Writer, rep fleet.Report) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tPROCESSES\tPATCHED\tPATCHES")
+	fmt.Fprintln(tw, "HOST\tPROCESSES\tPATCHED\tPATCH IDS")
 	for _, h := range rep.Hosts {
 		if h.Error != "" {
 			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\n", h.Host, oneLine(h.Error))
@@ -206,7 +245,7 @@ func writeReportText(w io.Writer, rep fleet.Report) error {
 		slices.Sort(ids)
 		var ps []string
 		for _, id := range ids {
-			ps = append(ps, fmt.Sprintf("%s(%d)", short(id), h.Patches[id]))
+			ps = append(ps, fmt.Sprintf("%s(%d)", cell(short(id)), h.Patches[id]))
 		}
 		list := strings.Join(ps, " ")
 		if list == "" {
@@ -215,9 +254,9 @@ func writeReportText(w io.Writer, rep fleet.Report) error {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", h.Host, h.Processes, h.Patched, list)
 	}
 	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "PATCH\tTARGET\tHOSTS\tPROCESSES\tCONTAINER")
+	fmt.Fprintln(tw, "PATCH ID\tTARGET\tHOSTS\tPROCESSES\tCONTAINER")
 	for _, pc := range rep.Patches {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", short(pc.ID), pc.Target, pc.Hosts, pc.Processes, pc.Container)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", cell(short(pc.ID)), cell(pc.Target), pc.Hosts, pc.Processes, cell(pc.Container))
 	}
 	if len(rep.Patches) == 0 {
 		fmt.Fprintln(tw, "(no patches applied on any host)")
@@ -236,11 +275,23 @@ func short(id string) string {
 	return id
 }
 
-// oneLine keeps a table cell on one line.
+// oneLine keeps a table cell on one line, at most 300 bytes, printable.
 func oneLine(s string) string {
-	s = strings.ReplaceAll(s, "\n", "; ")
+	s = cell(strings.ReplaceAll(s, "\n", "; "))
 	if len(s) > 300 {
-		s = s[:300] + "..."
+		s = strings.ToValidUTF8(s[:300], "") + "..."
 	}
 	return s
+}
+
+// cell makes text from hosts (agent output, file names) safe to print in a
+// table: control and other unprintable characters (terminal escapes, tabs
+// that would break the columns) become '?'.
+func cell(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return '?'
+		}
+		return r
+	}, s)
 }

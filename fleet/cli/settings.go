@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -52,7 +53,7 @@ type Config struct {
 
 func addSettingFlags(f *pflag.FlagSet) {
 	f.String("config", "", "config file (YAML; default ./ulpfleet.yaml, then ~/.config/ulpfleet/config.yaml)")
-	f.StringP("inventory", "i", "", "inventory: Ansible YAML or `ansible-inventory --list` JSON")
+	f.StringP("inventory", "i", "", "inventory `FILE`: Ansible YAML or INI, or the JSON of ansible-inventory --list")
 	f.StringP("limit", "l", "", "select hosts: group or host names and globs, a:b (or), a:&b (and), a:!b (except); @FILE: the patterns listed in FILE, one a line")
 	f.Int("parallel", fleet.DefaultParallel, "hosts worked on at once")
 	f.Int("upload-parallel", fleet.DefaultUploadParallel, "uploads in flight at once")
@@ -128,11 +129,12 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		}
 		read = file
 	}
+	src := settingSource(flags, v, read)
 	var cfg Config
 	if err := v.UnmarshalExact(&cfg); err != nil {
-		return usageError(fmt.Errorf("settings: %w", err))
+		return usageError(decodeErrors(v, src, read, err))
 	}
-	if err := cfg.validate(); err != nil {
+	if err := cfg.validate(src); err != nil {
 		return usageError(err)
 	}
 	a.cfg = cfg
@@ -150,6 +152,56 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		a.log.Debug("settings", "config", read)
 	}
 	return nil
+}
+
+// settingSource returns a function naming where a setting's value came
+// from, for error messages: "--key" (a flag, or the default),
+// "ULPFLEET_KEY" (the environment) or "key in FILE" (the config file).
+func settingSource(flags *pflag.FlagSet, v *viper.Viper, file string) func(key string) string {
+	return func(key string) string {
+		if f := flags.Lookup(key); f != nil && f.Changed {
+			return "--" + key
+		}
+		env := "ULPFLEET_" + strings.ToUpper(strings.ReplaceAll(key, "-", "_"))
+		if _, ok := os.LookupEnv(env); ok {
+			return env
+		}
+		if file != "" && v.InConfig(key) {
+			return key + " in " + file
+		}
+		return "--" + key
+	}
+}
+
+// decodeErrors explains a failed decode of the settings setting by
+// setting, naming where each bad value came from; err is the decoder's own
+// error, returned when no single setting explains it.
+func decodeErrors(v *viper.Viper, src func(string) string, file string, err error) error {
+	var errs []error
+	known := map[string]bool{}
+	rt := reflect.TypeFor[Config]()
+	for i := range rt.NumField() {
+		f := rt.Field(i)
+		key := f.Tag.Get("mapstructure")
+		known[key] = true
+		if v.UnmarshalKey(key, reflect.New(f.Type).Interface()) != nil {
+			want := map[reflect.Type]string{reflect.TypeFor[int](): "a whole number", reflect.TypeFor[bool](): "true or false",
+				reflect.TypeFor[time.Duration](): "a duration such as 90s or 5m", reflect.TypeFor[[]string](): "a list of strings"}[f.Type]
+			if want == "" {
+				want = "a string"
+			}
+			errs = append(errs, fmt.Errorf("%s: %q is not %s", src(key), fmt.Sprint(v.Get(key)), want))
+		}
+	}
+	for _, key := range v.AllKeys() {
+		if !known[key] && !known[strings.SplitN(key, ".", 2)[0]] && key != "config" {
+			errs = append(errs, fmt.Errorf("config %s: unknown setting %q", file, key))
+		}
+	}
+	if len(errs) == 0 {
+		return fmt.Errorf("settings: %w", err)
+	}
+	return errors.Join(errs...)
 }
 
 // defaultResults is $XDG_STATE_HOME/ulpfleet/last-run.ndjson (state home
@@ -181,40 +233,45 @@ func (c *Config) maxFailPercent() (float64, error) {
 	}
 	p, err := strconv.ParseFloat(strings.TrimSuffix(c.MaxFail, "%"), 64)
 	if err != nil || p < 0 || p > 100 {
-		return 0, fmt.Errorf("--max-fail %q: want a percentage from 0 to 100", c.MaxFail)
+		return 0, fmt.Errorf("%q: want a percentage from 0 to 100", c.MaxFail)
 	}
 	return p, nil
 }
 
-// validate reports every invalid setting.
-func (c *Config) validate() error {
+// validate reports every invalid setting, naming it as src does.
+func (c *Config) validate(src func(key string) string) error {
 	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{src(key)}, args...)...))
+	}
 	if c.Parallel < 1 {
-		bad("--parallel must be at least 1, not %d", c.Parallel)
+		bad("parallel", "must be at least 1, not %d", c.Parallel)
 	}
 	if c.UploadParallel < 1 {
-		bad("--upload-parallel must be at least 1, not %d", c.UploadParallel)
+		bad("upload-parallel", "must be at least 1, not %d", c.UploadParallel)
 	}
 	if c.MaxFailures < 0 {
-		bad("--max-failures must not be negative")
+		bad("max-failures", "must not be negative")
 	}
 	if _, err := c.maxFailPercent(); err != nil {
-		errs = append(errs, err)
+		bad("max-fail", "%v", err)
 	}
-	if c.Timeout < 0 || c.ConnectTimeout < 0 {
-		bad("timeouts must not be negative")
+	if c.Timeout < 0 {
+		bad("timeout", "must not be negative")
+	}
+	if c.ConnectTimeout < 0 {
+		bad("connect-timeout", "must not be negative")
 	}
 	if c.StagingDir == "" || !path.IsAbs(c.StagingDir) || path.Clean(c.StagingDir) != c.StagingDir {
-		bad("--staging-dir %q must be a clean absolute path", c.StagingDir)
+		bad("staging-dir", "%q must be a clean absolute path", c.StagingDir)
 	}
 	if c.Jump != "" {
 		if _, _, err := fleet.ParseJump(c.Jump); err != nil {
-			bad("--jump: %v", err)
+			bad("jump", "%v", err)
 		}
 	}
 	if strings.ContainsAny(c.User, " \t\n:@") {
-		bad("--user %q is not a user name", c.User)
+		bad("user", "%q is not a user name", c.User)
 	}
 	return errors.Join(errs...)
 }

@@ -43,6 +43,10 @@ func sshDialer(cfg Config, log *slog.Logger) (fleet.Dialer, error) {
 	if len(base.KnownHosts) == 0 || base.KnownHosts[0] == "" {
 		return nil, usageError(errors.New("--known-hosts: no known_hosts file"))
 	}
+	// Once here rather than an auth_failed per host.
+	if err := remote.CheckAuth(base); err != nil {
+		return nil, usageError(fmt.Errorf("--identity: %w", err))
+	}
 	return fleet.SSHDialer{Base: base, Jump: cfg.Jump}, nil
 }
 
@@ -70,8 +74,9 @@ func readContainers(paths []string) ([]fleet.Artifact, error) {
 	var errs []error
 	for _, p := range paths {
 		data, err := readLimited(p, maxContainerSize)
+		var cf *container.File
 		if err == nil {
-			_, err = container.Read(bytes.NewReader(data))
+			cf, err = container.Read(bytes.NewReader(data))
 			if err != nil {
 				err = fmt.Errorf("%s: not a livepatch container: %w", p, err)
 			}
@@ -81,6 +86,7 @@ func readContainers(paths []string) ([]fleet.Artifact, error) {
 			continue
 		}
 		art := fleet.NewArtifact(filepath.Base(p), data)
+		art.PatchID = cf.Apply.ID.String()
 		if art.Source, err = filepath.Abs(p); err != nil {
 			errs = append(errs, err)
 			continue

@@ -1,6 +1,13 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -8,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"ulp/internal/testenv"
+	"ulp/livepatch/elfsym"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -73,4 +82,116 @@ func TestNonRegularContainer(t *testing.T) {
 		t.Errorf("calc_value = %s, want 100", got)
 	}
 	p.Untraced(t)
+}
+
+// craftedELF writes at path a sparse file of size bytes whose ELF header
+// claims a .symtab of symtab bytes (all zeros, as the holes of the file
+// read): what a user may map under the name libpulp.so.0 to make root's
+// agent read it.
+func craftedELF(t *testing.T, path string, size, symtab uint64) {
+	t.Helper()
+	le := binary.LittleEndian
+	b := make([]byte, 8192)
+	copy(b, "\x7fELF\x02\x01\x01")
+	le.PutUint16(b[16:], uint16(elf.ET_DYN))
+	le.PutUint16(b[18:], uint16(elf.EM_X86_64))
+	le.PutUint32(b[20:], 1)
+	le.PutUint64(b[32:], 64)   // e_phoff
+	le.PutUint64(b[40:], 4096) // e_shoff
+	le.PutUint16(b[52:], 64)
+	le.PutUint16(b[54:], 56)
+	le.PutUint16(b[56:], 1)
+	le.PutUint16(b[58:], 64)
+	le.PutUint16(b[60:], 4)
+	le.PutUint16(b[62:], 3)
+	ph := b[64:]
+	le.PutUint32(ph, uint32(elf.PT_LOAD))
+	le.PutUint32(ph[4:], uint32(elf.PF_R))
+	le.PutUint64(ph[32:], 8192)
+	le.PutUint64(ph[40:], 8192)
+	names := "\x00.symtab\x00.strtab\x00.shstrtab\x00"
+	copy(b[3584:], names)
+	sh := func(i int, name uint32, typ elf.SectionType, off, size uint64, link uint32) {
+		s := b[4096+64*i:]
+		le.PutUint32(s, name)
+		le.PutUint32(s[4:], uint32(typ))
+		le.PutUint64(s[24:], off)
+		le.PutUint64(s[32:], size)
+		le.PutUint32(s[40:], link)
+		le.PutUint64(s[56:], 24)
+	}
+	sh(1, 1, elf.SHT_SYMTAB, 1<<20, symtab, 2)
+	sh(2, 9, elf.SHT_STRTAB, 3072, 16, 0)
+	sh(3, 17, elf.SHT_STRTAB, 3584, uint64(len(names)), 0)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, int64(size)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestHostileMapping_BoundedAgent: a regular user's process maps a sparse
+// 2 GiB file named libpulp.so.0 whose header claims a 2 GiB .symtab (or
+// one of exactly elfsym.MaxSymbols entries, all read). Root's `ulp
+// patches` and `ulp trigger` report an ERROR for that process alone, in
+// bounded time and memory (the agent's peak RSS, from getrusage, stays
+// under 24 MiB, 10 MiB measured; before, 3 GB and over 120 s).
+func TestHostileMapping_BoundedAgent(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.Ptrace)
+	ulp := testenv.Artifact(t, "ulp")
+	fx := triggertest.Build(t)
+	dir := worldDir(t)
+	mapfile := filepath.Join(dir, "mapfile")
+	testenv.CompileC(t, mapfile, nil, "testdata/mapfile.c")
+	tests := []struct {
+		name   string
+		symtab uint64
+		reason string
+	}{
+		{"2 GiB symtab", 2 << 30, "more than 2097152 symbols"},
+		{"MaxSymbols symtab", elfsym.MaxSymbols * 24, "symbol not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sub := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+			if err := os.Mkdir(sub, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			lib := filepath.Join(sub, "libpulp.so.0")
+			craftedELF(t, lib, 2<<30+1<<20, tt.symtab)
+			cmd := exec.Command(mapfile, lib)
+			cmd.SysProcAttr = asNobody()
+			_, out := testenv.StartPiped(t, cmd)
+			if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "ready\n" {
+				t.Fatalf("mapfile: %q %v", line, err)
+			}
+			pid := strconv.Itoa(cmd.Process.Pid)
+			for _, args := range [][]string{
+				{"patches", "-p", pid},
+				{"patches", "--json", "-p", pid},
+				{"trigger", "-p", pid, fx.LP["lp200"]},
+				{"messages", "-p", pid},
+			} {
+				run := exec.Command(ulp, args...)
+				var stdout, stderr bytes.Buffer
+				run.Stdout, run.Stderr = &stdout, &stderr
+				t0 := time.Now()
+				err := run.Run()
+				took := time.Since(t0)
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+					t.Errorf("ulp %s: %v, want exit status 1 (stderr %q)", strings.Join(args, " "), err, stderr.String())
+				}
+				rss := run.ProcessState.SysUsage().(*syscall.Rusage).Maxrss // KiB
+				t.Logf("ulp %s: %v, peak RSS %d KiB", strings.Join(args, " "), took.Round(time.Millisecond), rss)
+				if rss > 24<<10 || took > 10*time.Second {
+					t.Errorf("ulp %s took %v and %d KiB; want under 10 s and 24 MiB", strings.Join(args, " "), took, rss)
+				}
+				if !strings.Contains(stdout.String()+stderr.String(), tt.reason) {
+					t.Errorf("ulp %s: output %q, want the reason %q", strings.Join(args, " "), stdout.String()+stderr.String(), tt.reason)
+				}
+			}
+		})
+	}
 }

@@ -198,8 +198,11 @@ func (c *patchableCache) has(p *target.Process, o *target.Object) bool {
 		c.known[key] = false
 		return false
 	}
-	padded, _ := obj.PaddedFuncs()
-	ok := padded+obj.EntryFuncs() > 0
+	defer obj.Close()
+	ok, err := obj.HasPatchable()
+	if err != nil {
+		c.log.Debug("cannot read symbols; not listing the object", "pid", p.PID, "object", o.Path, "err", err)
+	}
 	c.known[key] = ok
 	return ok
 }

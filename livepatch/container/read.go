@@ -88,6 +88,11 @@ func Open(path string) (*File, error) {
 // comments and labels of .ulp.comments. Read checks that .ulp and .ulp.rev
 // agree on the patch id and the target.
 func Read(r io.ReaderAt) (*File, error) {
+	if err := elfsym.Check(r); errors.Is(err, elfsym.ErrNotELF) {
+		return nil, &FormatError{Msg: "not an ELF file", Err: err}
+	} else if err != nil {
+		return nil, &FormatError{Msg: "ELF file out of bounds", Err: err}
+	}
 	ef, err := elf.NewFile(r)
 	if err != nil {
 		return nil, &FormatError{Msg: "not an ELF file", Err: err}

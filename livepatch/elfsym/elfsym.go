@@ -126,6 +126,9 @@ func Load(path string, o LoadOptions) (*Object, error) {
 		}
 		return obj, nil
 	}
+	if err := Check(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
 	ef, err := elf.NewFile(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -153,6 +156,9 @@ func Open(path string) (*Object, error) {
 
 // Read reads an ELF object from r, which it does not own, naming it name.
 func Read(r io.ReaderAt, name string) (*Object, error) {
+	if err := Check(r); err != nil {
+		return nil, err
+	}
 	ef, err := elf.NewFile(r)
 	if err != nil {
 		return nil, err
@@ -197,11 +203,18 @@ func read(ef *elf.File, name string, o LoadOptions) (*Object, error) {
 }
 
 func debugSymbols(path string, want []byte) ([]Symbol, error) {
-	ef, err := elf.Open(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("debuginfo: %w", err)
 	}
-	defer ef.Close()
+	defer f.Close()
+	if err := Check(f); err != nil {
+		return nil, fmt.Errorf("debuginfo %s: %w", path, err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("debuginfo: %w", err)
+	}
 	got, err := BuildID(ef)
 	if err != nil {
 		return nil, fmt.Errorf("debuginfo %s: %w", path, err)

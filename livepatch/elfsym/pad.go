@@ -159,6 +159,9 @@ func markPads(ef *elf.File, syms []Symbol) error {
 // PadSites returns the distinct padded function entries of the ELF file in r
 // (which it does not own), found from the bytes at every function symbol.
 func PadSites(r io.ReaderAt) ([]PadSite, error) {
+	if err := Check(r); err != nil {
+		return nil, err
+	}
 	ef, err := elf.NewFile(r)
 	if err != nil {
 		return nil, err

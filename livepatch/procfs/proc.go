@@ -27,8 +27,10 @@ func path(pid int, name string) string {
 	return Root + "/" + strconv.Itoa(pid) + "/" + name
 }
 
-// maxProcFile bounds what is read of one /proc file.
-const maxProcFile = 64 << 20
+// maxProcFile bounds what is read of one /proc file: a process's memory
+// map is its own business (vm.max_map_count lines of paths of up to 4 KiB),
+// and the largest real ones take a few MiB.
+const maxProcFile = 16 << 20
 
 // readFile reads /proc/pid/name, mapping a vanished process to ErrNoProcess.
 // It makes the system calls itself rather than through os.File, whose

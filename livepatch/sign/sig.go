@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"ulp/livepatch/elfedit"
+	"ulp/livepatch/elfsym"
 )
 
 // Section is the name of the ELF section holding the signature.
@@ -173,7 +174,13 @@ func opts() *ed25519.Options {
 // section must exist, of type SHT_PROGBITS, not allocated, PayloadSize
 // bytes, inside the file.
 func locate(r io.ReaderAt, size int64) (int64, error) {
-	ef, err := elf.NewFile(io.NewSectionReader(r, 0, size))
+	sr := io.NewSectionReader(r, 0, size)
+	if err := elfsym.Check(sr); errors.Is(err, elfsym.ErrNotELF) {
+		return 0, &FormatError{Msg: "not an ELF file", Err: err}
+	} else if err != nil {
+		return 0, &FormatError{Msg: "ELF file out of bounds", Err: err}
+	}
+	ef, err := elf.NewFile(sr)
 	if err != nil {
 		return 0, &FormatError{Msg: "not an ELF file", Err: err}
 	}

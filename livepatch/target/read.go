@@ -37,9 +37,11 @@ func (p *Process) settled(seq uint64, attempt int) bool {
 	return seq%2 == 0 || attempt >= staleAfter && p.staleWriter()
 }
 
-// maxLedger bounds the ledger bytes read from a process (the runtime
-// refuses to grow the area beyond 1 GiB; a ledger is far smaller).
-const maxLedger = 64 << 20
+// MaxLedger bounds the ledger bytes read from a process, whose memory is
+// not trusted (decoding allocates about four times as much); the agent
+// never writes a larger ledger (a ledger of a hundred patches takes a few
+// KiB).
+const MaxLedger = 4 << 20
 
 func sleep(ctx context.Context, attempt int) error {
 	d := time.Duration(min(attempt, 50)) * 100 * time.Microsecond
@@ -97,7 +99,7 @@ func (p *Process) ReadLedgerBytes(ctx context.Context) ([]byte, LedgerArea, erro
 		if !p.settled(a.Seq, attempt) {
 			continue
 		}
-		if a.Len > a.Cap || a.Len > maxLedger {
+		if a.Len > a.Cap || a.Len > MaxLedger {
 			// Torn or corrupt: only trusted if the counter did not move.
 			if b, err := p.readLedgerArea(); err != nil || b.Seq != a.Seq {
 				continue

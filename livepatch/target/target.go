@@ -215,6 +215,7 @@ func abiAddress(p *Process) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	defer obj.Close()
 	sym, err := obj.Lookup(abi.Symbol, elfsym.TypeObject)
 	if err != nil {
 		return 0, fmt.Errorf("%w: runtime %s: %w", ErrFormat, p.Runtime.Path, err)
@@ -223,23 +224,32 @@ func abiAddress(p *Process) (uint64, error) {
 	return p.Runtime.Bias + sym.Offset, nil
 }
 
-// Symbols reads the symbols of o (one of p.Objects) from its ELF file: the
-// file the process mapped when it can be reached through /proc, else the
-// file at o.Path, which must then have o's build-id.
-func (p *Process) Symbols(o *Object) (*elfsym.Object, error) {
+// Symbols opens the ELF file of o (one of p.Objects), to be closed by the
+// caller: the file the process mapped when it can be reached through /proc,
+// else the file at o.Path, which must then have o's build-id. The file is
+// the process's (a user may map any file under any name), so it is read
+// within elfsym.File's bounds.
+func (p *Process) Symbols(o *Object) (*elfsym.File, error) {
 	var lastErr error
 	for _, path := range objectFiles(p.PID, o, p.maps) {
-		obj, err := elfsym.Open(path)
+		f, err := elfsym.OpenFile(path)
 		if err != nil {
 			lastErr = err
 			continue
 		}
-		if o.BuildID != nil && !slices.Equal(obj.BuildID, o.BuildID) {
-			lastErr = fmt.Errorf("%w: %s: build-id %x differs from the mapped object's %x", ErrFormat, path, obj.BuildID, o.BuildID)
+		id, err := f.BuildID()
+		if err != nil && !errors.Is(err, elfsym.ErrNoBuildID) {
+			f.Close()
+			lastErr = err
 			continue
 		}
-		obj.Name = o.Name
-		return obj, nil
+		if o.BuildID != nil && !slices.Equal(id, o.BuildID) {
+			f.Close()
+			lastErr = fmt.Errorf("%w: %s: build-id %x differs from the mapped object's %x", ErrFormat, path, id, o.BuildID)
+			continue
+		}
+		f.Name = o.Name
+		return f, nil
 	}
 	return nil, fmt.Errorf("read symbols of %s: %w", o.Path, lastErr)
 }

@@ -51,10 +51,11 @@ func (e *heldError) Error() string {
 func (r *run) replacedRanges(l *ledger.Ledger, plan *ledger.Plan) ([]codeRange, error) {
 	var rs []codeRange
 	if r.spec != nil && r.spec.Kind == container.Apply {
-		obj, err := elfsym.Open(r.obj.Path)
+		obj, err := r.tp.Symbols(r.obj)
 		if err != nil {
-			return nil, fmt.Errorf("read symbols of %s: %w", r.obj.Path, err)
+			return nil, err
 		}
+		defer obj.Close()
 		for _, f := range r.spec.Funcs {
 			s, err := obj.LookupAt(f.Old, f.OldOffset, elfsym.TypeFunc)
 			if err != nil {
@@ -71,10 +72,11 @@ func (r *run) replacedRanges(l *ledger.Ledger, plan *ledger.Plan) ([]codeRange, 
 		if err != nil {
 			return nil, fmt.Errorf("read container of patch %s: %w", p.ID.String()[:16], err)
 		}
-		obj, err := elfsym.Open(p.Container)
+		obj, err := elfsym.OpenFile(p.Container)
 		if err != nil {
 			return nil, err
 		}
+		defer obj.Close()
 		if len(c.Apply.Funcs) != len(p.Redirects) {
 			return nil, fmt.Errorf("container %s does not match patch %s", p.Container, p.ID.String()[:16])
 		}

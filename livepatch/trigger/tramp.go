@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/elfsym"
 	"ulp/livepatch/ledger"
 	"ulp/livepatch/procfs"
 )
@@ -84,7 +85,7 @@ func (r *run) trampSlots() ([]uint64, error) {
 		return nil, errors.New(r.obj.Path + " was replaced on disk after the process mapped it")
 	}
 	// Through the process's root: the path is as the process sees it.
-	ef, err := elf.Open(filepath.Join("/proc", strconv.Itoa(r.pid), "root", r.obj.Path))
+	ef, err := elfsym.OpenFile(filepath.Join("/proc", strconv.Itoa(r.pid), "root", r.obj.Path))
 	if err != nil {
 		return nil, err
 	}

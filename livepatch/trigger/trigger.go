@@ -289,6 +289,9 @@ func (r *run) do(ctx context.Context) error {
 	if err != nil {
 		return failed("encode ledger: %w", err)
 	}
+	if len(enc) > target.MaxLedger {
+		return failed("the ledger would take %d bytes, more than the %d the agent reads back", len(enc), target.MaxLedger)
+	}
 	if err := r.ensureLedgerCap(ctx, uint64(len(enc))); err != nil {
 		return err
 	}

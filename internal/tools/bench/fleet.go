@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
 	"golang.org/x/sync/errgroup"
 
 	"ulp/remote/remotetest/sshfleet"
@@ -64,6 +67,7 @@ func fleetSection(ctx context.Context, e *env) Section {
 		"cold: the first apply to hosts whose staging folder is empty (uploads the agent and the container), at the largest fan-out",
 		"bytes: TCP payload bytes per host between ulpfleet and sshd (encrypted SSH), counted by a relay; second: an apply repeated with nothing changed",
 		"ssh-true: OpenSSH's client, `ssh HOST true` (a new connection each time), over the same hosts at the same fan-out",
+		"known-hosts=10000-plain|hashed: the apply with the hosts' lines spread among 10,000 lines of known_hosts, host names in clear or hashed (ssh-keygen -H)",
 	}
 	return s
 }
@@ -205,7 +209,58 @@ func (fb *fleetBench) run(ctx context.Context, tb testing.TB) error {
 			}
 		}
 	}
+
+	// The same apply with the hosts among 10,000 known hosts, plain and
+	// hashed (ssh-keygen -H): the cost of the host-key lookups.
+	for _, hashed := range []bool{false, true} {
+		known := fb.path(fmt.Sprintf("fleet-known_hosts-10000-%v", hashed))
+		if err := writeBigKnownHosts(fb.fleet.KnownHosts, known, 10000, hashed); err != nil {
+			return err
+		}
+		kind := map[bool]string{false: "plain", true: "hashed"}[hashed]
+		for range fb.cfg.FleetRuns {
+			wall, err := fb.ulpfleet(ctx, fb.inv, known, maxFan, "apply", false)
+			if err != nil {
+				return fmt.Errorf("apply with 10,000 %s known hosts: %w", kind, err)
+			}
+			fb.record(fmt.Sprintf("apply.known-hosts=10000-%s.fanout=%d", kind, maxFan), n, wall)
+		}
+	}
 	return nil
+}
+
+// writeBigKnownHosts writes to dst the lines of src among filler lines for
+// other hosts, total lines in all, every name hashed when hashed is set:
+// the fleet's hosts are spread through the file.
+func writeBigKnownHosts(src, dst string, total int, hashed bool) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	own := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var filler ssh.PublicKey
+	pub, _, err := ed25519.GenerateKey(nil)
+	if err == nil {
+		filler, err = ssh.NewPublicKey(pub)
+	}
+	if err != nil {
+		return err
+	}
+	key := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(filler)))
+	var out strings.Builder
+	step := max(1, total/max(1, len(own)))
+	for i := range total {
+		line := fmt.Sprintf("filler%05d.example.com %s", i, key)
+		if j := i / step; i%step == 0 && j < len(own) {
+			line = own[j]
+		}
+		if hashed {
+			name, rest, _ := strings.Cut(line, " ")
+			line = knownhosts.HashHostname(name) + " " + rest
+		}
+		out.WriteString(line + "\n")
+	}
+	return os.WriteFile(dst, []byte(out.String()), 0o600)
 }
 
 // record adds the hosts per second and the ms per host of one run.
