@@ -5,6 +5,7 @@ import (
 	"io"
 	"strings"
 
+	"ulp/internal/escape"
 	"ulp/remote"
 )
 
@@ -21,16 +22,16 @@ func (p *Plan) WriteText(w io.Writer) error {
 		what += " with --revert-all=" + p.RevertAll
 	}
 	fmt.Fprintf(&b, "plan: %s on %d host%s in %d wave%s\n", what, p.NumHosts(), plural(p.NumHosts()), len(p.Waves), plural(len(p.Waves)))
-	fmt.Fprintf(&b, "  agent %s sha256:%s %d bytes\n", p.Agent.Name, p.Agent.SHA256[:16], p.Agent.Size)
+	fmt.Fprintf(&b, "  agent %s sha256:%s %d bytes\n", escape.Text(p.Agent.Name), p.Agent.SHA256[:16], p.Agent.Size)
 	for _, c := range p.Containers {
-		fmt.Fprintf(&b, "  container %s sha256:%s %d bytes", c.Name, c.SHA256[:16], c.Size)
+		fmt.Fprintf(&b, "  container %s sha256:%s %d bytes", escape.Text(c.Name), c.SHA256[:16], c.Size)
 		if c.PatchID != "" {
 			fmt.Fprintf(&b, ", patch id %.16s", c.PatchID)
 		}
 		b.WriteString("\n")
 	}
 	for i, wv := range p.Waves {
-		fmt.Fprintf(&b, "wave %d: %s (%d host%s)\n", i+1, wv.Name, len(wv.Hosts), plural(len(wv.Hosts)))
+		fmt.Fprintf(&b, "wave %d: %s (%d host%s)\n", i+1, escape.Text(wv.Name), len(wv.Hosts), plural(len(wv.Hosts)))
 		for _, h := range wv.Hosts {
 			user := h.Host.User
 			if user == "" {
@@ -40,11 +41,11 @@ func (p *Plan) WriteText(w io.Writer) error {
 			if h.Jump != "" {
 				via = "  via " + h.Jump
 			}
-			fmt.Fprintf(&b, "  %s  %s  %s%s\n", h.Host.Name, h.Host.Address(), user, via)
+			fmt.Fprintf(&b, "  %s  %s  %s%s\n", escape.Text(h.Host.Name), escape.Text(h.Host.Address()), escape.Text(user), escape.Text(via))
 			for _, s := range h.Steps {
 				switch s.Kind {
 				case StepUpload:
-					fmt.Fprintf(&b, "    upload %s -> %s (skipped when the sha256 matches)\n", s.Artifact, s.Path)
+					fmt.Fprintf(&b, "    upload %s -> %s (skipped when the sha256 matches)\n", escape.Text(s.Artifact), escape.Text(s.Path))
 				default:
 					fmt.Fprintf(&b, "    run %s\n", remote.Quote(s.Argv))
 				}

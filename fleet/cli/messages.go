@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 	"ulp/livepatch/report"
 )
 
@@ -49,18 +50,18 @@ func writeMessagesText(w io.Writer, res *fleet.Result) error {
 	var b strings.Builder
 	for _, h := range res.Hosts {
 		if h.Err != nil {
-			fmt.Fprintf(&b, "%s: error: %s\n", h.Host, oneLine(h.Err.Error()))
+			fmt.Fprintf(&b, "%s: error: %s\n", escape.Text(h.Host), oneLine(h.Err.Error()))
 			continue
 		}
 		if len(h.Messages) == 0 {
-			fmt.Fprintf(&b, "%s: no process with the runtime\n", h.Host)
+			fmt.Fprintf(&b, "%s: no process with the runtime\n", escape.Text(h.Host))
 		}
 		for _, pm := range h.Messages {
 			if pm.Error != "" {
-				fmt.Fprintf(&b, "%s: %d (%s): error: %s\n", h.Host, pm.PID, cell(pm.Comm), oneLine(pm.Error))
+				fmt.Fprintf(&b, "%s: %d (%s): error: %s\n", escape.Text(h.Host), pm.PID, escape.Text(pm.Comm), oneLine(pm.Error))
 			}
 			for _, l := range pm.Messages {
-				fmt.Fprintf(&b, "%s: %d (%s): %s\n", h.Host, pm.PID, cell(pm.Comm), cell(l))
+				fmt.Fprintf(&b, "%s: %d (%s): %s\n", escape.Text(h.Host), pm.PID, escape.Text(pm.Comm), escape.Text(l))
 			}
 		}
 	}

@@ -9,10 +9,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 	"ulp/livepatch/report"
 )
 
@@ -178,7 +177,7 @@ func writeResultText(w io.Writer, p *fleet.Plan, res *fleet.Result) error {
 		if r := skipReasons(h.Processes); r != "" {
 			detail = append(detail, "skipped: "+r)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", cell(h.Host), wave, h.Class(), counts, oneLine(strings.Join(detail, "; ")))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", escape.Text(h.Host), wave, h.Class(), counts, oneLine(strings.Join(detail, "; ")))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -235,7 +234,7 @@ func writeReportText(w io.Writer, rep fleet.Report) error {
 	fmt.Fprintln(tw, "HOST\tPROCESSES\tPATCHED\tPATCH IDS")
 	for _, h := range rep.Hosts {
 		if h.Error != "" {
-			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\n", h.Host, oneLine(h.Error))
+			fmt.Fprintf(tw, "%s\t-\t-\terror: %s\n", escape.Text(h.Host), oneLine(h.Error))
 			continue
 		}
 		ids := make([]string, 0, len(h.Patches))
@@ -245,18 +244,18 @@ func writeReportText(w io.Writer, rep fleet.Report) error {
 		slices.Sort(ids)
 		var ps []string
 		for _, id := range ids {
-			ps = append(ps, fmt.Sprintf("%s(%d)", cell(short(id)), h.Patches[id]))
+			ps = append(ps, fmt.Sprintf("%s(%d)", escape.Text(short(id)), h.Patches[id]))
 		}
 		list := strings.Join(ps, " ")
 		if list == "" {
 			list = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", h.Host, h.Processes, h.Patched, list)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", escape.Text(h.Host), h.Processes, h.Patched, list)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "PATCH ID\tTARGET\tHOSTS\tPROCESSES\tCONTAINER")
 	for _, pc := range rep.Patches {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", cell(short(pc.ID)), cell(pc.Target), pc.Hosts, pc.Processes, cell(pc.Container))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%s\n", escape.Text(short(pc.ID)), escape.Text(pc.Target), pc.Hosts, pc.Processes, escape.Text(pc.Container))
 	}
 	if len(rep.Patches) == 0 {
 		fmt.Fprintln(tw, "(no patches applied on any host)")
@@ -275,23 +274,12 @@ func short(id string) string {
 	return id
 }
 
-// oneLine keeps a table cell on one line, at most 300 bytes, printable.
+// oneLine keeps a table cell on one line of at most about 300 bytes, its
+// newlines written "; " and everything else a host controls escaped.
 func oneLine(s string) string {
-	s = cell(strings.ReplaceAll(s, "\n", "; "))
+	s = strings.ReplaceAll(s, "\n", "; ")
 	if len(s) > 300 {
 		s = strings.ToValidUTF8(s[:300], "") + "..."
 	}
-	return s
-}
-
-// cell makes text from hosts (agent output, file names) safe to print in a
-// table: control and other unprintable characters (terminal escapes, tabs
-// that would break the columns) become '?'.
-func cell(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r == utf8.RuneError || !unicode.IsPrint(r) {
-			return '?'
-		}
-		return r
-	}, s)
+	return escape.Text(s)
 }

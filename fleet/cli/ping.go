@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 )
 
 const pingSchema = "ulpfleet.ping/v1"
@@ -53,7 +54,7 @@ func writePingText(w io.Writer, res *fleet.Result) error {
 		pf := h.Preflight
 		get := func(k string) string {
 			if v := pf[k]; v != "" {
-				return v
+				return escape.Text(v)
 			}
 			return "-"
 		}
@@ -74,7 +75,7 @@ func writePingText(w io.Writer, res *fleet.Result) error {
 			}
 		}
 		if others := otherAgents(pf); len(others) > 0 {
-			detail = append(detail, "other agent versions: "+strings.Join(others, " "))
+			detail = append(detail, "other agent versions: "+strings.Join(escape.Texts(others), " "))
 		}
 		if h.Err == nil && pf["runtime_library"] == "" && pf["runtime_processes"] == "0" {
 			detail = append(detail, "no runtime: libpulp.so.0 is not installed and no process has it loaded")
@@ -85,9 +86,9 @@ func writePingText(w io.Writer, res *fleet.Result) error {
 		}
 		agent := get("agent")
 		if v := pf["agent_version"]; v != "" {
-			agent = v + " " + agent
+			agent = escape.Text(v) + " " + agent
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", h.Host, h.Class(), get("arch"), get("kernel"),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", escape.Text(h.Host), h.Class(), get("arch"), get("kernel"),
 			agent, free, runtime, strings.Join(detail, "; "))
 	}
 	if err := tw.Flush(); err != nil {

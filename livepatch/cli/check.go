@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/container"
 	"ulp/livepatch/target"
 )
@@ -62,7 +63,7 @@ func runCheck(ctx context.Context, g *globalOptions, pid int, path string, w io.
 		if applied {
 			state = "applied"
 		}
-		fmt.Fprintf(w, "PID %d (%s): %s %s\n", pid, p.Comm, path, state)
+		fmt.Fprintf(w, "PID %d (%s): %s %s\n", pid, escape.Text(p.Comm), escape.Text(path), state)
 	}
 	if !applied {
 		return &ExitError{Code: ExitFailure}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/container"
 )
 
@@ -114,16 +115,16 @@ func runDump(opts dumpOptions, path string, stdout io.Writer) error {
 }
 
 func printDump(w io.Writer, d *dumpJSON) {
-	fmt.Fprintf(w, "container:          %s\n", d.Container)
+	fmt.Fprintf(w, "container:          %s\n", escape.Text(d.Container))
 	fmt.Fprintf(w, "container build-id: %s\n", d.ContainerBuildID)
 	fmt.Fprintf(w, "section:            %s (%s)\n", d.Section, d.Kind)
 	fmt.Fprintf(w, "patch id:           %s\n", d.PatchID)
-	fmt.Fprintf(w, "target:             %s\n", d.Target.Name)
+	fmt.Fprintf(w, "target:             %s\n", escape.Text(d.Target.Name))
 	fmt.Fprintf(w, "target build-id:    %s\n", d.Target.BuildID)
 	if d.Kind == container.Apply.String() {
 		fmt.Fprintf(w, "functions:          %d\n", len(d.Functions))
 		for _, f := range d.Functions {
-			fmt.Fprintf(w, "  %s -> %s  old %#x  new %#x  %s entry+%d\n", f.Old, f.New, f.OldOffset, f.NewOffset, f.Mechanism, f.EntryOffset)
+			fmt.Fprintf(w, "  %s -> %s  old %#x  new %#x  %s entry+%d\n", escape.Text(f.Old), escape.Text(f.New), f.OldOffset, f.NewOffset, f.Mechanism, f.EntryOffset)
 		}
 		fmt.Fprintf(w, "references:         %d\n", len(d.References))
 		for _, r := range d.References {
@@ -131,10 +132,10 @@ func printDump(w io.Writer, d *dumpJSON) {
 			if r.TLS {
 				tls = "  tls"
 			}
-			fmt.Fprintf(w, "  %s -> %s  target %#x  patch %#x%s\n", r.TargetVar, r.PatchRef, r.TargetOffset, r.PatchOffset, tls)
+			fmt.Fprintf(w, "  %s -> %s  target %#x  patch %#x%s\n", escape.Text(r.TargetVar), escape.Text(r.PatchRef), r.TargetOffset, r.PatchOffset, tls)
 		}
 	}
-	labels := strings.Join(d.Labels, " ")
+	labels := strings.Join(escape.Texts(d.Labels), " ")
 	if labels == "" {
 		labels = "(none)"
 	}
@@ -142,7 +143,7 @@ func printDump(w io.Writer, d *dumpJSON) {
 	fmt.Fprintf(w, "comments:\n")
 	if d.Comments != "" {
 		for _, l := range strings.Split(d.Comments, "\n") {
-			fmt.Fprintf(w, "  %s\n", l)
+			fmt.Fprintf(w, "  %s\n", escape.Text(l))
 		}
 	}
 }

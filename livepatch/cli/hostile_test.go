@@ -195,3 +195,54 @@ func TestHostileMapping_BoundedAgent(t *testing.T) {
 		})
 	}
 }
+
+// TestForgedLines: a process's name (what prctl(PR_SET_NAME) sets), a
+// container's file name and its comments, with newlines, ESC/OSC
+// sequences and carriage returns, cannot forge a line of the text output
+// of trigger, patches, messages, dump or check: every such character is
+// printed escaped, and no line about another process appears.
+func TestForgedLines(t *testing.T) {
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, []string{"APP_NAME=u\nPID 1 (sy)"}, fx.App)
+	triggertest.Start(t, []string{"APP_NAME=u\nPID 1 (sy)"}, fx.App) // two: trigger names each
+	pid := strconv.Itoa(p.PID)
+	dir := t.TempDir()
+	so := filepath.Join(dir, "evil.so")
+	triggertest.Compile(t, so, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id", "-DVALUE=7"}, "lp_value.c")
+	fx.PackFile(t, so, fx.Calc, "calc_value:calc_value_lp", "! \x1b[2K\rPID 1 (systemd): fake.so: SUCCESS", "! fixes CVE-2099-7\x1b]0;owned\a")
+	evil := filepath.Join(dir, "fix\nPID 1 (systemd): fake.so: SUCCESS\x1b]0;owned\a.so")
+	if err := os.Rename(so, evil); err != nil {
+		t.Fatal(err)
+	}
+	glob := "u*PID 1 (sy)"
+	for _, tt := range []struct {
+		args    []string
+		escaped bool // a hostile string is printed, escaped
+	}{
+		{[]string{"trigger", "-p", glob, evil}, true},
+		{[]string{"trigger", "-p", pid, evil}, false},
+		{[]string{"patches", "-p", pid}, true},
+		{[]string{"patches", "-p", glob}, true},
+		{[]string{"messages", "-p", pid}, true},
+		{[]string{"messages", "-p", glob}, true},
+		{[]string{"check", "-p", pid, evil}, true},
+		{[]string{"dump", evil}, true},
+		{[]string{"set_patchable", "-p", glob, "enable"}, true},
+	} {
+		stdout, stderr, code := inspectRun(t, tt.args...)
+		if code != 0 {
+			t.Errorf("ulp %q: exit %d, stderr %q", tt.args, code, stderr)
+		}
+		for _, line := range strings.Split(stdout+stderr, "\n") {
+			if strings.HasPrefix(strings.TrimSpace(line), "PID 1 (") || strings.ContainsAny(line, "\x1b\a\r") {
+				t.Errorf("ulp %q printed a forged line %q in:\n%s%s", tt.args, line, stdout, stderr)
+			}
+		}
+		if tt.escaped && !strings.Contains(stdout, `\n`) {
+			t.Errorf("ulp %q: no escaped newline in %q", tt.args, stdout)
+		}
+	}
+	if got := p.Ask(t, "value"); got != "7" {
+		t.Errorf("calc_value = %s, want 7", got)
+	}
+}

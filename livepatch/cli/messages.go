@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 )
@@ -71,10 +72,10 @@ func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w 
 		case isPID:
 			// One process named by PID: its lines as they are, or the error.
 			if rec.Error != "" {
-				return errors.New(rec.Error)
+				return errors.New(escape.Text(rec.Error))
 			}
 			for _, l := range rec.Messages {
-				if _, err := fmt.Fprintln(w, l); err != nil {
+				if _, err := fmt.Fprintln(w, escape.Text(l)); err != nil {
 					return err
 				}
 			}
@@ -82,12 +83,12 @@ func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w 
 			if i > 0 {
 				fmt.Fprintln(w)
 			}
-			fmt.Fprintf(w, "%d (%s):\n", rec.PID, rec.Comm)
+			fmt.Fprintf(w, "%d (%s):\n", rec.PID, escape.Text(rec.Comm))
 			if rec.Error != "" {
-				fmt.Fprintf(w, "  error: %s\n", rec.Error)
+				fmt.Fprintf(w, "  error: %s\n", escape.Text(rec.Error))
 			}
 			for _, l := range rec.Messages {
-				if _, err := fmt.Fprintf(w, "  %s\n", l); err != nil {
+				if _, err := fmt.Fprintf(w, "  %s\n", escape.Text(l)); err != nil {
 					return err
 				}
 			}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/ledger"
 	"ulp/livepatch/procfs"
@@ -258,13 +259,13 @@ func (v *processView) status() string {
 }
 
 func (v *processView) print(w io.Writer, buildID bool) {
-	fmt.Fprintf(w, "PID: %d, name: %s\n", v.pid, v.comm)
+	fmt.Fprintf(w, "PID: %d, name: %s\n", v.pid, escape.Text(v.comm))
 	if v.err != nil {
-		fmt.Fprintf(w, "  error: %s\n", describe(v.pid, v.err))
+		fmt.Fprintf(w, "  error: %s\n", escape.Text(describe(v.pid, v.err)))
 		return
 	}
 	if v.state != abi.StateReady {
-		fmt.Fprintf(w, "  Livepatching status: %s\n", v.status())
+		fmt.Fprintf(w, "  Livepatching status: %s\n", escape.Text(v.status()))
 	}
 	fmt.Fprintln(w, "  Livepatchable libraries:")
 	if len(v.libs) == 0 {
@@ -272,18 +273,18 @@ func (v *processView) print(w io.Writer, buildID bool) {
 	}
 	for _, lib := range v.libs {
 		if buildID && len(lib.obj.BuildID) > 0 {
-			fmt.Fprintf(w, "    in %s (build-id %x):\n", lib.obj.Path, lib.obj.BuildID)
+			fmt.Fprintf(w, "    in %s (build-id %x):\n", escape.Text(lib.obj.Path), lib.obj.BuildID)
 		} else {
-			fmt.Fprintf(w, "    in %s:\n", lib.obj.Path)
+			fmt.Fprintf(w, "    in %s:\n", escape.Text(lib.obj.Path))
 		}
 		for _, pt := range lib.patches {
-			fmt.Fprintf(w, "      livepatch: %s", filepath.Base(pt.Container))
+			fmt.Fprintf(w, "      livepatch: %s", escape.Text(filepath.Base(pt.Container)))
 			if !pt.AppliedAt.IsZero() {
 				fmt.Fprintf(w, " loaded on %s", pt.AppliedAt.Local().Format("2006-01-02 15:04:05 MST"))
 			}
 			fmt.Fprintln(w)
 			if len(pt.Labels) > 0 {
-				fmt.Fprintf(w, "        bug labels: %s\n", strings.Join(pt.Labels, ", "))
+				fmt.Fprintf(w, "        bug labels: %s\n", strings.Join(escape.Texts(pt.Labels), ", "))
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/trigger"
 )
 
@@ -76,7 +77,7 @@ func runSetPatchable(ctx context.Context, g *globalOptions, sel selectFlags, ena
 			continue
 		}
 		if !g.quiet {
-			fmt.Fprintf(w, "PID %d (%s): patching %s\n", f.PID, f.Comm, word)
+			fmt.Fprintf(w, "PID %d (%s): patching %s\n", f.PID, escape.Text(f.Comm), word)
 		}
 	}
 	if len(errs) > 0 {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/active"
 	"ulp/livepatch/container"
 	"ulp/livepatch/ptrace"
@@ -309,7 +310,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 func activate(g *globalOptions, opts triggerOptions, reqs []trigger.Request, trust *sign.Policy, w io.Writer) error {
 	say := func(what, path string) {
 		if !opts.json && !g.quiet {
-			fmt.Fprintf(w, "%s %s\n", what, path)
+			fmt.Fprintf(w, "%s %s\n", what, escape.Text(path))
 		}
 	}
 	var install []string
@@ -476,17 +477,17 @@ func printResult(w io.Writer, g *globalOptions, rep report.Process, many, contai
 	}
 	line := string(rep.Result)
 	if rep.Reason != "" {
-		line += " " + rep.Reason
+		line += " " + escape.Text(rep.Reason)
 	}
 	if containers {
-		what := filepath.Base(rep.Patch)
+		what := escape.Text(filepath.Base(rep.Patch))
 		if rep.Patch == "" {
 			what = string(rep.Action)
 		}
 		line = what + ": " + line
 	}
 	if many {
-		line = fmt.Sprintf("PID %d (%s): %s", rep.PID, rep.Comm, line)
+		line = fmt.Sprintf("PID %d (%s): %s", rep.PID, escape.Text(rep.Comm), line)
 	}
 	fmt.Fprintln(w, line)
 	if g.verbose {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/container"
 	"ulp/livepatch/ledger"
@@ -754,7 +755,8 @@ func (r *run) message(plan *ledger.Plan) {
 	case ActReplace:
 		line = fmt.Sprintf("ulp: replaced the patches on %s by %s (%s)", r.req.Lib, r.rep.PatchID[:16], r.rep.Patch)
 	}
-	if err := appendRing(r.proc, r.rt.ABI, line); err != nil {
+	// A ring line is one line: the container's path may hold a newline.
+	if err := appendRing(r.proc, r.rt.ABI, escape.Text(line)); err != nil {
 		r.log.Warn("message ring", "err", err)
 	}
 }

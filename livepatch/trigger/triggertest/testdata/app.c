@@ -1,8 +1,12 @@
 /* The patched program of the trigger tests. It prints "ready", then answers
  * each command on stdin with one line; the main thread waits in read(2)
- * between commands. main_value is a patchable function of the executable. */
+ * between commands. main_value is a patchable function of the executable.
+ * APP_NAME, when set, becomes its name (prctl PR_SET_NAME, as any program
+ * may name itself). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 
 int calc_value(void);
 int calc_intra(void);
@@ -18,6 +22,8 @@ __attribute__((noipa)) int main_value(void) { return 1; }
 
 int main(void) {
   char line[256];
+  if (getenv("APP_NAME"))
+    prctl(PR_SET_NAME, getenv("APP_NAME"));
   printf("ready\n");
   fflush(stdout);
   while (fgets(line, sizeof line, stdin)) {
