@@ -203,22 +203,16 @@ func (o *OpenSSL) Configure(ctx context.Context) error {
 	if done {
 		return nil
 	}
-	c, err := o.readDebianConfig(ctx)
+	key, err := o.stampKey()
 	if err != nil {
 		return err
 	}
-	version, err := os.ReadFile(filepath.Join(o.root, "VERSION.dat"))
-	if err != nil {
-		return fmt.Errorf("openssl recipe: %w", err)
-	}
-	changelog, err := firstLine(filepath.Join(o.root, "debian", "changelog"))
-	if err != nil {
-		return fmt.Errorf("openssl recipe: %w", err)
-	}
-	key := stampKey(append([]string{opensslRecipeVersion, string(version), changelog, c.arch, c.maintOptions, c.epoch,
-		strings.Join(c.confArgs, " ")}, c.flags...)...)
 	build := o.BuildDir()
 	err = configureOnce(ctx, o.root, filepath.Join(build, ".ulp-configured"), key, func(ctx context.Context) error {
+		c, err := o.readDebianConfig(ctx)
+		if err != nil {
+			return err
+		}
 		if err := os.RemoveAll(build); err != nil {
 			return fmt.Errorf("openssl recipe: %w", err)
 		}
@@ -244,13 +238,35 @@ func (o *OpenSSL) Configure(ctx context.Context) error {
 	return err
 }
 
-func firstLine(name string) (string, error) {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return "", err
+// dpkgFlagsInputs are the files dpkg-buildflags' answer depends on, besides
+// DEB_BUILD_MAINT_OPTIONS of debian/rules: the tool, Debian's vendor rules
+// and the administrator's overrides.
+var dpkgFlagsInputs = []string{"/usr/bin/dpkg-buildflags", "/usr/share/perl5/Dpkg/Vendor/Debian.pm", "/usr/share/perl5/Dpkg/BuildFlags.pm", "/etc/dpkg/buildflags.conf"}
+
+// stampKey digests what the configure step depends on without running any
+// tool (a configured tree then costs nothing to reuse): the tree's place
+// (dpkg-buildflags maps it to "." in -ffile-prefix-map), VERSION.dat,
+// debian/rules (Configure options, DEB_BUILD_MAINT_OPTIONS), the first line
+// of debian/changelog (the package version; SOURCE_DATE_EPOCH comes from
+// that entry), and the files of dpkgFlagsInputs.
+func (o *OpenSSL) stampKey() (string, error) {
+	parts := []string{opensslRecipeVersion, o.root}
+	for _, f := range []string{"VERSION.dat", "debian/rules", "debian/changelog"} {
+		b, err := os.ReadFile(filepath.Join(o.root, f))
+		if err != nil {
+			return "", fmt.Errorf("openssl recipe: %w", err)
+		}
+		if f == "debian/changelog" {
+			b, _, _ = bytes.Cut(b, []byte("\n"))
+		}
+		parts = append(parts, string(b))
 	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	return line, nil
+	for _, f := range dpkgFlagsInputs {
+		if b, err := os.ReadFile(f); err == nil {
+			parts = append(parts, f, string(b))
+		}
+	}
+	return stampKey(parts...), nil
 }
 
 // linkObjects maps each source file of the tree compiled into the library
