@@ -150,6 +150,7 @@ type reader struct {
 	secs []*section // by section index
 	syms []elf.Symbol
 	ids  map[string]string // memo of content identities, by "sec:start:end"
+	size int               // of the file
 }
 
 // Read parses the relocatable x86-64 object in data.
@@ -164,7 +165,7 @@ func Read(data []byte) (*Object, error) {
 	if ef.Type != elf.ET_REL || ef.Machine != elf.EM_X86_64 || ef.Class != elf.ELFCLASS64 {
 		return nil, fmt.Errorf("%w: not a relocatable x86-64 object", ErrFormat)
 	}
-	r := &reader{ef: ef, ids: make(map[string]string)}
+	r := &reader{ef: ef, ids: make(map[string]string), size: len(data)}
 	if err := r.load(); err != nil {
 		return nil, err
 	}
@@ -172,6 +173,11 @@ func Read(data []byte) (*Object, error) {
 }
 
 func (r *reader) load() error {
+	for _, s := range r.ef.Sections {
+		if s.Type != elf.SHT_NOBITS && (s.Offset > uint64(r.size) || s.Size > uint64(r.size)-s.Offset) {
+			return fmt.Errorf("%w: section %s runs past the file", ErrFormat, s.Name)
+		}
+	}
 	syms, err := r.ef.Symbols()
 	if err != nil && !errors.Is(err, elf.ErrNoSymbols) {
 		return fmt.Errorf("%w: symbols: %w", ErrFormat, err)
@@ -471,6 +477,9 @@ func (r *reader) contentID(sec *section, start, end int64, depth int) (string, e
 	if depth > 8 {
 		return "ro:deep:" + sec.s.Name, nil
 	}
+	// Data that refers to itself (through a cycle) is named by place
+	// within the cycle; every element is hashed once.
+	r.ids[key] = fmt.Sprintf("ro:cycle:%s:%d", sectionKind(sec.s.Name), end-start)
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00", sectionKind(sec.s.Name), end-start)
 	if sec.data != nil && start >= 0 && end <= int64(len(sec.data)) && start <= end {
