@@ -120,6 +120,10 @@ func newRoot(g *globalOptions) *cobra.Command {
 	return root
 }
 
+// NewRoot returns the `ulp` command tree, writing to os.Stdout and
+// os.Stderr (for generating its documentation; Run runs it).
+func NewRoot() *cobra.Command { return newRoot(&globalOptions{}) }
+
 // ExitCode prints err (once) on w and returns the exit status for it: the
 // Code of an *ExitError, else ExitFailure.
 func ExitCode(w io.Writer, err error) int {

@@ -119,10 +119,10 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
-	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, by workers that each reuse one tracer thread")
+	f.IntVarP(&opts.jobs, "jobs", "j", 0, "`N` processes handled at once, by workers that each reuse one tracer thread (0: twice the number of CPUs)")
 	f.StringVarP(&opts.rootPrefix, "root", "R", "", "`PREFIX` under which the processes see this agent's root (a process that cannot open the agent's descriptor opens PREFIX/CONTAINER-PATH)")
 	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
-	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder `DIR` of --activate (the runtime reads $"+active.EnvDir+")")
+	f.StringVar(&opts.activeDir, "active-dir", "", "the patch-on-start folder `DIR` of --activate (default $"+active.EnvDir+", which the runtime reads, else "+active.DefaultDir+")")
 	return cmd
 }
 
@@ -197,8 +197,8 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		return nil, usageError(errors.New("--timeout must be positive"))
 	case opts.rootPrefix != "" && !filepath.IsAbs(opts.rootPrefix):
 		return nil, usageError(fmt.Errorf("--root %s: not an absolute path", opts.rootPrefix))
-	case opts.jobs < 1:
-		return nil, usageError(errors.New("--jobs must be at least 1"))
+	case opts.jobs < 0:
+		return nil, usageError(errors.New("--jobs must not be negative"))
 	case opts.revert && opts.revertAll != "":
 		return nil, usageError(errors.New("--revert and --revert-all are mutually exclusive"))
 	case opts.revert && len(args) == 0:
@@ -247,6 +247,12 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	reqs, err := triggerPlan(opts, args)
 	if err != nil {
 		return err
+	}
+	if opts.jobs == 0 {
+		opts.jobs = 2 * runtime.NumCPU()
+	}
+	if opts.activeDir == "" {
+		opts.activeDir = active.Dir()
 	}
 	found, filter, err := opts.sel.scan()
 	if err != nil {
