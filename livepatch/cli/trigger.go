@@ -225,12 +225,12 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		lib := c.Apply.Target.Name
 		switch {
 		case opts.revert:
-			reqs = append(reqs, trigger.Request{Action: trigger.ActRevert, Container: p})
+			reqs = append(reqs, trigger.Request{Action: report.Revert, Container: p})
 		case !replaced[lib] && (opts.revertAll == lib || opts.revertAll == revertAllTarget):
 			replaced[lib] = true
-			reqs = append(reqs, trigger.Request{Action: trigger.ActReplace, Container: p, Lib: lib})
+			reqs = append(reqs, trigger.Request{Action: report.Replace, Container: p, Lib: lib})
 		default:
-			reqs = append(reqs, trigger.Request{Action: trigger.ActApply, Container: p})
+			reqs = append(reqs, trigger.Request{Action: report.Apply, Container: p})
 		}
 	}
 	if opts.revertAll != "" && opts.revertAll != revertAllTarget && !replaced[opts.revertAll] {
@@ -238,7 +238,7 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 			c, _ := container.Open(paths[0]) // opened above
 			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
 		}
-		reqs = append([]trigger.Request{{Action: trigger.ActRevertAll, Lib: opts.revertAll}}, reqs...)
+		reqs = append([]trigger.Request{{Action: report.RevertAll, Lib: opts.revertAll}}, reqs...)
 	}
 	return reqs, nil
 }
@@ -272,7 +272,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack,
 		Containers: &containers, RootPrefix: opts.rootPrefix}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
-	sum := summarize(reps)
+	sum := report.Summarize(slices.Concat(reps...))
 	sum.Inaccessible = filter.Inaccessible
 	enc := json.NewEncoder(w)
 	many := len(reps) != 1 || len(reqs) != 1
@@ -323,16 +323,16 @@ func activate(g *globalOptions, opts triggerOptions, reqs []trigger.Request, tru
 	for _, req := range reqs {
 		var drop func(*container.File) bool
 		switch req.Action {
-		case trigger.ActRevert:
+		case report.Revert:
 			c, err := container.Open(req.Container)
 			if err != nil {
 				return usageError(fmt.Errorf("invalid container: %w", err))
 			}
 			drop = func(a *container.File) bool { return a.Apply.ID == c.Apply.ID }
-		case trigger.ActRevertAll, trigger.ActReplace:
+		case report.RevertAll, report.Replace:
 			drop = func(a *container.File) bool { return a.Apply.Target.Name == req.Lib }
 		}
-		if req.Action == trigger.ActApply || req.Action == trigger.ActReplace {
+		if req.Action == report.Apply || req.Action == report.Replace {
 			if err := verifyTrusted(trust, req.Container); err != nil {
 				return err
 			}
@@ -439,38 +439,6 @@ func triggerOne(ctx context.Context, f target.Found, reqs []trigger.Request, o t
 		}
 	}
 	return out
-}
-
-// summarize counts processes: failed when any of its records is an ERROR,
-// else patched when any is a SUCCESS, else skipped.
-func summarize(reps [][]report.Process) report.Summary {
-	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary, Candidates: len(reps)}
-	for _, pr := range reps {
-		var ok, bad bool
-		for _, rep := range pr {
-			switch rep.Result {
-			case report.Success:
-				ok = true
-				if rep.Action == string(trigger.ActApply) || rep.Action == string(trigger.ActReplace) {
-					sum.PatchesApplied++
-				}
-			case report.Error:
-				bad = true
-			}
-			if rep.Inconsistent {
-				sum.Inconsistent++
-			}
-		}
-		switch {
-		case bad:
-			sum.Failed++
-		case ok:
-			sum.Patched++
-		default:
-			sum.Skipped++
-		}
-	}
-	return sum
 }
 
 // printResult prints the human line of one record: SUCCESS, SKIPPED
