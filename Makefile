@@ -144,7 +144,8 @@ install: build
 	install -m 0755 $(BUILD)/ulp $(BUILD)/ulpfleet $(DESTDIR)$(BINDIR)/
 	install -m 0644 $(BUILD)/libpulp.so.0 $(DESTDIR)$(LIBDIR)/
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DATADIR)/doc/ulp/
-	$(GO) run ./internal/tools/mkman -o $(DESTDIR)$(MANDIR)/man1 $(BUILD)/ulp $(BUILD)/ulpfleet
+	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || date +%s)} \
+		$(GO) run ./internal/tools/mkman -o $(DESTDIR)$(MANDIR)/man1 -version $(VERSION)
 	for b in ulp ulpfleet; do \
 		$(BUILD)/$$b completion bash > $(DESTDIR)$(DATADIR)/bash-completion/completions/$$b && \
 		$(BUILD)/$$b completion zsh > $(DESTDIR)$(DATADIR)/zsh/vendor-completions/_$$b && \

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"ulp/livepatch/report"
 	"ulp/remote"
 )
 
@@ -47,7 +48,7 @@ func (hr *HostResult) Class() string {
 		return "upload_failed"
 	case errors.Is(err, remote.ErrConnLost), errors.Is(err, remote.ErrExitMissing):
 		return "connection_lost"
-	case errors.As(err, &xe), errors.Is(err, ErrBadReport):
+	case errors.As(err, &xe), errors.Is(err, report.ErrInvalid):
 		return "agent_error"
 	}
 	return "failed"

@@ -52,6 +52,17 @@ func readFile(t testing.TB, name string) []byte {
 	return b
 }
 
+// reportFile returns a file of the agent's output kept with the decoders,
+// in livepatch/report/testdata.
+func reportFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "livepatch", "report", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 var (
 	testAgent = NewArtifact("ulp", []byte("agent binary"))
 	testFix   = NewArtifact("fix.so", []byte("container one"))
@@ -262,47 +273,6 @@ func TestPlan_Errors(t *testing.T) {
 	}
 }
 
-func TestParseTrigger(t *testing.T) {
-	procs, sum, err := ParseTrigger(readFile(t, "trigger-ok.ndjson"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(procs) != 2 || sum.Patched != 1 || sum.Skipped != 1 || procs[1].Reason != "target library not loaded" {
-		t.Errorf("got %+v %+v", procs, sum)
-	}
-	bad := []struct{ in, want string }{
-		{``, "no summary"},
-		{`{"schema":"ulp.trigger/v1","type":"process","pid":1,"result":"SUCCESS"}`, "no summary"},
-		{`{"schema":"other/v1","type":"summary"}`, "schema"},
-		{`{"schema":"ulp.trigger/v1","type":"bogus"}`, "unknown record type"},
-		{`{"schema":"ulp.trigger/v1","type":"process","pid":0,"result":"SUCCESS"}`, "pid 0"},
-		{`{"schema":"ulp.trigger/v1","type":"process","pid":3,"result":"MAYBE"}`, "unknown result"},
-		{`{"schema":"ulp.trigger/v1","type":"summary","failed":-1}`, "negative"},
-		{`{"schema":"ulp.trigger/v1","type":"summary"}` + "\n" + `{"schema":"ulp.trigger/v1","type":"summary"}`, "after the summary"},
-		{`{"schema":"ulp.trigger/v1","type":"process","pid":"x"}`, "invalid agent output"},
-		{`{not json`, "invalid agent output"},
-	}
-	for _, tt := range bad {
-		_, _, err := ParseTrigger([]byte(tt.in))
-		if err == nil || !errors.Is(err, ErrBadReport) || !strings.Contains(err.Error(), tt.want) {
-			t.Errorf("ParseTrigger(%s) err = %v, want %q", tt.in, err, tt.want)
-		}
-	}
-}
-
-func TestParsePatches(t *testing.T) {
-	procs, err := ParsePatches(readFile(t, "patches.ndjson"))
-	if err != nil || len(procs) != 2 || procs[0].Patches[0].ID != "ab12" {
-		t.Fatalf("got %+v, %v", procs, err)
-	}
-	for _, in := range []string{`{"schema":"x","pid":1}`, `{"schema":"ulp.patches/v1","pid":-1}`,
-		`{"schema":"ulp.patches/v1","pid":1,"patches":[{"id":""}]}`, `{"schema":"ulp.patches/v1","pid":1,"patches":5}`} {
-		if _, err := ParsePatches([]byte(in)); !errors.Is(err, ErrBadReport) {
-			t.Errorf("ParsePatches(%s) err = %v", in, err)
-		}
-	}
-}
-
 func TestParseJump(t *testing.T) {
 	tests := []struct{ spec, user, addr, err string }{
 		{"bastion", "", "bastion:22", ""},
@@ -330,57 +300,6 @@ func TestParseJump(t *testing.T) {
 	if _, err := NewPlan(hosts("a"), Options{Action: Status, Agent: testAgent, Jump: "x:99999"}); !errors.Is(err, ErrPlan) {
 		t.Errorf("plan with a bad jump host: %v", err)
 	}
-}
-
-func TestParseMessages(t *testing.T) {
-	procs, err := ParseMessages(readFile(t, "messages.ndjson"))
-	if err != nil || len(procs) != 2 || procs[0].Messages[0] != "libpulp loaded (version 0.1.0)" || procs[1].Error == "" {
-		t.Fatalf("got %+v, %v", procs, err)
-	}
-	many := `{"schema":"ulp.messages/v1","pid":1,"messages":[` + strings.Repeat(`"x",`, maxMessages) + `"x"]}`
-	for _, in := range []string{`{"schema":"ulp.patches/v1","pid":1}`, `{"schema":"ulp.messages/v1","pid":0}`,
-		`{"schema":"ulp.messages/v1","pid":1,"messages":"x"}`, many} {
-		if _, err := ParseMessages([]byte(in)); !errors.Is(err, ErrBadReport) {
-			t.Errorf("ParseMessages(%.80s) err = %v", in, err)
-		}
-	}
-}
-
-func FuzzParseMessages(f *testing.F) {
-	f.Add(readFile(f, "messages.ndjson"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		procs, err := ParseMessages(data)
-		if err != nil && procs != nil {
-			t.Fatal("records with an error")
-		}
-	})
-}
-
-func FuzzParseTrigger(f *testing.F) {
-	for _, n := range []string{"trigger-ok.ndjson", "trigger-error.ndjson"} {
-		f.Add(readFile(f, n))
-	}
-	f.Fuzz(func(t *testing.T, data []byte) {
-		procs, _, err := ParseTrigger(data)
-		if err != nil && procs != nil {
-			t.Fatal("records with an error")
-		}
-		for _, p := range procs {
-			if p.PID <= 0 {
-				t.Fatalf("pid %d accepted", p.PID)
-			}
-		}
-	})
-}
-
-func FuzzParsePatches(f *testing.F) {
-	f.Add(readFile(f, "patches.ndjson"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		procs, err := ParsePatches(data)
-		if err != nil && procs != nil {
-			t.Fatal("records with an error")
-		}
-	})
 }
 
 // fakeHost scripts one host of the fake fleet.
@@ -560,7 +479,7 @@ func res0(p *Plan, i, s int) []string {
 }
 
 func TestRun_Gate(t *testing.T) {
-	errOut := string(readFile(t, "trigger-error.ndjson"))
+	errOut := string(reportFile(t, "trigger-error.ndjson"))
 	unreach := fmt.Errorf("remote: dial: %w: refused", remote.ErrUnreachable)
 	tests := []struct {
 		name        string
@@ -605,7 +524,7 @@ func TestRun_Gate(t *testing.T) {
 }
 
 func TestRun_Classes(t *testing.T) {
-	errOut := string(readFile(t, "trigger-error.ndjson"))
+	errOut := string(reportFile(t, "trigger-error.ndjson"))
 	d := newFake()
 	d.hosts = map[string]*fakeHost{
 		"a1": {dialErr: fmt.Errorf("remote: dial: %w: refused", remote.ErrUnreachable)},
@@ -710,7 +629,7 @@ func TestParsePreflight(t *testing.T) {
 
 func TestAggregate(t *testing.T) {
 	d := newFake()
-	pout := string(readFile(t, "patches.ndjson"))
+	pout := string(reportFile(t, "patches.ndjson"))
 	d.hosts = map[string]*fakeHost{"a1": {patchesOut: pout}, "a2": {patchesOut: pout}, "a3": {patchesOut: ""},
 		"a4": {dialErr: fmt.Errorf("%w: x", remote.ErrUnreachable)}}
 	p, err := NewPlan(hosts("a1", "a2", "a3", "a4"), Options{Action: Status, Agent: testAgent})

@@ -312,7 +312,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 		defer cancel()
 	}
 	fail := func(phase string, err error) HostResult {
-		hr.Patched, hr.Skipped, hr.Failed = countProcesses(hr.Processes)
+		hr.countProcesses()
 		hr.State, hr.Phase = StateFailed, phase
 		if ctx.Err() != nil {
 			hr.State = StateInterrupted
@@ -366,10 +366,10 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				n := syscall.Signal(xe.Code - 128)
 				return fail(string(s.Kind), fmt.Errorf("the agent was killed by signal %d (%v): %w", int(n), n, err))
 			}
-			if err != nil && !(errors.As(err, &xe) && (xe.Code == 1 || xe.Code == 3)) {
+			if err != nil && !(errors.As(err, &xe) && (xe.Code == report.ExitFailure || xe.Code == report.ExitInconsistent)) {
 				return fail(string(s.Kind), err)
 			}
-			procs, sum, perr := ParseTrigger(out.Stdout)
+			procs, sum, perr := report.ParseTrigger(out.Stdout)
 			if perr != nil {
 				if err != nil {
 					perr = fmt.Errorf("%w; %w", err, perr)
@@ -378,7 +378,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			}
 			hr.Processes = append(hr.Processes, procs...)
 			hr.Inconsistent += sum.Inconsistent
-			if xe != nil && xe.Code == 3 && sum.Inconsistent == 0 {
+			if xe != nil && xe.Code == report.ExitInconsistent && sum.Inconsistent == 0 {
 				hr.Inconsistent++
 			}
 		case StepPatches:
@@ -386,7 +386,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			if err != nil {
 				return fail(string(s.Kind), err)
 			}
-			procs, err := ParsePatches(out.Stdout)
+			procs, err := report.ParsePatches(out.Stdout)
 			if err != nil {
 				return fail(string(s.Kind), err)
 			}
@@ -395,10 +395,10 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			// Exit 1: some process could not be read; its record says why.
 			out, err := conn.Run(hctx, s.Argv, nil)
 			var xe *remote.ExitError
-			if err != nil && !(errors.As(err, &xe) && xe.Code == 1 && xe.Signal == "") {
+			if err != nil && !(errors.As(err, &xe) && xe.Code == report.ExitFailure && xe.Signal == "") {
 				return fail(string(s.Kind), err)
 			}
-			msgs, perr := ParseMessages(out.Stdout)
+			msgs, perr := report.ParseMessages(out.Stdout)
 			if perr != nil {
 				if err != nil {
 					perr = fmt.Errorf("%w; %w", err, perr)
@@ -424,7 +424,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			return fail(string(s.Kind), fmt.Errorf("%w: unknown step", ErrInternal))
 		}
 	}
-	hr.Patched, hr.Skipped, hr.Failed = countProcesses(hr.Processes)
+	hr.countProcesses()
 	hr.State = StateOK
 	if hr.Failed > 0 || hr.Inconsistent > 0 {
 		hr.State, hr.Phase = StateError, string(StepTrigger)
@@ -449,38 +449,10 @@ func parsePreflight(out []byte) map[string]string {
 	return m
 }
 
-// countProcesses counts distinct processes: patched had at least one
-// SUCCESS, failed at least one ERROR (a process can be both), skipped
-// neither.
-func countProcesses(procs []report.Process) (patched, skipped, failed int) {
-	type agg struct{ ok, err bool }
-	by := map[int]*agg{}
-	var order []int
-	for _, p := range procs {
-		a, ok := by[p.PID]
-		if !ok {
-			a = &agg{}
-			by[p.PID] = a
-			order = append(order, p.PID)
-		}
-		switch p.Result {
-		case report.Success:
-			a.ok = true
-		case report.Error:
-			a.err = true
-		}
-	}
-	for _, pid := range order {
-		a := by[pid]
-		if a.ok {
-			patched++
-		}
-		if a.err {
-			failed++
-		}
-		if !a.ok && !a.err {
-			skipped++
-		}
-	}
-	return patched, skipped, failed
+// countProcesses sets the process counts from the trigger records: patched
+// had at least one SUCCESS, failed at least one ERROR (a process can be
+// both), skipped neither.
+func (hr *HostResult) countProcesses() {
+	t := report.Count(hr.Processes)
+	hr.Patched, hr.Skipped, hr.Failed = t.Succeeded, t.Neither, t.Failed
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"ulp/fleet"
+	"ulp/livepatch/report"
 )
 
 // TestForgedRows: what one host's agent reports (a ledger's container path
@@ -15,12 +16,12 @@ import (
 // exactly its own rows, and nothing it controls is printed raw.
 func TestForgedRows(t *testing.T) {
 	const forged = "x\nhost03\t1\t1\tCVE-FAKE(1)\x1b]0;owned\a\r"
-	patches, err := fleet.ParsePatches([]byte(`{"schema":"ulp.patches/v1","pid":7,"comm":"sshd\nhost03","livepatchable_libraries":[],"status":"enabled",` +
+	patches, err := report.ParsePatches([]byte(`{"schema":"ulp.patches/v1","pid":7,"comm":"sshd\nhost03","livepatchable_libraries":[],"status":"enabled",` +
 		`"patches":[{"id":"aa11\nhost03","container":"/p/fix.so\nhost03\tCVE-FAKE\u001b[2K","target":"libc.so.6\nhost03","functions":1}]}` + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := fleet.ParseMessages([]byte(`{"schema":"ulp.messages/v1","pid":7,"comm":"sshd\nhost03: 1 (init)","messages":["ok\nhost03: 1 (init): CVE-FAKE\u001b]0;t\u0007"]}` + "\n"))
+	msgs, err := report.ParseMessages([]byte(`{"schema":"ulp.messages/v1","pid":7,"comm":"sshd\nhost03: 1 (init)","messages":["ok\nhost03: 1 (init): CVE-FAKE\u001b]0;t\u0007"]}` + "\n"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,6 +99,10 @@ func newRoot(a *app) *cobra.Command {
 	return root
 }
 
+// NewRoot returns the `ulpfleet` command tree, writing to os.Stdout and
+// os.Stderr (for generating its documentation; Run runs it).
+func NewRoot() *cobra.Command { return newRoot(newApp(os.Stdout, os.Stderr)) }
+
 // ExitCode prints err (once) on w and returns the exit status for it: the
 // Code of an *ExitError, else the class of err.
 func ExitCode(w io.Writer, err error) int {

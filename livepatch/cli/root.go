@@ -13,15 +13,18 @@ import (
 
 	"ulp/internal/exitstatus"
 	"ulp/livepatch/abi"
+	"ulp/livepatch/report"
 )
 
-// Exit statuses of ulp. They are listed under EXIT STATUS in `ulp --help`
-// and in docs/cli.md; ExitCode is the only place that maps errors to them.
+// Exit statuses of ulp, the names this package uses for the values that
+// package report defines (the contract ulpfleet reads). They are listed
+// under EXIT STATUS in `ulp --help` and in docs/cli.md; ExitCode is the only
+// place that maps errors to them.
 const (
-	ExitOK           = 0 // success; for trigger: no process reported ERROR
-	ExitFailure      = 1 // at least one ERROR; for check: not applied; for livepatchable: no
-	ExitUsage        = 2 // bad usage or invalid input (nothing was changed)
-	ExitInconsistent = 3 // a process may have been left inconsistent (see stderr)
+	ExitOK           = report.ExitOK
+	ExitFailure      = report.ExitFailure
+	ExitUsage        = report.ExitUsage
+	ExitInconsistent = report.ExitInconsistent
 )
 
 // Version is ulp's version, set at link time by the Makefile
@@ -119,6 +122,10 @@ func newRoot(g *globalOptions) *cobra.Command {
 	)
 	return root
 }
+
+// NewRoot returns the `ulp` command tree, writing to os.Stdout and
+// os.Stderr (for generating its documentation; Run runs it).
+func NewRoot() *cobra.Command { return newRoot(&globalOptions{}) }
 
 // ExitCode prints err (once) on w and returns the exit status for it: the
 // Code of an *ExitError, else ExitFailure.

@@ -119,10 +119,10 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
-	f.IntVarP(&opts.jobs, "jobs", "j", 2*runtime.NumCPU(), "`N` processes handled at once, by workers that each reuse one tracer thread")
+	f.IntVarP(&opts.jobs, "jobs", "j", 0, "`N` processes handled at once, by workers that each reuse one tracer thread (0: twice the number of CPUs)")
 	f.StringVarP(&opts.rootPrefix, "root", "R", "", "`PREFIX` under which the processes see this agent's root (a process that cannot open the agent's descriptor opens PREFIX/CONTAINER-PATH)")
 	f.BoolVar(&opts.activate, "activate", false, "also update the patch-on-start folder, so processes started later get the same change")
-	f.StringVar(&opts.activeDir, "active-dir", active.Dir(), "the patch-on-start folder `DIR` of --activate (the runtime reads $"+active.EnvDir+")")
+	f.StringVar(&opts.activeDir, "active-dir", "", "the patch-on-start folder `DIR` of --activate (default $"+active.EnvDir+", which the runtime reads, else "+active.DefaultDir+")")
 	return cmd
 }
 
@@ -197,8 +197,8 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		return nil, usageError(errors.New("--timeout must be positive"))
 	case opts.rootPrefix != "" && !filepath.IsAbs(opts.rootPrefix):
 		return nil, usageError(fmt.Errorf("--root %s: not an absolute path", opts.rootPrefix))
-	case opts.jobs < 1:
-		return nil, usageError(errors.New("--jobs must be at least 1"))
+	case opts.jobs < 0:
+		return nil, usageError(errors.New("--jobs must not be negative"))
 	case opts.revert && opts.revertAll != "":
 		return nil, usageError(errors.New("--revert and --revert-all are mutually exclusive"))
 	case opts.revert && len(args) == 0:
@@ -225,12 +225,12 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 		lib := c.Apply.Target.Name
 		switch {
 		case opts.revert:
-			reqs = append(reqs, trigger.Request{Action: trigger.ActRevert, Container: p})
+			reqs = append(reqs, trigger.Request{Action: report.Revert, Container: p})
 		case !replaced[lib] && (opts.revertAll == lib || opts.revertAll == revertAllTarget):
 			replaced[lib] = true
-			reqs = append(reqs, trigger.Request{Action: trigger.ActReplace, Container: p, Lib: lib})
+			reqs = append(reqs, trigger.Request{Action: report.Replace, Container: p, Lib: lib})
 		default:
-			reqs = append(reqs, trigger.Request{Action: trigger.ActApply, Container: p})
+			reqs = append(reqs, trigger.Request{Action: report.Apply, Container: p})
 		}
 	}
 	if opts.revertAll != "" && opts.revertAll != revertAllTarget && !replaced[opts.revertAll] {
@@ -238,7 +238,7 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 			c, _ := container.Open(paths[0]) // opened above
 			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
 		}
-		reqs = append([]trigger.Request{{Action: trigger.ActRevertAll, Lib: opts.revertAll}}, reqs...)
+		reqs = append([]trigger.Request{{Action: report.RevertAll, Lib: opts.revertAll}}, reqs...)
 	}
 	return reqs, nil
 }
@@ -247,6 +247,12 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	reqs, err := triggerPlan(opts, args)
 	if err != nil {
 		return err
+	}
+	if opts.jobs == 0 {
+		opts.jobs = 2 * runtime.NumCPU()
+	}
+	if opts.activeDir == "" {
+		opts.activeDir = active.Dir()
 	}
 	found, filter, err := opts.sel.scan()
 	if err != nil {
@@ -266,7 +272,7 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack,
 		Containers: &containers, RootPrefix: opts.rootPrefix}
 	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
-	sum := summarize(reps)
+	sum := report.Summarize(slices.Concat(reps...))
 	sum.Inaccessible = filter.Inaccessible
 	enc := json.NewEncoder(w)
 	many := len(reps) != 1 || len(reqs) != 1
@@ -317,16 +323,16 @@ func activate(g *globalOptions, opts triggerOptions, reqs []trigger.Request, tru
 	for _, req := range reqs {
 		var drop func(*container.File) bool
 		switch req.Action {
-		case trigger.ActRevert:
+		case report.Revert:
 			c, err := container.Open(req.Container)
 			if err != nil {
 				return usageError(fmt.Errorf("invalid container: %w", err))
 			}
 			drop = func(a *container.File) bool { return a.Apply.ID == c.Apply.ID }
-		case trigger.ActRevertAll, trigger.ActReplace:
+		case report.RevertAll, report.Replace:
 			drop = func(a *container.File) bool { return a.Apply.Target.Name == req.Lib }
 		}
-		if req.Action == trigger.ActApply || req.Action == trigger.ActReplace {
+		if req.Action == report.Apply || req.Action == report.Replace {
 			if err := verifyTrusted(trust, req.Container); err != nil {
 				return err
 			}
@@ -433,38 +439,6 @@ func triggerOne(ctx context.Context, f target.Found, reqs []trigger.Request, o t
 		}
 	}
 	return out
-}
-
-// summarize counts processes: failed when any of its records is an ERROR,
-// else patched when any is a SUCCESS, else skipped.
-func summarize(reps [][]report.Process) report.Summary {
-	sum := report.Summary{Schema: report.TriggerSchema, Type: report.TypeSummary, Candidates: len(reps)}
-	for _, pr := range reps {
-		var ok, bad bool
-		for _, rep := range pr {
-			switch rep.Result {
-			case report.Success:
-				ok = true
-				if rep.Action == string(trigger.ActApply) || rep.Action == string(trigger.ActReplace) {
-					sum.PatchesApplied++
-				}
-			case report.Error:
-				bad = true
-			}
-			if rep.Inconsistent {
-				sum.Inconsistent++
-			}
-		}
-		switch {
-		case bad:
-			sum.Failed++
-		case ok:
-			sum.Patched++
-		default:
-			sum.Skipped++
-		}
-	}
-	return sum
 }
 
 // printResult prints the human line of one record: SUCCESS, SKIPPED

@@ -44,7 +44,7 @@ func TestTriggerCommand(t *testing.T) {
 		{"revert the replacement", []string{"trigger", "-p", pid, "--revert", lp300}, "SUCCESS\n", 0, "100", ""}, // lp200 went with the replace
 		{"relative root prefix", []string{"trigger", "-p", pid, "-R", "snap", lp200}, "", 2, "100", "--root snap: not an absolute path"},
 		{"no container matches", []string{"trigger", "-p", pid, filepath.Join(fx.Dir, "none*.so")}, "", 2, "100", "no container matches"},
-		{"bad jobs", []string{"trigger", "-p", pid, "--jobs=0", lp200}, "", 2, "100", "--jobs"},
+		{"bad jobs", []string{"trigger", "-p", pid, "--jobs=-1", lp200}, "", 2, "100", "--jobs"},
 		{"no container", []string{"trigger", "-p", pid}, "", 2, "100", "needs LIVEPATCH.so"},
 		{"revert without container", []string{"trigger", "-p", pid, "--revert"}, "", 2, "100", "--revert needs"},
 		{"revert and revert-all", []string{"trigger", "-p", pid, "--revert", "--revert-all=x", lp200}, "", 2, "100", "mutually exclusive"},

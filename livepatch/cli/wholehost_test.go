@@ -115,7 +115,7 @@ func TestTriggerCommand_WholeHost(t *testing.T) {
 	var actions []string
 	for _, r := range recs {
 		if r.PID == users[0].PID {
-			actions = append(actions, r.Action+" "+filepath.Base(r.Patch)+" "+string(r.Result))
+			actions = append(actions, string(r.Action)+" "+filepath.Base(r.Patch)+" "+string(r.Result))
 		}
 	}
 	if want := "replace lp200.so SUCCESS, apply lp300.so SUCCESS"; strings.Join(actions, ", ") != want || sum.Patched != 3 || sum.PatchesApplied != 6 {

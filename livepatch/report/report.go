@@ -19,6 +19,30 @@ const (
 	Error   Result = "ERROR"
 )
 
+// Action is what a trigger does to a process, in the "action" field.
+type Action string
+
+// The actions.
+const (
+	Apply     Action = "apply"
+	Revert    Action = "revert"
+	RevertAll Action = "revert-all"
+	Replace   Action = "replace"
+)
+
+// Loads reports whether a maps a container into the process (apply and
+// replace do; the reverts only take patches back).
+func (a Action) Loads() bool { return a == Apply || a == Replace }
+
+// Exit statuses of `ulp`. They are listed under EXIT STATUS in `ulp --help`
+// and in docs/cli.md; ulpfleet reads them from the agent it runs.
+const (
+	ExitOK           = 0 // success; for trigger: no process reported ERROR
+	ExitFailure      = 1 // at least one ERROR; for check: not applied; for livepatchable: no
+	ExitUsage        = 2 // bad usage or invalid input (nothing was changed)
+	ExitInconsistent = 3 // a process may have been left inconsistent (see stderr)
+)
+
 // Record types, in the "type" field.
 const (
 	TypeProcess = "process"
@@ -33,7 +57,7 @@ type Process struct {
 	Comm    string `json:"comm"`
 	Patch   string `json:"patch"`            // container path
 	PatchID string `json:"patch_id"`         // hex
-	Action  string `json:"action"`           // "apply", "revert", "revert-all", "replace"
+	Action  Action `json:"action"`           // Apply, Revert, RevertAll or Replace
 	Result  Result `json:"result"`           // SUCCESS, SKIPPED or ERROR
 	Reason  string `json:"reason,omitempty"` // why SKIPPED or ERROR
 	// Inconsistent is set when the process may have been left in a state

@@ -55,7 +55,7 @@ func TestChrootedTarget(t *testing.T) {
 		if rep.Result != report.Success {
 			t.Fatalf("%s with RootPrefix /snap: %s %s", req.Action, rep.Result, rep.Reason)
 		}
-		p.Expect(t, map[string]string{"value": map[Action]string{ActApply: "200", ActRevert: "100"}[req.Action]})
+		p.Expect(t, map[string]string{"value": map[report.Action]string{report.Apply: "200", report.Revert: "100"}[req.Action]})
 	}
 	if msgs := ring(t, p.PID); !strings.Contains(msgs, "load /snap"+fx.LP["lp200"]) {
 		t.Errorf("the process did not load the container under /snap:\n%s", msgs)

@@ -212,8 +212,8 @@ func TestFault_TwoAgentProcesses(t *testing.T) {
 			}
 		}
 		p.Expect(t, map[string]string{"value": "200", "two": "22"})
-		mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
-		mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libtwo.so.1"}, report.Success)
+		mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, report.Success)
+		mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libtwo.so.1"}, report.Success)
 		p.Expect(t, map[string]string{"value": "100", "two": "2"})
 	}
 	p.Untraced(t)

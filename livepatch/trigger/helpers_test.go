@@ -31,5 +31,5 @@ func mustTrig(t *testing.T, pid int, req Request, want report.Result) report.Pro
 	return rep
 }
 
-func apply(path string) Request  { return Request{Action: ActApply, Container: path} }
-func revert(path string) Request { return Request{Action: ActRevert, Container: path} }
+func apply(path string) Request  { return Request{Action: report.Apply, Container: path} }
+func revert(path string) Request { return Request{Action: report.Revert, Container: path} }

@@ -119,10 +119,10 @@ func TestPatchOnStart(t *testing.T) {
 			mustTrig(t, p.PID, apply(fx.LP["lp300"]), report.Skipped)
 			mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Success)
 			p.Expect(t, map[string]string{"value": "200"})
-			mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
+			mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, report.Success)
 			p.Expect(t, map[string]string{"value": "100", "intra": "101", "hidden": "50", "args": "105",
 				"counter": "42", "tls": "9", "page": "7", "two": "22"})
-			mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libtwo.so.1"}, report.Success)
+			mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libtwo.so.1"}, report.Success)
 			mustTrig(t, p.PID, revert(fx.LP["main"]), report.Success)
 			p.Expect(t, map[string]string{"two": "2", "main": "1"})
 			p.Untraced(t)
@@ -315,7 +315,7 @@ func TestPatchOnStart_DistroLibraries(t *testing.T) {
 		}
 	}
 	for _, lib := range []string{"libc.so.6", "libcrypto.so.3"} {
-		mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: lib}, report.Success)
+		mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: lib}, report.Success)
 	}
 	if _, b := funcBytes(t, p.PID, distroLibc, "labs", 16); !bytes.Equal(b, labsOrig) {
 		t.Errorf("labs after revert-all: % x, want % x", b, labsOrig)

@@ -20,13 +20,13 @@ func TestRevertAll(t *testing.T) {
 		mustTrig(t, p.PID, apply(fx.LP[n]), report.Success)
 	}
 	p.Expect(t, map[string]string{"value": "300", "hidden": "60", "two": "22"})
-	mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
+	mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, report.Success)
 	p.Expect(t, map[string]string{"value": "100", "hidden": "50", "counter": "42", "two": "22"})
-	rep := mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Skipped)
+	rep := mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, report.Skipped)
 	if !strings.HasPrefix(rep.Reason, ReasonNoPatches) {
 		t.Errorf("reason %q", rep.Reason)
 	}
-	rep = mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libnothere.so.1"}, report.Skipped)
+	rep = mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libnothere.so.1"}, report.Skipped)
 	if rep.Reason != ReasonNotLoaded {
 		t.Errorf("reason %q", rep.Reason)
 	}
@@ -43,7 +43,7 @@ func TestReplace(t *testing.T) {
 	mustTrig(t, p.PID, apply(fx.LP["misc"]), report.Success)
 
 	// An invalid new patch: nothing is reverted.
-	rep := mustTrig(t, p.PID, Request{Action: ActReplace, Lib: "libcalc.so.1", Container: broken}, report.Error)
+	rep := mustTrig(t, p.PID, Request{Action: report.Replace, Lib: "libcalc.so.1", Container: broken}, report.Error)
 	if !strings.Contains(rep.Reason, "ulp_test_missing_symbol") {
 		t.Errorf("reason %q does not name the dlopen error", rep.Reason)
 	}
@@ -53,7 +53,7 @@ func TestReplace(t *testing.T) {
 	}
 
 	// A valid one replaces both in one stop.
-	mustTrig(t, p.PID, Request{Action: ActReplace, Lib: "libcalc.so.1", Container: fx.LP["lp300"]}, report.Success)
+	mustTrig(t, p.PID, Request{Action: report.Replace, Lib: "libcalc.so.1", Container: fx.LP["lp300"]}, report.Success)
 	p.Expect(t, map[string]string{"value": "300", "hidden": "50"})
 	mustTrig(t, p.PID, revert(fx.LP["lp300"]), report.Success)
 	p.Expect(t, map[string]string{"value": "100"})
@@ -203,7 +203,7 @@ func TestConcurrentAgents(t *testing.T) {
 	if v := p.Ask(t, "value"); v != "200" && v != "300" && v != "400" {
 		t.Errorf("value = %s", v)
 	}
-	mustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, report.Success)
+	mustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, report.Success)
 	p.Expect(t, map[string]string{"value": "100", "hidden": "50"})
 }
 

@@ -24,20 +24,9 @@ import (
 	"ulp/livepatch/target"
 )
 
-// Action is what a trigger does to a process.
-type Action string
-
-// The actions, as printed in report.Process.Action.
-const (
-	ActApply     Action = "apply"
-	ActRevert    Action = "revert"
-	ActRevertAll Action = "revert-all"
-	ActReplace   Action = "replace"
-)
-
 // Request is one trigger on one process.
 type Request struct {
-	Action Action
+	Action report.Action
 	// Container is the livepatch container (apply, revert, replace).
 	Container string
 	// Lib is the target basename whose patches are reverted (revert-all,
@@ -131,7 +120,7 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 		Type:   report.TypeProcess,
 		PID:    pid,
 		Patch:  req.Container,
-		Action: string(req.Action),
+		Action: req.Action,
 	}
 	if req.Container != "" {
 		if abs, err := filepath.Abs(req.Container); err == nil {
@@ -260,7 +249,7 @@ func (r *run) do(ctx context.Context) error {
 	}
 	var patch ledger.Patch
 	var tramps []ledger.Write // tramp.go
-	if r.req.Action == ActApply || r.req.Action == ActReplace {
+	if r.req.Action == report.Apply || r.req.Action == report.Replace {
 		tl := time.Now()
 		if patch, err = r.load(ctx); err != nil {
 			return err
@@ -273,13 +262,13 @@ func (r *run) do(ctx context.Context) error {
 	mem := procfs.Mem{PID: r.pid}
 	var plan *ledger.Plan
 	switch r.req.Action {
-	case ActApply:
+	case report.Apply:
 		plan, err = ledger.Apply(l, patch, mem)
-	case ActRevert:
+	case report.Revert:
 		plan, err = ledger.Revert(l, r.spec.ID, mem)
-	case ActRevertAll:
+	case report.RevertAll:
 		plan, err = ledger.RevertAll(l, r.req.Lib, mem)
-	case ActReplace:
+	case report.Replace:
 		plan, err = ledger.Replace(l, r.req.Lib, patch, mem)
 	}
 	if err != nil {
@@ -317,11 +306,11 @@ func (r *run) readContainer() error {
 		return err
 	}
 	r.spec = c.Apply
-	if r.req.Action == ActRevert {
+	if r.req.Action == report.Revert {
 		r.spec = c.Revert
 	}
 	r.rep.PatchID = r.spec.ID.String()
-	if r.req.Action == ActReplace && r.spec.Target.Name != r.req.Lib {
+	if r.req.Action == report.Replace && r.spec.Target.Name != r.req.Lib {
 		return failed("container patches %s, not %s", r.spec.Target.Name, r.req.Lib)
 	}
 	return nil
@@ -376,12 +365,12 @@ func openStable(pid int) (*target.Process, error) {
 // check decides SKIPPED cases from the ledger and the loaded objects.
 func (r *run) check(l *ledger.Ledger) error {
 	switch r.req.Action {
-	case ActRevert:
+	case report.Revert:
 		if l.Patch(r.spec.ID) == nil {
 			return skipped(ReasonNotApplied)
 		}
 		return nil
-	case ActRevertAll:
+	case report.RevertAll:
 		if r.tp.Object(r.req.Lib) == nil {
 			return skipped(ReasonNotLoaded)
 		}
@@ -399,7 +388,7 @@ func (r *run) check(l *ledger.Ledger) error {
 	if !bytes.Equal(r.obj.BuildID, r.spec.Target.BuildID) {
 		return skipped("%s (library %x, patch %x)", ReasonBuildID, r.obj.BuildID, r.spec.Target.BuildID)
 	}
-	if r.req.Action == ActApply && l.Patch(r.spec.ID) != nil {
+	if r.req.Action == report.Apply && l.Patch(r.spec.ID) != nil {
 		return skipped(ReasonApplied)
 	}
 	// Check that every function can be patched before anything is mapped:
@@ -408,7 +397,7 @@ func (r *run) check(l *ledger.Ledger) error {
 	probe := r.ledgerPatch(r.obj.Bias, r.obj.Bias)
 	var plan *ledger.Plan
 	var err error
-	if r.req.Action == ActReplace {
+	if r.req.Action == report.Replace {
 		plan, err = ledger.Replace(l, r.req.Lib, probe, procfs.Mem{PID: r.pid})
 	} else {
 		plan, err = ledger.Apply(l, probe, procfs.Mem{PID: r.pid})
@@ -746,13 +735,13 @@ func (r *run) ledgerWriter(enc []byte) (func() error, error) {
 func (r *run) message(plan *ledger.Plan) {
 	var line string
 	switch r.req.Action {
-	case ActApply:
+	case report.Apply:
 		line = fmt.Sprintf("ulp: applied %s (%s) to %s: %d function(s)", r.rep.PatchID[:16], r.rep.Patch, r.spec.Target.Name, len(r.spec.Funcs))
-	case ActRevert:
+	case report.Revert:
 		line = fmt.Sprintf("ulp: reverted %s (%s)", r.rep.PatchID[:16], r.rep.Patch)
-	case ActRevertAll:
+	case report.RevertAll:
 		line = fmt.Sprintf("ulp: reverted every patch on %s", r.req.Lib)
-	case ActReplace:
+	case report.Replace:
 		line = fmt.Sprintf("ulp: replaced the patches on %s by %s (%s)", r.req.Lib, r.rep.PatchID[:16], r.rep.Patch)
 	}
 	// A ring line is one line: the container's path may hold a newline.

@@ -77,7 +77,7 @@ func (r *run) checkContainer() (*checked, *container.File, error) {
 	if err != nil {
 		return ck, nil, failed("invalid container: %s: %w", r.req.Container, err)
 	}
-	if !loads(r.req.Action) {
+	if !r.req.Action.Loads() {
 		return ck, c, nil // nothing is loaded
 	}
 	if r.o.Trust != nil {
@@ -97,7 +97,6 @@ func (r *run) checkContainer() (*checked, *container.File, error) {
 }
 
 // loads reports whether action makes the process load the container.
-func loads(a Action) bool { return a == ActApply || a == ActReplace }
 
 // Containers shares the opening and checking of container files between
 // the triggers of one run of the agent (Options.Containers): each file is
@@ -126,7 +125,7 @@ type openedContainer struct {
 
 // open is openContainer for a trigger that shares cs.
 func (cs *Containers) open(r *run) (*container.File, error) {
-	k := containerKey{r.req.Container, loads(r.req.Action)}
+	k := containerKey{r.req.Container, r.req.Action.Loads()}
 	cs.mu.Lock()
 	if cs.m == nil {
 		cs.m = make(map[containerKey]*openedContainer)

@@ -108,7 +108,7 @@ func TestTrust_RefusesUnsignedAcceptsSigned(t *testing.T) {
 	// An atomic replace by an unsigned container is refused before anything
 	// is reverted.
 	unsigned := signedCopy(t, fx.LP["lp300"], nil, dir, "unsigned300.so", 0o644)
-	rep := trustTrig(t, p.PID, Request{Action: ActReplace, Container: unsigned, Lib: "libcalc.so.1"}, policy)
+	rep := trustTrig(t, p.PID, Request{Action: report.Replace, Container: unsigned, Lib: "libcalc.so.1"}, policy)
 	if rep.Result != report.Error || !strings.Contains(rep.Reason, "container is not signed") {
 		t.Errorf("replace by an unsigned container: %s %q", rep.Result, rep.Reason)
 	}
@@ -168,7 +168,7 @@ func TestLoad_ContainerReplacedBetweenCheckAndLoad(t *testing.T) {
 			}
 			// The checked bytes (200) run, not the replacement (300).
 			p.Expect(t, map[string]string{"value": "200"})
-			if rep := trustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, tt.policy); rep.Result != report.Success {
+			if rep := trustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, tt.policy); rep.Result != report.Success {
 				t.Fatalf("revert-all: %s %q", rep.Result, rep.Reason)
 			}
 			p.Expect(t, map[string]string{"value": "100"})
@@ -289,7 +289,7 @@ func TestLoad_RenamerRace(t *testing.T) {
 		case rep.Result == report.Success && (h == nil || &h.b[0] == &good[0]):
 			applied++
 			p.Expect(t, map[string]string{"value": "200"})
-			if rep := trustTrig(t, p.PID, Request{Action: ActRevertAll, Lib: "libcalc.so.1"}, policy); rep.Result != report.Success {
+			if rep := trustTrig(t, p.PID, Request{Action: report.RevertAll, Lib: "libcalc.so.1"}, policy); rep.Result != report.Success {
 				t.Fatalf("revert-all: %s %q", rep.Result, rep.Reason)
 			}
 		case rep.Result == report.Error && strings.Contains(rep.Reason, "container is not signed") && (h == nil || &h.b[0] == &evil[0]):

@@ -1,10 +1,16 @@
-// Command mkman writes the man pages of ulp and ulpfleet from the binaries'
-// own --help: one gzipped page per command, so the pages always match the
-// binaries they are installed with. `make install` runs it:
+// Command mkman writes the man pages of ulp and ulpfleet with cobra's man
+// generator (github.com/spf13/cobra/doc), from the same command trees the
+// binaries run: one gzipped page per command, with the sections NAME,
+// SYNOPSIS, DESCRIPTION, OPTIONS, OPTIONS INHERITED FROM PARENT COMMANDS,
+// EXIT STATUS and SEE ALSO. `make install` runs it:
 //
-//	go run ./internal/tools/mkman -o DIR BINARY...
+//	go run ./internal/tools/mkman -o DIR -version VERSION
 //
-// For BINARY it runs `BINARY --help`, then `BINARY CMD --help` for every
-// command listed under "Available Commands" (recursively, except help), and
-// writes DIR/BINARY.1.gz, DIR/BINARY-CMD.1.gz, ...
+// A command's EXIT STATUS is the block of its --help that starts with the
+// line "EXIT STATUS", else its binary's. Defaults that depend on the machine
+// or the user that runs mkman are not baked in: the caller's home folder
+// reads "~", and the environment variables a default is read from are unset
+// first. The pages are dated SOURCE_DATE_EPOCH (the Makefile sets it to the
+// last commit's time), so the same tree gives the same bytes; without it,
+// today.
 package main

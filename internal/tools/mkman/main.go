@@ -3,150 +3,143 @@ package main
 import (
 	"bytes"
 	"compress/gzip"
-	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/cobra/doc"
+	"github.com/spf13/pflag"
+
+	fleetcli "ulp/fleet/cli"
+	"ulp/livepatch/active"
+	ulpcli "ulp/livepatch/cli"
 )
 
 func main() {
 	out := flag.String("o", "", "write the pages into `DIR`")
+	version := flag.String("version", "", "the `VERSION` the pages name")
 	flag.Parse()
-	if *out == "" || flag.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: mkman -o DIR BINARY...")
+	if *out == "" || *version == "" || flag.NArg() != 0 {
+		fmt.Fprintln(os.Stderr, "usage: mkman -o DIR -version VERSION")
 		os.Exit(2)
 	}
-	for _, bin := range flag.Args() {
-		if err := writePages(*out, bin); err != nil {
-			fmt.Fprintf(os.Stderr, "mkman: %v\n", err)
-			os.Exit(1)
-		}
+	if err := run(*out, *version); err != nil {
+		fmt.Fprintf(os.Stderr, "mkman: %v\n", err)
+		os.Exit(1)
 	}
 }
 
-// command is one node of a binary's command tree, as its help shows it.
-type command struct {
-	path  []string // e.g. ["ulp", "trigger"]
-	short string
-	help  string
-	subs  []command
-}
+// envDefaults are the environment variables some default is read from
+// when the command tree is built.
+var envDefaults = []string{active.EnvDir, "XDG_STATE_HOME", "XDG_CONFIG_HOME", "ULPFLEET_CONFIG"}
 
-func writePages(dir, bin string) error {
-	root, err := walk(bin, []string{filepath.Base(bin)}, "")
-	if err != nil {
-		return err
+func run(dir, version string) error {
+	for _, v := range envDefaults {
+		os.Unsetenv(v)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return write(dir, root, nil)
+	home, _ := os.UserHomeDir()
+	for _, root := range []*cobra.Command{ulpcli.NewRoot(), fleetcli.NewRoot()} {
+		root.InitDefaultCompletionCmd()
+		hdr := &doc.GenManHeader{Title: strings.ToUpper(root.Name()), Section: "1",
+			Source: root.Name() + " " + version, Manual: "User Commands", Date: sourceDate()}
+		_, exit := splitExitStatus(root.Long)
+		if err := writeTree(dir, root, hdr, exit, home); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func walk(bin string, path []string, short string) (command, error) {
-	c := command{path: path, short: short}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	args := append(append([]string{}, path[1:]...), "--help")
-	cmd := exec.CommandContext(ctx, bin, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	b, err := cmd.Output()
+// sourceDate is SOURCE_DATE_EPOCH as a time (the Makefile sets it to the
+// last commit's), or nil when it is unset or malformed: cobra then dates the
+// pages today.
+func sourceDate() *time.Time {
+	s, err := strconv.ParseInt(os.Getenv("SOURCE_DATE_EPOCH"), 10, 64)
 	if err != nil {
-		return c, fmt.Errorf("%s %s: %w: %s", bin, strings.Join(args, " "), err, stderr.String())
+		return nil
 	}
-	c.help = string(b)
-	if c.short == "" {
-		c.short = firstSentence(c.help)
-	}
-	for _, s := range listed(c.help) {
-		if s[0] == "help" {
-			continue
-		}
-		sub, err := walk(bin, append(append([]string{}, path...), s[0]), s[1])
-		if err != nil {
-			return c, err
-		}
-		c.subs = append(c.subs, sub)
-	}
-	return c, nil
+	t := time.Unix(s, 0).UTC()
+	return &t
 }
 
-// firstSentence returns the first sentence of the first paragraph of a
-// help text (the root command shows its long description, not a summary).
-func firstSentence(help string) string {
-	para, _, _ := strings.Cut(strings.TrimSpace(help), "\n\n")
-	para = strings.Join(strings.Fields(para), " ")
-	if i := strings.Index(para, ". "); i >= 0 {
-		return para[:i+1]
+// writeTree writes the page of cmd and of each command under it (but the
+// help command); exit is the EXIT STATUS of a command without its own.
+func writeTree(dir string, cmd *cobra.Command, hdr *doc.GenManHeader, exit, home string) error {
+	long, own := splitExitStatus(cmd.Long)
+	if own != "" {
+		exit = own
 	}
-	return para
-}
-
-// listed returns the name and summary of each command under "Available
-// Commands:" (and cobra's group headings) in a help text.
-func listed(help string) [][2]string {
-	var out [][2]string
-	in := false
-	for line := range strings.Lines(help) {
-		line = strings.TrimRight(line, "\n")
-		switch {
-		case line == "Available Commands:" || line == "Additional Commands:":
-			in = true
-		case line == "" || !strings.HasPrefix(line, "  "):
-			in = false
-		case in:
-			name, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
-			out = append(out, [2]string{name, strings.TrimSpace(rest)})
-		}
-	}
-	return out
-}
-
-func write(dir string, c command, parent *command) error {
-	name := strings.Join(c.path, "-")
-	var b strings.Builder
-	fmt.Fprintf(&b, ".TH %q 1 \"\" %q \"User Commands\"\n", strings.ToUpper(name), c.path[0])
-	fmt.Fprintf(&b, ".SH NAME\n%s \\- %s\n", name, roff(c.short))
-	b.WriteString(".SH DESCRIPTION\n.nf\n")
-	for line := range strings.Lines(c.help) {
-		b.WriteString(roffLine(line))
-	}
-	b.WriteString(".fi\n")
-	var see []string
-	if parent != nil {
-		see = append(see, strings.Join(parent.path, "-"))
-	}
-	for _, s := range c.subs {
-		see = append(see, strings.Join(s.path, "-"))
-	}
-	if len(see) > 0 {
-		b.WriteString(".SH SEE ALSO\n")
-		for i, s := range see {
-			sep := ","
-			if i == len(see)-1 {
-				sep = ""
+	cmd.Long = escapeMarkdown(long)
+	cmd.DisableAutoGenTag = true
+	for _, fs := range []*pflag.FlagSet{cmd.Flags(), cmd.PersistentFlags()} {
+		fs.VisitAll(func(f *pflag.Flag) {
+			if home != "" && home != "/" {
+				f.DefValue = strings.ReplaceAll(f.DefValue, home, "~")
 			}
-			fmt.Fprintf(&b, ".BR %s (1)%s\n", s, sep)
-		}
+		})
 	}
-	if err := writeGzip(filepath.Join(dir, name+".1.gz"), b.String()); err != nil {
+	var buf bytes.Buffer
+	if err := doc.GenMan(cmd, hdr, &buf); err != nil {
+		return fmt.Errorf("%s: %w", cmd.CommandPath(), err)
+	}
+	page := withSection(buf.String(), "EXIT STATUS", exit)
+	name := strings.ReplaceAll(cmd.CommandPath(), " ", "-")
+	if err := writeGzip(filepath.Join(dir, name+".1.gz"), page); err != nil {
 		return err
 	}
-	var errs []error
-	for _, s := range c.subs {
-		errs = append(errs, write(dir, s, &c))
+	for _, c := range cmd.Commands() {
+		if !c.IsAvailableCommand() || c.IsAdditionalHelpTopicCommand() {
+			continue
+		}
+		if err := writeTree(dir, c, hdr, exit, home); err != nil {
+			return err
+		}
 	}
-	return errors.Join(errs...)
+	return nil
+}
+
+// splitExitStatus splits a command's long help into its description and
+// the lines of its "EXIT STATUS" block (the rest of the text), if any.
+func splitExitStatus(long string) (desc, exit string) {
+	i := strings.Index("\n"+long, "\nEXIT STATUS\n")
+	if i < 0 {
+		return long, ""
+	}
+	return strings.TrimRight(long[:i], "\n") + "\n", strings.Trim(long[i+len("EXIT STATUS\n"):], "\n")
+}
+
+// escapeMarkdown keeps cobra's markdown converter from reading the plain
+// text of a help as markup: '*' and '_' (globs, flag and variable names)
+// and backslashes stand for themselves.
+func escapeMarkdown(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `*`, `\*`, `_`, `\_`, "`", "\\`", `<`, `\<`).Replace(s)
+}
+
+// withSection inserts a section with the preformatted text body before the
+// page's SEE ALSO section (at the end when it has none).
+func withSection(page, title, body string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, ".SH %s\n.nf\n", title)
+	for line := range strings.Lines(body + "\n") {
+		b.WriteString(roff(strings.TrimSuffix(line, "\n")) + "\n")
+	}
+	b.WriteString(".fi\n")
+	if i := strings.Index(page, "\n.SH SEE ALSO\n"); i >= 0 {
+		return page[:i+1] + b.String() + page[i+1:]
+	}
+	return page + b.String()
 }
 
 // writeGzip writes s gzipped without a name or time stamp, so the same
-// help gives the same bytes.
+// text gives the same bytes.
 func writeGzip(path, s string) error {
 	var buf bytes.Buffer
 	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
@@ -169,13 +162,4 @@ func roff(s string) string {
 		s = `\&` + s
 	}
 	return s
-}
-
-func roffLine(line string) string {
-	nl := strings.HasSuffix(line, "\n")
-	line = roff(strings.TrimSuffix(line, "\n"))
-	if nl || line != "" {
-		line += "\n"
-	}
-	return line
 }

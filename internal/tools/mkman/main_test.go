@@ -4,21 +4,100 @@ import (
 	"compress/gzip"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
-	"ulp/internal/testenv"
+	ulpcli "ulp/livepatch/cli"
 )
 
-func TestListed(t *testing.T) {
-	help := "Long text.\n\nUsage:\n  ulp [command]\n\nAvailable Commands:\n  check       Tell whether\n  help        Help about any command\n  preload     Preload the runtime\n\nFlags:\n  -h, --help   help\n"
-	got := listed(help)
-	want := [][2]string{{"check", "Tell whether"}, {"help", "Help about any command"}, {"preload", "Preload the runtime"}}
-	if !slices.Equal(got, want) {
-		t.Errorf("listed = %q, want %q", got, want)
+// page returns the text of the gzipped page at path.
+func page(t *testing.T, path string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestPages writes the pages of ulp and ulpfleet: every command's page has
+// the sections of a man page, its own EXIT STATUS when its help has one,
+// and no default that depends on the machine or the user.
+func TestPages(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("SOURCE_DATE_EPOCH", "1767225600") // 2026-01-01
+	t.Setenv("LIBPULP_ACTIVE_DIR", "/machine/specific")
+	if err := run(dir, "9.9.9"); err != nil {
+		t.Fatal(err)
+	}
+	pages, err := filepath.Glob(filepath.Join(dir, "*.1.gz"))
+	if err != nil || len(pages) < 30 {
+		t.Fatalf("%d pages, %v", len(pages), err)
+	}
+	home, _ := os.UserHomeDir()
+	cpus := "=" + strconv.Itoa(2*runtime.NumCPU()) + "\n"
+	for _, p := range pages {
+		text := page(t, p)
+		name := strings.TrimSuffix(filepath.Base(p), ".1.gz")
+		for _, want := range []string{`.TH "` + strings.ToUpper(strings.SplitN(name, "-", 2)[0]) + `" "1" "Jan 2026" "`,
+			".SH NAME\n" + name + " - ", ".SH SYNOPSIS\n", ".SH DESCRIPTION\n", ".SH OPTIONS\n", ".SH EXIT STATUS\n.nf\n"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s lacks %q", name, want)
+			}
+		}
+		if home != "" && home != "/" && strings.Contains(text, home) || strings.Contains(text, "/machine/specific") {
+			t.Errorf("%s bakes in a machine's default:\n%s", name, text)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ulp-help.1.gz")); err == nil {
+		t.Error("a page for the help command")
+	}
+	// The trigger page: the summary its parent lists, -j without a CPU count.
+	var short string
+	for _, c := range ulpcli.NewRoot().Commands() {
+		if c.Name() == "trigger" {
+			short = c.Short
+		}
+	}
+	trigger := page(t, filepath.Join(dir, "ulp-trigger.1.gz"))
+	if !strings.Contains(trigger, "ulp-trigger - "+short+"\n") || !strings.Contains(trigger, `\fB--jobs\fP=0`) || strings.Contains(trigger, `\fB--jobs\fP`+cpus) {
+		t.Errorf("ulp-trigger page:\n%s", trigger)
+	}
+	// check's own exit statuses, the root's for a command without its own.
+	if check := page(t, filepath.Join(dir, "ulp-check.1.gz")); !strings.Contains(check, ".SH EXIT STATUS\n.nf\n  0  the patch is applied\n  1  the patch is not applied\n") {
+		t.Errorf("ulp-check page:\n%s", check)
+	}
+	if dump := page(t, filepath.Join(dir, "ulp-dump.1.gz")); !strings.Contains(dump, "  3  a process may have been left inconsistent") {
+		t.Errorf("ulp-dump page lacks the root's exit statuses:\n%s", dump)
+	}
+	if sel := page(t, filepath.Join(dir, "ulp-preload-enable.1.gz")); !strings.Contains(sel, `\fBulp-preload(1)\fP`) {
+		t.Errorf("ulp-preload-enable page does not refer to its parent:\n%s", sel)
+	}
+}
+
+func TestSplitExitStatus(t *testing.T) {
+	tests := []struct{ long, desc, exit string }{
+		{"text\n", "text\n", ""},
+		{"text.\n\nEXIT STATUS\n  0  ok\n  1  not\n", "text.\n", "  0  ok\n  1  not"},
+		{"EXIT STATUS\n  0  ok\n", "\n", "  0  ok"},
+		{"see EXIT STATUS below\n", "see EXIT STATUS below\n", ""},
+	}
+	for _, tt := range tests {
+		if desc, exit := splitExitStatus(tt.long); desc != tt.desc || exit != tt.exit {
+			t.Errorf("splitExitStatus(%q) = %q, %q; want %q, %q", tt.long, desc, exit, tt.desc, tt.exit)
+		}
 	}
 }
 
@@ -34,55 +113,5 @@ func TestRoff(t *testing.T) {
 		if got := roff(in); got != want {
 			t.Errorf("roff(%q) = %q, want %q", in, got, want)
 		}
-	}
-	if got := firstSentence("One line\ngoes on. Second.\n\nOther paragraph."); got != "One line goes on." {
-		t.Errorf("firstSentence = %q", got)
-	}
-}
-
-// TestPages writes the pages of the real ulp and checks a few of them.
-func TestPages(t *testing.T) {
-	bin := testenv.Artifact(t, "ulp")
-	dir := t.TempDir()
-	if err := writePages(dir, bin); err != nil {
-		t.Fatal(err)
-	}
-	// The NAME line carries the command's one-line summary, as the parent's
-	// --help lists it.
-	help, err := exec.Command(bin, "--help").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var summary string
-	for _, line := range strings.Split(string(help), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "trigger" {
-			summary = strings.Join(f[1:], " ")
-		}
-	}
-	if summary == "" {
-		t.Fatalf("no trigger line in ulp --help:\n%s", help)
-	}
-	for page, want := range map[string]string{
-		"ulp.1.gz":                ".TH \"ULP\" 1",
-		"ulp-trigger.1.gz":        "ulp-trigger \\- " + summary,
-		"ulp-preload-enable.1.gz": ".BR ulp-preload (1)",
-	} {
-		f, err := os.Open(filepath.Join(dir, page))
-		if err != nil {
-			t.Error(err)
-			continue
-		}
-		zr, err := gzip.NewReader(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(zr)
-		f.Close()
-		if err != nil || !strings.Contains(string(b), want) {
-			t.Errorf("%s: %v, lacks %q:\n%s", page, err, want, b)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, "ulp-help.1.gz")); err == nil {
-		t.Error("a page for the help command")
 	}
 }
