@@ -23,7 +23,11 @@ func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
 	for _, u := range b.units {
 		args = append(args, u.asm)
 	}
-	args = append(args, "-Wl,--as-needed", b.lib.Path)
+	needed, err := neededLibs(b.lib.Path)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", b.lib.Path, err)
+	}
+	args = append(append(args, "-Wl,--as-needed", b.lib.Path), needed...)
 	cc := "gcc"
 	cmd := exec.CommandContext(ctx, cc, args...)
 	if out, err := cmd.CombinedOutput(); err != nil {
