@@ -1,0 +1,305 @@
+package debiantest_test
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"ulp/internal/testenv"
+)
+
+// nginxConf: nginx in the foreground, a master and two workers, TLS 1.2 and
+// 1.3 on a loopback port.
+const nginxConf = `daemon off;
+master_process on;
+user nobody nogroup;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/tmp;
+	proxy_temp_path %[1]s/tmp;
+	fastcgi_temp_path %[1]s/tmp;
+	uwsgi_temp_path %[1]s/tmp;
+	scgi_temp_path %[1]s/tmp;
+	server {
+		listen %[2]s ssl;
+		ssl_certificate %[1]s/cert.pem;
+		ssl_certificate_key %[1]s/key.pem;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		location / { return 200 "ok $ssl_protocol\n"; }
+	}
+}
+`
+
+// selfSigned writes cert.pem and key.pem for 127.0.0.1 into dir.
+func selfSigned(t *testing.T, dir string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(24 * time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, blk := range map[string]*pem.Block{
+		"cert.pem": {Type: "CERTIFICATE", Bytes: der},
+		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: kder},
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// children returns the PIDs whose parent is pid.
+func children(pid int) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			pids = append(pids, p)
+		}
+	}
+	return pids
+}
+
+// startStockNginx starts Debian's unmodified nginx on the stock libraries
+// in libDir (LD_LIBRARY_PATH) with the runtime preloaded, and returns its
+// master's PID and address; it is stopped when t ends.
+func startStockNginx(t *testing.T, libDir string) (int, string) {
+	t.Helper()
+	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
+	dir := t.TempDir()
+	selfSigned(t, dir)
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libDir, "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	master := cmd.Process.Pid
+	t.Cleanup(func() {
+		workers := children(master)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		for _, w := range workers {
+			syscall.Kill(w, syscall.SIGKILL) // normally gone with the master
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for len(children(master)) < 2 || fetch(addr, tls.VersionTLS13) != nil {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return master, addr
+}
+
+// fetch makes one request on a new TLS connection (a full handshake) with
+// the given protocol version and checks the answer.
+func fetch(addr string, version uint16) error {
+	c := &http.Client{
+		Timeout: 10 * time.Second,
+		Transport: &http.Transport{
+			TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, MinVersion: version, MaxVersion: version},
+			DisableKeepAlives: true,
+		},
+	}
+	resp, err := c.Get("https://" + addr + "/")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	if want := map[uint16]string{tls.VersionTLS12: "ok TLSv1.2", tls.VersionTLS13: "ok TLSv1.3"}[version]; strings.TrimSpace(string(b)) != want {
+		return fmt.Errorf("answer %q, want %q", b, want)
+	}
+	return nil
+}
+
+// loadLoop makes requests one after the other, alternating TLS 1.2 and 1.3,
+// until stop is closed or max requests are made.
+type loadLoop struct {
+	mu     sync.Mutex
+	ok     int
+	failed []error
+	done   chan struct{}
+}
+
+func startLoad(addr string, stop <-chan struct{}, max int) *loadLoop {
+	l := &loadLoop{done: make(chan struct{})}
+	go func() {
+		defer close(l.done)
+		for i := 0; i < max; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			err := fetch(addr, []uint16{tls.VersionTLS12, tls.VersionTLS13}[i%2])
+			l.mu.Lock()
+			if err != nil {
+				l.failed = append(l.failed, fmt.Errorf("request %d: %w", i, err))
+			} else {
+				l.ok++
+			}
+			l.mu.Unlock()
+		}
+	}()
+	return l
+}
+
+func (l *loadLoop) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.ok + len(l.failed)
+}
+
+// waitFor waits until n more requests than now have been made.
+func (l *loadLoop) waitFor(t *testing.T, n int) {
+	t.Helper()
+	want := l.count() + n
+	deadline := time.Now().Add(60 * time.Second)
+	for l.count() < want {
+		select {
+		case <-l.done:
+			t.Fatalf("the request loop ended after %d requests", l.count())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d requests within 60s", l.count(), want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNginx_StockLibsslServesThroughLivepatch: an unmodified nginx (master
+// and two workers) on Debian's stock libssl.so.3 and libcrypto.so.3 of
+// 3.0.17-1~deb12u2 (extracted, on LD_LIBRARY_PATH) serves TLS while a
+// livepatch built by ulp build from 3.0.22's handshake-reading change (code
+// every handshake runs) is applied to all three processes and reverted,
+// under a loop of requests each on a new TLS 1.2 or 1.3 connection: not one
+// request fails.
+func TestNginx_StockLibsslServesThroughLivepatch(t *testing.T) {
+	src, libDir := stockOpenSSL(t)
+	lpDir, err := os.MkdirTemp("", "ulp-nginx-build-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(lpDir) })
+	if err := os.Chmod(lpDir, 0o755); err != nil { // the workers run as nobody
+		t.Fatal(err)
+	}
+	lp := buildFix(t, src, libDir, lpDir, handshakeFix)
+	if err := os.Chmod(lp, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	master, addr := startStockNginx(t, libDir)
+	procs := append([]int{master}, children(master)...)
+	for _, pid := range procs {
+		maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+		if err != nil || !strings.Contains(string(maps), filepath.Join(libDir, "libssl.so.3")) {
+			t.Fatalf("nginx process %d does not run the stock libssl.so.3 of %s: %v", pid, libDir, err)
+		}
+	}
+	stop := make(chan struct{})
+	load := startLoad(addr, stop, 5000)
+	stopLoad := sync.OnceFunc(func() { close(stop); <-load.done })
+	defer stopLoad()
+
+	load.waitFor(t, 20)
+	for _, pid := range procs {
+		if out := ulp(t, time.Minute, "trigger", "-p", strconv.Itoa(pid), lp); !strings.Contains(out, "SUCCESS") {
+			t.Fatalf("apply to %d: %s", pid, out)
+		}
+	}
+	for _, pid := range procs {
+		ulp(t, time.Minute, "check", "-p", strconv.Itoa(pid), lp) // exit 0: applied
+	}
+	load.waitFor(t, 40)
+	for _, pid := range procs {
+		if out := ulp(t, time.Minute, "trigger", "--revert", "-p", strconv.Itoa(pid), lp); !strings.Contains(out, "SUCCESS") {
+			t.Fatalf("revert in %d: %s", pid, out)
+		}
+	}
+	load.waitFor(t, 20)
+	stopLoad()
+	load.mu.Lock()
+	defer load.mu.Unlock()
+	t.Logf("%d requests, %d failed", load.ok+len(load.failed), len(load.failed))
+	for _, err := range load.failed {
+		t.Error(err)
+	}
+	if w := children(master); len(w) != 2 || (w[0] != procs[1] && w[0] != procs[2]) {
+		t.Errorf("workers %v after the patch, were %v: nginx restarted them", w, procs[1:])
+	}
+}
