@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"ulp/builder/asm"
 	"ulp/builder/udiff"
 	"ulp/livepatch/dsc"
 	"ulp/livepatch/elfsym"
@@ -33,6 +34,17 @@ func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
+			var why []error
+			for _, u := range b.units {
+				for n, e := range u.unsupported {
+					if strings.Contains(string(out), asm.UnsupportedSymbol(u.i, n)+"'") {
+						why = append(why, fmt.Errorf("%s: %w", u.file, e))
+					}
+				}
+			}
+			if len(why) > 0 {
+				return nil, fmt.Errorf("%w: the patch needs code that cannot be redirected to %s: %w", ErrRefused, b.lib.Name, errors.Join(why...))
+			}
 			return nil, fmt.Errorf("%w: linking the livepatch failed (a symbol the fixed code needs is not in %s or its libraries?): %s", ErrRefused, b.lib.Name, strings.TrimSpace(string(out)))
 		}
 		return nil, fmt.Errorf("link livepatch: %w", err)

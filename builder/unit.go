@@ -39,17 +39,20 @@ type slot struct {
 
 // unit is one translation unit of the fix.
 type unit struct {
-	i        int
-	file     string
-	match    *obj.Object // compiled with the package's flags only
-	before   *obj.Object
-	after    *obj.Object
-	res      *match.Result
-	changed  []string        // functions the container replaces
-	keep     map[string]bool // functions the patch has its own code of
-	asm      string          // the rewritten assembly
-	roots    []string
-	rootName string
+	i       int
+	file    string
+	match   *obj.Object // compiled with the package's flags only
+	before  *obj.Object
+	after   *obj.Object
+	res     *match.Result
+	changed []string        // functions the container replaces
+	keep    map[string]bool // functions the patch has its own code of
+	asm     string          // the rewritten assembly
+	// unsupported are the instructions the rewrite could not redirect
+	// (asm.Result.Unsupported): a refusal if the patch keeps one.
+	unsupported []error
+	roots       []string
+	rootName    string
 }
 
 func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Range, bc, ac recipe.Command) (*unit, error) {
@@ -157,10 +160,11 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	}
 	u.roots = append(slices.Clone(u.changed), u.roots...)
 	b.log.Debug("diff", "tu", file, "changed", strings.Join(d.Changed, ","), "new", strings.Join(d.New, ","), "gone", strings.Join(d.Gone, ","))
-	out, err := asm.Rewrite(src, asm.Options{Resolve: func(sym string, use asm.Use) (asm.Ref, error) { return b.resolve(u, sym, use) }, Roots: u.roots, Root: u.rootName})
+	out, err := asm.Rewrite(src, asm.Options{Resolve: func(sym string, use asm.Use) (asm.Ref, error) { return b.resolve(u, sym, use) }, Roots: u.roots, Root: u.rootName, Unit: i})
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, file, err)
 	}
+	u.unsupported = out.Unsupported
 	u.asm = base + ".patch.s"
 	if err := os.WriteFile(u.asm, out.Source, 0o644); err != nil {
 		return nil, err

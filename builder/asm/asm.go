@@ -60,6 +60,8 @@ type Options struct {
 	// table that refers to them.
 	Roots []string
 	Root  string
+	// Unit numbers the assembly among those linked together.
+	Unit int
 }
 
 // Result is the rewritten assembly.
@@ -68,7 +70,16 @@ type Result struct {
 	Slots  []string // the slots defined, sorted
 	// Rewritten counts the instructions changed.
 	Rewritten int
+	// Unsupported are the instructions that could not be redirected, each
+	// a *LineError; instruction N became a reference to
+	// UnsupportedSymbol(Unit, N), so that linking fails if, and only if,
+	// the patch keeps the function it is in.
+	Unsupported []error
 }
+
+// UnsupportedSymbol names the undefined symbol that stands for the n-th
+// unsupported instruction of unit.
+func UnsupportedSymbol(unit, n int) string { return fmt.Sprintf("__ulp_unsupported_%d_%d", unit, n) }
 
 // LineError is a problem at one line of the assembly.
 type LineError struct {
@@ -112,7 +123,7 @@ func Rewrite(src []byte, o Options) (*Result, error) {
 	rw := &rewriter{o: o, slots: make(map[string]bool), stubs: make(map[string]bool), cfaRSP: true}
 	cur, prev := ".text", ".text"
 	var stack []string
-	var errs []error
+	var unsupported []error
 	lines := strings.Split(string(src), "\n")
 	for i, line := range lines {
 		t := strings.TrimSpace(line)
@@ -179,14 +190,15 @@ func Rewrite(src []byte, o Options) (*Result, error) {
 			continue
 		}
 		if err := rw.insn(line); err != nil {
-			errs = append(errs, &LineError{Line: i + 1, Text: line, Err: err})
+			// The instruction is replaced by a reference to an undefined
+			// symbol: linking fails if the patch keeps its function, and
+			// nothing happens if the linker drops it.
+			fmt.Fprintf(&rw.out, "\tmovl\t%s(%%rip), %%eax\n", UnsupportedSymbol(o.Unit, len(unsupported)))
+			unsupported = append(unsupported, &LineError{Line: i + 1, Text: line, Err: err})
 		}
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
 	rw.epilogue()
-	res := &Result{Source: rw.out.Bytes(), Rewritten: rw.n}
+	res := &Result{Source: rw.out.Bytes(), Rewritten: rw.n, Unsupported: unsupported}
 	for s := range rw.slots {
 		res.Slots = append(res.Slots, s)
 	}

@@ -52,14 +52,18 @@ func TestRewrite(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res, err := Rewrite([]byte("\t.text\n"+tc.in+"\n"), Options{Resolve: resolver, Roots: []string{"f"}, Root: "__ulp_roots_0"})
+			if err != nil {
+				t.Fatal(err)
+			}
 			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("err = %v, want %q", err, tc.err)
+				err := errors.Join(res.Unsupported...)
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(string(res.Source), UnsupportedSymbol(0, 0)) {
+					t.Fatalf("unsupported = %v, want %q and the marker", err, tc.err)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			if len(res.Unsupported) > 0 {
+				t.Fatal(errors.Join(res.Unsupported...))
 			}
 			out := string(res.Source)
 			rest := out

@@ -8,6 +8,7 @@ struct node {
 
 static int counter = 5;
 static int calls;
+static __thread int tls_calls;
 
 int other_tu(int);
 
@@ -49,3 +50,5 @@ int lib_calls(void) { return calls; }
 int lib_mix(int x) { return scale(x); }
 
 int lib_node_b(const struct node *n) { return n->b; }
+
+int lib_tls(void) { return ++tls_calls; }
