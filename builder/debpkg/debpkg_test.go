@@ -115,6 +115,20 @@ func TestDeb(t *testing.T) {
 	if orig, _ := os.ReadFile(fx.LP["lp200"]); string(b) != string(orig) {
 		t.Errorf("packaged container differs from %s", fx.LP["lp200"])
 	}
+	// With SOURCE_DATE_EPOCH, the same inputs give the same bytes.
+	var same [2][]byte
+	for i := range same {
+		p := filepath.Join(dir, fmt.Sprintf("repro%d.deb", i))
+		run(t, []string{"SOURCE_DATE_EPOCH=1700000000"}, testenv.Artifact(t, "ulp"), "deb", "--unpinned", "--name", "ulp-livepatch-calc", "-o", p, fx.LP["lp200"])
+		same[i], _ = os.ReadFile(p)
+	}
+	if len(same[0]) == 0 || string(same[0]) != string(same[1]) {
+		t.Errorf("two packages of the same inputs with SOURCE_DATE_EPOCH differ (%d and %d bytes)", len(same[0]), len(same[1]))
+	}
+	if l := run(t, []string{"TZ=UTC"}, "dpkg-deb", "-c", filepath.Join(dir, "repro0.deb")); !strings.Contains(l, " 2023-11-14 22:13 ./usr/lib/ulp/livepatches/") {
+		t.Errorf("dpkg-deb -c shows other times than SOURCE_DATE_EPOCH's 2023-11-14 22:13:\n%s", l)
+	}
+
 	// A signed container keeps its signature: the package holds its bytes.
 	ulp := testenv.Artifact(t, "ulp")
 	key := filepath.Join(dir, "vendor")
