@@ -119,9 +119,11 @@ func TestBuild_AppliesToRunningProcess(t *testing.T) {
 		// A static function of the stripped library (found by its code),
 		// observed through its exported caller.
 		{patch: "fix_static.patch", replaced: []string{"check_len"}, label: "CVE-2099-1002", query: "short 9", before: "1027", after: "999"},
-		// New code reads a static variable and calls an unchanged static
-		// function: both located through the matched functions.
-		{patch: "fix_ref.patch", replaced: []string{"lib_mix"}, refs: []string{"calls", "scale"}, label: "CVE-2099-1003", query: "mix 2", before: "15", after: "3015"},
+		// New code reads a static variable, calls an unchanged static
+		// function and reads a hidden variable of the other file (whose GOT
+		// load ld relaxed to a lea in the library): all located through
+		// the matched functions.
+		{patch: "fix_ref.patch", replaced: []string{"lib_mix"}, refs: []string{"calls", "scale", "syn_hidden"}, label: "CVE-2099-1003", query: "mix 2", before: "15", after: "3022"},
 	} {
 		t.Run(tc.patch, func(t *testing.T) {
 			res, out, err := s.build(t, tc.patch)

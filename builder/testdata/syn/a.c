@@ -11,6 +11,7 @@ static int calls;
 static __thread int tls_calls;
 
 int other_tu(int);
+extern int syn_hidden; /* hidden in b.c: ld relaxes the GOT load to a lea */
 
 /* The length check that fix_static.patch tightens. */
 static __attribute__((noinline)) int check_len(int n) {
@@ -50,5 +51,7 @@ int lib_calls(void) { return calls; }
 int lib_mix(int x) { return scale(x); }
 
 int lib_node_b(const struct node *n) { return n->b; }
+
+int lib_hidden(void) { return syn_hidden; }
 
 int lib_tls(void) { return ++tls_calls; }

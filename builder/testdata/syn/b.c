@@ -1,2 +1,3 @@
 /* libsyn, translation unit b. */
 int other_tu(int r) { return r - 1000; }
+__attribute__((visibility("hidden"))) int syn_hidden = 7;
