@@ -324,6 +324,8 @@ func (r *run) openTarget() error {
 		return failed("the main thread of process %d has exited (pthread_exit): ulp cannot read or patch such a process", r.pid)
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
+	case errors.Is(err, target.ErrSUSERuntime):
+		return failed("%w", err)
 	case errors.Is(err, target.ErrNoRuntime):
 		return failed("%s is not loaded in process %d: start it with LD_PRELOAD=/path/to/%s",
 			target.RuntimeName, r.pid, target.RuntimeName)
