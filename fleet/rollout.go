@@ -121,6 +121,10 @@ type HostResult struct {
 	// Inconsistent is the agent's count of processes that may have been
 	// left inconsistent.
 	Inconsistent int
+	// Inaccessible is the agent's count of processes it left out because
+	// its user may not inspect them (a login user without --sudo): they
+	// were not patched, so the host counts as an error.
+	Inaccessible int
 	// AgentRan is set once a trigger step started on the host: from then on
 	// processes there may have changed, whatever the host's State (a health
 	// check that failed after the triggers, a timeout or a lost connection
@@ -378,6 +382,7 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			}
 			hr.Processes = append(hr.Processes, procs...)
 			hr.Inconsistent += sum.Inconsistent
+			hr.Inaccessible = max(hr.Inaccessible, sum.Inaccessible)
 			if xe != nil && xe.Code == report.ExitInconsistent && sum.Inconsistent == 0 {
 				hr.Inconsistent++
 			}
@@ -426,11 +431,15 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 	}
 	hr.countProcesses()
 	hr.State = StateOK
-	if hr.Failed > 0 || hr.Inconsistent > 0 {
+	if hr.Failed > 0 || hr.Inconsistent > 0 || hr.Inaccessible > 0 {
 		hr.State, hr.Phase = StateError, string(StepTrigger)
 		err := fmt.Errorf("%w: %d process(es) reported ERROR, %d patched", ErrProcessFailed, hr.Failed, hr.Patched)
-		if hr.Inconsistent > 0 {
+		switch {
+		case hr.Inconsistent > 0:
 			err = fmt.Errorf("%w: %d process(es) may be inconsistent and should be restarted", ErrProcessFailed, hr.Inconsistent)
+		case hr.Failed == 0:
+			err = fmt.Errorf("%w: %d process(es) not inspected: the agent's user may not read them (--sudo runs it as root), %d patched",
+				ErrProcessFailed, hr.Inaccessible, hr.Patched)
 		}
 		hr.Err = &HostError{Host: hp.Host.Name, Phase: hr.Phase, Err: err}
 	}

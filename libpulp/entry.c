@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "runtime.h"
 
@@ -297,6 +299,99 @@ static int32_t op_grow_ledger(struct ulp_request *req, struct ulp_call *c) {
   return ULP_OK;
 }
 
+/* store_code stores w->new_ over w->old at w->addr with one store
+   instruction, if the bytes there are still w->old. The caller checked
+   that the store is one a thread fetching those bytes sees whole (see
+   op_write). */
+static int32_t store_code(const struct ulp_write *w) {
+  void *p = (void *)(uintptr_t)w->addr;
+  if (memcmp(p, w->old, w->len) != 0)
+    return ULP_ECHANGED;
+  if (w->len == 2) {
+    uint16_t v;
+    memcpy(&v, w->new_, 2);
+    __atomic_store_n((uint16_t *)p, v, __ATOMIC_RELEASE);
+  } else {
+    uint64_t v;
+    memcpy(&v, w->new_, 8);
+    /* One movq: x86-64 makes an 8-byte store that stays within a cache
+       line single-copy atomic even when it is not 8-byte aligned (the
+       address slot of a pad sits at entry-8, 2 mod 8). */
+    __asm__ volatile("movq %1, (%0)" : : "r"(p), "r"(v) : "memory");
+  }
+  return ULP_OK;
+}
+
+/* op_write makes the writes of an ULP_OP_WRITE request (ulp_abi.h). Every
+   other thread may run meanwhile, even inside the bytes written: each store
+   replaces whole instructions (or a jump's address slot, read by one load)
+   by one store instruction, which an instruction fetch or a load observes
+   either entirely before or entirely after. */
+static int32_t op_write(struct ulp_request *req, struct ulp_call *c, struct ulp_text *log) {
+  uint64_t n = req->arg[0];
+  ulp_text_str(log, "write ");
+  ulp_text_u64(log, n);
+  ulp_text_str(log, " code site(s): ");
+  if (n == 0 || n > ULP_WRITES_MAX) {
+    set_msg(c, "bad number of writes");
+    return ULP_EINVAL;
+  }
+  const struct ulp_write *ws = (const struct ulp_write *)req->path;
+  for (uint64_t i = 0; i < n; i++) {
+    const struct ulp_write *w = &ws[i];
+    int one_store = (w->len == 2 && w->addr % 2 == 0) ||
+                    (w->len == 8 && w->addr / 64 == (w->addr + 7) / 64);
+    if (!one_store || (w->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))) {
+      set_msg(c, "a write that one store cannot make");
+      return ULP_EINVAL;
+    }
+  }
+  long pagesz = sysconf(_SC_PAGESIZE);
+  for (uint64_t i = 0; i < n; i++) {
+    const struct ulp_write *w = &ws[i];
+    uintptr_t start = w->addr & ~(uintptr_t)(pagesz - 1);
+    size_t len = ((w->addr + w->len - 1) & ~(uintptr_t)(pagesz - 1)) + pagesz - start;
+    /* Executable throughout: a thread may be running on these pages. */
+    if (mprotect((void *)start, len, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
+      if (errno == EACCES)
+        set_msg(c, "mprotect refused: a security policy forbids writable code");
+      else
+        set_msg(c, "mprotect failed");
+      c->out[0] = i;
+      return ULP_EPROT;
+    }
+    int32_t r = store_code(w);
+    if (mprotect((void *)start, len, (int)w->prot) != 0 && r == ULP_OK) {
+      set_msg(c, "mprotect failed giving the protection back");
+      r = ULP_EPROT;
+    }
+    if (r != ULP_OK) {
+      if (r == ULP_ECHANGED)
+        set_msg(c, "the code changed since the agent read it");
+      c->out[0] = i + (r == ULP_EPROT);
+      return r;
+    }
+  }
+  c->out[0] = n;
+  return ULP_OK;
+}
+
+/* notify sends the thread a signal that has no effect on it (ULP_REQ_NOTIFY
+   in ulp_abi.h): SIGWINCH, SIGURG or SIGCHLD, the first whose disposition is
+   SIG_DFL or SIG_IGN and that mask does not block. */
+static void notify(const sigset_t *mask) {
+  static const int sigs[] = {SIGWINCH, SIGURG, SIGCHLD};
+  for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+    struct sigaction sa;
+    if (sigismember(mask, sigs[i]) || sigaction(sigs[i], NULL, &sa) != 0)
+      continue;
+    if (!(sa.sa_flags & SA_SIGINFO) && (sa.sa_handler == SIG_DFL || sa.sa_handler == SIG_IGN)) {
+      syscall(SYS_tgkill, getpid(), gettid(), sigs[i]);
+      return;
+    }
+  }
+}
+
 static const char *result_text(int32_t r) {
   switch (r) {
   case ULP_OK:
@@ -311,6 +406,10 @@ static const char *result_text(int32_t r) {
     return "dlopen failed";
   case ULP_ENOMEM:
     return "out of memory";
+  case ULP_EPROT:
+    return "code not writable";
+  case ULP_ECHANGED:
+    return "code changed";
   default:
     return "invalid request";
   }
@@ -340,7 +439,8 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
   c->msg[0] = '\0';
   struct ulp_text log = {0};
   int32_t r;
-  if (req->magic != ULP_REQUEST_MAGIC || !has_nul(req->path, sizeof req->path) ||
+  if (req->magic != ULP_REQUEST_MAGIC ||
+      (req->op != ULP_OP_WRITE && !has_nul(req->path, sizeof req->path)) ||
       !has_nul(req->target, sizeof req->target)) {
     set_msg(c, "malformed request");
     ulp_text_str(&log, "malformed request: ");
@@ -353,6 +453,9 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
       break;
     case ULP_OP_LOAD:
       r = op_load(req, c, &log);
+      break;
+    case ULP_OP_WRITE:
+      r = op_write(req, c, &log);
       break;
     case ULP_OP_GROW_LEDGER:
       ulp_text_str(&log, "grow ledger to ");
@@ -375,7 +478,10 @@ __attribute__((used)) void ulp_handle(struct ulp_request *req) {
   if (req->op != ULP_OP_PING || r != ULP_OK)
     ulp_ring_append(log.buf);
   c->result = r;
+  uint32_t flags = req->flags; /* the request may be reused once DONE is out */
   __atomic_store_n(&c->state, ULP_CALL_DONE, __ATOMIC_RELEASE);
   pthread_sigmask(SIG_SETMASK, &saved_mask, NULL);
+  if (flags & ULP_REQ_NOTIFY)
+    notify(&saved_mask);
   errno = saved_errno;
 }

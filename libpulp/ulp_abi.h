@@ -61,6 +61,24 @@
  * Errors: ULP_ENOMEM.
  */
 #define ULP_OP_GROW_LEDGER 2u
+/*
+ * ULP_OP_WRITE: store code bytes atomically while every other thread may
+ * run, for the writes the agent may make without stopping them (the entry
+ * bytes of a pad, an address slot; docs/security.md). arg[0] is the number
+ * of writes (1 to ULP_WRITES_MAX), path[] holds them as struct ulp_write.
+ * For each in order the runtime makes the pages holding it writable
+ * (keeping them executable: a thread may be executing there), checks that
+ * the bytes are still old[], stores new[] with one store instruction (len
+ * 2: an aligned 16-bit store; len 8: a 64-bit store that does not cross a
+ * cache line), and gives the pages back prot. Nothing is written after a
+ * failed check or mprotect.
+ *   out[0] = the number of writes made
+ * Errors: ULP_EPROT (msg[] says why: mprotect refused, e.g. by a security
+ * policy; the agent then writes with every thread stopped), ULP_ECHANGED
+ * (the bytes were not old[]), ULP_EINVAL.
+ */
+#define ULP_OP_WRITE 3u
+#define ULP_WRITES_MAX 64
 
 /* ulp_call.result values (0 is success). */
 #define ULP_OK 0
@@ -70,6 +88,21 @@
 #define ULP_EDLOPEN 4
 #define ULP_ENOMEM 5
 #define ULP_EINVAL 6 /* a malformed request */
+#define ULP_EPROT 7    /* ULP_OP_WRITE: the code could not be made writable */
+#define ULP_ECHANGED 8 /* ULP_OP_WRITE: the bytes to replace were not the expected ones */
+
+/* ulp_request.flags. */
+/*
+ * ULP_REQ_NOTIFY: once DONE is published and the thread's signal mask is
+ * back, the thread sends itself one signal that has no effect on it: one of
+ * SIGWINCH, SIGURG and SIGCHLD whose disposition is SIG_DFL (ignored by
+ * default) or SIG_IGN and that its mask does not block (none when all are
+ * caught or blocked). An untraced thread discards it; a traced one stops
+ * in signal-delivery-stop, which wakes the agent waiting for the call's
+ * result (a SIGCHLD to the tracer) instead of polling ulp_abi.call. The
+ * agent resumes it with the signal, whose delivery does nothing.
+ */
+#define ULP_REQ_NOTIFY 1u
 
 #define ULP_MSG_MAX 256
 #define ULP_REASON_MAX 256
@@ -164,7 +197,7 @@ struct ulp_request {
   uint64_t magic; /* ULP_REQUEST_MAGIC */
   uint64_t id;    /* echoed in ulp_call.id */
   uint32_t op;    /* ULP_OP_* */
-  uint32_t _pad;
+  uint32_t flags; /* ULP_REQ_* */
   uint64_t arg[4];
   char path[ULP_PATH_MAX];   /* ULP_OP_LOAD: the container, NUL-terminated */
   char target[ULP_NAME_MAX]; /* ULP_OP_LOAD: target basename, "" = main program */
@@ -172,6 +205,15 @@ struct ulp_request {
   uint64_t gpr[15];
   /* iretq frame: rip cs rflags rsp ss */
   uint64_t iret[5];
+};
+
+/* struct ulp_write: one write of ULP_OP_WRITE, in ulp_request.path[]. */
+struct ulp_write {
+  uint64_t addr;   /* the first byte written */
+  uint32_t len;    /* 2 or 8 */
+  uint32_t prot;   /* PROT_* of the pages, given back after the store */
+  uint8_t old[8];  /* the bytes expected at addr (len of them) */
+  uint8_t new_[8]; /* the bytes stored (len of them) */
 };
 
 #endif /* ULP_ABI_H */

@@ -593,8 +593,11 @@ func TestRollout_HostLock_InProcessSSH(t *testing.T) {
 	f.setMode(t, 0, "pause")
 	codes := make(chan int, 2)
 	for range 2 {
+		// Each run keeps its own results: two runs never share a results
+		// file (the second would be refused), only the host's lock.
+		results := filepath.Join(t.TempDir(), "results.ndjson")
 		go func() {
-			code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer}, f.args...)...)
+			code, _, _, _ := cliRun(t.Context(), t, append([]string{"apply", sampleContainer, "--results", results}, f.args...)...)
 			codes <- code
 		}()
 	}

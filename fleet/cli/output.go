@@ -36,6 +36,7 @@ type hostRecord struct {
 	Skipped      int              `json:"skipped"`
 	Failed       int              `json:"failed"`
 	Inconsistent int              `json:"inconsistent"`
+	Inaccessible int              `json:"inaccessible"`
 	AgentRan     bool             `json:"agent_ran"`
 	Uploaded     int              `json:"uploaded"`
 	Unchanged    int              `json:"unchanged"`
@@ -75,7 +76,7 @@ type summaryRecord struct {
 func newHostRecord(i int, h *fleet.HostResult) hostRecord {
 	rec := hostRecord{Schema: hostSchema, Type: "host", Host: h.Host, Index: i, Wave: h.Wave + 1, State: h.State,
 		Class: h.Class(), Phase: h.Phase, Patched: h.Patched, Skipped: h.Skipped, Failed: h.Failed,
-		Inconsistent: h.Inconsistent, AgentRan: h.AgentRan, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
+		Inconsistent: h.Inconsistent, Inaccessible: h.Inaccessible, AgentRan: h.AgentRan, Uploaded: h.Uploaded, Unchanged: h.Unchanged,
 		DurationMS: h.Duration.Milliseconds(), Processes: h.Processes}
 	if rec.Processes == nil {
 		rec.Processes = []report.Process{}

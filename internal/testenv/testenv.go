@@ -21,13 +21,17 @@ const (
 	Nginx  = "nginx"  // Debian's nginx binary (make deps installs it)
 	Sudo   = "sudo"   // sudo and useradd/userdel (make deps installs sudo)
 	DebSrc = "debsrc" // apt-get source and download work: deb-src entries (make deb-src), dpkg-dev
+	// Libpulp is SUSE's prebuilt libpulp 0.3.17 (see LibpulpDir): an
+	// outside artifact no make step installs, so "all" does not require
+	// it; ULP_TEST_REQUIRE=libpulp does.
+	Libpulp = "libpulp"
 )
 
 // Required reports whether ULP_TEST_REQUIRE demands capability c.
 func Required(c string) bool {
 	for _, f := range strings.Split(os.Getenv("ULP_TEST_REQUIRE"), ",") {
 		f = strings.TrimSpace(f)
-		if f == c || f == "all" {
+		if f == c || f == "all" && c != Libpulp {
 			return true
 		}
 	}
@@ -83,6 +87,12 @@ func missing(c string) string {
 		}
 	case DebSrc:
 		return debSrcOnce()
+	case Libpulp:
+		for _, f := range []string{"bin/ulp", "lib/libpulp.so.0.0.0"} {
+			if _, err := os.Stat(filepath.Join(LibpulpDir(), f)); err != nil {
+				return "no prebuilt libpulp 0.3.17 (set ULP_LIBPULP_DIR): " + err.Error()
+			}
+		}
 	case Build:
 		for _, f := range []string{"ulp", "libpulp.so.0"} {
 			if _, err := os.Stat(filepath.Join(BuildDir(), f)); err != nil {
@@ -119,6 +129,17 @@ var rootOnce = sync.OnceValue(func() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 })
+
+// LibpulpDir returns the folder of SUSE's prebuilt libpulp 0.3.17 (bin/ulp,
+// lib/libpulp.so.0.0.0): $ULP_LIBPULP_DIR when set, else
+// ../shared/anchors/libpulp-0.3.17 from the module root, as the project's
+// machines keep it.
+func LibpulpDir() string {
+	if d := os.Getenv("ULP_LIBPULP_DIR"); d != "" {
+		return d
+	}
+	return filepath.Join(ModuleRoot(), "..", "shared", "anchors", "libpulp-0.3.17")
+}
 
 // ModuleRoot returns the repository's top folder.
 func ModuleRoot() string { return rootOnce() }

@@ -62,11 +62,54 @@ const (
 	OpPing       Op = 0
 	OpLoad       Op = 1
 	OpGrowLedger Op = 2
+	OpWrite      Op = 3 // atomic code stores while the other threads run (Write)
 )
 
 // String names the operation.
 func (o Op) String() string {
-	return enumName([]string{"ping", "load", "grow-ledger"}, o, "op")
+	return enumName([]string{"ping", "load", "grow-ledger", "write"}, o, "op")
+}
+
+// Request.Flags.
+const (
+	// ReqNotify makes the thread send itself a signal without effect once
+	// the result is published, so that a tracer waiting for it wakes on the
+	// stop (ULP_REQ_NOTIFY).
+	ReqNotify uint32 = 1
+)
+
+// WritesMax is the most writes of one OpWrite request (ULP_WRITES_MAX).
+const WritesMax = 64
+
+// WriteSize is sizeof(struct ulp_write).
+const WriteSize = 32
+
+// Write is struct ulp_write: one store of OpWrite.
+type Write struct {
+	Addr uint64
+	Len  uint32 // 2 or 8
+	Prot uint32 // PROT_* given back to the pages after the store
+	Old  [8]byte
+	New  [8]byte
+}
+
+// SetWrites stores ws as the writes of an OpWrite request (Arg[0] and Path).
+func (r *Request) SetWrites(ws []Write) error {
+	if len(ws) == 0 || len(ws) > WritesMax {
+		return fmt.Errorf("abi: %d writes, want 1 to %d", len(ws), WritesMax)
+	}
+	le := binary.LittleEndian
+	clear(r.Path[:])
+	for i, w := range ws {
+		b := r.Path[i*WriteSize:]
+		le.PutUint64(b, w.Addr)
+		le.PutUint32(b[8:], w.Len)
+		le.PutUint32(b[12:], w.Prot)
+		copy(b[16:24], w.Old[:])
+		copy(b[24:32], w.New[:])
+	}
+	r.Arg[0] = uint64(len(ws))
+	return nil
 }
 
 // Result is ulp_call.result; 0 is success.
@@ -81,12 +124,14 @@ const (
 	EDlopen   Result = 4 // Call.Msg holds dlerror()
 	ENoMem    Result = 5
 	EInval    Result = 6 // a malformed request
+	EProt     Result = 7 // OpWrite: the code could not be made writable
+	EChanged  Result = 8 // OpWrite: the bytes to replace were not the expected ones
 )
 
 // String describes the result in words.
 func (r Result) String() string {
 	return enumName([]string{"ok", "busy, try again", "patching disabled", "target not loaded",
-		"dlopen failed", "out of memory", "malformed request"}, r, "result")
+		"dlopen failed", "out of memory", "malformed request", "code not writable", "code changed"}, r, "result")
 }
 
 // enumName returns names[v], or kind(v) for a value past the table (a newer
@@ -210,7 +255,7 @@ type Request struct {
 	Magic  uint64
 	ID     uint64
 	Op     Op
-	Pad    uint32
+	Flags  uint32 // ReqNotify
 	Arg    [4]uint64
 	Path   [PathMax]byte
 	Target [NameMax]byte
@@ -311,7 +356,7 @@ func (r *Request) Marshal() []byte {
 	le.PutUint64(b[ReqOffMagic:], r.Magic)
 	le.PutUint64(b[ReqOffID:], r.ID)
 	le.PutUint32(b[ReqOffOp:], uint32(r.Op))
-	le.PutUint32(b[ReqOffOp+4:], r.Pad)
+	le.PutUint32(b[ReqOffOp+4:], r.Flags)
 	for i, v := range r.Arg {
 		le.PutUint64(b[ReqOffArg+8*i:], v)
 	}

@@ -66,6 +66,7 @@ type Process struct {
 
 	// Owned by the tracer goroutine.
 	threads  map[int]*thread
+	all      bool // every thread is seized (else the main thread and those of SeizeThread)
 	stopAll  bool // new threads stay stopped
 	exited   bool
 	detached bool
@@ -94,7 +95,9 @@ type ThreadState struct {
 // An EPERM is returned with advice (already traced by another PID, yama
 // ptrace_scope, another user's process) and the errno still wrapped; a
 // process held by another tracer gives an error matching ErrBusy.
-func attach(ctx context.Context, t *Tracer, th *tracer, own bool, pid int, log *slog.Logger) (*Process, error) {
+//
+// With lock, only the main thread is seized (Lock).
+func attach(ctx context.Context, t *Tracer, th *tracer, own, lock bool, pid int, log *slog.Logger) (*Process, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -114,7 +117,11 @@ func attach(ctx context.Context, t *Tracer, th *tracer, own bool, pid int, log *
 	case pid == os.Getpid():
 		err = fmt.Errorf("seize %d: refusing to trace ourselves", pid)
 	default:
-		if !p.tr.do(func() { err = p.seizeAll(ctx) }) {
+		seize := p.seizeAll
+		if lock {
+			seize = p.seizeMain
+		}
+		if !p.tr.do(func() { err = seize(ctx) }) {
 			err = ErrDetached // the Tracer was closed meanwhile
 		}
 	}
@@ -152,8 +159,57 @@ func (p *Process) run(f func() error) error {
 	return err
 }
 
+// seizeMain seizes the main thread.
+func (p *Process) seizeMain(ctx context.Context) error {
+	if err := p.seizeOne(p.pid); err != nil {
+		return err
+	}
+	if _, ok := p.threads[p.pid]; !ok {
+		return fmt.Errorf("seize %d: %w", p.pid, ErrExited)
+	}
+	_, err := p.drain()
+	return err
+}
+
+// seizeOne seizes thread tid unless it is seized already.
+func (p *Process) seizeOne(tid int) error {
+	if _, ok := p.threads[tid]; ok {
+		return nil
+	}
+	skip, err := p.seizeTask(tid)
+	if err != nil || skip {
+		return err
+	}
+	p.threads[tid] = &thread{tid: tid, wantStop: p.stopAll}
+	return nil
+}
+
+// SeizeThread seizes thread tid of the process (Lock seized the main one
+// only) without stopping it. A thread that exited meanwhile gives
+// ErrThreadExited.
+func (p *Process) SeizeThread(tid int) error {
+	return p.run(func() error {
+		if err := p.seizeOne(tid); err != nil {
+			return err
+		}
+		if _, ok := p.threads[tid]; !ok {
+			return fmt.Errorf("seize thread %d: %w", tid, ErrThreadExited)
+		}
+		return nil
+	})
+}
+
+// SeizeAll seizes every thread of the process (after Lock), without
+// stopping any.
+func (p *Process) SeizeAll(ctx context.Context) error {
+	return p.run(func() error { return p.seizeAll(ctx) })
+}
+
 // seizeAll seizes every task until a scan finds nothing new.
 func (p *Process) seizeAll(ctx context.Context) error {
+	if p.all {
+		return nil
+	}
 	for round := 0; ; round++ {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("seize %d: %w", p.pid, err)
@@ -180,7 +236,7 @@ func (p *Process) seizeAll(ctx context.Context) error {
 			if skip {
 				continue
 			}
-			p.threads[tid] = &thread{tid: tid}
+			p.threads[tid] = &thread{tid: tid, wantStop: p.stopAll}
 			added++
 		}
 		if _, err := p.drain(); err != nil {
@@ -191,6 +247,7 @@ func (p *Process) seizeAll(ctx context.Context) error {
 		}
 		if added == 0 {
 			p.log.Debug("seized", "threads", len(p.threads))
+			p.all = true
 			return nil
 		}
 	}
@@ -282,6 +339,9 @@ func (p *Process) Interrupt(ctx context.Context, tid int) error {
 // ResumeAll or Detach; LastPause reports its length.
 func (p *Process) StopAll(ctx context.Context) error {
 	return p.run(func() error {
+		if err := p.seizeAll(ctx); err != nil {
+			return err
+		}
 		p.stopStart = time.Now()
 		p.stopAll = true
 		return p.waitUntil(ctx, func() (bool, error) {
@@ -454,7 +514,7 @@ func (p *Process) detachAll(stopRunning bool) (bool, error) {
 	p.stopAll = true // stops that arrive now are held for their detach
 	var err error
 	start := time.Now()
-	for sleep := 10 * time.Microsecond; ; {
+	for {
 		if _, e := p.drain(); e != nil {
 			return false, e
 		}
@@ -497,13 +557,7 @@ func (p *Process) detachAll(stopRunning bool) (bool, error) {
 				return false, err // a zombie stays attached until the thread ends
 			}
 		}
-		if time.Since(start) < spinFor {
-			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-			continue
-		}
-		ts := unix.NsecToTimespec(sleep.Nanoseconds())
-		unix.Nanosleep(&ts, nil)
-		sleep = min(2*sleep, time.Millisecond)
+		p.sleep(detachWait - time.Since(start))
 	}
 }
 
@@ -698,22 +752,36 @@ func (p *Process) WaitFor(ctx context.Context, cond func() (bool, error)) error 
 	return p.run(func() error { return p.waitUntil(ctx, cond) })
 }
 
-// spinFor is how long waitUntil yields the CPU between polls before it
-// starts sleeping: a thread usually reaches its stop within microseconds.
-// The sleeps after that are nanosleeps on the tracer thread, whose timer
-// slack is 1 µs (see tracer.loop), not Go timers, which a loaded machine
-// rounds up to a millisecond or more.
-const spinFor = 200 * time.Microsecond
+// maxSleep bounds a wait for a ptrace event: the condition of waitUntil
+// may change without one (memory the target writes), and a thread that
+// becomes a zombie never stops.
+const maxSleep = 2 * time.Millisecond
 
-// waitUntil polls wait4 until cond holds, ctx ends or the process exits:
-// first yielding the CPU between polls (the threads it waits for may need
-// it), then sleeping with a backoff. Threads that became zombies (they never
-// stop) are dropped from the set while waiting.
+// sleep blocks until a SIGCHLD arrives (a tracee stopped or exited: the
+// kernel sends one to the tracer for every such event, see ptrace(2)), at
+// most d and at most maxSleep. Nothing is polled meanwhile: the tracer
+// thread sleeps in the Go scheduler and leaves its CPU to the threads it
+// waits for. A SIGCHLD that arrived since the last drain is kept by the
+// channel (buffer of one), so no event is lost between a drain and the
+// sleep.
+func (p *Process) sleep(d time.Duration) {
+	d = min(max(d, 0), maxSleep)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.tr.sigchld:
+	case <-t.C:
+	}
+}
+
+// waitUntil services wait4 events until cond holds, ctx ends or the process
+// exits, sleeping between rounds until the next SIGCHLD (sleep). cond is
+// tried again at least every maxSleep: the runtime makes the thread of a
+// call stop once its result is published (ulp_abi.h, ULP_REQ_NOTIFY), and
+// the timeout covers a runtime that could not. Threads that became zombies
+// (they never stop) are dropped from the set while waiting.
 func (p *Process) waitUntil(ctx context.Context, cond func() (bool, error)) error {
-	const minSleep, maxSleep = 10 * time.Microsecond, time.Millisecond
-	sleep := minSleep
-	start := time.Now()
-	lastReap := start
+	lastReap := time.Now()
 	for {
 		n, err := p.drain()
 		if err != nil {
@@ -732,18 +800,11 @@ func (p *Process) waitUntil(ctx context.Context, cond func() (bool, error)) erro
 		if n > 0 {
 			continue
 		}
-		now := time.Now()
-		if now.Sub(lastReap) > 5*time.Millisecond {
+		if now := time.Now(); now.Sub(lastReap) > 5*time.Millisecond {
 			p.reapZombies()
 			lastReap = now
 		}
-		if now.Sub(start) < spinFor {
-			unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
-			continue
-		}
-		ts := unix.NsecToTimespec(sleep.Nanoseconds())
-		unix.Nanosleep(&ts, nil)
-		sleep = min(2*sleep, maxSleep)
+		p.sleep(maxSleep)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"sync"
@@ -47,17 +48,32 @@ func NewTracer() *Tracer { return &Tracer{} }
 // Seize is the package's Seize on t's thread. It fails with ErrTracerBusy
 // while t holds another process.
 func (t *Tracer) Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
-	return t.seize(ctx, pid, log, false)
+	return t.seize(ctx, pid, log, false, false)
+}
+
+// Lock is Seize of the main thread alone (see the package's Lock) on t's
+// thread.
+func (t *Tracer) Lock(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
+	return t.seize(ctx, pid, log, false, true)
+}
+
+// Lock seizes the main thread of process pid only, with a tracer of its
+// own: the lock against a second agent (which seizes every thread, the main
+// one first, and fails on it), at the cost of one thread however many the
+// process has. Other threads are seized when needed: SeizeThread one,
+// StopAll (or SeizeAll) every one.
+func Lock(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
+	return NewTracer().seize(ctx, pid, log, true, true)
 }
 
 // Seize attaches to every thread of process pid (see Tracer.Seize) with a
 // tracer of its own, which Detach ends. For one process; a program that
 // handles many in turn reuses a Tracer.
 func Seize(ctx context.Context, pid int, log *slog.Logger) (*Process, error) {
-	return NewTracer().seize(ctx, pid, log, true)
+	return NewTracer().seize(ctx, pid, log, true, false)
 }
 
-func (t *Tracer) seize(ctx context.Context, pid int, log *slog.Logger, own bool) (*Process, error) {
+func (t *Tracer) seize(ctx context.Context, pid int, log *slog.Logger, own, lock bool) (*Process, error) {
 	t.mu.Lock()
 	switch {
 	case t.closed:
@@ -73,7 +89,7 @@ func (t *Tracer) seize(ctx context.Context, pid int, log *slog.Logger, own bool)
 	t.busy = true
 	th := t.th
 	t.mu.Unlock()
-	return attach(ctx, t, th, own, pid, log)
+	return attach(ctx, t, th, own, lock, pid, log)
 }
 
 // Do runs f on t's thread (started if need be) and waits for it: the
@@ -143,6 +159,10 @@ func (t *Tracer) Close() {
 type tracer struct {
 	tid     int         // the OS thread's id
 	retired atomic.Bool // to end after the function of Do that runs now
+	// sigchld receives the SIGCHLD the kernel sends the agent whenever a
+	// tracee stops or exits (and for the agent's other children): the
+	// waits of a Process block on it, with a timeout, instead of polling.
+	sigchld chan os.Signal
 	started chan struct{}
 	reqs    chan func()
 	closing chan struct{}
@@ -151,7 +171,9 @@ type tracer struct {
 }
 
 func newTracer() *tracer {
-	tr := &tracer{started: make(chan struct{}), reqs: make(chan func()), closing: make(chan struct{}), done: make(chan struct{})}
+	tr := &tracer{started: make(chan struct{}), reqs: make(chan func()), closing: make(chan struct{}), done: make(chan struct{}),
+		sigchld: make(chan os.Signal, 1)}
+	signal.Notify(tr.sigchld, unix.SIGCHLD)
 	go tr.loop()
 	<-tr.started
 	return tr
@@ -173,8 +195,7 @@ func (tr *tracer) loop() {
 	tr.tid = unix.Gettid()
 	close(tr.started)
 	defer close(tr.done)
-	// Precise short sleeps while polling (the default slack is 50 µs).
-	unix.Prctl(unix.PR_SET_TIMERSLACK, 1000, 0, 0, 0)
+	defer signal.Stop(tr.sigchld)
 	for {
 		select {
 		case f := <-tr.reqs:

@@ -75,7 +75,7 @@ func ParseTrigger(out []byte) ([]Process, Summary, error) {
 			if err := json.Unmarshal(line, &s); err != nil {
 				return fmt.Errorf("%w: summary record: %w", ErrInvalid, err)
 			}
-			if s.Candidates < 0 || s.Patched < 0 || s.Skipped < 0 || s.Failed < 0 || s.PatchesApplied < 0 || s.Inconsistent < 0 {
+			if s.Candidates < 0 || s.Patched < 0 || s.Skipped < 0 || s.Failed < 0 || s.PatchesApplied < 0 || s.Inconsistent < 0 || s.Inaccessible < 0 {
 				return fmt.Errorf("%w: negative count in summary", ErrInvalid)
 			}
 			sum = &s

@@ -72,7 +72,7 @@ func check(pid int) (Found, bool) {
 		return f, true
 	}
 	for _, m := range maps {
-		if m.Base() == RuntimeName || m.Base() == RuntimeName+deletedSuffix {
+		if m.Offset == 0 && isRuntime(pid, m) {
 			return f, true
 		}
 	}

@@ -20,9 +20,13 @@ const RuntimeName = "libpulp.so.0"
 
 // Errors of this package; test them with errors.Is.
 var (
-	// ErrNoRuntime: the process does not map libpulp.so.0 (it was not
-	// started with the runtime preloaded).
+	// ErrNoRuntime: the process does not map the runtime, libpulp.so.0 or
+	// any file that exports its block (it was not started with the runtime
+	// preloaded).
 	ErrNoRuntime = errors.New("libpulp.so.0 not loaded in process")
+	// ErrSUSERuntime: the process maps SUSE libpulp's runtime instead, whose
+	// interface differs (errors.Is(err, ErrNoRuntime) holds too).
+	ErrSUSERuntime = fmt.Errorf("%w: it runs SUSE libpulp's runtime, which this agent does not drive", ErrNoRuntime)
 	// ErrFormat: memory or a file of the process did not hold what the
 	// layout promises (a bad ELF header, an unknown ledger, ...).
 	ErrFormat = errors.New("unexpected data in process")
@@ -55,7 +59,7 @@ type Process struct {
 	Comm    string
 	Exe     string   // path of the executable
 	Objects []Object // in address order
-	Runtime *Object  // libpulp.so.0, one of Objects
+	Runtime *Object  // the runtime (see isRuntime), one of Objects
 	ABI     uint64   // address of the runtime's ulp_abi block
 	maps    []procfs.Mapping
 }
@@ -94,6 +98,11 @@ func Open(pid int) (*Process, error) {
 		return nil, err
 	}
 	if p.Runtime == nil {
+		for _, m := range p.maps {
+			if strings.HasPrefix(m.Base(), "libpulp.so") && exports(pid, m, suseSymbol) {
+				return nil, fmt.Errorf("pid %d: %w: %s (start it with LD_PRELOAD=/path/to/this ulp's %s)", pid, ErrSUSERuntime, m.Path, RuntimeName)
+			}
+		}
 		return nil, fmt.Errorf("pid %d: %w", pid, ErrNoRuntime)
 	}
 	p.ABI, err = abiAddress(p)
@@ -121,9 +130,16 @@ func Inspect(pid int) (*Process, error) {
 	if p.Objects, err = objects(pid, maps, p.Exe); err != nil {
 		return nil, err
 	}
-	for i := range p.Objects {
-		if p.Objects[i].Name == RuntimeName {
-			p.Runtime = &p.Objects[i]
+	for _, m := range maps {
+		if m.Offset != 0 || !isRuntime(pid, m) {
+			continue
+		}
+		for i := range p.Objects {
+			if p.Objects[i].Start == m.Start {
+				p.Runtime = &p.Objects[i]
+			}
+		}
+		if p.Runtime != nil {
 			break
 		}
 	}

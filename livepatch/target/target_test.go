@@ -468,3 +468,60 @@ func TestFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestRuntimeAnyName: the runtime is recognised by the block it exports,
+// whatever its file name (libpulp.so.0.0.0 behind a libpulp.so.0 link, as
+// a distribution installs it, or any other name).
+func TestRuntimeAnyName(t *testing.T) {
+	b, err := os.ReadFile(testenv.Artifact(t, RuntimeName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	versioned := filepath.Join(dir, "libpulp.so.0.0.0")
+	other := filepath.Join(dir, "ulp-runtime-copy.so")
+	link := filepath.Join(dir, RuntimeName)
+	for _, p := range []string{versioned, other} {
+		if err := os.WriteFile(p, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Symlink("libpulp.so.0.0.0", link); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ preload, mapped string }{{link, versioned}, {other, other}} {
+		t.Run(filepath.Base(tt.preload), func(t *testing.T) {
+			v := startVictimWith(t, tt.preload)
+			found, err := Select("")
+			if err != nil || !slices.ContainsFunc(found, func(f Found) bool { return f.PID == v.pid && f.Err == nil }) {
+				t.Errorf("List misses the process with runtime %s: %v, %v", tt.mapped, found, err)
+			}
+			p, err := Open(v.pid)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Runtime.Path != tt.mapped || p.ABI != v.abi {
+				t.Errorf("runtime %+v, ABI %#x; want %s and ABI %#x", p.Runtime, p.ABI, tt.mapped, v.abi)
+			}
+			if _, err := p.ReadABI(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestSUSERuntime: a process that runs SUSE libpulp's runtime is not
+// taken for one with this runtime, and the error says which it runs.
+func TestSUSERuntime(t *testing.T) {
+	testenv.Require(t, testenv.Libpulp)
+	rt := filepath.Join(testenv.LibpulpDir(), "lib", "libpulp.so.0.0.0") // lib/libpulp.so.0 is a copied symlink: 16 bytes of text
+	v := startVictimWith(t, rt)
+	found, err := Select("")
+	if err != nil || slices.ContainsFunc(found, func(f Found) bool { return f.PID == v.pid }) {
+		t.Errorf("List has the process with SUSE's runtime: %v, %v", found, err)
+	}
+	_, err = Open(v.pid)
+	if !errors.Is(err, ErrNoRuntime) || !errors.Is(err, ErrSUSERuntime) || !strings.Contains(err.Error(), rt) {
+		t.Errorf("Open: %v, want ErrNoRuntime naming SUSE's runtime", err)
+	}
+}

@@ -78,6 +78,9 @@ func init() {
 // could take it).
 func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
 	req.ID = callID.Add(1)
+	// The thread stops once DONE is out, which wakes waitDone at once (the
+	// signal, resumed with it, has no effect on the thread).
+	req.Flags |= abi.ReqNotify
 	if err := waitIdle(ctx, p, rt); err != nil {
 		return nil, err
 	}
@@ -126,41 +129,53 @@ func waitIdle(ctx context.Context, p *ptrace.Process, rt runtimeInfo) error {
 	return err
 }
 
-// pickThread chooses a thread not yet tried: sleeping threads first (their
-// interruption disturbs no work), then running ones; never a thread in
-// uninterruptible sleep.
+// pickThread chooses a thread not yet tried: a sleeping one first (its
+// interruption disturbs no work), the main thread before the others (it is
+// the one the agent holds already), else a running one; never a thread in
+// uninterruptible sleep. It reads the threads' states in that order and
+// stops at the first sleeping one, so that a process of a thousand threads
+// does not cost a thousand reads.
 func pickThread(p *ptrace.Process, tried map[int]bool) (int, error) {
-	type cand struct {
-		tid  int
-		rank int
+	tids, err := procfs.Tasks(p.PID())
+	if err != nil {
+		return 0, errNoThread
 	}
-	var cs []cand
-	for _, th := range p.Threads() {
-		if tried[th.TID] {
+	if i := slices.Index(tids, p.PID()); i > 0 {
+		tids[0], tids[i] = tids[i], tids[0]
+	}
+	running := 0
+	for _, tid := range tids {
+		if tried[tid] {
 			continue
 		}
-		st, err := procfs.ReadStatus(th.TID)
+		st, err := procfs.ReadStatus(tid)
 		if err != nil {
 			continue
 		}
-		rank := 1
 		switch st.State {
 		case 'S':
-			rank = 0
+			return tid, nil
 		case 'D', 'Z', 'X':
 			continue
 		}
-		cs = append(cs, cand{th.TID, rank})
+		if running == 0 {
+			running = tid
+		}
 	}
-	if len(cs) == 0 {
+	if running == 0 {
 		return 0, errNoThread
 	}
-	slices.SortStableFunc(cs, func(a, b cand) int { return a.rank - b.rank })
-	return cs[0].tid, nil
+	return running, nil
 }
 
 // callOn runs req on thread tid.
 func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req *abi.Request) (*abi.Call, error) {
+	if err := p.SeizeThread(tid); err != nil {
+		if errors.Is(err, ptrace.ErrExited) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
+	}
 	ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
 	err := p.Interrupt(ictx, tid)
 	cancel()

@@ -324,6 +324,8 @@ func (r *run) openTarget() error {
 		return failed("the main thread of process %d has exited (pthread_exit): ulp cannot read or patch such a process", r.pid)
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
+	case errors.Is(err, target.ErrSUSERuntime):
+		return failed("%w", err)
 	case errors.Is(err, target.ErrNoRuntime):
 		return failed("%s is not loaded in process %d: start it with LD_PRELOAD=/path/to/%s",
 			target.RuntimeName, r.pid, target.RuntimeName)
@@ -456,10 +458,12 @@ func (r *run) seize(ctx context.Context) error {
 	for {
 		var p *ptrace.Process
 		var err error
+		// The main thread only: the lock. A call seizes the thread it
+		// borrows, a write that needs every thread stopped seizes them all.
 		if r.o.Tracer != nil {
-			p, err = r.o.Tracer.Seize(ctx, r.pid, r.log)
+			p, err = r.o.Tracer.Lock(ctx, r.pid, r.log)
 		} else {
-			p, err = ptrace.Seize(ctx, r.pid, r.log)
+			p, err = ptrace.Lock(ctx, r.pid, r.log)
 		}
 		if err == nil {
 			r.proc = p
@@ -623,8 +627,10 @@ func (r *run) ensureLedgerCap(ctx context.Context, n uint64) error {
 // stopped in the middle of bytes to be written.
 const maxSplitRetries = 50
 
-// writeCode stops every thread, checks that none sits inside the bytes to
-// be written, writes them in plan order, then the ledger (commit). Writing
+// writeCode makes the plan's writes without stopping any thread when it
+// can (writeLive). Else it stops every thread, checks that none sits inside
+// the bytes to be written, writes them in plan order, then the ledger
+// (commit). Writing
 // the ledger inside the stop window keeps the time in which an agent killed
 // would leave code and ledger disagreeing to a few system calls. On success
 // the threads stay stopped: Run's Detach resumes them (resuming them here
@@ -635,6 +641,9 @@ func (r *run) writeCode(ctx context.Context, plan *ledger.Plan, commit func() er
 			return &outcome{result: report.Error, reason: "write ledger: " + err.Error(), inconsistent: true, err: err}
 		}
 		return nil
+	}
+	if handled, err := r.writeLive(ctx, plan, commit); handled {
+		return err
 	}
 	for attempt := 0; ; attempt++ {
 		tw := time.Now()

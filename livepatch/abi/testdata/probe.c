@@ -21,6 +21,17 @@ int main(void) {
   P("ULP_OP_PING", ULP_OP_PING);
   P("ULP_OP_LOAD", ULP_OP_LOAD);
   P("ULP_OP_GROW_LEDGER", ULP_OP_GROW_LEDGER);
+  P("ULP_OP_WRITE", ULP_OP_WRITE);
+  P("ULP_WRITES_MAX", ULP_WRITES_MAX);
+  P("ULP_REQ_NOTIFY", ULP_REQ_NOTIFY);
+  P("ULP_EPROT", ULP_EPROT);
+  P("ULP_ECHANGED", ULP_ECHANGED);
+  P("sizeof(struct ulp_write)", sizeof(struct ulp_write));
+  O(ulp_write, addr);
+  O(ulp_write, len);
+  O(ulp_write, prot);
+  O(ulp_write, old);
+  O(ulp_write, new_);
   P("ULP_OK", ULP_OK);
   P("ULP_EAGAIN", ULP_EAGAIN);
   P("ULP_EDISABLED", ULP_EDISABLED);
