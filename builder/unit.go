@@ -326,7 +326,14 @@ func (b *build) resolve(u *unit, sym string, use asm.Use) (asm.Ref, error) {
 			}
 			return asm.Ref{}, fmt.Errorf("thread-local variable %s: only initial-exec accesses that the library makes too are handled", sym)
 		case !d.Writable:
-			return keep, nil // the patch has its own copy of read-only data
+			// Read-only data the library has (the same content, located
+			// through a matched function) is the library's, so that its
+			// address stays the one the library hands out and compares;
+			// otherwise the patch has its own copy.
+			if place, ok := u.res.Ref(d.ID, match.Direct); ok && d.ID != "" {
+				return b.slot(u, "ref", sym, place, true, ""), nil
+			}
+			return keep, nil
 		}
 		if place, ok := u.res.Ref("var:"+sym, match.Direct); ok {
 			return b.slot(u, "ref", sym, place, true, ""), nil

@@ -105,6 +105,9 @@ type Datum struct {
 	Size     int
 	Bytes    []byte // nil for .bss and .tbss
 	Relocs   []Reloc
+	// ID is the identity relocations give read-only data ("ro:" and the
+	// hash of its content); empty for writable data.
+	ID string
 }
 
 // Object is a relocatable object as Read sees it.
@@ -305,6 +308,11 @@ func (r *reader) object() (*Object, error) {
 			var err error
 			if d.Relocs, err = r.relocs(sec, lo, hi, nil); err != nil {
 				return nil, fmt.Errorf("object %s: %w", sym.Name, err)
+			}
+			if !d.Writable && !d.TLS {
+				if d.ID, err = r.contentID(sec, int64(lo), int64(hi), 0); err != nil {
+					return nil, fmt.Errorf("object %s: %w", sym.Name, err)
+				}
 			}
 			o.Data = append(o.Data, d)
 		}
