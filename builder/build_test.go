@@ -124,6 +124,10 @@ func TestBuild_AppliesToRunningProcess(t *testing.T) {
 		// load ld relaxed to a lea in the library): all located through
 		// the matched functions.
 		{patch: "fix_ref.patch", replaced: []string{"lib_mix"}, refs: []string{"calls", "scale", "syn_hidden"}, label: "CVE-2099-1003", query: "mix 2", before: "15", after: "3022"},
+		// A static function with a twin of the same code (but for the
+		// variable it reads) in the library: its place among the located
+		// functions of its section, or the variable, tells them apart.
+		{patch: "fix_twin.patch", replaced: []string{"get_b"}, refs: []string{"vb"}, label: "CVE-2099-1004", query: "ab 0", before: "22", after: "23"},
 	} {
 		t.Run(tc.patch, func(t *testing.T) {
 			res, out, err := s.build(t, tc.patch)

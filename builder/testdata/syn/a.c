@@ -54,4 +54,11 @@ int lib_node_b(const struct node *n) { return n->b; }
 
 int lib_hidden(void) { return syn_hidden; }
 
+/* Twins: the same code but for the variable each reads. */
+static int va = 11, vb = 22;
+static __attribute__((noinline)) int get_a(void) { return va; }
+static __attribute__((noinline)) int get_b(void) { return vb; }
+int lib_ab(int w) { return w ? get_a() : get_b(); }
+int lib_set_b(int v) { return vb = v; }
+
 int lib_tls(void) { return ++tls_calls; }

@@ -14,6 +14,7 @@ int lib_counter(void);
 int lib_calls(void);
 int lib_mix(int x);
 int lib_node_b(const struct node *n);
+int lib_ab(int w);
 
 int main(void) {
   char line[256];
@@ -29,6 +30,8 @@ int main(void) {
       printf("%d\n", lib_short(n));
     else if (sscanf(line, "value %d", &n) == 1)
       printf("%d\n", lib_value(n));
+    else if (sscanf(line, "ab %d", &n) == 1)
+      printf("%d\n", lib_ab(n));
     else if (sscanf(line, "mix %d", &n) == 1)
       printf("%d\n", lib_mix(n));
     else if (strncmp(line, "counter", 7) == 0)
