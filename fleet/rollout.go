@@ -35,11 +35,8 @@ var (
 	ErrLocked = errors.New("host locked by another rollout")
 )
 
-// Defaults for zero fields of Rollout.
-const (
-	DefaultParallel       = 16
-	DefaultUploadParallel = 4
-)
+// DefaultParallel is the default of Rollout.Parallel.
+const DefaultParallel = 16
 
 // Rollout executes plans. Its fields are read-only during Run; one Rollout
 // may run several plans one after the other.
@@ -49,7 +46,7 @@ type Rollout struct {
 	// sliding window: a new host starts as soon as one finishes).
 	Parallel int
 	// UploadParallel is the number of uploads in flight at once across all
-	// hosts.
+	// hosts; 0 is Parallel (every host in flight may upload).
 	UploadParallel int
 	// MaxFailures is the number of failed hosts tolerated: once more hosts
 	// than this have failed, no new host starts, and no wave after a canary
@@ -199,7 +196,7 @@ func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	upPar := r.UploadParallel
 	if upPar <= 0 {
-		upPar = DefaultUploadParallel
+		upPar = parallel
 	}
 	uploads := make(chan struct{}, upPar)
 	total := p.NumHosts()
