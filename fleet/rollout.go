@@ -140,7 +140,9 @@ type HostResult struct {
 	// in the staging folder), runtime_library, preload,
 	// runtime_processes.
 	Preflight map[string]string
-	Duration  time.Duration
+	// Removed lists the files a clean plan removed.
+	Removed  []string
+	Duration time.Duration
 }
 
 // Failed reports whether the host counts as a failure for the gate.
@@ -416,6 +418,20 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				}
 				return fail(string(s.Kind), err)
 			}
+		case StepClean:
+			out, err := conn.Run(hctx, s.Argv, nil)
+			var xe *remote.ExitError
+			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
+				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds: %w", ErrLocked, LockWait, err))
+			}
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			for line := range strings.Lines(string(out.Stdout)) {
+				if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") && len(hr.Removed) < maxRemoved {
+					hr.Removed = append(hr.Removed, line)
+				}
+			}
 		case StepPreflight:
 			out, err := conn.Run(hctx, s.Argv, nil)
 			if err != nil {
@@ -442,6 +458,9 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 	}
 	return hr
 }
+
+// maxRemoved bounds the paths a clean step reports.
+const maxRemoved = 10000
 
 // parsePreflight reads the key=value lines of the preflight script.
 func parsePreflight(out []byte) map[string]string {
