@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 )
 
 const cleanSchema = "ulpfleet.clean/v1"
@@ -59,7 +60,7 @@ func writeCleanText(w io.Writer, res *fleet.Result) error {
 			removed = fmt.Sprint(len(h.Removed))
 		}
 		total += len(h.Removed)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(h.Host), h.Class(), removed, oneLine(detail))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", escape.Text(h.Host), h.Class(), removed, oneLine(detail))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
