@@ -36,6 +36,10 @@ const (
 	// Messages runs `ulp messages --json -p '*'`: the runtime's message
 	// ring of every process with the runtime (no containers).
 	Messages Action = "messages"
+	// Clean removes staging garbage under the host's lock: temporary files
+	// of uploads that died (older than remote.StaleTemp) and agent
+	// versions other than this controller's (older than that too).
+	Clean Action = "clean"
 	// Ping connects and runs a read-only preflight (architecture, kernel,
 	// free space and mount options of the staging folder, the agent
 	// versions there, the runtime library and the processes that have it
@@ -169,6 +173,7 @@ const (
 	StepMessages  StepKind = "messages"  // run `ulp messages --json -p '*'`
 	StepPreflight StepKind = "preflight" // run the read-only preflight script
 	StepHealth    StepKind = "health"    // run the health check command
+	StepClean     StepKind = "clean"     // run the staging clean-up script
 )
 
 // Step is one step of a host.
@@ -207,7 +212,7 @@ func NewPlan(hosts []inventory.Host, opts Options) (*Plan, error) {
 		if opts.RevertAll != "" {
 			bad("push takes no --revert-all")
 		}
-	case Status, Ping, Messages:
+	case Status, Ping, Messages, Clean:
 		if len(opts.Containers) > 0 || opts.RevertAll != "" {
 			bad("%s takes no containers", opts.Action)
 		}
@@ -302,6 +307,10 @@ func (p *Plan) steps(dir string) []Step {
 	if p.Action == Ping {
 		return []Step{{Kind: StepPreflight, Argv: []string{"sh", "-c", preflightScript, "preflight", dir, agentPath, p.Agent.SHA256[:16]}}}
 	}
+	if p.Action == Clean {
+		return []Step{{Kind: StepClean, Argv: []string{"sh", "-c", cleanScript, "clean", dir, path.Base(agentPath),
+			strconv.Itoa(LockWait), strconv.Itoa(LockedExit)}}}
+	}
 	// Uploads create the missing folders of their paths (remote.Client.Upload).
 	steps := []Step{
 		{Kind: StepUpload, Artifact: p.Agent.Name, Path: agentPath, art: &p.Agent, mode: 0o755},
@@ -380,6 +389,22 @@ echo "preload=$(grep -qs libpulp /etc/ld.so.preload && echo yes || echo no)"
 n=0
 for m in /proc/[0-9]*/maps; do grep -qs 'libpulp\.so' "$m" && n=$((n+1)); done
 echo "runtime_processes=$n"`
+
+// cleanScript removes the staging garbage of folder $1 under its lock
+// (waiting $3 seconds, else exit $4): temporary files of uploads
+// (".NAME.tmp-*", also .gz) and agents other than $2 (bin/ulp-*), both
+// only when older than 10 minutes (remote.StaleTemp), so that an upload
+// of another controller in progress keeps its files. It prints each path
+// removed; a missing folder has nothing to remove.
+const cleanScript = `d=$1 keep=$2
+[ -d "$d" ] || exit 0
+exec 9>>"$d/lock" || exit 1
+flock -w "$3" -E "$4" 9 || exit $?
+find "$d" -xdev -type f -name '.*.tmp-*' -mmin +10 -print -delete
+for f in "$d"/bin/ulp-*; do
+	[ -f "$f" ] && [ "${f##*/}" != "$keep" ] || continue
+	if [ -n "$(find "$f" -prune -mmin +10)" ]; then rm -f -- "$f" && echo "$f"; fi
+done`
 
 // splitWaves puts hosts into the canary waves described by specs, then the
 // rest in batches.

@@ -35,11 +35,8 @@ var (
 	ErrLocked = errors.New("host locked by another rollout")
 )
 
-// Defaults for zero fields of Rollout.
-const (
-	DefaultParallel       = 16
-	DefaultUploadParallel = 4
-)
+// DefaultParallel is the default of Rollout.Parallel.
+const DefaultParallel = 16
 
 // Rollout executes plans. Its fields are read-only during Run; one Rollout
 // may run several plans one after the other.
@@ -49,7 +46,7 @@ type Rollout struct {
 	// sliding window: a new host starts as soon as one finishes).
 	Parallel int
 	// UploadParallel is the number of uploads in flight at once across all
-	// hosts.
+	// hosts; 0 is Parallel (every host in flight may upload).
 	UploadParallel int
 	// MaxFailures is the number of failed hosts tolerated: once more hosts
 	// than this have failed, no new host starts, and no wave after a canary
@@ -143,7 +140,9 @@ type HostResult struct {
 	// in the staging folder), runtime_library, preload,
 	// runtime_processes.
 	Preflight map[string]string
-	Duration  time.Duration
+	// Removed lists the files a clean plan removed.
+	Removed  []string
+	Duration time.Duration
 }
 
 // Failed reports whether the host counts as a failure for the gate.
@@ -199,7 +198,7 @@ func (r *Rollout) Run(ctx context.Context, p *Plan) (*Result, error) {
 	}
 	upPar := r.UploadParallel
 	if upPar <= 0 {
-		upPar = DefaultUploadParallel
+		upPar = parallel
 	}
 	uploads := make(chan struct{}, upPar)
 	total := p.NumHosts()
@@ -419,6 +418,20 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 				}
 				return fail(string(s.Kind), err)
 			}
+		case StepClean:
+			out, err := conn.Run(hctx, s.Argv, nil)
+			var xe *remote.ExitError
+			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
+				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds: %w", ErrLocked, LockWait, err))
+			}
+			if err != nil {
+				return fail(string(s.Kind), err)
+			}
+			for line := range strings.Lines(string(out.Stdout)) {
+				if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") && len(hr.Removed) < maxRemoved {
+					hr.Removed = append(hr.Removed, line)
+				}
+			}
 		case StepPreflight:
 			out, err := conn.Run(hctx, s.Argv, nil)
 			if err != nil {
@@ -445,6 +458,9 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 	}
 	return hr
 }
+
+// maxRemoved bounds the paths a clean step reports.
+const maxRemoved = 10000
 
 // parsePreflight reads the key=value lines of the preflight script.
 func parsePreflight(out []byte) map[string]string {

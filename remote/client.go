@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -29,6 +30,9 @@ type Client struct {
 
 	sftpMu sync.Mutex
 	sftp   *sftp.Client
+	// noGzip is set once the host proved to have no gzip: uploads then go
+	// uncompressed.
+	noGzip atomic.Bool
 
 	stopKeepalive chan struct{}
 	keepaliveDone chan struct{}

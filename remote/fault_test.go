@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -120,7 +121,8 @@ func TestUpload_ConnectionCut(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := dial(t, srv.Config())
-	data := bytes.Repeat([]byte{0xa5}, 8<<20)
+	data := make([]byte, 8<<20)
+	rand.Read(data) // incompressible: sent as it is, cut after 1 MiB
 	within(t, 30*time.Second, func() {
 		_, err := c.Upload(t.Context(), data, dst, 0o755)
 		if !errors.Is(err, remote.ErrUpload) {
@@ -404,7 +406,8 @@ func TestUpload_Cancel(t *testing.T) {
 	dir := t.TempDir()
 	dst := filepath.Join(dir, "agent")
 	c := dial(t, srv.Config())
-	data := bytes.Repeat([]byte{1}, 64<<20)
+	data := make([]byte, 64<<20)
+	rand.Read(data) // incompressible: the transfer takes long enough to cancel
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
 		// Cancel once the transfer is under way.
@@ -486,4 +489,47 @@ func TestRun_OpenSSHLoginNoise(t *testing.T) {
 	if err != nil || !u.Skipped {
 		t.Errorf("second Upload with a noisy .bashrc = %+v, %v; want skipped", u, err)
 	}
+}
+
+// TestUpload_Compressed: large data that compresses is sent gzipped and
+// arrives whole; a host without gzip gets the plain bytes.
+func TestUpload_Compressed(t *testing.T) {
+	data := bytes.Repeat([]byte("a static Go binary compresses well "), 120000) // 4.2 MB
+	t.Run("gzip", func(t *testing.T) {
+		srv := remotetest.NewServer(t)
+		dst := filepath.Join(t.TempDir(), "agent")
+		if _, err := dial(t, srv.Config()).Upload(t.Context(), data, dst, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		checkFile(t, dst, data, 0o755)
+		noTemps(t, filepath.Dir(dst))
+		if n := srv.SFTPBytes.Load(); n > int64(len(data))/4 {
+			t.Errorf("%d SFTP bytes for %d bytes of data: not compressed", n, len(data))
+		}
+	})
+	t.Run("no gzip on the host", func(t *testing.T) {
+		bin := t.TempDir()
+		for _, tool := range []string{"bash", "sh", "sha256sum", "chmod", "sync", "rm"} {
+			p, err := exec.LookPath(tool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		srv := remotetest.NewServer(t, remotetest.Path(bin))
+		dst := filepath.Join(t.TempDir(), "agent")
+		c := dial(t, srv.Config())
+		for i, d := range [][]byte{data, append(bytes.Clone(data), '!')} {
+			if _, err := c.Upload(t.Context(), d, dst, 0o755); err != nil {
+				t.Fatalf("upload %d: %v", i, err)
+			}
+			checkFile(t, dst, d, 0o755)
+		}
+		noTemps(t, filepath.Dir(dst))
+		if n := srv.SFTPBytes.Load(); n < 2*int64(len(data)) {
+			t.Errorf("%d SFTP bytes for two uploads of %d bytes", n, len(data))
+		}
+	})
 }

@@ -2,6 +2,7 @@ package remote
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,10 +13,16 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
 )
+
+// CompressMin is the size from which [Client.Upload] sends data gzipped,
+// when that makes it at least a quarter smaller: the agent, a static Go
+// binary, shrinks to less than half.
+const CompressMin = 1 << 20
 
 // Uploaded describes the file at the destination after [Client.Upload].
 type Uploaded struct {
@@ -28,6 +35,11 @@ type Uploaded struct {
 }
 
 // Upload makes dst on the host hold data with permissions mode.
+//
+// Data of [CompressMin] bytes or more that compresses well is sent gzipped
+// (compressed once per content and process) and decompressed on the host
+// by gzip -dc into the temporary file; a host without gzip gets the plain
+// bytes.
 //
 // When dst already has data's sha256 (checked with sha256sum on the host)
 // the transfer is skipped; the mode is still set. Otherwise data is written
@@ -99,11 +111,12 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 	if err != nil {
 		return fail(err)
 	}
-	if err := c.writeTemp(sc, tmp, data, mode); err != nil {
-		c.removeTemp(sc, tmp)
-		return fail(ctxErr(err))
+	got, sent, err := c.sendCompressed(ctx, sc, tmp, data, mode)
+	if !sent && err == nil {
+		if err = c.writeTemp(sc, tmp, data, mode); err == nil {
+			got, err = c.remoteSHA256(ctx, tmp)
+		}
 	}
-	got, err := c.remoteSHA256(ctx, tmp)
 	if err == nil && got != want.SHA256 {
 		err = fmt.Errorf("verify: sha256 on host is %s, want %s", got, want.SHA256)
 	}
@@ -117,6 +130,88 @@ func (c *Client) Upload(ctx context.Context, data []byte, dst string, mode fs.Fi
 	}
 	c.sweepTemps(sc, dst)
 	return want, nil
+}
+
+// gzipCache holds the gzipped form of each large content uploaded (nil
+// when it does not compress well), by sha256: a rollout compresses the
+// agent once, not once per host.
+var gzipCache sync.Map // [sha256.Size]byte -> *gzipped
+
+type gzipped struct {
+	once sync.Once
+	data []byte
+}
+
+// compressed returns data gzipped, or nil when data is small or does not
+// shrink by a quarter.
+func compressed(data []byte) []byte {
+	if len(data) < CompressMin {
+		return nil
+	}
+	v, _ := gzipCache.LoadOrStore(sha256.Sum256(data), &gzipped{})
+	g := v.(*gzipped)
+	g.once.Do(func() {
+		var b bytes.Buffer
+		// BestSpeed: a quarter of the default's time for 10% more bytes
+		// (the agent: 0.4 s and 45% under load, against 1.5 s and 41%).
+		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+		if _, err := zw.Write(data); err != nil || zw.Close() != nil || b.Len() > len(data)*3/4 {
+			return
+		}
+		g.data = b.Bytes()
+	})
+	return g.data
+}
+
+// decompressScript decompresses $1 into $2 with mode $3, syncs it, prints
+// its sha256 and removes $1; gzip missing is exit status 127.
+const decompressScript = `command -v gzip >/dev/null || { rm -f -- "$1"; exit 127; }
+gzip -dc -- "$1" >"$2" && chmod "$3" -- "$2" && sync -- "$2" && sha256sum -- "$2"
+r=$?
+rm -f -- "$1"
+exit $r`
+
+// sendCompressed writes data gzipped to tmp+".gz" and has the host
+// decompress it into tmp, returning the sha256 the host computed. sent is
+// false, with no error, when data is not worth compressing or the host has
+// no gzip (remembered for the Client): the caller sends the plain bytes.
+func (c *Client) sendCompressed(ctx context.Context, sc *sftp.Client, tmp string, data []byte, mode fs.FileMode) (sum string, sent bool, err error) {
+	gz := compressed(data)
+	if gz == nil || c.noGzip.Load() {
+		return "", false, nil
+	}
+	ztmp := tmp + ".gz"
+	f, err := sc.OpenFile(ztmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
+	if err != nil {
+		return "", true, fmt.Errorf("create %s: %w", ztmp, err)
+	}
+	n, err := f.ReadFrom(bytes.NewReader(gz))
+	if err == nil && n != int64(len(gz)) {
+		err = fmt.Errorf("wrote %d of %d bytes", n, len(gz))
+	}
+	if cerr := f.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		c.removeTemp(sc, ztmp)
+		return "", true, fmt.Errorf("write %s: %w", ztmp, err)
+	}
+	res, err := c.Run(ctx, []string{"sh", "-c", decompressScript, "decompress", ztmp, tmp, fmt.Sprintf("%o", mode.Perm())}, nil)
+	var xe *ExitError
+	if errors.As(err, &xe) && xe.Code == 127 {
+		c.noGzip.Store(true)
+		c.log.Debug("no gzip on the host: uploads go uncompressed")
+		return "", false, nil
+	}
+	if err != nil {
+		c.removeTemp(sc, ztmp)
+		return "", true, fmt.Errorf("decompress on host: %w", err)
+	}
+	sum, _, _ = strings.Cut(string(res.Stdout), " ")
+	if len(sum) != 64 {
+		return "", true, fmt.Errorf("decompress on host: unexpected output %q", lastLine(res.Stdout))
+	}
+	return sum, true, nil
 }
 
 // removeTemp removes a failed upload's temporary file. When sc was closed

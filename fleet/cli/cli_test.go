@@ -162,7 +162,7 @@ func TestSettings_Errors(t *testing.T) {
 		{"bad staging", []string{"plan", "-i", inv, "--staging-dir", "tmp", "--agent", "/bin/true", sampleContainer}, "staging-dir"},
 		{"bad value in config", []string{"plan", "--config", badValue, "-i", inv}, `parallel in ` + badValue + `: "many" is not a whole number`},
 		{"bad value in env", []string{"plan", "-i", inv}, `ULPFLEET_TIMEOUT: "soon" is not a duration`},
-		{"invalid value in env", []string{"plan", "-i", inv}, "ULPFLEET_UPLOAD_PARALLEL: must be at least 1"},
+		{"invalid value in env", []string{"plan", "-i", inv}, "ULPFLEET_UPLOAD_PARALLEL: must not be negative"},
 		{"no key and no ssh-agent", []string{"ping", "-i", inv, "--agent", "/bin/true"}, "no ssh-agent (SSH_AUTH_SOCK is not set)"},
 	}
 	for _, tt := range tests {
@@ -171,7 +171,7 @@ func TestSettings_Errors(t *testing.T) {
 			case "bad value in env":
 				t.Setenv("ULPFLEET_TIMEOUT", "soon")
 			case "invalid value in env":
-				t.Setenv("ULPFLEET_UPLOAD_PARALLEL", "0")
+				t.Setenv("ULPFLEET_UPLOAD_PARALLEL", "-1")
 			}
 			code, stdout, stderr, _ := cliRun(t.Context(), t, tt.args...)
 			if code != ExitUsage || !strings.Contains(stderr, tt.want) || stdout != "" {

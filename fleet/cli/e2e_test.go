@@ -11,6 +11,7 @@ import (
 	osuser "os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -468,5 +469,81 @@ func TestE2E_OpenSSH_ControllerKilled(t *testing.T) {
 				t.Errorf("second retry: exit %d\n%s", code, out)
 			}
 		})
+	}
+}
+
+// TestE2E_OpenSSH_Clean: clean removes, under each host's lock, the
+// temporary files of dead uploads and the agents of other versions that
+// are older than 10 minutes, and nothing else.
+func TestE2E_OpenSSH_Clean(t *testing.T) {
+	agent := fakeAgent(t)
+	data, err := os.ReadFile(agent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	current := "ulp-" + fleet.NewArtifact("ulp", data).SHA256[:16]
+	f, args := realFleet(t, 2, agent)
+	root := f.Hosts[0].Root
+	old := time.Now().Add(-time.Hour)
+	files := map[string]bool{ // path in the staging folder: removed
+		"bin/ulp-0123456789abcdef":                true,
+		"bin/.ulp-0123456789abcdef.tmp-0a1b2c3d":  true,
+		"bin/.ulp-0123456789abcdef.tmp-4e5f.gz":   true,
+		"patches/aa/.fix.so.tmp-0a1b2c3d":         true,
+		"bin/" + current:                          false,
+		"bin/ulp-fedcba9876543210":                false, // too recent
+		"bin/.ulp-fedcba9876543210.tmp-0a1b2c3d":  false, // an upload in progress
+		"patches/aa/fix.so":                       false,
+		"patches/0123456789abcdef/ulp-0123456789": false,
+	}
+	for p, gone := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(p), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if gone || p == "bin/"+current || strings.HasPrefix(p, "patches/") {
+			os.Chtimes(full, old, old)
+		}
+	}
+	// host02's lock is held for a second: clean waits for it.
+	hold := exec.CommandContext(t.Context(), "flock", filepath.Join(f.Hosts[1].Root, "lock"), "sleep", "1")
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer hold.Wait()
+	time.Sleep(100 * time.Millisecond)
+	start := time.Now()
+	code, out, _, _ := cliRun(t.Context(), t, append([]string{"clean", "--json", "--canary", "0"}, args...)...)
+	if d := time.Since(start); d < 800*time.Millisecond {
+		t.Errorf("clean took %v: it did not wait for host02's lock", d)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("clean: exit %d\n%s", code, out)
+	}
+	var rec cleanRecord
+	if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil || rec.Class != "success" {
+		t.Fatalf("host01: %v, %s", err, lines[0])
+	}
+	var want, got []string
+	for p, gone := range files {
+		if gone {
+			want = append(want, sshfleet.StateDir+"/"+p)
+		}
+		if _, err := os.Stat(filepath.Join(root, p)); (err == nil) == gone {
+			t.Errorf("%s: exists %v after clean, want %v", p, err == nil, !gone)
+		}
+	}
+	got = append(got, rec.Removed...)
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("removed %q\nwant %q", got, want)
+	}
+	if !strings.Contains(lines[1], `"removed":[]`) {
+		t.Errorf("host02: %s", lines[1])
 	}
 }

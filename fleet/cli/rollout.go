@@ -117,7 +117,7 @@ func (a *app) planFor(action fleet.Action, hosts []inventory.Host, containers []
 		return nil, err
 	}
 	canary, batch := a.cfg.Canary, a.cfg.Batch
-	if action == fleet.Status || action == fleet.Ping {
+	if action == fleet.Status || action == fleet.Ping || action == fleet.Clean {
 		canary, batch = nil, nil
 	}
 	trusted, err := a.trustPolicy(action)

@@ -94,6 +94,7 @@ func newRoot(a *app) *cobra.Command {
 		newPushCommand(a),
 		newRetryCommand(a),
 		newMessagesCommand(a),
+		newCleanCommand(a),
 		newVersionCommand(a),
 	)
 	return root

@@ -56,7 +56,7 @@ func addSettingFlags(f *pflag.FlagSet) {
 	f.StringP("inventory", "i", "", "inventory `FILE`: Ansible YAML or INI, or the JSON of ansible-inventory --list")
 	f.StringP("limit", "l", "", "select hosts: group or host names and globs, a:b (or), a:&b (and), a:!b (except); @FILE: the patterns listed in FILE, one a line")
 	f.Int("parallel", fleet.DefaultParallel, "hosts worked on at once")
-	f.Int("upload-parallel", fleet.DefaultUploadParallel, "uploads in flight at once")
+	f.Int("upload-parallel", 0, "uploads in flight at once, across all hosts (0: as many as --parallel)")
 	f.StringSlice("canary", []string{"1"}, "canary waves before the rest: host counts, percentages or group:NAME (0: none)")
 	f.StringSlice("batch", nil, "split the hosts after the canaries into batches: counts or percentages, the last repeating (default: one batch)")
 	f.Int("max-failures", 0, "failed hosts tolerated before the rollout stops")
@@ -247,8 +247,8 @@ func (c *Config) validate(src func(key string) string) error {
 	if c.Parallel < 1 {
 		bad("parallel", "must be at least 1, not %d", c.Parallel)
 	}
-	if c.UploadParallel < 1 {
-		bad("upload-parallel", "must be at least 1, not %d", c.UploadParallel)
+	if c.UploadParallel < 0 {
+		bad("upload-parallel", "must not be negative")
 	}
 	if c.MaxFailures < 0 {
 		bad("max-failures", "must not be negative")

@@ -46,6 +46,7 @@ type Server struct {
 	ln        net.Listener
 	cutAfter  int64 // close a connection after this many SFTP bytes in (0: never)
 	extraKeys bool
+	path      string // PATH of commands
 
 	mu    sync.Mutex
 	conns map[net.Conn]struct{}
@@ -72,6 +73,10 @@ func CutAfter(n int64) Option { return func(s *Server) { s.cutAfter = n } }
 // its KnownHosts file still lists only the ed25519 key, as a known_hosts
 // written by OpenSSH's ssh often does.
 func ExtraHostKeys() Option { return func(s *Server) { s.extraKeys = true } }
+
+// Path makes commands run with PATH=dirs instead of the usual system PATH
+// (a host lacking a tool).
+func Path(dirs string) Option { return func(s *Server) { s.path = dirs } }
 
 // NewServer starts a server listening on 127.0.0.1:0.
 func NewServer(t testing.TB, opts ...Option) *Server {
@@ -287,7 +292,11 @@ func (s *Server) exec(ch ssh.Channel, reqs <-chan *ssh.Request, cmd string) {
 		shell = "/bin/bash"
 	}
 	c := exec.Command(shell, "-c", cmd)
-	c.Env = []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
+	path := "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	if s.path != "" {
+		path = s.path
+	}
+	c.Env = []string{"PATH=" + path, "HOME=" + os.Getenv("HOME"), "LANG=C.UTF-8"}
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		sendExit(ch, 127, "")

@@ -83,9 +83,10 @@ func withSSHAnchors(figs []Figure) []Figure {
 		}
 	}
 	for i, f := range figs {
-		for _, action := range []string{"apply.", "revert."} {
+		for _, action := range []string{"apply.cold.", "apply.", "revert."} {
 			if rest, ok := strings.CutPrefix(f.Name, action); ok && ssh[rest] > 0 {
 				figs[i] = f.Against(ssh[rest], "ssh HOST true, this run")
+				break
 			}
 		}
 	}
