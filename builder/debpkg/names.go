@@ -23,7 +23,7 @@ var (
 	revisionRE = regexp.MustCompile(`^[A-Za-z0-9.+~]+$`)
 	epochRE    = regexp.MustCompile(`^[0-9]+$`)
 	// "Full Name <address>", printable, no angle brackets in the name.
-	maintainerRE = regexp.MustCompile(`^[^<>\x00-\x1f\x7f]+ <[^<>\s]+@[^<>\s]+>$`)
+	maintainerRE = regexp.MustCompile(`^[^<>\x00-\x1f\x7f]+ <[^<>\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+>$`)
 )
 
 // CheckName reports whether name is a valid Debian package name.

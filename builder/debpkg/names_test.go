@@ -98,6 +98,8 @@ func TestCheckMaintainer(t *testing.T) {
 		{"Jane\nDepends: evil <a@b>", false},
 		{"Jane <a@b>\n", false},
 		{"Jane <a@b> <c@d>", false},
+		{"Jane <a\x01@b>", false}, // found by FuzzCheck
+		{"Jane\x7f <a@b>", false},
 	} {
 		if err := CheckMaintainer(tc.m); (err == nil) != tc.ok {
 			t.Errorf("CheckMaintainer(%q) = %v, want ok %v", tc.m, err, tc.ok)
