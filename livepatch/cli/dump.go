@@ -42,19 +42,19 @@ comments and the bug labels. --json prints one JSON object (schema ` + DumpSchem
 
 // dumpJSON is the output of `ulp dump --json`.
 type dumpJSON struct {
-	Schema           string          `json:"schema"`
-	Container        string          `json:"container"`
-	ContainerBuildID string          `json:"container_build_id"`
-	Section          string          `json:"section"`
+	Schema           string `json:"schema"`
+	Container        string `json:"container"`
+	ContainerBuildID string `json:"container_build_id"`
+	Section          string `json:"section"`
 	// Format is "ulp", or "libpulp" for a section in SUSE libpulp's format.
-	Format string `json:"format"`
-	Kind             string          `json:"kind"`
-	PatchID          string          `json:"patch_id"`
-	Target           dumpTarget      `json:"target"`
-	Functions        []dumpFunction  `json:"functions"`
-	References       []dumpReference `json:"references"`
-	Comments         string          `json:"comments"`
-	Labels           []string        `json:"labels"`
+	Format     string          `json:"format"`
+	Kind       string          `json:"kind"`
+	PatchID    string          `json:"patch_id"`
+	Target     dumpTarget      `json:"target"`
+	Functions  []dumpFunction  `json:"functions"`
+	References []dumpReference `json:"references"`
+	Comments   string          `json:"comments"`
+	Labels     []string        `json:"labels"`
 }
 
 type dumpTarget struct {
