@@ -42,17 +42,19 @@ comments and the bug labels. --json prints one JSON object (schema ` + DumpSchem
 
 // dumpJSON is the output of `ulp dump --json`.
 type dumpJSON struct {
-	Schema           string          `json:"schema"`
-	Container        string          `json:"container"`
-	ContainerBuildID string          `json:"container_build_id"`
-	Section          string          `json:"section"`
-	Kind             string          `json:"kind"`
-	PatchID          string          `json:"patch_id"`
-	Target           dumpTarget      `json:"target"`
-	Functions        []dumpFunction  `json:"functions"`
-	References       []dumpReference `json:"references"`
-	Comments         string          `json:"comments"`
-	Labels           []string        `json:"labels"`
+	Schema           string `json:"schema"`
+	Container        string `json:"container"`
+	ContainerBuildID string `json:"container_build_id"`
+	Section          string `json:"section"`
+	// Format is "ulp", or "libpulp" for a section in SUSE libpulp's format.
+	Format     string          `json:"format"`
+	Kind       string          `json:"kind"`
+	PatchID    string          `json:"patch_id"`
+	Target     dumpTarget      `json:"target"`
+	Functions  []dumpFunction  `json:"functions"`
+	References []dumpReference `json:"references"`
+	Comments   string          `json:"comments"`
+	Labels     []string        `json:"labels"`
 }
 
 type dumpTarget struct {
@@ -91,6 +93,7 @@ func runDump(opts dumpOptions, path string, stdout io.Writer) error {
 		Container:        path,
 		ContainerBuildID: hex.EncodeToString(c.BuildID),
 		Section:          section,
+		Format:           "ulp",
 		Kind:             spec.Kind.String(),
 		PatchID:          spec.ID.String(),
 		Target:           dumpTarget{Name: spec.Target.Name, BuildID: hex.EncodeToString(spec.Target.BuildID)},
@@ -98,6 +101,9 @@ func runDump(opts dumpOptions, path string, stdout io.Writer) error {
 		References:       []dumpReference{},
 		Comments:         spec.Comments,
 		Labels:           append([]string{}, spec.Labels...),
+	}
+	if spec.Libpulp {
+		d.Format = "libpulp"
 	}
 	for _, f := range spec.Funcs {
 		d.Functions = append(d.Functions, dumpFunction{f.Old, f.New, f.OldOffset, f.NewOffset, f.Mechanism.String(), f.EntryOffset})
@@ -118,6 +124,9 @@ func printDump(w io.Writer, d *dumpJSON) {
 	fmt.Fprintf(w, "container:          %s\n", escape.Text(d.Container))
 	fmt.Fprintf(w, "container build-id: %s\n", d.ContainerBuildID)
 	fmt.Fprintf(w, "section:            %s (%s)\n", d.Section, d.Kind)
+	if d.Format == "libpulp" {
+		fmt.Fprintf(w, "format:             libpulp (pad functions; an endbr64 before the NOPs is read from the target when applied)\n")
+	}
 	fmt.Fprintf(w, "patch id:           %s\n", d.PatchID)
 	fmt.Fprintf(w, "target:             %s\n", escape.Text(d.Target.Name))
 	fmt.Fprintf(w, "target build-id:    %s\n", d.Target.BuildID)

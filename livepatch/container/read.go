@@ -98,10 +98,26 @@ func Read(r io.ReaderAt) (*File, error) {
 		return nil, &FormatError{Msg: "not an ELF file", Err: err}
 	}
 	c := &File{}
-	if c.Apply, err = readSpec(ef, SectionApply, Apply); err != nil {
+	var syms *elfsym.Object // the container's symbols, read for a libpulp-format section
+	resolve := func(name string, function bool) (uint64, error) {
+		if syms == nil {
+			obj, err := elfsym.Read(r, "")
+			if err != nil {
+				return 0, err
+			}
+			syms = obj
+		}
+		types := []elfsym.Type{elfsym.TypeObject, elfsym.TypeTLS, elfsym.TypeCommon, elfsym.TypeNone}
+		if function {
+			types = []elfsym.Type{elfsym.TypeFunc}
+		}
+		s, err := syms.Lookup(name, types...)
+		return s.Offset, err
+	}
+	if c.Apply, err = readSpec(ef, SectionApply, Apply, resolve); err != nil {
 		return nil, err
 	}
-	if c.Revert, err = readSpec(ef, SectionRevert, Revert); err != nil {
+	if c.Revert, err = readSpec(ef, SectionRevert, Revert, resolve); err != nil {
 		return nil, err
 	}
 	if c.BuildID, err = elfsym.BuildID(ef); err != nil {
@@ -118,18 +134,23 @@ func Read(r io.ReaderAt) (*File, error) {
 		return nil, err
 	}
 	for _, s := range []*Spec{c.Apply, c.Revert} {
-		s.Comments = string(comments)
+		s.Comments = string(bytes.TrimRight(comments, "\x00")) // libpulp's ends with a NUL
 		s.Labels = Labels(s.Comments)
 	}
 	return c, nil
 }
 
-func readSpec(ef *elf.File, name string, want Kind) (*Spec, error) {
+func readSpec(ef *elf.File, name string, want Kind, resolve func(string, bool) (uint64, error)) (*Spec, error) {
 	data, err := sectionData(ef, name, MaxSection)
 	if err != nil {
 		return nil, err
 	}
-	spec, err := Unmarshal(data)
+	var spec *Spec
+	if isLibpulp(data) {
+		spec, err = unmarshalLibpulp(data, resolve)
+	} else {
+		spec, err = Unmarshal(data)
+	}
 	if err != nil {
 		var fe *FormatError
 		if errors.As(err, &fe) {

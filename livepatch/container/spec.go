@@ -105,6 +105,10 @@ type Spec struct {
 	Refs     []Ref  // empty in a Revert spec
 	Comments string // free text from the description's '!' lines
 	Labels   []string
+	// Libpulp is set for a spec read from a section in SUSE libpulp's
+	// format: every function uses the pad, with EntryOffset 0 as read; the
+	// trigger reads from the target whether an endbr64 comes first.
+	Libpulp bool
 }
 
 // LogValue makes a Spec log as its kind, id, target and counts only.

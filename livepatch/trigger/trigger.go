@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -393,6 +394,11 @@ func (r *run) check(l *ledger.Ledger) error {
 	if r.req.Action == report.Apply && l.Patch(r.spec.ID) != nil {
 		return skipped(ReasonApplied)
 	}
+	if r.spec.Libpulp {
+		if err := r.libpulpEntries(); err != nil {
+			return err
+		}
+	}
 	// Check that every function can be patched before anything is mapped:
 	// plan against the current code with placeholder replacements (the
 	// target's bias as the container's: within reach of an entry jump).
@@ -409,6 +415,30 @@ func (r *run) check(l *ledger.Ledger) error {
 	}
 	return r.checkMechanisms(plan)
 }
+
+// libpulpEntries decides, for a container in SUSE libpulp's format, where
+// the pad's NOPs of each function are: at the entry, or after an endbr64,
+// as libpulp's runtime tells from the bytes. The spec is shared by the
+// processes of a run, so the run works on a copy.
+func (r *run) libpulpEntries() error {
+	spec := *r.spec
+	spec.Funcs = slices.Clone(spec.Funcs)
+	for i := range spec.Funcs {
+		f := &spec.Funcs[i]
+		b := make([]byte, len(endbr64))
+		// endbr64 is f3 0f 1e fa (Intel SDM, CET).
+		if err := procfs.ReadMem(r.pid, r.obj.Bias+f.OldOffset, b); err != nil {
+			return failed("read the entry of %s: %w", f.Old, err)
+		}
+		if bytes.Equal(b, endbr64) {
+			f.EntryOffset = uint8(len(endbr64))
+		}
+	}
+	r.spec = &spec
+	return nil
+}
+
+var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
 
 func hasPatchOn(l *ledger.Ledger, lib string) bool {
 	for _, p := range l.Patches {
