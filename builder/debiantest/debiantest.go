@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"ulp/builder/recipe"
 	"ulp/internal/testenv"
 )
 
@@ -37,21 +38,15 @@ var versionRE = regexp.MustCompile(`^[0-9A-Za-z.+~:-]+$`)
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.+-]+$`)
 
 // Source returns the tree `apt-get source pkg=version` unpacks (Debian's
-// patches applied), fetching it into the cache on first use. Callers must
-// not modify the tree's sources (recipes add their build folder to it).
+// patches applied), fetching it into the cache on first use
+// (recipe.FetchSource). Callers must not modify the tree's sources (recipes
+// add their build folder to it).
 func Source(t testing.TB, pkg, version string) string {
 	t.Helper()
 	testenv.Require(t, testenv.DebSrc)
-	dir := filepath.Join(CacheDir(), "src", pkg+"_"+version)
-	tree, err := cached(dir, func(tmp string) error {
-		return aptGet(tmp, "source", "--only-source", pkg+"="+version)
-	}, func(dir string) (string, error) {
-		m, err := filepath.Glob(filepath.Join(dir, pkg+"-*"))
-		if err != nil || len(m) != 1 {
-			return "", fmt.Errorf("apt-get source %s=%s unpacked %d trees: %v", pkg, version, len(m), err)
-		}
-		return m[0], nil
-	}, pkg, version)
+	ctx, cancel := context.WithTimeout(context.Background(), fetchTimeout)
+	defer cancel()
+	tree, err := recipe.FetchSource(ctx, pkg, version, filepath.Join(CacheDir(), "src"))
 	if err != nil {
 		t.Fatal(err)
 	}
