@@ -18,12 +18,13 @@ type buildOptions struct {
 	recipe, compdb        string
 	out, comment          string
 	debugRoot, workDir    string
+	sourceCache           string
 }
 
 func newBuildCommand(g *globalOptions) *cobra.Command {
 	var opts buildOptions
 	cmd := &cobra.Command{
-		Use:   "build --target LIB --source DIR --patch FIX.patch [-o OUT.so]",
+		Use:   "build --target LIB [--source DIR] --patch FIX.patch [-o OUT.so]",
 		Short: "Build a livepatch container from a source fix of a stock library",
 		Long: `build compiles each C file that FIX.patch (a unified diff, -p1) changes in
 the source tree DIR before and after the fix, with the flags the package's own
@@ -33,7 +34,10 @@ static symbol it uses in LIB (a stripped library is fine: the code compiled
 again locates them), and writes an ordinary container: OUT replaces each
 changed function of LIB. A fix that cannot be live patched safely (a new or
 resized variable, a changed struct layout, code that does not match LIB) is
-refused with the reason and exit status 2. See docs/building-livepatches.md.`,
+refused with the reason and exit status 2. Without --source (and
+--compile-commands), LIB must be a file of an installed Debian package: its
+source package at the installed version is fetched with apt-get source
+(deb-src entries needed) into --source-cache. See docs/building-livepatches.md.`,
 		Args: usageExactArgs(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBuild(cmd, g, opts, cmd.OutOrStdout())
@@ -41,7 +45,7 @@ refused with the reason and exit status 2. See docs/building-livepatches.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&opts.target, "target", "", "the stock library `LIB` the livepatch is for")
-	f.StringVar(&opts.source, "source", "", "the source tree `DIR` LIB was built from (default: the folder of --compile-commands)")
+	f.StringVar(&opts.source, "source", "", "the source tree `DIR` LIB was built from (default: the folder of --compile-commands, else fetched with apt-get source)")
 	f.StringVar(&opts.patch, "patch", "", "the fix, a unified diff `FILE` (-p1)")
 	f.StringVar(&opts.recipe, "recipe", "auto", "how DIR compiles: `openssl`, glibc or auto")
 	f.StringVar(&opts.compdb, "compile-commands", "", "take the compile flags from `FILE` (compile_commands.json) instead of a recipe")
@@ -49,6 +53,8 @@ refused with the reason and exit status 2. See docs/building-livepatches.md.`,
 	f.StringVarP(&opts.comment, "message", "m", "", "a comment for the container; bug labels in it (CVE-...) are listed")
 	f.StringVar(&opts.debugRoot, "debug-root", elfsym.DefaultDebugRoot, "search `DIR`/.build-id for LIB's debuginfo (\"\" to disable)")
 	f.StringVar(&opts.workDir, "work-dir", "", "keep the intermediate files in `DIR`")
+	cache, _ := recipe.DefaultSourceCache()
+	f.StringVar(&opts.sourceCache, "source-cache", cache, "fetch the source into `DIR` when --source is not given")
 	return cmd
 }
 
@@ -63,10 +69,18 @@ func runBuild(cmd *cobra.Command, g *globalOptions, opts buildOptions, stdout io
 		r, err = recipe.LoadCompileCommands(opts.compdb, opts.source)
 	case opts.compdb != "":
 		r, err = recipe.FromCompileCommands(opts.compdb)
-	case opts.source == "":
-		return usageError(errors.New("--source or --compile-commands is required"))
 	default:
-		r, err = recipe.Open(opts.recipe, opts.source, opts.target)
+		src := opts.source
+		if src == "" {
+			if src, err = recipe.Fetch(cmd.Context(), opts.target, opts.sourceCache); err != nil {
+				if errors.Is(err, recipe.ErrNoSource) {
+					return usageError(err)
+				}
+				return err
+			}
+			g.log.Debug("fetched source", "tree", src)
+		}
+		r, err = recipe.Open(opts.recipe, src, opts.target)
 	}
 	if err != nil {
 		return usageError(fmt.Errorf("recipe: %w", err))
