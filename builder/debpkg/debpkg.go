@@ -370,7 +370,19 @@ func write(pkg *Package, maint string, libs []*Library, targets []string, blobs 
 		info.Contents = append(info.Contents, &files.Content{Source: src, Destination: c.Path, Type: files.TypeFile,
 			FileInfo: &files.ContentFileInfo{Mode: 0o644, Owner: "root", Group: "root"}})
 	}
-	if info.Scripts.PostInstall, err = stageFile("postinst", []byte(postinst(pkg.Name, targets, libs))); err != nil {
+	var names []string
+	for _, c := range pkg.Containers {
+		names = append(names, path.Base(c.Path))
+	}
+	for _, l := range libs {
+		if l.Path != "" {
+			if err := checkTriggerPath(l.Path); err != nil {
+				return err
+			}
+			info.Deb.Triggers.InterestNoAwait = append(info.Deb.Triggers.InterestNoAwait, l.Path)
+		}
+	}
+	if info.Scripts.PostInstall, err = stageFile("postinst", []byte(postinst(pkg.Name, targets, libs, names))); err != nil {
 		return err
 	}
 	if info.Scripts.PreRemove, err = stageFile("prerm", []byte(prerm(pkg.Name))); err != nil {

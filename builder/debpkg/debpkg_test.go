@@ -236,14 +236,14 @@ func installULP(t *testing.T) {
 	install(t, nil, deb, "ulp")
 }
 
-// libPackage builds and installs a package ulp-test-libcalc 1.0-1 that
-// holds a copy of lib in /usr/lib/ulp-test-libcalc, and returns that
-// folder.
-func libPackage(t *testing.T, lib string) string {
+// libPackage builds and installs (with env) version of a package
+// ulp-test-libcalc that holds a copy of lib in /usr/lib/ulp-test-libcalc,
+// and returns that folder.
+func libPackage(t *testing.T, env []string, lib, version string) string {
 	t.Helper()
 	const name, dir = "ulp-test-libcalc", "/usr/lib/ulp-test-libcalc"
 	info := nfpm.WithDefaults(&nfpm.Info{
-		Name: name, Arch: "amd64", Version: "1.0-1", VersionSchema: "none",
+		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
 		Maintainer: "ulp tests <root@localhost>", Description: "libcalc of the ulp tests",
 		Overridables: nfpm.Overridables{Contents: files.Contents{{
 			Source: lib, Destination: dir + "/" + filepath.Base(lib), Type: files.TypeFile,
@@ -265,7 +265,7 @@ func libPackage(t *testing.T, lib string) string {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	install(t, nil, deb, name)
+	t.Logf("dpkg -i %s %s:\n%s", name, version, install(t, env, deb, name))
 	return dir
 }
 
@@ -295,9 +295,9 @@ func TestInstall(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Build, testenv.CC, testenv.Ptrace)
 	fx := triggertest.Build(t)
 	installULP(t)
-	libDir := libPackage(t, fx.Calc)
 	active := filepath.Join(t.TempDir(), "active")
 	env := []string{"LIBPULP_ACTIVE_DIR=" + active}
+	libDir := libPackage(t, env, fx.Calc, "1.0-1")
 	start := func() *triggertest.Proc {
 		p := triggertest.Start(t, append([]string{"LD_LIBRARY_PATH=" + libDir}, env...), fx.App)
 		if !triggertest.Mapped(t, p.PID, libDir+"/libcalc.so.1") {
@@ -355,6 +355,19 @@ func TestInstall(t *testing.T) {
 	if got, want := activeFiles(t, active), []string{name + "_lp300.so"}; !slices.Equal(got, want) {
 		t.Errorf("patch-on-start folder after upgrade: %q, want %q", got, want)
 	}
+
+	// The library is upgraded (here to the same bytes): dpkg triggers the
+	// livepatch package, which leaves the patch-on-start folder; the
+	// running processes keep the patch, and one started afterwards runs the
+	// library as it is.
+	libPackage(t, env, fx.Calc, "1.0-2")
+	if got := activeFiles(t, active); len(got) != 0 {
+		t.Errorf("patch-on-start folder after the library's upgrade: %q", got)
+	}
+	for _, p := range []*triggertest.Proc{old, later} {
+		p.Expect(t, map[string]string{"value": "300"})
+	}
+	start().Expect(t, map[string]string{"value": "100"})
 
 	out = run(t, env, "dpkg", "-r", name)
 	t.Logf("dpkg -r:\n%s", out)

@@ -7,11 +7,14 @@
 // labels), finds the installed package that holds the target library with
 // that build-id (dpkg-query -S), and writes a .deb that installs the
 // containers under /usr/lib/ulp/livepatches/PACKAGE/LIBRARY/ and depends on
-// ulp and on the exact version of each library package. Its postinst runs
+// ulp and on each library package at that version or later (its postinst
+// applies nothing unless that exact version is installed). Its postinst runs
 // `ulp trigger --activate --revert-all=LIBRARY` on them (every running
 // process and the patch-on-start folder, older livepatches of the library
-// replaced in one stop); its prerm reverts them on removal. Neither script
-// fails the package operation because a process could not be patched.
+// replaced in one stop); its prerm reverts them on removal; a dpkg trigger
+// on the library's file takes them out of the patch-on-start folder when the
+// library is upgraded. Neither script fails the package operation because a
+// process could not be patched.
 //
 // Every name and version taken from the inputs is checked against Debian
 // policy or a plain file-name alphabet before it reaches a path, a control

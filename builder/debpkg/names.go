@@ -3,6 +3,7 @@ package debpkg
 import (
 	"errors"
 	"fmt"
+	"path"
 	"regexp"
 	"strings"
 )
@@ -22,6 +23,8 @@ var (
 	upstreamRE = regexp.MustCompile(`^[0-9][A-Za-z0-9.+~-]*$`)
 	revisionRE = regexp.MustCompile(`^[A-Za-z0-9.+~]+$`)
 	epochRE    = regexp.MustCompile(`^[0-9]+$`)
+	// An absolute path of plain file names, for a dpkg trigger.
+	triggerPathRE = regexp.MustCompile(`^(/[A-Za-z0-9][A-Za-z0-9._+-]*)+$`)
 	// "Full Name <address>", printable, no angle brackets in the name.
 	maintainerRE = regexp.MustCompile(`^[^<>\x00-\x1f\x7f]+ <[^<>\s\x00-\x1f\x7f]+@[^<>\s\x00-\x1f\x7f]+>$`)
 )
@@ -116,4 +119,13 @@ func ParseDependency(s string) (pkg, version string, err error) {
 		return "", "", err
 	}
 	return pkg, version, nil
+}
+
+// checkTriggerPath reports whether p (the installed path of a target
+// library) may be named in the package's triggers file.
+func checkTriggerPath(p string) error {
+	if len(p) > 4*MaxName || !triggerPathRE.MatchString(p) || path.Clean(p) != p {
+		return fmt.Errorf("library path %q: want an absolute path of letters, digits, '.', '_', '+' and '-'", p)
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package debpkg_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,14 @@ func TestOpenSSLFix(t *testing.T) {
 	want := []string{"-rw-r--r-- root/root " + debpkg.Root + "/" + name + "/libcrypto.so.3/" + name + "_pkcs7-verify.so"}
 	if got := contents(t, deb); len(got) != 1 || got[0] != want[0] {
 		t.Errorf("dpkg-deb -c: %q, want %q", got, want)
+	}
+
+	// An upgrade of libssl3 triggers the package (the libcrypto.so.3 it
+	// installs).
+	ctl := filepath.Join(dir, "ctl")
+	run(t, nil, "dpkg-deb", "-e", deb, ctl)
+	if b, _ := os.ReadFile(filepath.Join(ctl, "triggers")); string(b) != "interest-noawait /usr/lib/x86_64-linux-gnu/libcrypto.so.3\n" {
+		t.Errorf("triggers = %q", b)
 	}
 
 	cmd := exec.Command(testenv.Artifact(t, "ulp"), "deb", "-o", filepath.Join(dir, "refused.deb"), lp)

@@ -34,46 +34,86 @@ run() {
 
 `
 
-// pinnedFunc is the postinst's check that a library package is installed
-// at the version the livepatches were built for.
+// pinnedFunc is the postinst's check that each library package is
+// installed at the version the livepatches were built for.
 const pinnedFunc = `# pinned PKG VERSION: whether PKG is installed at VERSION, the version the
-# livepatches were built for. After an upgrade of the library they would
-# apply to no process started since, and replacing the patches on the
-# library would take out those of the package built for the new version.
+# livepatches were built for. After an upgrade of the library they apply to
+# no process started since, and replacing the patches on the library would
+# take out those of the package built for the new version.
 pinned() {
-	if dpkg-query -W -f '${db:Status-Abbrev}${Version} ${Architecture}\n' "$1" 2>/dev/null |
-		grep -qxF -e "ii $2 amd64" -e "ii $2 all"; then
-		return 0
-	fi
-	echo "$pkg: $1 $2 is not installed: its livepatches are not applied (install the livepatch package built for the installed $1)" >&2
-	return 1
+	dpkg-query -W -f '${db:Status-Abbrev}${Version} ${Architecture}\n' "$1" 2>/dev/null |
+		grep -qxF -e "ii $2 amd64" -e "ii $2 all"
 }
 
 `
 
-// postinst returns the postinst script: on configure (a new installation
-// or an upgrade), and when a removal is abandoned, each library's containers
+// deactivateFunc removes the package's containers from the patch-on-start
+// folder, and from there only.
+const deactivateFunc = `# deactivate FILE...: remove the package's containers from the patch-on-start
+# folder (processes started later do not get them); the running processes
+# keep the patches they have.
+deactivate() {
+	active=${LIBPULP_ACTIVE_DIR:-/var/lib/ulp/active}
+	for f; do
+		if [ -f "$active/$f" ]; then
+			rm -f "$active/$f" && echo "deactivated $active/$f"
+		fi
+	done
+}
+
+`
+
+// postinst returns the postinst script. On configure (a new installation or
+// an upgrade), and when a removal is abandoned, each library's containers
 // replace the patches on that library in every running process and in the
 // patch-on-start folder (--revert-all=LIB: the patches of an older version
-// of the package go in the same stop). When a library package of pins is
-// not installed at its version, it applies nothing.
-func postinst(name string, libs []string, pins []*Library) string {
+// of the package go in the same stop), unless a package of pins is not
+// installed at its version. When dpkg triggers it because a library file of
+// pins changed (the library was upgraded), it removes the containers from the
+// patch-on-start folder, or applies them again if the library is back at
+// the version they were built for. files are the containers' base names.
+func postinst(name string, libs []string, pins []*Library, files []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, scriptHead, "postinst", name, `# On configure, apply the package's livepatches to every running process with
 # the runtime and install them into the patch-on-start folder; for each
 # target library, --revert-all=LIB replaces the patches on it (those of an
 # older version of this package) in one stop of each process.`, shellQuote(name))
-	if len(pins) > 0 {
-		b.WriteString(pinnedFunc)
-	}
-	b.WriteString("case \"$1\" in\nconfigure|abort-remove|abort-deconfigure)\n")
-	for _, l := range pins {
-		fmt.Fprintf(&b, "\tpinned %s %s || exit 0\n", shellQuote(l.Package), shellQuote(l.Version))
-	}
+	apply := &strings.Builder{}
 	for _, lib := range libs {
-		fmt.Fprintf(&b, "\trun trigger --activate --revert-all=%s %s\n", shellQuote(lib), shellQuote(libDir(name, lib)+"/*.so"))
+		fmt.Fprintf(apply, "		run trigger --activate --revert-all=%s %s\n", shellQuote(lib), shellQuote(libDir(name, lib)+"/*.so"))
 	}
-	b.WriteString("\t;;\nesac\nexit 0\n")
+	if len(pins) == 0 {
+		b.WriteString("case \"$1\" in\nconfigure|abort-remove|abort-deconfigure)\n")
+		b.WriteString(strings.ReplaceAll(apply.String(), "\t\t", "\t"))
+		b.WriteString("\t;;\nesac\nexit 0\n")
+		return b.String()
+	}
+	b.WriteString(pinnedFunc)
+	b.WriteString(deactivateFunc)
+	var cond, want []string
+	for _, l := range pins {
+		cond = append(cond, fmt.Sprintf("pinned %s %s", shellQuote(l.Package), shellQuote(l.Version)))
+		want = append(want, l.Package+" "+l.Version)
+	}
+	quoted := make([]string, len(files))
+	for i, f := range files {
+		quoted[i] = shellQuote(f)
+	}
+	fmt.Fprintf(&b, `built_for=%s
+
+case "$1" in
+configure|abort-remove|abort-deconfigure|triggered)
+	if %s; then
+%s	elif [ "$1" = triggered ]; then
+		echo "$pkg: $built_for is no longer installed: processes started from now on do not get its livepatches, the running ones keep them" >&2
+		deactivate %s
+	else
+		echo "$pkg: $built_for is not installed: its livepatches are not applied (install the livepatch package built for the installed version)" >&2
+	fi
+	;;
+esac
+exit 0
+`, shellQuote(strings.Join(want, ", ")), strings.Join(cond, " && "), apply.String(), strings.Join(quoted, " "))
 	return b.String()
 }
 

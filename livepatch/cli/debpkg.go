@@ -38,6 +38,9 @@ LIVEPATCH.so... through apt. It installs them under
                         are replaced in the same stop
   prerm (remove)        ulp trigger --activate --revert: reverted in every
                         process and removed from the patch-on-start folder
+  postinst (triggered)  the library package was upgraded (a dpkg trigger on
+                        its file): the containers leave the patch-on-start
+                        folder, the running processes keep their patches
 
 A process that cannot be patched is reported in apt's output and does not
 fail the installation. The package depends on ulp and on the package that
