@@ -200,7 +200,7 @@ func readContainer(p string) ([]byte, Container, error) {
 	if err != nil {
 		return nil, c, fmt.Errorf("%s: %w", p, err)
 	}
-	if err := checkFile("target library", cf.Apply.Target.Name); err != nil {
+	if err := checkTarget(cf.Apply.Target); err != nil {
 		return nil, c, fmt.Errorf("%s: %w", p, err)
 	}
 	c.Target, c.ID, c.Labels = cf.Apply.Target, cf.Apply.ID, cf.Apply.Labels

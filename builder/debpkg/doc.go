@@ -5,7 +5,8 @@
 //
 // Build reads each container once (target library, build-id, patch id, bug
 // labels), finds the installed package that holds the target library with
-// that build-id (dpkg-query -S), and writes a .deb that installs the
+// that build-id (dpkg-query -S; or the one among given .deb files, read with
+// dpkg-deb), and writes a .deb that installs the
 // containers under /usr/lib/ulp/livepatches/PACKAGE/LIBRARY/ and depends on
 // ulp and on each library package at that version or later (its postinst
 // applies nothing unless that exact version is installed). Its postinst runs

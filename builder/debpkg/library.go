@@ -84,13 +84,17 @@ func FindLibrary(ctx context.Context, target container.Target) (*Library, error)
 	return nil, fmt.Errorf("%w %s with build-id %x", ErrNotInstalled, target.Name, target.BuildID)
 }
 
+// maxBuildID bounds a target's build-id (GNU ld writes 16 or 20 bytes; it
+// names a virtual package).
+const maxBuildID = 64
+
 // checkTarget checks the target's name and that it has a build-id.
 func checkTarget(target container.Target) error {
 	if err := checkFile("target library", target.Name); err != nil {
 		return err
 	}
-	if len(target.BuildID) == 0 {
-		return fmt.Errorf("target %s has no build-id", target.Name)
+	if len(target.BuildID) == 0 || len(target.BuildID) > maxBuildID {
+		return fmt.Errorf("target %s: build-id of %d bytes, want 1 to %d", target.Name, len(target.BuildID), maxBuildID)
 	}
 	return nil
 }
