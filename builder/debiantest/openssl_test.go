@@ -187,3 +187,37 @@ func TestOpenSSL_RealFixesLive(t *testing.T) {
 		p.expect(fix.probe, "fixed")
 	}
 }
+
+// TestOpenSSL_RealRefusals: real fixes ulp build cannot express, and a
+// library that is not the tree's build, are refused with exit status 2 and
+// the reason; nothing is written.
+func TestOpenSSL_RealRefusals(t *testing.T) {
+	src, libDir := stockOpenSSL(t)
+	fixedLib := debiantest.LibDir(debiantest.Extract(t, "libssl3", debiantest.OpenSSLFixed))
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, lib, patch, want string
+	}{
+		{"a changed header", libDir, "refuse-header-cms-aead.patch",
+			"the patch changes crypto/cms/cms_local.h: only C source files (.c) may change"},
+		{"a changed dispatch table", libDir, "refuse-table-CVE-2026-75803-chacha20.patch",
+			"changed constant ossl_chacha20_ossl_poly1305_functions"},
+		{"another build of the library", fixedLib, "CVE-2026-45447-pkcs7-verify.patch",
+			"changed function PKCS7_verify is not in libcrypto.so.3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(dir, strings.TrimSuffix(tc.patch, ".patch")+".so")
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, testenv.Artifact(t, "ulp"), "build", "--target", filepath.Join(tc.lib, "libcrypto.so.3"),
+				"--source", src, "--patch", filepath.Join("testdata", "openssl", tc.patch), "-o", out)
+			msg, err := cmd.CombinedOutput()
+			if cmd.ProcessState == nil || cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(msg), tc.want) {
+				t.Errorf("ulp build %s: %v, want exit status 2 saying %q:\n%s", tc.patch, err, tc.want, msg)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("a refused build wrote %s", out)
+			}
+		})
+	}
+}
