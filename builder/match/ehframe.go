@@ -69,6 +69,9 @@ func parseEHFrame(data []byte, addr uint64) ([]fde, error) {
 				return nil, fmt.Errorf("%w: FDE at %#x names no CIE read before it", errEHFrame, off)
 			}
 			p := 4
+			if enc&0x80 != 0 {
+				return nil, fmt.Errorf("%w: FDE at %#x: indirect pointer encoding %#x", errEHFrame, off, enc)
+			}
 			start, n, err := readPointer(body[p:], enc, addr+uint64(idPos+p))
 			if err != nil {
 				return nil, fmt.Errorf("%w: FDE at %#x: %w", errEHFrame, off, err)
@@ -94,6 +97,9 @@ func cieEncoding(b []byte) (byte, error) {
 		return 0, errors.New("truncated")
 	}
 	version := b[0]
+	if version != 1 && version != 3 {
+		return 0, fmt.Errorf("CIE version %d", version)
+	}
 	b = b[1:]
 	nul := -1
 	for i, c := range b {

@@ -57,7 +57,10 @@ type Lib struct {
 	got     []region
 	fdes    map[uint64][]uint64 // FDE starts by size
 	named   map[string][]elfsym.Symbol
-	symtab  *elfsym.Object
+	// funcStarts names the functions the library names, by offset.
+	funcStarts map[uint64][]string
+	data       []region // allocated sections that are not code
+	symtab     *elfsym.Object
 }
 
 type region struct {
@@ -92,13 +95,20 @@ func Open(path, debugRoot string) (*Lib, error) {
 		return nil, err
 	}
 	l.Name, l.BuildID = l.symtab.Name, l.symtab.BuildID
+	l.funcStarts = make(map[uint64][]string)
 	for _, s := range l.symtab.Symbols {
 		l.named[s.Name] = append(l.named[s.Name], s)
+		if s.Type == elfsym.TypeFunc {
+			l.funcStarts[s.Offset] = append(l.funcStarts[s.Offset], s.Name)
+		}
 	}
 	if sn, err := ef.DynString(elf.DT_SONAME); err == nil && len(sn) > 0 {
 		l.Soname = sn[0]
 	}
 	for _, s := range ef.Sections {
+		if s.Flags&elf.SHF_ALLOC != 0 && s.Flags&elf.SHF_EXECINSTR == 0 {
+			l.data = append(l.data, region{name: s.Name, addr: s.Addr, size: s.Size})
+		}
 		if s.Flags&elf.SHF_ALLOC == 0 || s.Type == elf.SHT_NOBITS {
 			continue
 		}
@@ -203,40 +213,58 @@ type ref struct {
 	place Place
 }
 
+// ErrUncorroborated means a function's bytes match the library at one
+// place only, but nothing else places it there: not the library's symbols,
+// not the other functions of its section, not a reference of a located
+// function. A small function can have the bytes of an unrelated one.
+var ErrUncorroborated = errors.New("only its bytes place it in the library")
+
+// minAlone is the size from which a function whose bytes match at one
+// place only is taken to be there without corroboration.
+const minAlone = 48
+
 // Match locates fs in the library.
+//
+// A function is located when exactly one place of the library has its
+// bytes (or one place agrees with what the others located), and that place
+// is corroborated: the library names it so, or another function located in
+// its section puts its section at the same place, or a located function
+// refers to it there. Functions of a section with a corroborated place are
+// then looked for where their offsets put them (the linker keeps an input
+// section whole).
 func (l *Lib) Match(fs []*obj.Func) *Result {
-	res := &Result{Funcs: make(map[string]uint64), Refs: make(map[string]map[Via]Place), Missed: make(map[string]error)}
+	tmp := newResult()
+	accepted := make(map[string]candidate)
 	pending := make(map[string][]candidate)
+	at := make(map[string][]string) // the object's names at each place
+	key := func(f *obj.Func) string { return fmt.Sprintf("%s+%d", f.Section, f.Offset) }
+	byName := make(map[string]*obj.Func, len(fs))
 	for _, f := range fs {
-		cands, miss := l.candidates(f)
+		at[key(f)] = append(at[key(f)], f.Name)
+		byName[f.Name] = f
+	}
+	for _, f := range fs {
+		cands, miss := l.candidates(f, at[key(f)])
 		if miss != nil {
-			res.Missed[f.Name] = miss
+			tmp.Missed[f.Name] = miss
 			continue
 		}
 		pending[f.Name] = cands
-	}
-	byName := make(map[string]*obj.Func, len(fs))
-	for _, f := range fs {
-		byName[f.Name] = f
 	}
 	// Accept unique matches, then narrow ambiguous ones by what the
 	// accepted ones located, until nothing changes.
 	for progress := true; progress && len(pending) > 0; {
 		progress = false
-		names := make([]string, 0, len(pending))
-		for n := range pending {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, n := range names {
-			cands := slices.DeleteFunc(slices.Clone(pending[n]), func(c candidate) bool { return !res.consistent(n, c) })
+		for _, n := range sortedNames(pending) {
+			cands := slices.DeleteFunc(slices.Clone(pending[n]), func(c candidate) bool { return !tmp.consistent(n, c) })
 			switch len(cands) {
 			case 0:
-				res.Missed[n] = &MissError{Func: n, Reason: ErrConflict}
+				tmp.Missed[n] = &MissError{Func: n, Reason: ErrConflict}
 				delete(pending, n)
 				progress = true
 			case 1:
-				res.accept(n, cands[0])
+				tmp.accept(n, cands[0])
+				accepted[n] = cands[0]
 				delete(pending, n)
 				progress = true
 			default:
@@ -247,7 +275,146 @@ func (l *Lib) Match(fs []*obj.Func) *Result {
 			}
 		}
 	}
-	l.infer(fs, res, pending)
+	res := newResult()
+	corroborate := func(n string, c candidate) {
+		accepted[n] = c
+		res.accept(n, c)
+		delete(pending, n)
+		delete(tmp.Missed, n)
+	}
+	votes := make(map[string]map[int64][]string) // section -> base -> functions
+	for _, n := range sortedNames(accepted) {
+		c, f := accepted[n], byName[n]
+		if l.namedAt(n, c.off) {
+			corroborate(n, c)
+		}
+		if votes[f.Section] == nil {
+			votes[f.Section] = make(map[int64][]string)
+		}
+		b := int64(c.off) - int64(f.Offset)
+		votes[f.Section][b] = append(votes[f.Section][b], n)
+	}
+	for _, sec := range sortedNames(votes) {
+		for _, names := range votes[sec] {
+			if len(names) >= 2 {
+				for _, n := range names {
+					corroborate(n, accepted[n])
+				}
+			}
+		}
+	}
+	// A section none of whose functions is placed yet: the place where
+	// most of its functions match at once (a unique one, for two or more
+	// functions) places them all.
+	placed := make(map[string]bool)
+	for n := range res.Funcs {
+		placed[byName[n].Section] = true
+	}
+	sections := make(map[string][]*obj.Func)
+	for _, f := range fs {
+		if !placed[f.Section] {
+			sections[f.Section] = append(sections[f.Section], f)
+		}
+	}
+	for _, sec := range sortedNames(sections) {
+		members := sections[sec]
+		if len(members) < 2 {
+			continue
+		}
+		bases := make(map[int64]bool)
+		for _, f := range members {
+			cs := pending[f.Name]
+			if c, ok := accepted[f.Name]; ok {
+				cs = []candidate{c}
+			}
+			for _, c := range cs {
+				bases[int64(c.off)-int64(f.Offset)] = true
+			}
+		}
+		best, bestN, tie := int64(0), 0, false
+		for b := range bases {
+			n := 0
+			for _, f := range members {
+				if code := l.code(uint64(b+int64(f.Offset)), len(f.Code)); code != nil {
+					if _, bad := l.compare(f, code, uint64(b+int64(f.Offset))); bad < 0 {
+						n++
+					}
+				}
+			}
+			switch {
+			case n > bestN:
+				best, bestN, tie = b, n, false
+			case n == bestN:
+				tie = true
+			}
+		}
+		if bestN < 2 || tie {
+			continue
+		}
+		for _, f := range members {
+			off := uint64(best + int64(f.Offset))
+			if code := l.code(off, len(f.Code)); code != nil {
+				if refs, bad := l.compare(f, code, off); bad < 0 {
+					if c := (candidate{off: off, refs: refs}); res.consistent(f.Name, c) {
+						corroborate(f.Name, c)
+					}
+				}
+			}
+		}
+	}
+	for changed := true; changed; {
+		changed = false
+		// References of corroborated functions to other functions.
+		for _, n := range sortedNames(res.Funcs) {
+			for _, rf := range accepted[n].refs {
+				x, ok := strings.CutPrefix(rf.id, "fn:")
+				if c, acc := accepted[x]; ok && acc && rf.place.Via == Direct && c.off == rf.place.Off {
+					if _, done := res.Funcs[x]; !done {
+						corroborate(x, c)
+						changed = true
+					}
+				}
+			}
+		}
+		// The other functions of a section with a corroborated place.
+		base := make(map[string]int64)
+		for n, off := range res.Funcs {
+			f := byName[n]
+			base[f.Section] = int64(off) - int64(f.Offset)
+		}
+		for _, f := range fs {
+			b, ok := base[f.Section]
+			if _, done := res.Funcs[f.Name]; done || !ok {
+				continue
+			}
+			off := uint64(b + int64(f.Offset))
+			code := l.code(off, len(f.Code))
+			if code == nil {
+				continue
+			}
+			if refs, bad := l.compare(f, code, off); bad < 0 {
+				if c := (candidate{off: off, refs: refs}); res.consistent(f.Name, c) {
+					corroborate(f.Name, c)
+					changed = true
+				}
+			}
+		}
+	}
+	for n, e := range tmp.Missed {
+		res.Missed[n] = e
+	}
+	for n, c := range accepted {
+		if _, ok := res.Funcs[n]; ok {
+			continue
+		}
+		if len(byName[n].Code) >= minAlone && res.consistent(n, c) {
+			// Long enough that equal bytes are its own code (the file has
+			// no other function to corroborate it).
+			res.accept(n, c)
+			continue
+		}
+		res.Missed[n] = &MissError{Func: n, Reason: ErrUncorroborated, Detail: fmt.Sprintf("at %#x", c.off)}
+	}
 	for n, cands := range pending {
 		offs := make([]string, 0, min(len(cands), 4))
 		for _, c := range cands[:min(len(cands), 4)] {
@@ -258,35 +425,22 @@ func (l *Lib) Match(fs []*obj.Func) *Result {
 	return res
 }
 
-// infer locates the functions that share a section with a located one:
-// the linker keeps an input section whole, so they are where their offsets
-// in the section put them. Each is checked like a candidate.
-func (l *Lib) infer(fs []*obj.Func, res *Result, pending map[string][]candidate) {
-	base := make(map[string]int64)
-	for _, f := range fs {
-		if off, ok := res.Funcs[f.Name]; ok {
-			base[f.Section] = int64(off) - int64(f.Offset)
-		}
+func newResult() *Result {
+	return &Result{Funcs: make(map[string]uint64), Refs: make(map[string]map[Via]Place), Missed: make(map[string]error)}
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	for _, f := range fs {
-		b, ok := base[f.Section]
-		if _, done := res.Funcs[f.Name]; done || !ok {
-			continue
-		}
-		off := uint64(b + int64(f.Offset))
-		code := l.code(off, len(f.Code))
-		if code == nil {
-			continue
-		}
-		if refs, bad := l.compare(f, code, off); bad < 0 {
-			c := candidate{off: off, refs: refs}
-			if res.consistent(f.Name, c) {
-				res.accept(f.Name, c)
-				delete(res.Missed, f.Name)
-				delete(pending, f.Name)
-			}
-		}
-	}
+	sort.Strings(out)
+	return out
+}
+
+// namedAt reports whether the library names a function n at off.
+func (l *Lib) namedAt(n string, off uint64) bool {
+	return slices.ContainsFunc(l.named[n], func(s elfsym.Symbol) bool { return s.Type == elfsym.TypeFunc && s.Offset == off })
 }
 
 // consistent reports whether candidate c of function n agrees with what is
@@ -323,19 +477,31 @@ func (r *Result) add(id string, p Place) {
 }
 
 // candidates returns the library functions whose bytes match f, each with
-// the references its relocations locate.
-func (l *Lib) candidates(f *obj.Func) ([]candidate, error) {
+// the references its relocations locate. aliases are the names the object
+// gives f's place.
+func (l *Lib) candidates(f *obj.Func, aliases []string) ([]candidate, error) {
 	size := uint64(len(f.Code))
 	var offs []uint64
+	// A function the library names is looked for under that name only:
+	// another function of the compiled size is never it.
 	named := false
 	for _, s := range l.named[f.Name] {
-		if s.Type == elfsym.TypeFunc && (s.Size == size || s.Size == 0) {
+		if s.Type != elfsym.TypeFunc {
+			continue
+		}
+		named = true
+		if s.Size == size || s.Size == 0 {
 			offs = append(offs, s.Offset)
-			named = true
 		}
 	}
 	if !named {
-		offs = l.fdes[size]
+		// Nor is an unnamed (static) function one that the library names
+		// otherwise, unless by one of its aliases in the object.
+		for _, off := range l.fdes[size] {
+			if names := l.funcStarts[off]; len(names) == 0 || slices.ContainsFunc(names, func(n string) bool { return slices.Contains(aliases, n) }) {
+				offs = append(offs, off)
+			}
+		}
 	}
 	var out []candidate
 	first, firstOff := -1, uint64(0)
@@ -366,6 +532,23 @@ func (l *Lib) candidates(f *obj.Func) ([]candidate, error) {
 		return nil, &MissError{Func: f.Name, Reason: ErrNoMatch, Detail: fmt.Sprintf("the library's %s has %d bytes, the compiled one %d: other compiler flags or other source", f.Name, s[0].Size, size)}
 	}
 	return nil, &MissError{Func: f.Name, Reason: ErrNoMatch, Detail: fmt.Sprintf("no function of %d bytes: other compiler flags or other source, or inlined everywhere", size)}
+}
+
+// plausible reports whether a located place fits what it is: a GOT entry
+// inside the GOT, code inside the code, data inside the data.
+func (l *Lib) plausible(k obj.Kind, via Via, off uint64) bool {
+	in := func(rs []region) bool { return slices.ContainsFunc(rs, func(r region) bool { return r.has(off) }) }
+	switch {
+	case via == GOT:
+		return in(l.got)
+	case via == PLT:
+		return true
+	case k == obj.KindFunc:
+		return in(l.text)
+	case k == obj.KindVar || k == obj.KindRO || k == obj.KindTLS:
+		return in(l.data)
+	}
+	return in(l.text) || in(l.data)
 }
 
 // compare matches f against code, the library's bytes at off. It returns
@@ -413,6 +596,9 @@ func (l *Lib) compare(f *obj.Func, code []byte, off uint64) ([]ref, int) {
 			target := uint64(int64(off) + int64(at) + v - r.Addend)
 			if via == Direct && r.Kind != obj.KindRO && l.InPLT(target) {
 				via = PLT
+			}
+			if !l.plausible(r.Kind, via, target) {
+				return nil, r.Off
 			}
 			refs = append(refs, ref{r.ID, Place{Off: target, Via: via, From: f.Name}})
 		}
