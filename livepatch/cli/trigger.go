@@ -55,7 +55,9 @@ applies the new patch in one stop of the process (atomic replace), and if the
 new patch is invalid nothing is reverted.
 
 The container is loaded by one thread of the process while the others keep
-running; the threads are stopped only while the code is written. With
+running. The code is then written without stopping any thread when one
+store can make each change (a padded library posted by "ulp post"), else
+with every thread stopped for the write. With
 --check-stack the write waits, retrying until --timeout, while any thread
 executes a function being replaced or has a return address into one on its
 stack; the ERROR then names the thread and the function.
