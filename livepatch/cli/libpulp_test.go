@@ -167,3 +167,60 @@ func TestLibpulpContainer_Malformed(t *testing.T) {
 		})
 	}
 }
+
+// TestLibpulpTools: with SUSE's prebuilt libpulp 0.3.17, a container packed
+// by its `ulp packer` is applied and reverted by this ulp, and this ulp's
+// packer packs against the JSON of its `ulp extract`.
+func TestLibpulpTools(t *testing.T) {
+	testenv.Require(t, testenv.Ptrace, testenv.CC, testenv.Libpulp)
+	suse := filepath.Join(testenv.LibpulpDir(), "bin", "ulp")
+	fx := triggertest.Build(t)
+	p := triggertest.Start(t, nil, fx.App)
+	pid := strconv.Itoa(p.PID)
+
+	// libpulp's packer, on a livepatch and the library, as its users do.
+	so := filepath.Join(fx.Dir, "suse_lp350.so")
+	triggertest.Compile(t, so, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id", "-DVALUE=350"}, "lp_value.c")
+	desc := filepath.Join(fx.Dir, "suse_lp350.dsc")
+	if err := os.WriteFile(desc, []byte("! fixes bsc#1200316\n"+so+"\n@"+fx.Calc+"\ncalc_value:calc_value_lp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(suse, "packer", desc).CombinedOutput(); err != nil {
+		t.Fatalf("libpulp's ulp packer: %v\n%s", err, out)
+	}
+	out, errOut, code := inspectRun(t, "dump", so)
+	if code != ExitOK || !strings.Contains(out, "format:             libpulp") {
+		t.Fatalf("dump of libpulp's container: exit %d\n%s%s", code, out, errOut)
+	}
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, so); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("trigger of libpulp's container: exit %d, %q %q", code, out, errOut)
+	}
+	p.Expect(t, map[string]string{"value": "350"})
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", so); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("revert of libpulp's container: exit %d, %q %q", code, out, errOut)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+
+	// libpulp's extract JSON as the target of this ulp's packer.
+	dump := filepath.Join(fx.Dir, "libcalc.so.1.json")
+	if out, err := exec.Command(suse, "extract", fx.Calc, "-o", dump).CombinedOutput(); err != nil {
+		t.Fatalf("libpulp's ulp extract: %v\n%s", err, out)
+	}
+	lp := filepath.Join(fx.Dir, "ulp_lp450.so")
+	triggertest.Compile(t, lp, []string{"-shared", "-fPIC", "-O2", "-Wl,--build-id", "-DVALUE=450"}, "lp_value.c")
+	desc = filepath.Join(fx.Dir, "ulp_lp450.dsc")
+	if err := os.WriteFile(desc, []byte(lp+"\n@"+dump+"\ncalc_value:calc_value_lp\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, errOut, code := inspectRun(t, "packer", desc); code != ExitOK {
+		t.Fatalf("packer against libpulp's dump: exit %d, %q %q", code, out, errOut)
+	}
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("trigger: exit %d, %q %q", code, out, errOut)
+	}
+	p.Expect(t, map[string]string{"value": "450"})
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", lp); code != ExitOK {
+		t.Fatalf("revert: exit %d, %q %q", code, out, errOut)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+}

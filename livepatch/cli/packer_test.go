@@ -93,7 +93,7 @@ func TestBuildCommands_EndToEnd(t *testing.T) {
 	}
 	want := dumpJSON{
 		Schema: DumpSchema, Container: fx.Livepatch, ContainerBuildID: hex.EncodeToString(c.BuildID),
-		Section: ".ulp", Kind: "apply", PatchID: c.Apply.ID.String(),
+		Section: ".ulp", Format: "ulp", Kind: "apply", PatchID: c.Apply.ID.String(),
 		Target: dumpTarget{Name: "libtarget.so.1", BuildID: hex.EncodeToString(c.Apply.Target.BuildID)},
 		Functions: []dumpFunction{
 			{"foo", "foo_lp", mustSym(t, fx.Target, "foo"), mustSym(t, fx.Livepatch, "foo_lp"), "pad", 4},

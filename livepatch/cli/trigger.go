@@ -7,23 +7,18 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"iter"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"ulp/internal/escape"
 	"ulp/livepatch/active"
-	"ulp/livepatch/container"
-	"ulp/livepatch/ptrace"
 	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
-	"ulp/livepatch/target"
 	"ulp/livepatch/trigger"
 )
 
@@ -60,7 +55,9 @@ applies the new patch in one stop of the process (atomic replace), and if the
 new patch is invalid nothing is reverted.
 
 The container is loaded by one thread of the process while the others keep
-running; the threads are stopped only while the code is written. With
+running. The code is then written without stopping any thread when one
+store can make each change (a padded library posted by "ulp post"), else
+with every thread stopped for the write. With
 --check-stack the write waits, retrying until --timeout, while any thread
 executes a function being replaced or has a return address into one on its
 stack; the ERROR then names the thread and the function.
@@ -189,7 +186,27 @@ const revertAllTarget = "target"
 // the patches on LIB in one stop; without one, the revert-all comes first.
 // --revert-all=target replaces, for each library the containers patch, its
 // patches by the first container for it.
-func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) {
+func triggerPlan(g *globalOptions, opts triggerOptions, args []string) (*trigger.Session, []trigger.Request, error) {
+	paths, err := triggerPaths(opts, args)
+	if err != nil {
+		return nil, nil, err
+	}
+	trust, err := trustPolicy(g, opts.trusted, opts.trustedSet)
+	if err != nil {
+		return nil, nil, err
+	}
+	s := trigger.NewSession(trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust,
+		CheckStack: opts.checkStack, RootPrefix: opts.rootPrefix})
+	reqs, err := triggerRequests(s, opts, args, paths)
+	if err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, reqs, nil
+}
+
+// triggerPaths checks the flags and expands the container argument.
+func triggerPaths(opts triggerOptions, args []string) ([]string, error) {
 	switch {
 	case opts.retries < 0:
 		return nil, usageError(errors.New("--retries must not be negative"))
@@ -215,10 +232,16 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 			return nil, usageError(err)
 		}
 	}
+	return paths, nil
+}
+
+// triggerRequests reads the containers at paths, in s, and returns the
+// requests every process receives, in order.
+func triggerRequests(s *trigger.Session, opts triggerOptions, args, paths []string) ([]trigger.Request, error) {
 	var reqs []trigger.Request
 	replaced := map[string]bool{} // the libraries whose patches a container replaces
 	for _, p := range paths {
-		c, err := container.Open(p)
+		c, err := s.Container(p)
 		if err != nil {
 			return nil, usageError(fmt.Errorf("invalid container: %s: %w", p, err))
 		}
@@ -235,7 +258,7 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 	}
 	if opts.revertAll != "" && opts.revertAll != revertAllTarget && !replaced[opts.revertAll] {
 		if len(paths) == 1 && paths[0] == args[0] { // one container named, not a glob
-			c, _ := container.Open(paths[0]) // opened above
+			c, _ := s.Container(paths[0]) // read above
 			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
 		}
 		reqs = append([]trigger.Request{{Action: report.RevertAll, Lib: opts.revertAll}}, reqs...)
@@ -244,10 +267,11 @@ func triggerPlan(opts triggerOptions, args []string) ([]trigger.Request, error) 
 }
 
 func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args []string, w io.Writer) error {
-	reqs, err := triggerPlan(opts, args)
+	s, reqs, err := triggerPlan(g, opts, args)
 	if err != nil {
 		return err
 	}
+	defer s.Close()
 	if opts.jobs == 0 {
 		opts.jobs = 2 * runtime.NumCPU()
 	}
@@ -258,20 +282,17 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	if err != nil {
 		return err
 	}
-	trust, err := trustPolicy(g, opts.trusted, opts.trustedSet)
-	if err != nil {
-		return err
-	}
 	if opts.activate {
-		if err := activate(g, opts, reqs, trust, w); err != nil {
+		say := func(what, path string) {
+			if !opts.json && !g.quiet {
+				fmt.Fprintf(w, "%s %s\n", what, escape.Text(path))
+			}
+		}
+		if err := s.Activate(opts.activeDir, reqs, say); err != nil {
 			return err
 		}
 	}
-	var containers trigger.Containers // each container checked once for every process
-	defer containers.Close()
-	o := trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust, CheckStack: opts.checkStack,
-		Containers: &containers, RootPrefix: opts.rootPrefix}
-	reps := triggerAll(ctx, found, reqs, o, opts.jobs)
+	reps := s.Run(ctx, found, reqs, opts.jobs)
 	sum := report.Summarize(slices.Concat(reps...))
 	sum.Inaccessible = filter.Inaccessible
 	enc := json.NewEncoder(w)
@@ -305,140 +326,6 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		return &ExitError{Code: ExitFailure}
 	}
 	return nil
-}
-
-// activate brings the patch-on-start folder to the state the requests
-// give the running processes, before they are triggered (a process that
-// starts meanwhile then has the change from its start): --revert removes the
-// containers with the same patch id, --revert-all=LIB those for LIB, and
-// apply and replace install the containers, each first verified under the
-// trust policy (the runtime checks no signature).
-func activate(g *globalOptions, opts triggerOptions, reqs []trigger.Request, trust *sign.Policy, w io.Writer) error {
-	say := func(what, path string) {
-		if !opts.json && !g.quiet {
-			fmt.Fprintf(w, "%s %s\n", what, escape.Text(path))
-		}
-	}
-	var install []string
-	for _, req := range reqs {
-		var drop func(*container.File) bool
-		switch req.Action {
-		case report.Revert:
-			c, err := container.Open(req.Container)
-			if err != nil {
-				return usageError(fmt.Errorf("invalid container: %w", err))
-			}
-			drop = func(a *container.File) bool { return a.Apply.ID == c.Apply.ID }
-		case report.RevertAll, report.Replace:
-			drop = func(a *container.File) bool { return a.Apply.Target.Name == req.Lib }
-		}
-		if req.Action == report.Apply || req.Action == report.Replace {
-			if err := verifyTrusted(trust, req.Container); err != nil {
-				return err
-			}
-			install = append(install, req.Container)
-		}
-		if drop == nil {
-			continue
-		}
-		gone, err := active.Remove(opts.activeDir, drop)
-		for _, p := range gone {
-			say("deactivated", p)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	for _, c := range install {
-		p, err := active.Install(opts.activeDir, c)
-		if err != nil {
-			return err
-		}
-		say("activated", p)
-	}
-	return nil
-}
-
-// verifyTrusted checks the container at path under the trust policy (when
-// there is one): safe owner and mode, and a trusted signature.
-func verifyTrusted(trust *sign.Policy, path string) error {
-	if trust == nil {
-		return nil
-	}
-	f, fi, err := container.OpenFile(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := sign.CheckSafe(fi); err != nil {
-		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
-	}
-	if _, err := trust.Verify(f, fi.Size()); err != nil {
-		return fmt.Errorf("--activate: refused by trust policy %s: %s: %w", trust.Dir, path, err)
-	}
-	return nil
-}
-
-// triggerAll runs reqs, in order, on every process found, by jobs workers
-// that start on the first processes while the rest are being found. Each
-// worker has a tracer whose thread it reuses for the processes it handles in
-// turn, and runs each trigger on that thread; a process is stopped only for
-// its own writes. The reports come back
-// in the order the processes were found, one slice per process.
-func triggerAll(ctx context.Context, found iter.Seq[target.Found], reqs []trigger.Request, o trigger.Options, jobs int) [][]report.Process {
-	type job struct {
-		i int
-		f target.Found
-	}
-	var (
-		mu   sync.Mutex
-		reps [][]report.Process
-		wg   sync.WaitGroup
-	)
-	todo := make(chan job)
-	for range jobs {
-		wg.Go(func() {
-			tr := ptrace.NewTracer()
-			defer tr.Close()
-			o := o
-			o.Tracer = tr
-			for j := range todo {
-				var out []report.Process
-				// On the tracer thread: no switch of threads per request.
-				// Do fails only once tr is closed, which is below.
-				tr.Do(func() { out = triggerOne(ctx, j.f, reqs, o) })
-				mu.Lock()
-				reps[j.i] = out
-				mu.Unlock()
-			}
-		})
-	}
-	for f := range found {
-		mu.Lock()
-		i := len(reps)
-		reps = append(reps, nil)
-		mu.Unlock()
-		todo <- job{i, f}
-	}
-	close(todo)
-	wg.Wait()
-	return reps
-}
-
-// triggerOne runs reqs, in order, on one process.
-func triggerOne(ctx context.Context, f target.Found, reqs []trigger.Request, o trigger.Options) []report.Process {
-	out := make([]report.Process, 0, len(reqs))
-	for _, req := range reqs {
-		rep := trigger.Run(ctx, f.PID, req, o)
-		if rep.Comm == "" {
-			rep.Comm = f.Comm // a process that could not be inspected
-		}
-		out = append(out, rep)
-		if rep.Result == report.Skipped && rep.Reason == trigger.ReasonExited {
-			break // nothing more to do in it
-		}
-	}
-	return out
 }
 
 // printResult prints the human line of one record: SUCCESS, SKIPPED

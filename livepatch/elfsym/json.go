@@ -1,6 +1,8 @@
 package elfsym
 
 import (
+	"bytes"
+	"debug/elf"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -61,14 +63,21 @@ func (o *Object) WriteJSON(w io.Writer) error {
 func ReadJSON(r io.Reader) (*Object, error) { return readJSON(r, MaxDumpSize) }
 
 func readJSON(r io.Reader, limit int64) (*Object, error) {
-	lr := &io.LimitedReader{R: r, N: limit + 1}
-	dec := json.NewDecoder(lr)
+	b, err := io.ReadAll(&io.LimitedReader{R: r, N: limit + 1})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidDump, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDump, limit)
+	}
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) == nil && top["library"] != nil && top["schema"] == nil {
+		return readLibpulpJSON(b)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	var d jsonDump
 	if err := dec.Decode(&d); err != nil {
-		if lr.N <= 0 {
-			return nil, fmt.Errorf("%w: larger than %d bytes", ErrInvalidDump, limit)
-		}
 		return nil, fmt.Errorf("%w: %w", ErrInvalidDump, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -139,4 +148,51 @@ func (s *jsonSymbol) validate() error {
 		return fmt.Errorf("%q: refused with pad or entry, or too long", s.Name)
 	}
 	return nil
+}
+
+// libpulpDump is the JSON of SUSE libpulp's `ulp extract`: one "library"
+// with its name, build-id and symbols, st_info and st_other as in the ELF
+// symbol table (research notes: libpulp.md §3.5).
+type libpulpDump struct {
+	Library struct {
+		Name    string `json:"name"`
+		BuildID string `json:"buildid"`
+		Symbols []struct {
+			Name    string `json:"name"`
+			Offset  int64  `json:"offset"`
+			Size    int64  `json:"size"`
+			StInfo  uint8  `json:"st_info"`
+			StOther uint8  `json:"st_other"`
+		} `json:"symbols"`
+	} `json:"library"`
+}
+
+// readLibpulpJSON reads libpulp's dump, validated as ulp's is. It lists
+// undefined symbols too (offset 0), which are dropped, and does not say
+// which functions have the pad: libpulp patches only padded functions, so
+// every function is taken for padded, its NOPs at the entry.
+func readLibpulpJSON(b []byte) (*Object, error) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var d libpulpDump
+	if err := dec.Decode(&d); err != nil {
+		return nil, fmt.Errorf("%w: libpulp dump: %w", ErrInvalidDump, err)
+	}
+	u := jsonDump{Schema: Schema, Name: d.Library.Name, BuildID: d.Library.BuildID}
+	for i, s := range d.Library.Symbols {
+		if s.Offset < 0 || s.Size < 0 {
+			return nil, fmt.Errorf("%w: libpulp dump: symbol %d: negative offset or size", ErrInvalidDump, i)
+		}
+		typ, ok := symType(elf.ST_TYPE(s.StInfo))
+		if !ok || s.Offset == 0 {
+			continue // a section, file or undefined symbol
+		}
+		u.Symbols = append(u.Symbols, jsonSymbol{Name: s.Name, Offset: uint64(s.Offset), Size: uint64(s.Size),
+			Type: typ, Bind: symBind(elf.ST_BIND(s.StInfo)), Pad: typ == TypeFunc})
+	}
+	obj, err := u.object()
+	if err != nil {
+		return nil, fmt.Errorf("%w: libpulp dump: %w", ErrInvalidDump, err)
+	}
+	return obj, nil
 }

@@ -16,7 +16,9 @@ import (
 //   - the file is bound to the memory the process had when it was seized:
 //     after an execve the writes fail instead of landing in the new program.
 //
-// The caller stops every thread that could execute code being written.
+// The caller stops every thread that could execute code being written, or
+// writes only bytes no thread can reach: the kernel copies them with
+// memcpy, which may store them one byte at a time.
 func (p *Process) Write(addr uint64, b []byte) error {
 	if p.mem == nil {
 		return ErrDetached

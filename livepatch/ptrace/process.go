@@ -396,6 +396,39 @@ func (p *Process) Resume(tid int) error {
 	})
 }
 
+// ResumeHolding resumes thread tid like Resume, but holds its next stop:
+// the thread stays in it until Resume, ResumeAll or Detach (which then
+// needs no stop of its own). For a thread that is about to stop by itself
+// (a call's notification, ulp_abi.h ULP_REQ_NOTIFY).
+func (p *Process) ResumeHolding(tid int) error {
+	return p.run(func() error {
+		th, err := p.thread(tid)
+		if err != nil {
+			return err
+		}
+		if th.stopped {
+			if err := p.cont(th); err != nil {
+				return err
+			}
+		}
+		th.wantStop = true
+		return nil
+	})
+}
+
+// Stopped reports whether thread tid is in a ptrace-stop (as of the last
+// events handled: call it from a WaitFor condition).
+func (p *Process) Stopped(tid int) bool {
+	stopped := false
+	p.run(func() error {
+		if th, ok := p.threads[tid]; ok {
+			stopped = th.stopped
+		}
+		return nil
+	})
+	return stopped
+}
+
 // LastPause returns the length of the last completed stop window (StopAll to
 // ResumeAll or Detach).
 func (p *Process) LastPause() time.Duration { return p.lastPause }

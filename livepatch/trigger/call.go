@@ -76,23 +76,29 @@ func init() {
 // malloc or the loader) are skipped for another; when every thread was
 // tried, call returns the EAGAIN callError (or errNoThread when no thread
 // could take it).
+//
+// The thread stops once DONE is out (ULP_REQ_NOTIFY), which wakes waitDone
+// at once, and is held in that stop: the next call resumes it, and a stop
+// of every thread or the detach that follows need not stop it again (the
+// signal it stopped with is delivered when it resumes, to no effect).
 func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
 	req.ID = callID.Add(1)
-	// The thread stops once DONE is out, which wakes waitDone at once (the
-	// signal, resumed with it, has no effect on the thread).
 	req.Flags |= abi.ReqNotify
+	if err := p.ResumeAll(); err != nil { // a thread held by the last call
+		return nil, err
+	}
 	if err := waitIdle(ctx, p, rt); err != nil {
 		return nil, err
 	}
 	tried := map[int]bool{}
 	var last error = errNoThread
 	for {
-		tid, err := pickThread(p, tried)
+		tid, notify, err := pickThread(p, tried)
 		if err != nil {
 			return nil, last
 		}
 		tried[tid] = true
-		res, err := callOn(ctx, p, rt, tid, req)
+		res, err := callOn(ctx, p, rt, tid, notify, req)
 		p.Log().Debug("call", "op", req.Op, "id", req.ID, "tid", tid, "err", err)
 		if err != nil {
 			var ce *callError
@@ -134,16 +140,17 @@ func waitIdle(ctx context.Context, p *ptrace.Process, rt runtimeInfo) error {
 // the one the agent holds already), else a running one; never a thread in
 // uninterruptible sleep. It reads the threads' states in that order and
 // stops at the first sleeping one, so that a process of a thousand threads
-// does not cost a thousand reads.
-func pickThread(p *ptrace.Process, tried map[int]bool) (int, error) {
+// does not cost a thousand reads. notify reports whether the runtime will
+// be able to notify the call's end on that thread (notifies).
+func pickThread(p *ptrace.Process, tried map[int]bool) (tid int, notify bool, err error) {
 	tids, err := procfs.Tasks(p.PID())
 	if err != nil {
-		return 0, errNoThread
+		return 0, false, errNoThread
 	}
 	if i := slices.Index(tids, p.PID()); i > 0 {
 		tids[0], tids[i] = tids[i], tids[0]
 	}
-	running := 0
+	running, runningNotify := 0, false
 	for _, tid := range tids {
 		if tried[tid] {
 			continue
@@ -154,22 +161,35 @@ func pickThread(p *ptrace.Process, tried map[int]bool) (int, error) {
 		}
 		switch st.State {
 		case 'S':
-			return tid, nil
+			return tid, notifies(st), nil
 		case 'D', 'Z', 'X':
 			continue
 		}
 		if running == 0 {
-			running = tid
+			running, runningNotify = tid, notifies(st)
 		}
 	}
 	if running == 0 {
-		return 0, errNoThread
+		return 0, false, errNoThread
 	}
-	return running, nil
+	return running, runningNotify, nil
+}
+
+// notifies reports whether the runtime can notify the end of a call on the
+// thread of status st: one of the signals it may send (ulp_abi.h,
+// ULP_REQ_NOTIFY) is neither blocked by the thread nor caught.
+func notifies(st *procfs.Status) bool {
+	for _, sig := range []uint{28, 23, 17} { // SIGWINCH, SIGURG, SIGCHLD
+		bit := uint64(1) << (sig - 1)
+		if st.SigBlk&bit == 0 && st.SigCgt&bit == 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // callOn runs req on thread tid.
-func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req *abi.Request) (*abi.Call, error) {
+func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, notify bool, req *abi.Request) (*abi.Call, error) {
 	if err := p.SeizeThread(tid); err != nil {
 		if errors.Is(err, ptrace.ErrExited) {
 			return nil, err
@@ -211,10 +231,14 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, req
 		p.Resume(tid)
 		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
 	}
-	if err := p.Resume(tid); err != nil {
+	resume := p.Resume
+	if notify {
+		resume = p.ResumeHolding
+	}
+	if err := resume(tid); err != nil {
 		return nil, err
 	}
-	return waitDone(ctx, p, rt, req)
+	return waitDone(ctx, p, rt, req, tid, notify)
 }
 
 // stackRoom reports whether the stack mapping holding rsp extends at least
@@ -289,6 +313,11 @@ func buildFrame(regs ptrace.Regs, entry uint64) (abi.Request, ptrace.Regs) {
 	return f, h
 }
 
+// notifyWait bounds the wait for the stop that notifies a call's end once
+// its result is out: the thread may have blocked the signals since the
+// agent read its status.
+const notifyWait = 5 * time.Millisecond
+
 // readCall reads ulp_abi.call.
 func readCall(pid int, rt runtimeInfo) (*abi.Call, error) {
 	b := make([]byte, abi.CallSize)
@@ -300,15 +329,25 @@ func readCall(pid int, rt runtimeInfo) (*abi.Call, error) {
 
 // waitDone polls ulp_abi.call until the runtime reports req done, servicing
 // ptrace events meanwhile, then sets the slot back to IDLE.
-func waitDone(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request) (*abi.Call, error) {
+//
+// When the thread is to notify the end (notify), it also waits, for at most
+// notifyWait after DONE, for the thread's stop, which is then held.
+func waitDone(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Request, tid int, notify bool) (*abi.Call, error) {
 	var c *abi.Call
+	var done time.Time
 	err := p.WaitFor(ctx, func() (bool, error) {
 		var err error
 		c, err = readCall(p.PID(), rt)
 		if err != nil {
 			return false, err
 		}
-		return c.State == abi.CallDone && c.ID == req.ID, nil
+		if c.State != abi.CallDone || c.ID != req.ID {
+			return false, nil
+		}
+		if done.IsZero() {
+			done = time.Now()
+		}
+		return !notify || p.Stopped(tid) || time.Since(done) > notifyWait, nil
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -15,6 +15,13 @@
 // returns to its own context from the stub, so a SIGKILL of the agent at any
 // moment leaves a working process.
 //
+// A [Session] is one run of the agent (ulp trigger, whole host or one
+// process): it owns the workers and their tracer threads ([Session.Run]),
+// the patch-on-start folder's update ([Session.Activate]) and the checked
+// containers, each opened, read and verified under the trust policy once
+// for every process of the run. [Run] is one trigger in a session of its
+// own.
+//
 // The process opens the container itself, in its own root (a chroot or
 // another mount namespace may differ from the agent's): through
 // /proc/AGENT/fd/N, the agent's open descriptor of the checked file, when

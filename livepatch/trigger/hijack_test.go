@@ -49,9 +49,18 @@ func TestHijackedThreadsUndisturbed(t *testing.T) {
 	for _, name := range []string{"redzone", "sleeper", "reader"} {
 		tid := threadByName(t, tg.PID, name)
 		for i := range 30 {
+			// Every other call as call makes it: notified, the thread
+			// held in its stop until the next call resumes it.
 			req := abi.NewRequest(0, abi.OpPing)
 			req.ID = callID.Add(1)
-			c, err := callOn(ctx, p, rt, tid, req)
+			notify := i%2 == 1
+			if notify {
+				req.Flags |= abi.ReqNotify
+			}
+			if err := p.Resume(tid); err != nil {
+				t.Fatalf("%s: resume before ping %d: %v", name, i, err)
+			}
+			c, err := callOn(ctx, p, rt, tid, notify, req)
 			if err != nil {
 				t.Fatalf("%s: ping %d: %v", name, i, err)
 			}
@@ -63,7 +72,7 @@ func TestHijackedThreadsUndisturbed(t *testing.T) {
 	// A thread whose stack is too small for the call is never hijacked.
 	small := threadByName(t, tg.PID, "small")
 	req := abi.NewRequest(0, abi.OpPing)
-	if _, err := callOn(ctx, p, rt, small, req); !errors.Is(err, errSkipThread) {
+	if _, err := callOn(ctx, p, rt, small, false, req); !errors.Is(err, errSkipThread) {
 		t.Fatalf("call on the small stack: %v, want errSkipThread", err)
 	}
 	if err := p.Detach(); err != nil {

@@ -64,7 +64,9 @@ func TestOpenContainer_FIFO(t *testing.T) {
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	r := &run{req: apply(fifo), log: slog.New(slog.DiscardHandler)}
+	s := NewSession(Options{})
+	defer s.Close()
+	r := &run{req: apply(fifo), s: s, o: s.o, log: slog.New(slog.DiscardHandler)}
 	done := make(chan error, 1)
 	go func() { _, err := r.openContainer(); done <- err }()
 	select {
@@ -74,8 +76,5 @@ func TestOpenContainer_FIFO(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("openContainer hangs on a FIFO")
-	}
-	for _, c := range r.closers {
-		c.Close()
 	}
 }

@@ -4,20 +4,21 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
-	"ulp/livepatch/ptrace"
 	"ulp/livepatch/report"
+	"ulp/livepatch/target"
 	"ulp/livepatch/trigger/triggertest"
 )
 
-// TestContainersShared runs triggers as a whole-host run does: one worker's
-// Tracer, each trigger on its thread (Do), and one Containers for the run.
-// The container is opened and checked once: a file put at its path after
-// the first trigger does not reach the second process, which loads the
-// same open file; a new run (new Containers) reads the new file.
-func TestContainersShared(t *testing.T) {
+// TestSessionShared runs triggers as a whole-host run does: in one
+// Session, by its workers. The container is opened and checked once: a file
+// put at its path after the first trigger does not reach the second
+// process, which loads the same open file; a new session reads the new
+// file.
+func TestSessionShared(t *testing.T) {
 	fx := triggertest.Build(t)
 	p1 := triggertest.Start(t, nil, fx.App)
 	p2 := triggertest.Start(t, nil, fx.App)
@@ -35,36 +36,31 @@ func TestContainersShared(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	tr := ptrace.NewTracer()
-	t.Cleanup(tr.Close)
-	run := func(cs *Containers, pid int) {
+	o := Options{Retries: 100, Log: triggertest.Logger(t)}
+	run := func(s *Session, pid int) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
-		var rep report.Process
-		o := Options{Retries: 100, Log: triggertest.Logger(t), Tracer: tr, Containers: cs}
-		if err := tr.Do(func() { rep = Run(ctx, pid, apply(path), o) }); err != nil {
-			t.Fatal(err)
-		}
-		if rep.Result != report.Success {
-			t.Fatalf("apply to %d: %s %s", pid, rep.Result, rep.Reason)
+		reps := s.Run(ctx, slices.Values([]target.Found{{PID: pid}}), []Request{apply(path)}, 1)
+		if len(reps) != 1 || len(reps[0]) != 1 || reps[0][0].Result != report.Success {
+			t.Fatalf("apply to %d: %+v", pid, reps)
 		}
 	}
 
 	put(fx.LP["lp200"])
-	var cs Containers
-	run(&cs, p1.PID)
-	put(fx.LP["lp300"]) // after the run's check: not what it loads
-	run(&cs, p2.PID)
-	cs.Close()
+	s := NewSession(o)
+	run(s, p1.PID)
+	put(fx.LP["lp300"]) // after the session's check: not what it loads
+	run(s, p2.PID)
+	s.Close()
 	for _, p := range []*triggertest.Proc{p1, p2} {
 		p.Untraced(t)
 		p.Expect(t, map[string]string{"value": "200"})
 	}
 
-	var next Containers
+	next := NewSession(o)
 	defer next.Close()
-	run(&next, p1.PID)
+	run(next, p1.PID)
 	p1.Untraced(t)
 	p1.Expect(t, map[string]string{"value": "300"})
 }

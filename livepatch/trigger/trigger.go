@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"path/filepath"
@@ -54,19 +53,12 @@ type Options struct {
 	// container signed by one of its keys, owned by root or the agent's
 	// user and not writable by group or others (openContainer).
 	Trust *sign.Policy
-	// Containers, when set, opens and checks each container once for all
-	// the triggers that share it (a run over many processes).
-	Containers *Containers
 	// RootPrefix, when set, is where the process sees the agent's root
 	// (ulp trigger -R, as libpulp's: a snapshot mounted under a folder):
 	// a process that cannot open the agent's descriptor of the container
 	// opens RootPrefix + the container's path, which must name the checked
 	// file.
 	RootPrefix string
-	// Tracer, when set, seizes the process: a worker's tracer, whose thread
-	// is reused for the processes it handles in turn (Run is best called
-	// inside its Do). Nil: the trigger seizes with a tracer of its own.
-	Tracer *ptrace.Tracer
 }
 
 // Reasons printed after SKIPPED.
@@ -101,21 +93,26 @@ func failed(format string, args ...any) *outcome {
 	return &outcome{result: report.Error, reason: err.Error(), err: err}
 }
 
-// Run performs req on process pid and reports the outcome. It never returns
-// an error: every failure is a report.Process with Result ERROR or SKIPPED
-// and a reason, and Inconsistent set when code may have been left half
-// written.
+// Run performs req on process pid, in a session of its own, and reports
+// the outcome. It never returns an error: every failure is a report.Process
+// with Result ERROR or SKIPPED and a reason, and Inconsistent set when code
+// may have been left half written. A run over many processes uses
+// [Session.Run].
 func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
+	s := NewSession(o)
+	defer s.Close()
+	return s.trigger(ctx, nil, pid, req)
+}
+
+// trigger performs req on process pid: [Run] within s. The process is
+// seized with tr, a worker's tracer whose thread is reused for the processes
+// it handles in turn and on which trigger runs; nil seizes with a tracer of
+// the trigger's own.
+func (s *Session) trigger(ctx context.Context, tr *ptrace.Tracer, pid int, req Request) report.Process {
 	t0 := time.Now()
-	if o.Timeout <= 0 {
-		o.Timeout = 30 * time.Second
-	}
-	if o.Log == nil {
-		o.Log = slog.New(slog.DiscardHandler)
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, s.o.Timeout)
 	defer cancel()
-	r := &run{pid: pid, req: req, o: o, log: o.Log.With("pid", pid, "action", string(req.Action))}
+	r := &run{pid: pid, req: req, s: s, o: s.o, tr: tr, log: s.o.Log.With("pid", pid, "action", string(req.Action))}
 	r.rep = report.Process{
 		Schema: report.TriggerSchema,
 		Type:   report.TypeProcess,
@@ -138,9 +135,6 @@ func Run(ctx context.Context, pid int, req Request, o Options) report.Process {
 		}
 		r.rep.Timings.DetachUS += time.Since(td).Microseconds()
 		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
-	}
-	for _, c := range r.closers {
-		c.Close()
 	}
 	if err != nil && exited(pid, err) {
 		err = skipped(ReasonExited)
@@ -204,7 +198,9 @@ func leaderExited(pid int) bool {
 type run struct {
 	pid  int
 	req  Request
-	o    Options
+	s    *Session
+	o    Options        // s.o
+	tr   *ptrace.Tracer // the worker's tracer, or nil
 	log  *slog.Logger
 	rep  report.Process
 	tp   *target.Process
@@ -214,10 +210,9 @@ type run struct {
 	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
 	obj  *target.Object  // the target object of spec
 
-	closers []io.Closer      // closed when the trigger ends (see containerPath)
-	ck      *checked         // the container's open, checked file
-	ranges  []codeRange      // CheckStack: the functions being replaced
-	maps    []procfs.Mapping // the memory map, to find stacks (entry.go)
+	ck     *checked         // the container's open, checked file (its session's)
+	ranges []codeRange      // CheckStack: the functions being replaced
+	maps   []procfs.Mapping // the memory map, to find stacks (entry.go)
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -490,8 +485,8 @@ func (r *run) seize(ctx context.Context) error {
 		var err error
 		// The main thread only: the lock. A call seizes the thread it
 		// borrows, a write that needs every thread stopped seizes them all.
-		if r.o.Tracer != nil {
-			p, err = r.o.Tracer.Lock(ctx, r.pid, r.log)
+		if r.tr != nil {
+			p, err = r.tr.Lock(ctx, r.pid, r.log)
 		} else {
 			p, err = ptrace.Lock(ctx, r.pid, r.log)
 		}

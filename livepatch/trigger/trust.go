@@ -3,10 +3,8 @@ package trigger
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
-	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -37,128 +35,28 @@ type checked struct {
 	fdVisible bool   // viaFD names the file in the process's root
 }
 
-// openContainer opens the container once; everything after reads, checks
-// and loads that one open file (see containerPath), so replacing the path
-// meanwhile changes nothing. With a trust policy, for the actions that load
-// code (apply, replace), the file must also be owned by root or the agent's
-// user, not writable by group or others, and signed by a trusted key. With
-// Options.Containers, that is done once for all the triggers of a run.
+// openContainer opens the container once per session; everything after
+// reads, checks and loads that one open file (see containerPath), so
+// replacing the path meanwhile changes nothing. With a trust policy, for the
+// actions that load code (apply, replace), the file must also be owned by
+// root or the agent's user, not writable by group or others, and signed by
+// a trusted key ([Session.Verify]).
 func (r *run) openContainer() (*container.File, error) {
-	if cs := r.o.Containers; cs != nil {
-		return cs.open(r)
-	}
-	ck, c, err := r.checkContainer()
-	if ck != nil {
-		r.closers = append(r.closers, ck.file)
-	}
-	if err != nil {
-		return nil, err
-	}
-	r.ck = ck
-	return c, nil
-}
-
-// checkContainer opens, reads and checks the container (openContainer).
-// The checked file is returned when it was opened, also with an error, for
-// the caller to close.
-func (r *run) checkContainer() (*checked, *container.File, error) {
-	// A FIFO put at the path must not hang the agent: OpenFile refuses it.
-	f, fi, err := container.OpenFile(r.req.Container)
-	if err != nil {
-		return nil, nil, failed("invalid container: %w", err)
-	}
-	ck := &checked{file: f, info: fi}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok {
-		return ck, nil, failed("invalid container: %s: no device and inode", r.req.Container)
-	}
-	ck.id = fileID{st.Dev, st.Ino}
-	c, err := container.Read(f)
-	if err != nil {
-		return ck, nil, failed("invalid container: %s: %w", r.req.Container, err)
-	}
-	if !r.req.Action.Loads() {
-		return ck, c, nil // nothing is loaded
-	}
-	if r.o.Trust != nil {
-		if err := sign.CheckSafe(ck.info); err != nil {
-			return ck, nil, failed("refused by trust policy %s: %s: %w", r.o.Trust.Dir, r.req.Container, err)
-		}
-		by, err := r.o.Trust.Verify(f, ck.info.Size())
-		if err != nil {
-			return ck, nil, failed("refused by trust policy %s: %s: %w", r.o.Trust.Dir, r.req.Container, err)
-		}
-		r.log.Debug("container signature verified", "key", by)
-	}
-	if ck.dev, ck.inode, err = mapsIdentity(f); err != nil {
-		return ck, nil, failed("container: %w", err)
-	}
-	return ck, c, nil
-}
-
-// loads reports whether action makes the process load the container.
-
-// Containers shares the opening and checking of container files between
-// the triggers of one run of the agent (Options.Containers): each file is
-// opened, read, checked under the trust policy and identified once, by the
-// first trigger that needs it, and every process then loads that one open
-// file (a whole-host trigger would otherwise do it all again for every
-// process). The zero value is ready to use; Close it when the run ends.
-// The triggers sharing it must have the same trust policy.
-type Containers struct {
-	mu sync.Mutex
-	m  map[containerKey]*openedContainer
-}
-
-type containerKey struct {
-	path  string
-	loads bool // apply or replace: checked under the trust policy and identified
-}
-
-// openedContainer is one container as the first trigger checked it.
-type openedContainer struct {
-	once sync.Once
-	ck   *checked // the shared part: file, info, id, dev, inode
-	c    *container.File
-	err  error
-}
-
-// open is openContainer for a trigger that shares cs.
-func (cs *Containers) open(r *run) (*container.File, error) {
-	k := containerKey{r.req.Container, r.req.Action.Loads()}
-	cs.mu.Lock()
-	if cs.m == nil {
-		cs.m = make(map[containerKey]*openedContainer)
-	}
-	e := cs.m[k]
-	if e == nil {
-		e = &openedContainer{}
-		cs.m[k] = e
-	}
-	cs.mu.Unlock()
-	e.once.Do(func() { e.ck, e.c, e.err = r.checkContainer() })
+	e := r.s.open(r.req.Container)
 	if e.err != nil {
-		return nil, e.err
+		return nil, failed("invalid container: %w", e.err)
+	}
+	if r.req.Action.Loads() {
+		if err := r.s.verify(e); err != nil {
+			return nil, failed("refused by trust policy %s: %s: %w", r.s.o.Trust.Dir, r.req.Container, err)
+		}
+		if err := r.s.identify(e); err != nil {
+			return nil, failed("container: %w", err)
+		}
 	}
 	ck := *e.ck // this trigger's own viaFD and fdVisible
-	ck.viaFD, ck.fdVisible = "", false
 	r.ck = &ck
 	return e.c, nil
-}
-
-// Close closes the container files, except one that the agent holds for a
-// name it gave out (agentFD).
-func (cs *Containers) Close() {
-	cs.mu.Lock()
-	defer cs.mu.Unlock()
-	held.Lock()
-	defer held.Unlock()
-	for _, e := range cs.m {
-		if e.ck != nil && !slices.ContainsFunc(held.fds[e.ck.id], func(f *os.File) bool { return f == e.ck.file }) {
-			e.ck.file.Close()
-		}
-	}
-	cs.m = nil
 }
 
 // mapsIdentity returns the device and inode that /proc/PID/maps shows for a
@@ -206,8 +104,8 @@ const maxNames = 3
 
 // agentFD returns the i-th held descriptor of the checked file, creating it
 // (at the lowest free number) when there are not that many. When that
-// fails (no descriptor left), the trigger's own descriptor of the file is
-// held instead of being closed when the trigger ends.
+// fails (no descriptor left), the session's descriptor of the file is held
+// instead of being closed when the session ends.
 func (r *run) agentFD(i int) int {
 	held.Lock()
 	defer held.Unlock()
@@ -222,7 +120,6 @@ func (r *run) agentFD(i int) int {
 			f = os.NewFile(nfd, f.Name())
 		} else {
 			r.log.Debug("dup container descriptor", "err", errno)
-			r.closers = slices.DeleteFunc(r.closers, func(c io.Closer) bool { return c == io.Closer(f) })
 		}
 		fs = append(fs, f)
 		held.fds[r.ck.id] = fs

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"ulp/internal/testenv"
 )
 
 // sideTool is one of the two tools measured side by side: its agent, the
@@ -26,37 +28,12 @@ type sideTool struct {
 // sameRunSource names the anchor of every same-run ratio.
 const sameRunSource = "libpulp 0.3.17, this run"
 
-// libpulpDefaultDir is where the prebuilt libpulp is looked for when
-// neither -libpulp nor $ULP_LIBPULP_DIR names it: next to the repository
-// (relative to its top folder), as the project's machines keep it.
-const libpulpDefaultDir = "../shared/anchors/libpulp-0.3.17"
-
-// moduleRoot returns the folder holding go.mod, searched upwards from the
-// working folder (make bench runs at the top, go test in the package).
-func moduleRoot() string {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "."
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			return dir
-		}
-	}
-}
-
 // libpulpDir returns the folder of the prebuilt libpulp (bin/ulp,
 // lib/libpulp.so.0.0.0) and why it cannot be used ("" when it can).
 func libpulpDir(flagDir string) (string, string) {
 	dir := flagDir
 	if dir == "" {
-		dir = os.Getenv("ULP_LIBPULP_DIR")
-	}
-	if dir == "" {
-		dir = filepath.Join(moduleRoot(), libpulpDefaultDir)
+		dir = testenv.LibpulpDir()
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {

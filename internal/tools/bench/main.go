@@ -37,7 +37,7 @@ type Config struct {
 	HostRuns   int      `json:"host_runs"`  // samples per size of the whole-host section
 	// Libpulp is the folder of the prebuilt libpulp 0.3.17 (bin/ulp,
 	// lib/libpulp.so.0.0.0) of the side-by-side section; "" for
-	// $ULP_LIBPULP_DIR, else ../shared/anchors/libpulp-0.3.17.
+	// testenv.LibpulpDir.
 	Libpulp      string `json:"libpulp,omitempty"`
 	LibpulpIdle  []int  `json:"libpulp_idle"`  // idle threads besides the spinning one, side by side
 	LibpulpProcs []int  `json:"libpulp_procs"` // children of the side-by-side whole host
@@ -72,7 +72,7 @@ func main() {
 	fanouts := fs.String("fanouts", "1,8,32", "fleet fan-outs (ulpfleet --parallel)")
 	hostProcs := fs.String("host-procs", "100", "processes of the whole-host section (larger: 100,1000,4000)")
 	fs.IntVar(&cfg.HostRuns, "host-runs", cfg.HostRuns, "samples per size of the whole-host section")
-	fs.StringVar(&cfg.Libpulp, "libpulp", "", "folder of the prebuilt libpulp 0.3.17 of the side-by-side section (default $ULP_LIBPULP_DIR, else "+libpulpDefaultDir+")")
+	fs.StringVar(&cfg.Libpulp, "libpulp", "", "folder of the prebuilt libpulp 0.3.17 of the side-by-side section (default $ULP_LIBPULP_DIR, else ../shared/anchors/libpulp-0.3.17 from the module's top folder)")
 	libpulpIdle := fs.String("libpulp-idle", "0,1000", "side by side: idle threads besides the spinning one")
 	libpulpProcs := fs.String("libpulp-procs", "100", "side by side: children of the whole-host samples (larger: 100,1000)")
 	verbose := fs.Bool("v", false, "log each step on stderr")
