@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 	"ulp/internal/exitstatus"
 )
 
@@ -107,7 +108,7 @@ func NewRoot() *cobra.Command { return newRoot(newApp(os.Stdout, os.Stderr)) }
 // ExitCode prints err (once) on w and returns the exit status for it: the
 // Code of an *ExitError, else the class of err.
 func ExitCode(w io.Writer, err error) int {
-	return exitstatus.Print(w, "ulpfleet", err, func(err error) int {
+	return exitstatus.Print(escape.LineWriter{W: w}, "ulpfleet", err, func(err error) int {
 		switch {
 		case errors.Is(err, context.Canceled):
 			return ExitCancelled

@@ -5,6 +5,7 @@
 package escape
 
 import (
+	"io"
 	"strconv"
 	"strings"
 	"unicode"
@@ -63,4 +64,29 @@ func Texts(ss []string) []string {
 		out[i] = Text(s)
 	}
 	return out
+}
+
+// Lines is Text of each line of s, its newlines kept: for messages that
+// may span lines (joined errors) whose text is not the program's own.
+func Lines(s string) string {
+	if plain(strings.ReplaceAll(s, "\n", "")) {
+		return s
+	}
+	ls := strings.Split(s, "\n")
+	for i, l := range ls {
+		ls[i] = Text(l)
+	}
+	return strings.Join(ls, "\n")
+}
+
+// LineWriter writes what it is given through Lines: a command's error
+// message, printed in one write, keeps its lines and loses its control
+// characters.
+type LineWriter struct{ W io.Writer }
+
+func (lw LineWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(lw.W, Lines(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }

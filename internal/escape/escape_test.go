@@ -49,3 +49,15 @@ func FuzzText(f *testing.F) {
 		}
 	})
 }
+
+func TestLines(t *testing.T) {
+	var b strings.Builder
+	w := escape.LineWriter{W: &b}
+	in := "ulp: invalid container: /tmp/x\x1b]0;t\a.so\nsecond\tline\n"
+	if n, err := w.Write([]byte(in)); n != len(in) || err != nil {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if want := "ulp: invalid container: /tmp/x\\x1b]0;t\\a.so\nsecond\\tline\n"; b.String() != want {
+		t.Errorf("got %q, want %q", b.String(), want)
+	}
+}

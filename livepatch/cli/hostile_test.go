@@ -242,6 +242,11 @@ func TestForgedLines(t *testing.T) {
 			t.Errorf("ulp %q: no escaped newline in %q", tt.args, stdout)
 		}
 	}
+	// An error message quoting a name prints it escaped too.
+	_, stderr, code := runBuildCommand(t, "dump", filepath.Join(dir, "missing\x1b]0;owned\a.so"))
+	if code != ExitUsage || strings.ContainsAny(stderr, "\x1b\a") || !strings.Contains(stderr, `missing\x1b]0;owned\a.so`) {
+		t.Errorf("dump of a missing file: exit %d, stderr %q", code, stderr)
+	}
 	if got := p.Ask(t, "value"); got != "7" {
 		t.Errorf("calc_value = %s, want 7", got)
 	}

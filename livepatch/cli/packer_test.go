@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -192,6 +193,15 @@ func TestBuildCommands_EndToEnd(t *testing.T) {
 
 func TestPackerCommand_Errors(t *testing.T) {
 	fx := packertest.Build(t, packertest.Options{})
+	counter, counterRef, foo := mustSym(t, fx.Target, "counter"), mustSym(t, fx.Livepatch, "counter_ref"), mustSym(t, fx.Target, "foo")
+	dump, _, code := runBuildCommand(t, "extract", fx.Target)
+	if code != 0 {
+		t.Fatal("extract failed")
+	}
+	dumpPath := filepath.Join(fx.Dir, "target.json")
+	if err := os.WriteFile(dumpPath, []byte(dump), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		dsc  string
@@ -206,6 +216,23 @@ func TestPackerCommand_Errors(t *testing.T) {
 		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\ntiny:foo_lp\n", nil, ExitUsage, []string{
 			"e.dsc:3:5: error: new function: symbol not found: no func \"nothere\" in livepatch.so\nfoo:nothere\n    ^\n",
 			"e.dsc:4:1: error: old function \"tiny\"",
+		}},
+		// Offsets given by hand are checked against the files, as the
+		// agent checks them before it writes.
+		{"patch offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:%x:%x\n", counter, counterRef+8), nil, ExitUsage, []string{
+			fmt.Sprintf("e.dsc:4:10: error: patch reference: symbol not found: no object \"counter_ref\" at offset %#x in livepatch.so", counterRef+8),
+		}},
+		{"target offset outside every segment", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", counterRef), nil, ExitUsage, []string{
+			"e.dsc:4:2: error: bad offset: reference counter_ref: the target variable counter at 0x7fffff00 is not in a segment of libtarget.so.1",
+		}},
+		{"extract dump: target offset outside every segment", fmt.Sprintf("livepatch.so\n@%s\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", dumpPath, counterRef), nil, ExitUsage, []string{
+			"error: bad offset: reference counter_ref: the target variable counter at 0x7fffff00 is not in a segment of libtarget.so.1",
+		}},
+		{"duplicated replacement", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\nfoo:foo_lp\n", nil, ExitUsage, []string{
+			"e.dsc:4:1: error: function \"foo\" replaced twice (first on line 3)",
+		}},
+		{"old offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp:%x\n", foo+1), nil, ExitUsage, []string{
+			fmt.Sprintf("e.dsc:3:1: error: old function: symbol not found: no func \"foo\" at offset %#x in libtarget.so.1", foo+1),
 		}},
 		{"write error", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n", []string{"-o", "/nonexistent/dir/x.so"}, ExitFailure, []string{
 			"ulp: write container /nonexistent/dir/x.so: create temporary file",

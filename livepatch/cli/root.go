@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/internal/exitstatus"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/report"
@@ -130,7 +131,7 @@ func NewRoot() *cobra.Command { return newRoot(&globalOptions{}) }
 // ExitCode prints err (once) on w and returns the exit status for it: the
 // Code of an *ExitError, else ExitFailure.
 func ExitCode(w io.Writer, err error) int {
-	return exitstatus.Print(w, "ulp", err, func(error) int { return ExitFailure })
+	return exitstatus.Print(escape.LineWriter{W: w}, "ulp", err, func(error) int { return ExitFailure })
 }
 
 // Run executes the ulp command tree with args and returns the exit status.

@@ -38,6 +38,8 @@ type triggerOptions struct {
 	rootPrefix string
 	// checkStack: --check-stack.
 	checkStack bool
+	// allowSeccomp: --allow-seccomp.
+	allowSeccomp bool
 	// trustedSet: --trusted was given, so its folder must exist.
 	trustedSet bool
 }
@@ -114,6 +116,7 @@ the process loads that open file, so replacing the file meanwhile is harmless.
 	f.IntVarP(&opts.retries, "retries", "r", 20, "attempts when every thread is busy in malloc or the loader, or another agent holds the process")
 	f.DurationVar(&opts.timeout, "timeout", 30*time.Second, "time allowed for each process")
 	f.BoolVar(&opts.checkStack, "check-stack", false, "wait while a thread runs or returns into a function being replaced")
+	f.BoolVar(&opts.allowSeccomp, "allow-seccomp", false, "load into processes with a seccomp filter too (libpulp's --disable-seccomp): only when the filter allows dlopen's system calls, or the process dies of SIGSYS")
 	f.StringVar(&opts.trusted, "trusted", sign.DefaultTrustDir, "trust policy: load only containers signed by a key of `DIR`/*.pub (when DIR exists)")
 	f.BoolVar(&opts.recursive, "recursive", false, "with a container glob, descend into the subfolders of its folder")
 	f.IntVarP(&opts.jobs, "jobs", "j", 0, "`N` processes handled at once, by workers that each reuse one tracer thread (0: twice the number of CPUs)")
@@ -196,7 +199,7 @@ func triggerPlan(g *globalOptions, opts triggerOptions, args []string) (*trigger
 		return nil, nil, err
 	}
 	s := trigger.NewSession(trigger.Options{Retries: opts.retries, Timeout: opts.timeout, Log: g.log, Trust: trust,
-		CheckStack: opts.checkStack, RootPrefix: opts.rootPrefix})
+		CheckStack: opts.checkStack, AllowSeccomp: opts.allowSeccomp, RootPrefix: opts.rootPrefix})
 	reqs, err := triggerRequests(s, opts, args, paths)
 	if err != nil {
 		s.Close()

@@ -87,6 +87,9 @@ type Object struct {
 	Name    string
 	BuildID []byte // empty when the object has none
 	Symbols []Symbol
+	// Segments are the PT_LOAD segments (nil for a JSON dump that
+	// predates them).
+	Segments []Segment
 }
 
 // LoadOptions tune Load.
@@ -167,7 +170,7 @@ func Read(r io.ReaderAt, name string) (*Object, error) {
 }
 
 func read(ef *elf.File, name string, o LoadOptions) (*Object, error) {
-	obj := &Object{Name: name}
+	obj := &Object{Name: name, Segments: segmentsOf(ef)}
 	var err error
 	obj.BuildID, err = BuildID(ef)
 	if err != nil && !errors.Is(err, ErrNoBuildID) {

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime"
 	"testing"
 
@@ -197,4 +199,55 @@ func FuzzFile(f *testing.F) {
 			t.Fatalf("Check: %v", err)
 		}
 	})
+}
+
+// TestFuncStart: a function starts at a function symbol's value, or, in a
+// stripped library (no .symtab: its static functions have no symbol), at
+// an .eh_frame entry; an offset inside a function or on data starts none.
+func TestFuncStart(t *testing.T) {
+	fx := packertest.Build(t, packertest.Options{})
+	obj, err := elfsym.Open(fx.Target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin, err := obj.LookupAt("twin", mustLocal(t, obj, "twin"), elfsym.TypeFunc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foo, _ := obj.Lookup("foo", elfsym.TypeFunc)
+	counter, _ := obj.Lookup("counter", elfsym.TypeObject)
+	stripped := filepath.Join(t.TempDir(), "libtarget.so.1")
+	if out, err := exec.Command("strip", "--strip-all", "-o", stripped, fx.Target).CombinedOutput(); err != nil {
+		t.Fatalf("strip: %v\n%s", err, out)
+	}
+	for _, lib := range []string{fx.Target, stripped} {
+		f, err := elfsym.OpenFile(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for _, tt := range []struct {
+			off  uint64
+			want bool
+		}{{foo.Offset, true}, {twin.Offset, true}, {foo.Offset + 1, false}, {counter.Offset, false}, {0, false}} {
+			if got, err := f.FuncStart(tt.off); err != nil || got != tt.want {
+				t.Errorf("%s: FuncStart(%#x) = %v, %v; want %v", lib, tt.off, got, err, tt.want)
+			}
+		}
+	}
+	if f, _ := elfsym.OpenFile(stripped); f.Section(".symtab") != nil {
+		t.Error("the stripped copy has a .symtab")
+	}
+}
+
+// mustLocal returns the offset of the local symbol name (the first).
+func mustLocal(t *testing.T, obj *elfsym.Object, name string) uint64 {
+	t.Helper()
+	for _, s := range obj.Symbols {
+		if s.Name == name && s.Bind == elfsym.BindLocal {
+			return s.Offset
+		}
+	}
+	t.Fatalf("no local %s", name)
+	return 0
 }

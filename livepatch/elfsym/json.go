@@ -27,6 +27,8 @@ type jsonDump struct {
 	Name    string       `json:"name"`
 	BuildID string       `json:"build_id"`
 	Symbols []jsonSymbol `json:"symbols"`
+	// Segments, when present, let the packer check explicit offsets.
+	Segments []Segment `json:"segments,omitempty"`
 }
 
 type jsonSymbol struct {
@@ -44,10 +46,11 @@ type jsonSymbol struct {
 // WriteJSON writes o as an `ulp extract` dump (schema [Schema]).
 func (o *Object) WriteJSON(w io.Writer) error {
 	d := jsonDump{
-		Schema:  Schema,
-		Name:    o.Name,
-		BuildID: hex.EncodeToString(o.BuildID),
-		Symbols: make([]jsonSymbol, len(o.Symbols)),
+		Schema:   Schema,
+		Name:     o.Name,
+		BuildID:  hex.EncodeToString(o.BuildID),
+		Symbols:  make([]jsonSymbol, len(o.Symbols)),
+		Segments: o.Segments,
 	}
 	for i, s := range o.Symbols {
 		d.Symbols[i] = jsonSymbol(s)
@@ -118,6 +121,15 @@ func (d *jsonDump) object() (*Object, error) {
 		obj.Symbols[i] = Symbol(s)
 	}
 	obj.Symbols = dedup(obj.Symbols)
+	if len(d.Segments) > MaxProgs {
+		return nil, fmt.Errorf("%d segments, at most %d", len(d.Segments), MaxProgs)
+	}
+	for i, sg := range d.Segments {
+		if sg.Vaddr+sg.Memsz < sg.Vaddr {
+			return nil, fmt.Errorf("segment %d wraps around", i)
+		}
+	}
+	obj.Segments = d.Segments
 	return obj, nil
 }
 

@@ -197,8 +197,29 @@ func resolve(desc *dsc.Desc, lp, target *elfsym.Object) (*container.Spec, error)
 				errs = append(errs, desc.Errorf(r.RefPos, "patch reference: %w", err))
 			}
 			ref.TargetOffset, ref.PatchOffset = tv.Offset, pr.Offset
+		} else if _, err := lp.LookupAt(r.PatchRef, r.PatchOffset, elfsym.TypeObject); err != nil {
+			// The livepatch is at hand: its variable must be where the
+			// description says.
+			errs = append(errs, desc.Errorf(r.RefPos, "patch reference: %w", err))
 		}
 		spec.Refs = append(spec.Refs, ref)
+	}
+	if len(errs) == 0 {
+		// The same checks as the agent's before it writes (a JSON dump
+		// without segments leaves the target's out).
+		// Function by function, so that each error names its line: the
+		// first failing prefix fails on its last function.
+		for i := range spec.Funcs {
+			if err := (&container.Spec{Target: spec.Target, Funcs: spec.Funcs[:i+1]}).CheckOffsets(target.Segments, lp.Segments); err != nil {
+				errs = append(errs, desc.Errorf(desc.Funcs[i].Pos, "%w", err))
+				break
+			}
+		}
+		for i, r := range spec.Refs {
+			if err := (&container.Spec{Target: spec.Target, Refs: []container.Ref{r}}).CheckOffsets(target.Segments, lp.Segments); err != nil {
+				errs = append(errs, desc.Errorf(desc.Refs[i].Pos, "%w", err))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)

@@ -70,8 +70,8 @@ func (m Manager) Path(p string) string {
 // Status reads File. A missing File is a disabled preload.
 func (m Manager) Status() (Status, error) {
 	st := Status{File: m.Path(File)}
-	b, err := os.ReadFile(st.File)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	b, err := m.read()
+	if err != nil {
 		return st, err
 	}
 	for _, e := range Entries(b) {
@@ -84,7 +84,9 @@ func (m Manager) Status() (Status, error) {
 		st.Others = append(st.Others, e)
 	}
 	if st.Runtime != "" {
-		if _, err := os.Stat(m.Path(st.Runtime)); err != nil {
+		if m.rooted() {
+			st.Missing = !m.existsRooted(st.Runtime)
+		} else if _, err := os.Stat(st.Runtime); err != nil {
 			st.Missing = true
 		}
 	}
@@ -144,15 +146,22 @@ func (m Manager) Disable() (bool, error) {
 		return false, nil
 	}
 	if len(bytes.TrimSpace(updated)) == 0 {
-		return true, atomicfile.Remove(m.Path(File))
+		if m.rooted() {
+			return true, m.writeRooted(nil)
+		}
+		return true, atomicfile.Remove(File)
 	}
 	return true, m.write(updated)
 }
 
-// CheckLoads runs the probe program with runtime (inside the root)
-// preloaded and checks that it ran and mapped the runtime.
+// CheckLoads runs the probe program with runtime preloaded and checks that
+// it ran and mapped the runtime. Under a Root other than "/", it checks the
+// file without running it (checkStatic).
 func (m Manager) CheckLoads(ctx context.Context, runtime string) error {
-	file := m.Path(runtime)
+	if m.rooted() {
+		return m.checkStatic(runtime)
+	}
+	file := runtime
 	real, err := filepath.EvalSymlinks(file)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotLoadable, err)
@@ -187,7 +196,10 @@ func firstLine(s string) string {
 }
 
 func (m Manager) read() ([]byte, error) {
-	b, err := os.ReadFile(m.Path(File))
+	if m.rooted() {
+		return m.readRooted(File)
+	}
+	b, err := os.ReadFile(File)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -196,7 +208,10 @@ func (m Manager) read() ([]byte, error) {
 
 // write replaces File atomically with b, keeping its mode when it exists.
 func (m Manager) write(b []byte) error {
-	path := m.Path(File)
+	if m.rooted() {
+		return m.writeRooted(b)
+	}
+	path := File
 	mode := fs.FileMode(0o644)
 	if fi, err := os.Stat(path); err == nil {
 		mode = fi.Mode().Perm()

@@ -3,6 +3,7 @@ package preload
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -218,4 +219,84 @@ func FuzzRewrite(f *testing.F) {
 			t.Errorf("entries after delete %q, want %q (from %q to %q)", got, want, b, out)
 		}
 	})
+}
+
+// TestRootNotFollowed: under --root, a user's symbolic links never lead
+// root's writes out of the root (etc a link to the user's folder, the
+// list a link to a file of the host), a root folder not owned by root or
+// writable by others is refused, and the runtime is checked without being
+// run: a library whose constructor would leave a mark leaves none.
+func TestRootNotFollowed(t *testing.T) {
+	testenv.Require(t, testenv.Root, testenv.CC)
+	outside := t.TempDir()
+	victim := filepath.Join(outside, "victim")
+	if err := os.WriteFile(victim, []byte("host file\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(outside, "etc"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	marker := filepath.Join(outside, "ran-as-root")
+	evil := filepath.Join(outside, "evil.c")
+	src := "#include <stdio.h>\nint ulp_abi[64] = {1};\n__attribute__((constructor)) static void mark(void) { FILE *f = fopen(\"" + marker + "\", \"w\"); if (f) fclose(f); }\n"
+	if err := os.WriteFile(evil, []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := func(t *testing.T, target, name string) {
+		t.Helper()
+		if err := os.Symlink(target, name); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Lchown(name, 65534, 65534); err != nil { // a user's link
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		name  string
+		setup func(t *testing.T, root string)
+		want  error // nil: Enable succeeds inside the root
+	}{
+		{"etc links to a user's folder", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "etc"))
+			link(t, filepath.Join(outside, "etc"), filepath.Join(root, "etc"))
+		}, fs.ErrNotExist},
+		{"etc links up and out", func(t *testing.T, root string) {
+			os.Remove(filepath.Join(root, "etc"))
+			rel, _ := filepath.Rel(root, filepath.Join(outside, "etc"))
+			link(t, rel, filepath.Join(root, "etc"))
+		}, fs.ErrNotExist},
+		{"the list links to a host file", func(t *testing.T, root string) {
+			link(t, victim, filepath.Join(root, "etc", "ld.so.preload"))
+		}, nil},
+		{"root writable by others", func(t *testing.T, root string) { os.Chmod(root, 0o777) }, ErrUnsafeRoot},
+		{"root owned by a user", func(t *testing.T, root string) { os.Chown(root, 65534, 65534) }, ErrUnsafeRoot},
+		{"etc owned by a user", func(t *testing.T, root string) { os.Chown(filepath.Join(root, "etc"), 65534, 65534) }, ErrUnsafeRoot},
+		{"a runtime that would run", func(t *testing.T, root string) {
+			testenv.CompileC(t, filepath.Join(root, "usr/lib", RuntimeName), []string{"-shared", "-fPIC"}, evil)
+		}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root, rt := scratch(t)
+			tt.setup(t, root)
+			_, err := Manager{Root: root}.Enable(t.Context(), rt)
+			if !errors.Is(err, tt.want) || (tt.want == nil) != (err == nil) {
+				t.Errorf("Enable = %v, want %v", err, tt.want)
+			}
+			if b, _ := os.ReadFile(victim); string(b) != "host file\n" {
+				t.Errorf("the host file was written: %q", b)
+			}
+			if ents, _ := os.ReadDir(filepath.Join(outside, "etc")); len(ents) != 0 {
+				t.Errorf("the user's folder holds %v", ents)
+			}
+			if _, err := os.Stat(marker); err == nil {
+				t.Error("the root's runtime ran as root")
+			}
+			if tt.want == nil {
+				if b, err := os.ReadFile(filepath.Join(root, "etc", "ld.so.preload")); err != nil || string(b) != rt+"\n" {
+					t.Errorf("list in the root: %q, %v", b, err)
+				}
+			}
+		})
+	}
 }

@@ -25,6 +25,8 @@ type Status struct {
 	// Kthread is set for a kernel thread (the "Kthread: 1" line of Linux
 	// 6.0 and later; older kernels print none).
 	Kthread bool
+	// Seccomp is the process's seccomp mode: 0 none, 1 strict, 2 filter.
+	Seccomp int
 }
 
 // ParseStatus parses the text of /proc/PID/status. Unknown lines are
@@ -77,6 +79,8 @@ func ParseStatus(b []byte) (*Status, error) {
 			s.CapEff, err = strconv.ParseUint(v, 16, 64)
 		case "Kthread":
 			s.Kthread, err = strconv.ParseBool(v)
+		case "Seccomp":
+			s.Seccomp, err = strconv.Atoi(v)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: status %s %q: %w", ErrFormat, key, v, err)

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -70,6 +71,10 @@ type Process struct {
 	stopAll  bool // new threads stay stopped
 	exited   bool
 	detached bool
+	// killedBy is the signal that killed a thread of the process while it
+	// was held, as wait4 reported it (0: none seen); written by the tracer
+	// goroutine, read by anyone.
+	killedBy atomic.Int32
 
 	stopStart time.Time
 	lastPause time.Duration
@@ -726,6 +731,9 @@ func (p *Process) drain() (int, error) {
 func (p *Process) handle(tid int, ws unix.WaitStatus) {
 	if ws.Exited() || ws.Signaled() {
 		p.log.Debug("thread exited", "tid", tid, "status", uint32(ws))
+		if ws.Signaled() {
+			p.killedBy.CompareAndSwap(0, int32(ws.Signal()))
+		}
 		if tid == p.pid {
 			p.exited = true
 			p.threads = make(map[int]*thread)
@@ -777,6 +785,10 @@ func (p *Process) handle(tid int, ws unix.WaitStatus) {
 		p.cont(th)
 	}
 }
+
+// KilledBy returns the signal that killed a thread of the process while it
+// was held (wait4 reported it), or 0.
+func (p *Process) KilledBy() syscall.Signal { return syscall.Signal(p.killedBy.Load()) }
 
 // WaitFor services ptrace events (as Poll does) until cond reports true or
 // an error, ctx ends or the process exits. cond typically reads target

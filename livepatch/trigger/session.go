@@ -13,6 +13,7 @@ import (
 
 	"ulp/livepatch/active"
 	"ulp/livepatch/container"
+	"ulp/livepatch/elfsym"
 	"ulp/livepatch/ptrace"
 	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
@@ -45,6 +46,10 @@ type opened struct {
 	trustErr  error
 	identOnce sync.Once
 	identErr  error
+	// segsOnce, segsErr: the apply spec's offsets checked against the
+	// container's own segments (offsets.go), for the actions that load it.
+	segsOnce sync.Once
+	segsErr  error
 }
 
 // NewSession returns a session whose triggers all use o.
@@ -250,6 +255,19 @@ func (s *Session) verify(e *opened) error {
 		}
 	})
 	return e.trustErr
+}
+
+// checkSegments checks the apply spec's offsets against the segments of
+// the opened container file, once per session.
+func (s *Session) checkSegments(e *opened) error {
+	e.segsOnce.Do(func() {
+		ef, err := elfsym.NewFile(e.ck.file, e.ck.info.Size(), e.ck.info.Name())
+		if err == nil {
+			err = e.c.Apply.CheckOffsets(nil, ef.Segments())
+		}
+		e.segsErr = err
+	})
+	return e.segsErr
 }
 
 // identify finds how /proc/PID/maps names the opened container's inode,

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"ulp/internal/escape"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/container"
@@ -59,6 +61,11 @@ type Options struct {
 	// opens RootPrefix + the container's path, which must name the checked
 	// file.
 	RootPrefix string
+	// AllowSeccomp loads containers into processes that have a seccomp
+	// filter (Seccomp: 2), which are otherwise SKIPPED: a filter that
+	// forbids mmap with PROT_EXEC (or another system call of dlopen)
+	// kills the process during the load.
+	AllowSeccomp bool
 }
 
 // Reasons printed after SKIPPED.
@@ -70,6 +77,7 @@ const (
 	ReasonBlocked    = "blocked by user"
 	ReasonExited     = "process exited"
 	ReasonNoPatches  = "no patches on"
+	ReasonSeccomp    = "seccomp"
 )
 
 // outcome is a SKIPPED or ERROR decision with its reason and its cause.
@@ -137,7 +145,7 @@ func (s *Session) trigger(ctx context.Context, tr *ptrace.Tracer, pid int, req R
 		r.rep.Timings.PauseUS = max(r.rep.Timings.PauseUS, r.proc.LastPause().Microseconds())
 	}
 	if err != nil && exited(pid, err) {
-		err = skipped(ReasonExited)
+		err = r.exitOutcome()
 	}
 	switch oc := (*outcome)(nil); {
 	case err == nil:
@@ -150,6 +158,21 @@ func (s *Session) trigger(ctx context.Context, tr *ptrace.Tracer, pid int, req R
 	r.rep.Timings.TotalUS = time.Since(t0).Microseconds()
 	r.log.Debug("trigger done", "result", r.rep.Result, "reason", r.rep.Reason, "timings", r.rep.Timings)
 	return r.rep
+}
+
+// exitOutcome reports a process that is gone: SKIPPED when it exited on
+// its own or was killed from outside (SIGKILL, SIGTERM: nothing of the
+// trigger's doing), ERROR when a thread died of a signal the trigger could
+// have caused while the agent held it (SIGSYS of a seccomp filter during
+// the load, a fault signal of code just mapped or written).
+func (r *run) exitOutcome() error {
+	if r.proc != nil {
+		switch sig := r.proc.KilledBy(); sig {
+		case syscall.SIGSYS, syscall.SIGSEGV, syscall.SIGBUS, syscall.SIGILL, syscall.SIGFPE, syscall.SIGTRAP, syscall.SIGABRT:
+			return failed("process killed by signal %s during the trigger", unix.SignalName(sig))
+		}
+	}
+	return skipped(ReasonExited)
 }
 
 // exited reports whether process pid exited during the trigger that failed
@@ -185,6 +208,19 @@ func gone(pid int) bool {
 	return errors.Is(err, procfs.ErrNoProcess) || err == nil && len(maps) == 0
 }
 
+// goneSoon reports whether process pid is gone within 100 ms: a process
+// that exits has, for a moment, a zombie main thread while its other
+// threads die, which is not a main thread that called pthread_exit.
+func goneSoon(pid int) bool {
+	for range 100 {
+		if gone(pid) {
+			return true
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return false
+}
+
 // leaderExited reports a process whose main thread has exited
 // (pthread_exit) while other threads run: the kernel then gives no memory
 // view through its PID (/proc/PID/maps is empty, process_vm_readv fails),
@@ -210,9 +246,12 @@ type run struct {
 	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
 	obj  *target.Object  // the target object of spec
 
-	ck     *checked         // the container's open, checked file (its session's)
-	ranges []codeRange      // CheckStack: the functions being replaced
-	maps   []procfs.Mapping // the memory map, to find stacks (entry.go)
+	ck     *checked    // the container's open, checked file (its session's)
+	ranges []codeRange // CheckStack: the functions being replaced
+	// offsetsChecked: the container's offsets were checked against the
+	// target (checkOffsets; once, before the seize).
+	offsetsChecked bool
+	maps           []procfs.Mapping // the memory map, to find stacks (entry.go)
 }
 
 func (r *run) do(ctx context.Context) error {
@@ -316,7 +355,7 @@ func (r *run) readContainer() error {
 func (r *run) openTarget() error {
 	tp, err := openStable(r.pid)
 	switch {
-	case err != nil && leaderExited(r.pid):
+	case err != nil && leaderExited(r.pid) && !goneSoon(r.pid):
 		return failed("the main thread of process %d has exited (pthread_exit): ulp cannot read or patch such a process", r.pid)
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
@@ -394,6 +433,15 @@ func (r *run) check(l *ledger.Ledger) error {
 			return err
 		}
 	}
+	if err := r.checkSeccomp(); err != nil {
+		return err
+	}
+	if !r.offsetsChecked {
+		if err := r.checkOffsets(); err != nil {
+			return err
+		}
+		r.offsetsChecked = true
+	}
 	// Check that every function can be patched before anything is mapped:
 	// plan against the current code with placeholder replacements (the
 	// target's bias as the container's: within reach of an entry jump).
@@ -407,6 +455,9 @@ func (r *run) check(l *ledger.Ledger) error {
 	}
 	if err != nil {
 		return planError(err)
+	}
+	if err := checkOverlaps(plan.Ledger); err != nil {
+		return err
 	}
 	return r.checkMechanisms(plan)
 }
@@ -434,6 +485,23 @@ func (r *run) libpulpEntries() error {
 }
 
 var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
+
+// checkSeccomp refuses a load into a process whose seccomp mode may kill
+// it for a system call of dlopen: strict mode always, a filter unless
+// Options.AllowSeccomp (the agent cannot tell what a filter allows).
+func (r *run) checkSeccomp() error {
+	st, err := procfs.ReadStatus(r.pid)
+	if err != nil {
+		return failed("read status: %w", err)
+	}
+	switch {
+	case st.Seccomp == 1:
+		return skipped("%s: the process is in seccomp strict mode (Seccomp: 1): loading a container would kill it", ReasonSeccomp)
+	case st.Seccomp == 2 && !r.o.AllowSeccomp:
+		return skipped("%s: the process has a seccomp filter (Seccomp: 2) that may kill it for a system call of the load (mmap with PROT_EXEC); --allow-seccomp if the filter allows them", ReasonSeccomp)
+	}
+	return nil
+}
 
 func hasPatchOn(l *ledger.Ledger, lib string) bool {
 	for _, p := range l.Patches {

@@ -47,6 +47,9 @@ func (r *run) openContainer() (*container.File, error) {
 		return nil, failed("invalid container: %w", e.err)
 	}
 	if r.req.Action.Loads() {
+		if err := r.s.checkSegments(e); err != nil {
+			return nil, failed("invalid container: %s: %w", r.req.Container, err)
+		}
 		if err := r.s.verify(e); err != nil {
 			return nil, failed("refused by trust policy %s: %s: %w", r.s.o.Trust.Dir, r.req.Container, err)
 		}
