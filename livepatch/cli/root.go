@@ -91,6 +91,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 		},
 	}
 	root.SetVersionTemplate(versionLine())
+	root.Flags().BoolP("version", "V", false, "print ulp's version (as libpulp's -V)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError(err) })
 	root.PersistentFlags().BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug information on stderr")

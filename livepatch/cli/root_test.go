@@ -37,7 +37,7 @@ func TestRun_ExitStatus(t *testing.T) {
 // the version set at link time and the runtime ABI this agent speaks.
 func TestVersion(t *testing.T) {
 	var lines []string
-	for _, args := range [][]string{{"--version"}, {"version"}} {
+	for _, args := range [][]string{{"--version"}, {"-V"}, {"version"}} {
 		var stdout, stderr bytes.Buffer
 		if code := run(t.Context(), args, &stdout, &stderr); code != ExitOK || stderr.Len() != 0 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr.String())
@@ -45,7 +45,7 @@ func TestVersion(t *testing.T) {
 		lines = append(lines, stdout.String())
 	}
 	want := "ulp " + Version + " (runtime ABI 1, go1."
-	if lines[0] != lines[1] || !strings.HasPrefix(lines[0], want) || strings.Count(lines[0], "\n") != 1 {
+	if lines[0] != lines[1] || lines[1] != lines[2] || !strings.HasPrefix(lines[0], want) || strings.Count(lines[0], "\n") != 1 {
 		t.Errorf("--version %q, version %q; want one line starting %q", lines[0], lines[1], want)
 	}
 }

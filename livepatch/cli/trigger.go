@@ -92,7 +92,7 @@ For each process and container it prints one line: SUCCESS, SKIPPED <reason>
 blocked by user, process exited) or ERROR <reason>. With several processes
 or containers the lines start with "PID N (NAME): " (and the container's
 name), and the summary "Processes patched: N, Skipped: M, Failed: K." ends
-the output. With --json it prints one ulp.trigger/v1 record per process and
+the output ("Processes reverted: ..." when nothing is applied). With --json it prints one ulp.trigger/v1 record per process and
 container and a summary record instead (see docs/json.md).
 
 Trust policy: when the folder /etc/ulp/trusted.d exists (or the folder named
@@ -316,7 +316,11 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 			return err
 		}
 	} else if many && !g.quiet {
-		fmt.Fprintf(w, "Processes patched: %d, Skipped: %d, Failed: %d.\n", sum.Patched, sum.Skipped, sum.Failed)
+		done := "patched"
+		if !slices.ContainsFunc(reqs, func(r trigger.Request) bool { return r.Action == report.Apply || r.Action == report.Replace }) {
+			done = "reverted" // --revert, or --revert-all=LIB alone
+		}
+		fmt.Fprintf(w, "Processes %s: %d, Skipped: %d, Failed: %d.\n", done, sum.Patched, sum.Skipped, sum.Failed)
 	}
 	switch {
 	case len(reps) == 0:

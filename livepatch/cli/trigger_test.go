@@ -153,4 +153,11 @@ func TestTriggerCommand_Glob(t *testing.T) {
 	}
 	p1.Expect(t, map[string]string{"value": "200"})
 	p2.Expect(t, map[string]string{"value": "200"})
+	// A revert says so in the summary.
+	stdout, stderr, code = inspectRun(t, "trigger", "-p", name+"*", "--revert", fx.LP["lp200"])
+	want = fmt.Sprintf("PID %d (%s): SUCCESS\nPID %d (%s): SUCCESS\nProcesses reverted: 2, Skipped: 0, Failed: 0.\n", lo, name, hi, name)
+	if code != 0 || stdout != want {
+		t.Errorf("revert: exit %d, stdout %q, want %q (%s)", code, stdout, want, stderr)
+	}
+	p1.Expect(t, map[string]string{"value": "100"})
 }

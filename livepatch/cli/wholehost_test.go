@@ -239,7 +239,7 @@ func TestTriggerCommand_Activate(t *testing.T) {
 
 	stdout, stderr, code = inspectRun(t, "trigger", "--activate", "--active-dir", dir, "-p", prefix+"*", "--revert-all=libcalc.so.1")
 	if code != 0 || !strings.HasPrefix(stdout, "deactivated "+filepath.Join(dir, "lp200.so")+"\n") ||
-		!strings.HasSuffix(stdout, "Processes patched: 2, Skipped: 0, Failed: 0.\n") {
+		!strings.HasSuffix(stdout, "Processes reverted: 2, Skipped: 0, Failed: 0.\n") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	for _, p := range []*triggertest.Proc{running, later, triggertest.Start(t, env, app)} {
