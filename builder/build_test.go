@@ -189,6 +189,9 @@ func TestBuild_Refuses(t *testing.T) {
 		// The library's other functions using it do not stand in the way of
 		// the other fixes; this one keeps such code.
 		{"thread-local variable", "refuse_tls.patch", o2, "thread-local access tls_calls@tlsld(%rip)"},
+		// A constant table the patch keeps holds the address of a variable
+		// that must stay the library's.
+		{"data pointing at a library variable", "refuse_dataptr.patch", o2, "data the patch keeps points at variable calls"},
 		{"mismatched flags", "fix_static.patch", o1, "changed function check_len is not in libsyn.so.1: check_len: no function of the library has its code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
