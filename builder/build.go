@@ -269,7 +269,7 @@ func compile(ctx context.Context, log *slog.Logger, c recipe.Command, mode, out 
 // what the patch does not reach.
 var sectionFlags = []string{"-ffunction-sections", "-fdata-sections"}
 
-// symbolSections reads the symbols of an ELF file by name (the first of each).
+// symbolOffsets reads the defined symbols of an ELF file by name (the first of each).
 func symbolOffsets(path string) (map[string]elf.Symbol, error) {
 	ef, err := elf.Open(path)
 	if err != nil {
@@ -292,7 +292,7 @@ func symbolOffsets(path string) (map[string]elf.Symbol, error) {
 	return out, nil
 }
 
-// labelLines returns the comment lines of the container: -m, then the lines
+// commentLines returns the comment lines of the container: -m, then the lines
 // of the patch's header that carry a bug label.
 func commentLines(o Options, p *udiff.Patch) []string {
 	lines := []string{fmt.Sprintf("ulp build: %s for %s", filepath.Base(o.Patch), filepath.Base(o.Target))}
