@@ -72,7 +72,11 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	if err := compile(ctx, b.log, ac, "-c", afterObj, sectionFlags...); err != nil {
 		return nil, fmt.Errorf("%w: the fixed source does not compile: %w", ErrRefused, err)
 	}
-	if err := compile(ctx, b.log, ac, "-S", afterAsm, append(slices.Clone(sectionFlags), "-mno-red-zone", "-g")...); err != nil {
+	// The assembly is compiled with the flags of the compared object (-g
+	// changes no code), so that the patch's code is the code compared:
+	// callers that GCC compiled knowing which registers a local function
+	// clobbers (-fipa-ra) stay right.
+	if err := compile(ctx, b.log, ac, "-S", afterAsm, append(slices.Clone(sectionFlags), "-g")...); err != nil {
 		return nil, err
 	}
 	var err error

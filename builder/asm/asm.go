@@ -400,14 +400,25 @@ func (rw *rewriter) insn(line string) error {
 	if scratch == "" {
 		return fmt.Errorf("%w: no scratch register free", ErrUnsupported)
 	}
+	// Below the stack pointer is the red zone, which the function may use:
+	// the scratch is saved below it.
+	fmt.Fprintf(&rw.out, "%sleaq\t-%d(%%rsp), %%rsp\n", indent, redZone)
+	rw.adjustCFA(indent, redZone)
 	fmt.Fprintf(&rw.out, "%spushq\t%s\n", indent, scratch)
 	rw.adjustCFA(indent, 8)
 	fmt.Fprintf(&rw.out, "%smovq\t%s(%%rip), %s\n", indent, ref.Slot, scratch)
 	rw.out.WriteString(replace(fmt.Sprintf("%s%s(%s)", m[1], disp, scratch)))
 	fmt.Fprintf(&rw.out, "%spopq\t%s\n", indent, scratch)
 	rw.adjustCFA(indent, -8)
+	fmt.Fprintf(&rw.out, "%sleaq\t%d(%%rsp), %%rsp\n", indent, redZone)
+	rw.adjustCFA(indent, -redZone)
 	return nil
 }
+
+// redZone is the x86-64 ABI's red zone: 128 bytes below %rsp that a
+// function may use without moving %rsp (lea moves it without touching the
+// flags).
+const redZone = 128
 
 func (rw *rewriter) adjustCFA(indent string, n int) {
 	if rw.cfaRSP {

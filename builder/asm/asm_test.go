@@ -36,7 +36,7 @@ func TestRewrite(t *testing.T) {
 		{"address", "\tleaq\tdata+8(%rip), %rdi", []string{"\tmovq\t__ulp_ref_data(%rip), %rdi", "\tleaq\t8(%rdi), %rdi"}, ""},
 		{"got load", "\tmovq\tdata@GOTPCREL(%rip), %rax", []string{"\tmovq\t__ulp_ref_data(%rip), %rax"}, ""},
 		{"load into its own register", "\tmovl\tdata+4(%rip), %eax", []string{"\tmovq\t__ulp_ref_data(%rip), %rax", "\tmovl\t4(%rax), %eax"}, ""},
-		{"byte load keeps the rest of the register", "\tmovb\tdata(%rip), %al", []string{"\tpushq\t%r11", "\t.cfi_adjust_cfa_offset 8", "\tmovq\t__ulp_ref_data(%rip), %r11", "\tmovb\t(%r11), %al", "\tpopq\t%r11", "\t.cfi_adjust_cfa_offset -8"}, ""},
+		{"byte load keeps the rest of the register", "\tmovb\tdata(%rip), %al", []string{"\tleaq\t-128(%rsp), %rsp", "\t.cfi_adjust_cfa_offset 128", "\tpushq\t%r11", "\t.cfi_adjust_cfa_offset 8", "\tmovq\t__ulp_ref_data(%rip), %r11", "\tmovb\t(%r11), %al", "\tpopq\t%r11", "\t.cfi_adjust_cfa_offset -8", "\tleaq\t128(%rsp), %rsp", "\t.cfi_adjust_cfa_offset -128"}, ""},
 		{"store with a scratch", "\tmovl\t%r11d, data(%rip)", []string{"\tpushq\t%r10", "\tmovq\t__ulp_ref_data(%rip), %r10", "\tmovl\t%r11d, (%r10)", "\tpopq\t%r10"}, ""},
 		{"frame pointer CFA is not adjusted", "\t.cfi_startproc\n\t.cfi_def_cfa_register 6\n\taddl\t$1, data(%rip)", []string{"\tpushq\t%r11", "\tmovq\t__ulp_ref_data(%rip), %r11", "\taddl\t$1, (%r11)", "\tpopq\t%r11"}, ""},
 		{"lock prefix", "\tlock addl\t$1, data(%rip)", []string{"\tlock addl\t$1, (%r11)"}, ""},
