@@ -18,6 +18,7 @@ import (
 
 	"ulp/internal/escape"
 	"ulp/livepatch/abi"
+	"ulp/livepatch/container"
 	"ulp/livepatch/ledger"
 	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
@@ -203,6 +204,9 @@ func (c *patchableCache) has(p *target.Process, o *target.Object) bool {
 	ok, err := obj.HasPatchable()
 	if err != nil {
 		c.log.Debug("cannot read symbols; not listing the object", "pid", p.PID, "object", o.Path, "err", err)
+	}
+	if obj.Section(container.SectionApply) != nil {
+		ok = false // a loaded livepatch container is not a library to patch
 	}
 	c.known[key] = ok
 	return ok
