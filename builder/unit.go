@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -102,6 +103,26 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	for _, n := range append(slices.Clone(d.Changed), d.New...) {
 		if p, ok := coldParent(n); ok && u.before.Func(p) != nil && u.after.Func(p) != nil {
 			changed[p] = true
+		}
+	}
+	// GCC compiles a caller of a static function knowing which registers
+	// it clobbers (-fipa-ra). An unchanged caller of a changed one was
+	// compiled as right for the new code too, but only the compared copy:
+	// where the package's own compile of it differs (the assembler shortens
+	// jumps inside one section), the caller is replaced too.
+	local := make(map[string]bool)
+	for n := range changed {
+		if f := u.before.Func(n); f != nil && !f.Global {
+			local["fn:"+n] = true
+		}
+	}
+	for _, c := range u.before.Funcs {
+		if changed[c.Name] || !calls(c, local) {
+			continue
+		}
+		if m := u.match.Func(c.Name); m == nil || len(m.Code) != len(c.Code) || !bytes.Equal(obj.Masked(m.Code, c.Relocs), obj.Masked(c.Code, c.Relocs)) {
+			b.log.Debug("replacing a caller of a changed static function", "tu", file, "func", c.Name)
+			changed[c.Name] = true
 		}
 	}
 	src, err := os.ReadFile(afterAsm)
@@ -206,6 +227,12 @@ func coldParent(name string) (string, bool) {
 		return "", false
 	}
 	return name[:i], true
+}
+
+// calls reports whether f calls (e8 rel32, not a jump: nothing of a
+// tail call's caller lives on) one of the functions in ids.
+func calls(f *obj.Func, ids map[string]bool) bool {
+	return slices.ContainsFunc(f.Relocs, func(r obj.Reloc) bool { return ids[r.ID] && r.Off > 0 && f.Code[r.Off-1] == 0xe8 })
 }
 
 // refersTo reports whether f refers to one of the functions in ids.
