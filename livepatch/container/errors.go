@@ -3,6 +3,8 @@ package container
 import (
 	"errors"
 	"fmt"
+
+	"ulp/internal/regfile"
 )
 
 // Errors callers branch on.
@@ -10,8 +12,8 @@ var (
 	// ErrNotContainer means the ELF file lacks the .ulp or .ulp.rev section.
 	ErrNotContainer = errors.New("not a livepatch container")
 	// ErrNotRegular means a container path names a FIFO, a device, a
-	// socket or a folder, refused without reading it.
-	ErrNotRegular = errors.New("not a regular file")
+	// socket or a folder, refused without opening it for reading.
+	ErrNotRegular = regfile.ErrNotRegular
 	// ErrTooLarge means a container file exceeds MaxFile.
 	ErrTooLarge = errors.New("container file too large")
 )

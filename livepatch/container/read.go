@@ -8,8 +8,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"syscall"
 
+	"ulp/internal/regfile"
 	"ulp/livepatch/elfsym"
 )
 
@@ -27,45 +27,21 @@ type File struct {
 // signs whole containers, and a livepatch is far smaller.
 const MaxFile = 256 << 20
 
-// OpenFile opens the container file at path for reading without blocking:
-// O_NONBLOCK makes a FIFO (or a device) put at the path open at once, and
-// anything but a regular file of at most MaxFile bytes is refused with
-// ErrNotRegular before a byte is read. Every reader of a container file
-// opens it through OpenFile.
+// OpenFile opens the container file at path for reading without
+// touching anything but a regular file (regfile.Open: a FIFO or a device
+// at the path is refused with ErrNotRegular before it is opened), and
+// refuses one larger than MaxFile. Every reader of a container file opens it
+// through OpenFile.
 func OpenFile(path string) (*os.File, fs.FileInfo, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, nil, err
-	}
-	switch {
-	case !fi.Mode().IsRegular():
-		f.Close()
-		return nil, nil, fmt.Errorf("%s: %w (%s)", path, ErrNotRegular, fileKind(fi.Mode()))
-	case fi.Size() > MaxFile:
+	if fi.Size() > MaxFile {
 		f.Close()
 		return nil, nil, fmt.Errorf("%s: %w: %d bytes, the bound is %d", path, ErrTooLarge, fi.Size(), MaxFile)
 	}
 	return f, fi, nil
-}
-
-// fileKind names the type of a file that is not regular.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeNamedPipe != 0:
-		return "a FIFO"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	case m.IsDir():
-		return "a directory"
-	}
-	return "mode " + m.String()
 }
 
 // Open reads the container at path (opened by OpenFile). It reads

@@ -10,8 +10,8 @@ import (
 	"io"
 	"os"
 	"slices"
-	"syscall"
 
+	"ulp/internal/regfile"
 	"ulp/livepatch/insn"
 )
 
@@ -83,21 +83,13 @@ type File struct {
 	cache    pageCache
 }
 
-// OpenFile opens the ELF file at path (O_NONBLOCK: a FIFO at the path does
-// not hang the agent; only a regular file is read) and reads its headers.
+// OpenFile opens the ELF file at path, only if it is a regular file
+// (regfile.Open: a FIFO or a device a process names is never opened), and
+// reads its headers.
 func OpenFile(path string) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, fi, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file", path)
 	}
 	ef, err := NewFile(f, fi.Size(), fi.Name())
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"ulp/internal/regfile"
 	"ulp/livepatch/elfsym"
 )
 
@@ -73,6 +74,17 @@ func openIn(dir *os.File, path string, flags int) (*os.File, error) {
 	return os.NewFile(uintptr(fd), filepath.Join(dir.Name(), path)), nil
 }
 
+// openRegularIn opens for reading the regular file at path beneath dir (a
+// device or a FIFO is never opened: regfile.Reopen).
+func openRegularIn(dir *os.File, path string) (*os.File, fs.FileInfo, error) {
+	pf, err := openIn(dir, path, unix.O_PATH)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer pf.Close()
+	return regfile.Reopen(pf)
+}
+
 // readRooted reads path beneath the root (a regular file); a missing file
 // reads as nil.
 func (m Manager) readRooted(path string) ([]byte, error) {
@@ -81,7 +93,7 @@ func (m Manager) readRooted(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer root.Close()
-	f, err := openIn(root, path, unix.O_RDONLY|unix.O_NONBLOCK)
+	f, _, err := openRegularIn(root, path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
@@ -89,9 +101,6 @@ func (m Manager) readRooted(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", f.Name())
-	}
 	return io.ReadAll(io.LimitReader(f, 1<<20))
 }
 
@@ -189,15 +198,11 @@ func (m Manager) checkStatic(runtime string) error {
 		return err
 	}
 	defer root.Close()
-	f, err := openIn(root, runtime, unix.O_RDONLY|unix.O_NONBLOCK)
+	f, fi, err := openRegularIn(root, runtime)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrNotLoadable, err)
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
-		return fmt.Errorf("%w: %s is not a regular file", ErrNotLoadable, f.Name())
-	}
 	ef, err := elfsym.NewFile(f, fi.Size(), filepath.Base(runtime))
 	if err == nil {
 		_, err = ef.Lookup("ulp_abi", elfsym.TypeObject)

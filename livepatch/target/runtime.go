@@ -2,12 +2,12 @@ package target
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 
+	"ulp/internal/regfile"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/elfsym"
 	"ulp/livepatch/procfs"
@@ -64,16 +64,12 @@ func exports(pid int, m procfs.Mapping, sym string) bool {
 // fileExports opens path, checks that it is the file with inode ino, and
 // looks sym up in its dynamic symbols.
 func fileExports(path string, ino uint64, sym string) (bool, error) {
-	f, err := os.Open(path)
+	f, fi, err := regfile.Open(path) // a device a process maps is never opened
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Ino != ino || !fi.Mode().IsRegular() {
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || st.Ino != ino {
 		return false, fmt.Errorf("%s: not the mapped file", path)
 	}
 	return elfsym.ExportsObject(f, sym)

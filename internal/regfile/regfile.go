@@ -1,0 +1,73 @@
+// Package regfile opens files whose paths come from outside (a container
+// named on the command line, a path a process wrote in its ledger, a file a
+// process maps) for reading, only when they are regular files: the path is
+// first opened with O_PATH, which opens nothing behind it (a FIFO does not
+// block, a device's driver is not called: opening /dev/watchdog starts a
+// watchdog), checked with fstat, and only then reopened for reading through
+// /proc/self/fd, so the file checked is the file read.
+package regfile
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrNotRegular means the path names a FIFO, a device, a socket or a
+// folder, refused without being opened for reading.
+var ErrNotRegular = errors.New("not a regular file")
+
+// Open opens the regular file at path for reading (O_NONBLOCK, O_CLOEXEC)
+// and returns it with its information.
+func Open(path string) (*os.File, fs.FileInfo, error) {
+	fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	for errors.Is(err, unix.EINTR) {
+		fd, err = unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: "open", Path: path, Err: err}
+	}
+	pf := os.NewFile(uintptr(fd), path)
+	defer pf.Close()
+	return Reopen(pf)
+}
+
+// Reopen opens for reading the file that pf (opened with O_PATH, which it
+// does not close) refers to, when it is a regular file; the file returned
+// has pf's name.
+func Reopen(pf *os.File) (*os.File, fs.FileInfo, error) {
+	fi, err := pf.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, fmt.Errorf("%s: %w (%s)", pf.Name(), ErrNotRegular, kind(fi.Mode()))
+	}
+	fd, err := unix.Open("/proc/self/fd/"+strconv.Itoa(int(pf.Fd())), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	for errors.Is(err, unix.EINTR) {
+		fd, err = unix.Open("/proc/self/fd/"+strconv.Itoa(int(pf.Fd())), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	}
+	if err != nil {
+		return nil, nil, &fs.PathError{Op: "open", Path: pf.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), pf.Name()), fi, nil
+}
+
+// kind names the type of a file that is not regular.
+func kind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m.IsDir():
+		return "a directory"
+	}
+	return "mode " + m.String()
+}
