@@ -314,11 +314,21 @@ func pack(lp, target, out string, funcs []dsc.Func, refs []dsc.Ref, comments []s
 	d := &dsc.Desc{File: "ulp build", Livepatch: lp, Target: target, Funcs: funcs, Refs: refs, Comments: comments}
 	res, err := packer.Pack(d, packer.Options{Out: out, DebugRoot: debugRoot, Symbols: extra})
 	if err != nil {
-		var de *dsc.Error
-		if errors.As(err, &de) {
-			return nil, fmt.Errorf("%w: %w", ErrRefused, err)
+		// The description is the builder's own: its problems are said
+		// without a file position.
+		errs := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
 		}
-		return nil, err
+		var msgs []error
+		for _, e := range errs {
+			var de *dsc.Error
+			if !errors.As(e, &de) {
+				return nil, err
+			}
+			msgs = append(msgs, errors.New(de.Msg))
+		}
+		return nil, fmt.Errorf("%w: %w", ErrRefused, errors.Join(msgs...))
 	}
 	return res, nil
 }

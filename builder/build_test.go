@@ -127,6 +127,9 @@ func TestBuild_AppliesToRunningProcess(t *testing.T) {
 		// A static function with a twin of the same code (but for the
 		// variable it reads) in the library: its place among the located
 		// functions of its section, or the variable, tells them apart.
+		// Two files, each with a static check_len: each is replaced by its
+		// own (the patch names the second check_len.ulp1).
+		{patch: "fix_two_files.patch", replaced: []string{"check_len", "check_len"}, label: "CVE-2099-1005", query: "olen 18", before: "36", after: "-2"},
 		{patch: "fix_twin.patch", replaced: []string{"get_b"}, refs: []string{"vb"}, label: "CVE-2099-1004", query: "ab 0", before: "22", after: "23"},
 	} {
 		t.Run(tc.patch, func(t *testing.T) {
@@ -192,6 +195,9 @@ func TestBuild_Refuses(t *testing.T) {
 		// A constant table the patch keeps holds the address of a variable
 		// that must stay the library's.
 		{"data pointing at a library variable", "refuse_dataptr.patch", o2, "data the patch keeps points at variable calls"},
+		// The packer's check of the entry mechanism, said without a
+		// description's file position.
+		{"too short for the jump", "refuse_short.patch", o2, "refused: old function \"lib_node_b\" at 0x"},
 		{"mismatched flags", "fix_static.patch", o1, "changed function check_len is not in libsyn.so.1: check_len: no function of the library has its code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

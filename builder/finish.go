@@ -5,6 +5,7 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -19,6 +20,9 @@ import (
 // finish links the rewritten units into the livepatch, checks what the
 // linker kept, and packs the container.
 func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
+	if err := b.aliasCollisions(); err != nil {
+		return nil, err
+	}
 	lp := filepath.Join(b.work, "livepatch.so")
 	args := []string{"-shared", "-fPIC", "-o", lp, "-Wl,--gc-sections", "-Wl,--build-id", "-Wl,-z,defs", "-Wl,-z,noexecstack"}
 	for _, u := range b.units {
@@ -91,7 +95,11 @@ func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
 			if f := u.match.Func(n); f != nil {
 				size = len(f.Code)
 			}
-			funcs = append(funcs, dsc.Func{Old: n, New: n, OldOffset: off, HasOldOffset: true})
+			nn := n
+			if a, ok := u.alias[n]; ok {
+				nn = a
+			}
+			funcs = append(funcs, dsc.Func{Old: n, New: nn, OldOffset: off, HasOldOffset: true})
 			extra = append(extra, elfsym.Symbol{Name: n, Offset: off, Size: uint64(size), Type: elfsym.TypeFunc, Bind: elfsym.BindLocal})
 			res.Funcs = append(res.Funcs, Func{Name: n, TU: u.file, OldOffset: off})
 		}
@@ -122,4 +130,39 @@ func sortedSlots(m map[string]*slot) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// aliasCollisions gives a replacing function that another unit's code has
+// a function of the same name of too (two static functions of one name)
+// an alias of its own, NAME.ulpN, for the container to name it by.
+func (b *build) aliasCollisions() error {
+	for _, u := range b.units {
+		var add strings.Builder
+		for _, n := range u.changed {
+			if !slices.ContainsFunc(b.units, func(v *unit) bool { return v != u && v.after.Func(n) != nil }) {
+				continue
+			}
+			a := fmt.Sprintf("%s.ulp%d", n, u.i)
+			fmt.Fprintf(&add, "\t.type\t%s, @function\n\t.set\t%s, %s\n", a, a, n)
+			if u.alias == nil {
+				u.alias = make(map[string]string)
+			}
+			u.alias[n] = a
+		}
+		if add.Len() == 0 {
+			continue
+		}
+		f, err := os.OpenFile(u.asm, os.O_APPEND|os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteString(add.String())
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -28,6 +28,8 @@ type build struct {
 	work  string
 	units []*unit
 	slots map[string]*slot
+
+	linkable map[string]bool // names the livepatch's link can bind dynamically (linkableNames), read once
 }
 
 // slot is one pointer slot of the patch and what it must receive.
@@ -46,9 +48,10 @@ type unit struct {
 	before  *obj.Object
 	after   *obj.Object
 	res     *match.Result
-	changed []string        // functions the container replaces
-	keep    map[string]bool // functions the patch has its own code of
-	asm     string          // the rewritten assembly
+	changed []string          // functions the container replaces
+	keep    map[string]bool   // functions the patch has its own code of
+	asm     string            // the rewritten assembly
+	alias   map[string]string // the patch's name of a replacing function whose own is not unique
 	// unsupported are the instructions the rewrite could not redirect
 	// (asm.Result.Unsupported): a refusal if the patch keeps one.
 	unsupported []error
@@ -392,8 +395,15 @@ func (b *build) resolve(u *unit, sym string, use asm.Use) (asm.Ref, error) {
 	}
 	switch use {
 	case asm.UseCall, asm.UseJump:
-		if _, ok := u.res.Ref(id, match.PLT); ok {
-			return keep, nil
+		if place, ok := u.res.Ref(id, match.PLT); ok {
+			if b.linkableName(sym) {
+				return keep, nil
+			}
+			// The library calls a name no dynamic symbol table has
+			// through a PLT entry of its own (glibc's __GI_strchr, an
+			// IFUNC bound by an IRELATIVE relocation): the patch calls
+			// that entry.
+			return b.slot(u, "ref", sym, place, true, ""), nil
 		}
 	case asm.UseGOT:
 		if _, ok := u.res.Ref(id, match.GOT); ok {

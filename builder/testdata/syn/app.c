@@ -15,6 +15,7 @@ int lib_calls(void);
 int lib_mix(int x);
 int lib_node_b(const struct node *n);
 int lib_ab(int w);
+int lib_other_len(int n);
 
 int main(void) {
   char line[256];
@@ -30,6 +31,8 @@ int main(void) {
       printf("%d\n", lib_short(n));
     else if (sscanf(line, "value %d", &n) == 1)
       printf("%d\n", lib_value(n));
+    else if (sscanf(line, "olen %d", &n) == 1)
+      printf("%d\n", lib_other_len(n));
     else if (sscanf(line, "ab %d", &n) == 1)
       printf("%d\n", lib_ab(n));
     else if (sscanf(line, "mix %d", &n) == 1)
