@@ -10,7 +10,7 @@
 // embedded bytes, and [Info.Version] is "sha256:" plus its first 16 hex
 // digits, as its copy on hosts is named (bin/ulp-<16 hex digits>). This
 // needs no version string kept in step with the agent's
-// source, and it is exactly what a host's copy is compared with (sha256sum
-// on the host, see remote.Client.Upload): two agents with the same Version
-// are the same bytes.
+// source, and a host's copy is compared with these bytes (hashed on the
+// host, see remote.Client.Upload): two agents with the same Version are
+// the same bytes.
 package agentbin

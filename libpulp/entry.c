@@ -341,7 +341,8 @@ static int32_t op_write(struct ulp_request *req, struct ulp_call *c, struct ulp_
     const struct ulp_write *w = &ws[i];
     int one_store = (w->len == 2 && w->addr % 2 == 0) ||
                     (w->len == 8 && w->addr / 64 == (w->addr + 7) / 64);
-    if (!one_store || (w->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))) {
+    int in_map = w->map_start <= w->addr && w->addr + w->len <= w->map_end;
+    if (!one_store || !in_map || (w->prot & ~(uint32_t)(PROT_READ | PROT_WRITE | PROT_EXEC))) {
       set_msg(c, "a write that one store cannot make");
       return ULP_EINVAL;
     }
@@ -349,9 +350,15 @@ static int32_t op_write(struct ulp_request *req, struct ulp_call *c, struct ulp_
   long pagesz = sysconf(_SC_PAGESIZE);
   for (uint64_t i = 0; i < n; i++) {
     const struct ulp_write *w = &ws[i];
-    uintptr_t start = w->addr & ~(uintptr_t)(pagesz - 1);
-    size_t len = ((w->addr + w->len - 1) & ~(uintptr_t)(pagesz - 1)) + pagesz - start;
-    /* Executable throughout: a thread may be running on these pages. */
+    if (w->map_start % (uint64_t)pagesz != 0 || w->map_end % (uint64_t)pagesz != 0) {
+      set_msg(c, "mapping not page aligned");
+      c->out[0] = i;
+      return ULP_EINVAL;
+    }
+    uintptr_t start = w->map_start;
+    size_t len = w->map_end - w->map_start;
+    /* The whole mapping (ulp_abi.h, struct ulp_write), executable
+       throughout: a thread may be running on it. */
     if (mprotect((void *)start, len, PROT_READ | PROT_WRITE | PROT_EXEC) != 0) {
       if (errno == EACCES)
         set_msg(c, "mprotect refused: a security policy forbids writable code");

@@ -66,11 +66,11 @@
  * run, for the writes the agent may make without stopping them (the entry
  * bytes of a pad, an address slot; docs/security.md). arg[0] is the number
  * of writes (1 to ULP_WRITES_MAX), path[] holds them as struct ulp_write.
- * For each in order the runtime makes the pages holding it writable
- * (keeping them executable: a thread may be executing there), checks that
+ * For each in order the runtime makes the mapping holding it writable
+ * (keeping it executable: a thread may be executing there), checks that
  * the bytes are still old[], stores new[] with one store instruction (len
  * 2: an aligned 16-bit store; len 8: a 64-bit store that does not cross a
- * cache line), and gives the pages back prot. Nothing is written after a
+ * cache line), and gives the mapping back prot. Nothing is written after a
  * failed check or mprotect.
  *   out[0] = the number of writes made
  * Errors: ULP_EPROT (msg[] says why: mprotect refused, e.g. by a security
@@ -207,13 +207,22 @@ struct ulp_request {
   uint64_t iret[5];
 };
 
-/* struct ulp_write: one write of ULP_OP_WRITE, in ulp_request.path[]. */
+/*
+ * struct ulp_write: one write of ULP_OP_WRITE, in ulp_request.path[]. The
+ * runtime changes the protection of the whole mapping [map_start, map_end)
+ * that holds the bytes, not of their page alone: a page's mprotect would
+ * split the mapping in three for good (the kernel marks a private mapping
+ * made writable as accounted, and the flags then differ from its
+ * neighbours').
+ */
 struct ulp_write {
-  uint64_t addr;   /* the first byte written */
-  uint32_t len;    /* 2 or 8 */
-  uint32_t prot;   /* PROT_* of the pages, given back after the store */
-  uint8_t old[8];  /* the bytes expected at addr (len of them) */
-  uint8_t new_[8]; /* the bytes stored (len of them) */
+  uint64_t addr;      /* the first byte written */
+  uint32_t len;       /* 2 or 8 */
+  uint32_t prot;      /* PROT_* of the mapping, given back after the store */
+  uint8_t old[8];     /* the bytes expected at addr (len of them) */
+  uint8_t new_[8];    /* the bytes stored (len of them) */
+  uint64_t map_start; /* the mapping holding [addr, addr+len), page aligned */
+  uint64_t map_end;
 };
 
 #endif /* ULP_ABI_H */

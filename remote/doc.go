@@ -39,9 +39,11 @@
 // # Uploads
 //
 // [Client.Upload] skips the transfer when the file on the host already has
-// the same sha256. Otherwise it writes a temporary file next to the
-// destination, syncs it (fsync@openssh.com, when offered), sets its mode,
-// verifies its size and sha256 on the host, and renames it over the
+// the same content (its BLAKE2b-512 by b2sum there, else its SHA-256 by
+// sha256sum). Otherwise it writes a temporary file next to the destination
+// (gzipped and decompressed there when that pays), syncs it
+// (fsync@openssh.com, when offered), sets its mode, verifies its size and
+// digest on the host, and renames it over the
 // destination with posix-rename@openssh.com. No partial file ever appears
 // under the destination name. Uploads go through SFTP as the login user.
 package remote

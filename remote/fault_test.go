@@ -507,29 +507,44 @@ func TestUpload_Compressed(t *testing.T) {
 			t.Errorf("%d SFTP bytes for %d bytes of data: not compressed", n, len(data))
 		}
 	})
-	t.Run("no gzip on the host", func(t *testing.T) {
-		bin := t.TempDir()
-		for _, tool := range []string{"bash", "sh", "sha256sum", "chmod", "sync", "rm"} {
-			p, err := exec.LookPath(tool)
-			if err != nil {
-				t.Fatal(err)
+	// Hosts lacking gzip (plain bytes sent) or b2sum (sha256sum checks).
+	for _, tt := range []struct {
+		name  string
+		tools []string
+		plain bool
+	}{
+		{"no gzip on the host", []string{"bash", "sh", "b2sum", "chmod", "sync", "rm"}, true},
+		{"no b2sum on the host", []string{"bash", "sh", "gzip", "sha256sum", "chmod", "sync", "rm"}, false},
+		{"neither", []string{"bash", "sh", "sha256sum", "chmod", "sync", "rm"}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			bin := t.TempDir()
+			for _, tool := range tt.tools {
+				p, err := exec.LookPath(tool)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if err := os.Symlink(p, filepath.Join(bin, tool)); err != nil {
-				t.Fatal(err)
+			srv := remotetest.NewServer(t, remotetest.Path(bin))
+			dst := filepath.Join(t.TempDir(), "agent")
+			c := dial(t, srv.Config())
+			for i, d := range [][]byte{data, append(bytes.Clone(data), '!'), append(bytes.Clone(data), '!')} {
+				u, err := c.Upload(t.Context(), d, dst, 0o755)
+				if err != nil {
+					t.Fatalf("upload %d: %v", i, err)
+				}
+				if u.Skipped != (i == 2) {
+					t.Errorf("upload %d: skipped %v", i, u.Skipped)
+				}
+				checkFile(t, dst, d, 0o755)
 			}
-		}
-		srv := remotetest.NewServer(t, remotetest.Path(bin))
-		dst := filepath.Join(t.TempDir(), "agent")
-		c := dial(t, srv.Config())
-		for i, d := range [][]byte{data, append(bytes.Clone(data), '!')} {
-			if _, err := c.Upload(t.Context(), d, dst, 0o755); err != nil {
-				t.Fatalf("upload %d: %v", i, err)
+			noTemps(t, filepath.Dir(dst))
+			if n := srv.SFTPBytes.Load(); (n >= 2*int64(len(data))) != tt.plain {
+				t.Errorf("%d SFTP bytes for two uploads of %d bytes, want them plain: %v", n, len(data), tt.plain)
 			}
-			checkFile(t, dst, d, 0o755)
-		}
-		noTemps(t, filepath.Dir(dst))
-		if n := srv.SFTPBytes.Load(); n < 2*int64(len(data)) {
-			t.Errorf("%d SFTP bytes for two uploads of %d bytes", n, len(data))
-		}
-	})
+		})
+	}
 }

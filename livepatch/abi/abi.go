@@ -82,15 +82,18 @@ const (
 const WritesMax = 64
 
 // WriteSize is sizeof(struct ulp_write).
-const WriteSize = 32
+const WriteSize = 48
 
 // Write is struct ulp_write: one store of OpWrite.
 type Write struct {
 	Addr uint64
 	Len  uint32 // 2 or 8
-	Prot uint32 // PROT_* given back to the pages after the store
+	Prot uint32 // PROT_* given back to the mapping after the store
 	Old  [8]byte
 	New  [8]byte
+	// MapStart and MapEnd are the mapping holding the bytes, whose
+	// protection the runtime changes as a whole (a page's would split it).
+	MapStart, MapEnd uint64
 }
 
 // SetWrites stores ws as the writes of an OpWrite request (Arg[0] and Path).
@@ -107,6 +110,8 @@ func (r *Request) SetWrites(ws []Write) error {
 		le.PutUint32(b[12:], w.Prot)
 		copy(b[16:24], w.Old[:])
 		copy(b[24:32], w.New[:])
+		le.PutUint64(b[32:], w.MapStart)
+		le.PutUint64(b[40:], w.MapEnd)
 	}
 	r.Arg[0] = uint64(len(ws))
 	return nil

@@ -61,6 +61,8 @@ func TestProbe(t *testing.T) {
 		"ulp_write.prot":             12,
 		"ulp_write.old":              16,
 		"ulp_write.new_":             24,
+		"ulp_write.map_start":        32,
+		"ulp_write.map_end":          40,
 		"ULP_OK":                     int64(OK),
 		"ULP_EAGAIN":                 int64(EAgain),
 		"ULP_EDISABLED":              int64(EDisabled),

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
@@ -22,8 +23,10 @@ import (
 // (entry mechanism, a 5-byte jump over its first instructions, written with
 // every thread stopped, a stop inside those bytes retried). The agent
 // binary applies and reverts each 30 times; every call returns the old or
-// the new value, the process lives on, and the pad writes stop no thread
-// (pause 0) while the entry writes do.
+// the new value, the process lives on, the pad writes stop no thread
+// (pause 0) while the entry writes do, and the library's mappings are as
+// many as before (its code spans several pages: a write must not split the
+// mapping).
 func TestThreadsInsideEntryBytes(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.CC, testenv.Build)
 	ulp := testenv.Artifact(t, "ulp")
@@ -57,6 +60,20 @@ func TestThreadsInsideEntryBytes(t *testing.T) {
 
 	p := triggertest.Start(t, nil, bin, "2")
 	pid := strconv.Itoa(p.PID)
+	libMaps := func() int {
+		maps, err := procfs.Maps(p.PID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, m := range maps {
+			if m.Path == lib {
+				n++
+			}
+		}
+		return n
+	}
+	mapsBefore := libMaps()
 	stat := func() (calls, bad int64, last string) {
 		f := strings.Fields(p.Ask(t, "stat"))
 		if len(f) != 3 {
@@ -86,6 +103,9 @@ func TestThreadsInsideEntryBytes(t *testing.T) {
 				}
 			}
 		}
+	}
+	if n := libMaps(); n != mapsBefore {
+		t.Errorf("the library's mappings went from %d to %d: a write split them", mapsBefore, n)
 	}
 	after, bad, last := stat()
 	if bad != 0 {

@@ -104,8 +104,8 @@ func newStore(addr uint64, old, data []byte) abi.Write {
 	return w
 }
 
-// protOf returns the PROT_* bits of the mapping holding addr.
-func protOf(maps []procfs.Mapping, addr uint64) (uint32, bool) {
+// mappingOf returns the mapping holding addr and its PROT_* bits.
+func mappingOf(maps []procfs.Mapping, addr uint64) (procfs.Mapping, uint32, bool) {
 	for _, m := range maps {
 		if m.Contains(addr) {
 			var p uint32
@@ -118,10 +118,10 @@ func protOf(maps []procfs.Mapping, addr uint64) (uint32, bool) {
 			if m.Executable() {
 				p |= unix.PROT_EXEC
 			}
-			return p, true
+			return m, p, true
 		}
 	}
-	return 0, false
+	return procfs.Mapping{}, 0, false
 }
 
 // writeLive makes plan's writes, then the ledger (commit), without stopping
@@ -147,19 +147,18 @@ func (r *run) writeLive(ctx context.Context, plan *ledger.Plan, commit func() er
 	if !ok {
 		return false, nil
 	}
-	maps := r.rt.Maps
+	// A fresh map: the runtime gives each mapping back the protection read
+	// here, so it must be the mapping's current one, bounds included.
+	maps, err := procfs.Maps(r.pid)
+	if err != nil {
+		return true, failed("read memory map: %w", err)
+	}
 	for i := range atomic {
-		prot, found := protOf(maps, atomic[i].Addr)
-		if !found && maps != nil {
-			if maps, err = procfs.Maps(r.pid); err != nil {
-				return true, failed("read memory map: %w", err)
-			}
-			prot, found = protOf(maps, atomic[i].Addr)
-		}
-		if !found {
+		m, prot, found := mappingOf(maps, atomic[i].Addr)
+		if !found || atomic[i].Addr+uint64(atomic[i].Len) > m.End {
 			return false, nil
 		}
-		atomic[i].Prot = prot
+		atomic[i].Prot, atomic[i].MapStart, atomic[i].MapEnd = prot, m.Start, m.End
 	}
 	for _, w := range direct {
 		if err := r.proc.Write(w.Addr, w.Data); err != nil {

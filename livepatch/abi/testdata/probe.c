@@ -32,6 +32,8 @@ int main(void) {
   O(ulp_write, prot);
   O(ulp_write, old);
   O(ulp_write, new_);
+  O(ulp_write, map_start);
+  O(ulp_write, map_end);
   P("ULP_OK", ULP_OK);
   P("ULP_EAGAIN", ULP_EAGAIN);
   P("ULP_EDISABLED", ULP_EDISABLED);
