@@ -37,3 +37,49 @@ func neededLibs(target string) ([]string, error) {
 	}
 	return args, nil
 }
+
+// linkableName reports whether the livepatch's link can bind sym
+// dynamically: the target or one of the libraries it needs defines it in its
+// dynamic symbol table.
+func (b *build) linkableName(sym string) bool {
+	if b.linkable == nil {
+		b.linkable = linkableNames(b.lib.Path)
+	}
+	return b.linkable[sym]
+}
+
+// linkableNames returns the names defined in the dynamic symbol tables of
+// target and of the libraries it needs (found beside it, else in the
+// multiarch library folders). A library that cannot be read adds nothing.
+func linkableNames(target string) map[string]bool {
+	names := make(map[string]bool)
+	add := func(path string) []string {
+		f, err := elf.Open(path)
+		if err != nil {
+			return nil
+		}
+		defer f.Close()
+		syms, _ := f.DynamicSymbols()
+		for _, s := range syms {
+			if s.Section != elf.SHN_UNDEF {
+				names[s.Name] = true
+			}
+		}
+		needed, _ := f.ImportedLibraries()
+		return needed
+	}
+	for _, n := range add(target) {
+		if n != filepath.Base(n) {
+			continue
+		}
+		for _, dir := range []string{filepath.Dir(target), "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu"} {
+			if p := filepath.Join(dir, n); p != target {
+				if _, err := os.Stat(p); err == nil {
+					add(p)
+					break
+				}
+			}
+		}
+	}
+	return names
+}
