@@ -167,9 +167,10 @@ func compressed(data []byte) []byte {
 
 // decompressScript decompresses $1 into $2 with mode $3, syncs it, prints
 // its digest (the script $4, [hashScript]) and removes $1; gzip missing is
-// exit status 127.
+// exit status 127. A sync(1) that takes no file (coreutils before 8.24)
+// syncs everything.
 const decompressScript = `command -v gzip >/dev/null || { rm -f -- "$1"; exit 127; }
-gzip -dc -- "$1" >"$2" && chmod "$3" -- "$2" && sync -- "$2" && sh -c "$4" hash "$2"
+gzip -dc -- "$1" >"$2" && chmod "$3" -- "$2" && { sync -- "$2" 2>/dev/null || sync; } && sh -c "$4" hash "$2"
 r=$?
 rm -f -- "$1"
 exit $r`
