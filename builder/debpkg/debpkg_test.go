@@ -1,6 +1,7 @@
 package debpkg_test
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/files"
@@ -196,6 +198,28 @@ func TestDeb(t *testing.T) {
 	}
 }
 
+// lockDpkg holds, until t ends, a lock that every test process taking
+// packages in and out of this machine's dpkg database takes (two `go test`
+// runs of this package at once would install and purge the same packages
+// under each other).
+func lockDpkg(t *testing.T) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "ulp-debpkg-test.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() }) // releases the lock, after the packages' cleanups ran
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Since(start) > 10*time.Minute {
+			t.Fatalf("lock %s: %v", f.Name(), err)
+		}
+	}
+}
+
 // dpkgInstalled reports whether package name is installed.
 func dpkgInstalled(name string) bool {
 	out, err := exec.Command("dpkg-query", "-W", "-f", "${Status}", name).Output()
@@ -294,6 +318,7 @@ func activeFiles(t *testing.T, dir string) []string {
 func TestInstall(t *testing.T) {
 	testenv.Require(t, testenv.Root, testenv.Build, testenv.CC, testenv.Ptrace)
 	fx := triggertest.Build(t)
+	lockDpkg(t)
 	installULP(t)
 	active := filepath.Join(t.TempDir(), "active")
 	env := []string{"LIBPULP_ACTIVE_DIR=" + active}
