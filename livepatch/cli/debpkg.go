@@ -36,11 +36,11 @@ LIVEPATCH.so... through apt. It installs them under
                         patch-on-start folder; the livepatches already on
                         LIBRARY (those of an older version of the package)
                         are replaced in the same stop
-  prerm (remove)        ulp trigger --activate --revert: reverted in every
-                        process and removed from the patch-on-start folder
   postinst (triggered)  the library package was upgraded (a dpkg trigger on
                         its file): the containers leave the patch-on-start
                         folder, the running processes keep their patches
+  prerm (remove)        ulp trigger --activate --revert: reverted in every
+                        process and removed from the patch-on-start folder
 
 A process that cannot be patched is reported in apt's output and does not
 fail the installation. The package depends on ulp and on the package that
@@ -74,7 +74,7 @@ target, build-id and bug labels (CVE-...). The .deb is written atomically.
 	f.StringVar(&opts.name, "name", "", "the package `NAME` (default ulp-livepatch-SOURCE-VERSION)")
 	f.StringVar(&opts.version, "version", "1", "the package's `VERSION`")
 	f.StringVar(&opts.maintainer, "maintainer", "", "the Maintainer field, `\"NAME <EMAIL>\"` (default \"$DEBFULLNAME <$DEBEMAIL>\")")
-	f.StringArrayVar(&opts.dependsOn, "depends-on", nil, "the library package the containers were built for, `PKG=VERSION` (repeatable; default: the installed one with each target's build-id)")
+	f.StringArrayVar(&opts.dependsOn, "depends-on", nil, "the library package the containers were built for, `PKG=VERSION`, taken as given (repeatable)")
 	f.StringArrayVar(&opts.debs, "library-deb", nil, "the library package `FILE.deb` the containers were built against, checked by build-id (repeatable)")
 	f.BoolVar(&opts.unpinned, "unpinned", false, "depend on no library package (a target library that no package installed; needs --name)")
 	return cmd
