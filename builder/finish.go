@@ -112,6 +112,9 @@ func (b *build) finish(ctx context.Context, p *udiff.Patch) (*Result, error) {
 		}
 	}
 	slices.Sort(res.Copied)
+	if len(res.Copied) > 0 {
+		b.log.Debug("copied into the patch", "functions", strings.Join(res.Copied, ","))
+	}
 	if len(funcs) == 0 {
 		return nil, fmt.Errorf("%w: the patch changes no function's code", ErrRefused)
 	}
