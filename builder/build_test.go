@@ -187,7 +187,8 @@ func TestBuild_Refuses(t *testing.T) {
 		lib         *syn
 		want        string
 	}{
-		{"changed struct layout", "refuse_struct.patch", o2, "lib_node_b changed although the patch changes none of its lines"},
+		{"changed struct layout", "refuse_struct.patch", o2, "changed layout of struct node (8 bytes: a@0/4 b@4/4 -> 12 bytes: a@0/4 pad@4/4 b@8/4)"},
+		{"changed macro", "refuse_macro.patch", o2, "scale changed although the patch changes none of its lines"},
 		{"new static variable", "refuse_newvar.patch", o2, "new static variable value_calls"},
 		// The library's other functions using it do not stand in the way of
 		// the other fixes; this one keeps such code.

@@ -70,10 +70,11 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	if err := compile(ctx, b.log, bc, "-c", matchObj); err != nil {
 		return nil, err
 	}
-	if err := compile(ctx, b.log, bc, "-c", beforeObj, sectionFlags...); err != nil {
+	// -g: the compared objects' DWARF tells changed type layouts.
+	if err := compile(ctx, b.log, bc, "-c", beforeObj, append(slices.Clone(sectionFlags), "-g")...); err != nil {
 		return nil, err
 	}
-	if err := compile(ctx, b.log, ac, "-c", afterObj, sectionFlags...); err != nil {
+	if err := compile(ctx, b.log, ac, "-c", afterObj, append(slices.Clone(sectionFlags), "-g")...); err != nil {
 		return nil, fmt.Errorf("%w: the fixed source does not compile: %w", ErrRefused, err)
 	}
 	// The assembly is compiled with the flags of the compared object (-g
@@ -94,8 +95,12 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 		return nil, err
 	}
 	d := obj.Diff(u.before, u.after)
-	if len(d.Refused) > 0 {
-		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, file, errors.Join(d.Refused...))
+	refused, err := changedLayouts(beforeObj, afterObj)
+	if err != nil {
+		return nil, err
+	}
+	if refused = append(d.Refused, refused...); len(refused) > 0 {
+		return nil, fmt.Errorf("%w: %s: %w", ErrRefused, file, errors.Join(refused...))
 	}
 	changed := make(map[string]bool)
 	for _, n := range d.Changed {
@@ -146,7 +151,7 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 		}
 		sp, ok := spans[n]
 		if !ok || !intersects(sp, lines) {
-			errs = append(errs, fmt.Errorf("%s changed although the patch changes none of its lines (%s): a type, macro or constant it uses changed, e.g. a struct layout, which data already in memory still has", n, sp))
+			errs = append(errs, fmt.Errorf("%s changed although the patch changes none of its lines (%s): a macro, type or constant it uses changed, which data already in memory (a buffer sized by it, a layout) may still follow; refused to be safe (a fix that only changes a limit can change the lines that use it instead)", n, sp))
 		}
 	}
 	if len(errs) > 0 {
@@ -199,6 +204,21 @@ func (b *build) unit(ctx context.Context, i int, file string, lines []udiff.Rang
 	}
 	b.log.Debug("rewrote", "tu", file, "instructions", out.Rewritten, "slots", len(out.Slots))
 	return u, nil
+}
+
+// changedLayouts compares the struct and union layouts of two objects.
+func changedLayouts(before, after string) ([]error, error) {
+	var ls [2]map[string]string
+	for i, p := range []string{before, after} {
+		data, err := readBounded(p, obj.MaxSize)
+		if err != nil {
+			return nil, err
+		}
+		if ls[i], err = obj.Layouts(data); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+	}
+	return obj.ChangedLayouts(ls[0], ls[1]), nil
 }
 
 func readObj(p string) (*obj.Object, error) {

@@ -127,3 +127,49 @@ func hasCC() bool {
 	_, err := os.Stat("/usr/bin/cc")
 	return err == nil
 }
+
+func TestChangedLayouts(t *testing.T) {
+	layouts := func(src string) map[string]string {
+		t.Helper()
+		dir := t.TempDir()
+		c := filepath.Join(dir, "x.c")
+		if err := os.WriteFile(c, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		o := filepath.Join(dir, "x.o")
+		testenv.CompileC(t, o, []string{"-c", "-O2", "-g", "-fPIC"}, c)
+		data, err := os.ReadFile(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := Layouts(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	const src = "struct node { int a; int b; }; typedef struct { char c; } anon_t;\nint f(struct node *n, anon_t *x) { return n->b + x->c; }\n"
+	before := layouts(src)
+	if before["struct node"] == "" || before["typedef anon_t"] == "" {
+		t.Fatalf("layouts %v", before)
+	}
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"same", src, ""},
+		{"code only", strings.Replace(src, "n->b + x->c", "n->b - x->c", 1), ""},
+		{"field added", strings.Replace(src, "int a; int b;", "int a; int pad; int b;", 1), "changed layout of struct node (8 bytes: a@0/4 b@4/4 -> 12 bytes: a@0/4 pad@4/4 b@8/4)"},
+		{"typedef struct", strings.Replace(src, "char c;", "long c;", 1), "changed layout of typedef anon_t"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			errs := ChangedLayouts(before, layouts(tc.src))
+			got := errors.Join(errs...)
+			switch {
+			case tc.want == "" && got != nil:
+				t.Fatal(got)
+			case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+				t.Fatalf("got %v, want %q", got, tc.want)
+			}
+		})
+	}
+}

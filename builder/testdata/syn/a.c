@@ -25,7 +25,9 @@ static __attribute__((noinline)) int bump(int x) {
   return counter;
 }
 
-static __attribute__((noinline)) int scale(int x) { return x * 7 + 1; }
+#define SCALE 7
+
+static __attribute__((noinline)) int scale(int x) { return x * SCALE + 1; }
 
 int lib_parse(const char *s) {
   int n = strlen(s);
