@@ -27,7 +27,7 @@ APT_PACKAGES := gcc g++ make binutils libc6-dev libssl-dev openssh-server openss
 	iproute2 procps strace util-linux nginx openssl sudo libelf1 libjson-c5 \
 	dpkg-dev patch perl
 
-.PHONY: all build deps deb-src test test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
+.PHONY: all build deps deb-src test test-glibc test-unit fuzz fuzz-short bench demo fleet-demo vet clean install uninstall deb
 
 all: build
 
@@ -92,6 +92,16 @@ test: deps build vet
 	$(GO) test -count=1 -timeout 20m ./...
 	$(GO) test -race -count=1 -timeout 10m -skip '^TestE2E_' ./inventory/... ./remote/... ./fleet/...
 	$(MAKE) --no-print-directory fuzz FUZZTIME=2000x
+
+# test-glibc builds a livepatch from a fix of Debian's glibc 2.36-9+deb12u14
+# against the stock libc.so.6 of 2.36-9+deb12u7 and applies it live
+# (builder/debiantest/glibc_test.go). Kept out of `make test`: the first run
+# fetches glibc's source and configures it the way debian/rules does, which
+# needs glibc's build dependencies and minutes (docs/building-livepatches.md).
+GLIBC_APT_PACKAGES := gawk bison gperf libselinux1-dev libaudit-dev libcap-dev systemtap-sdt-dev
+test-glibc: build
+	@$(MAKE) --no-print-directory deps APT_PACKAGES="$(APT_PACKAGES) $(GLIBC_APT_PACKAGES)"
+	$(GO) test -tags glibc -run '^TestGlibc_' -count=1 -timeout 40m -v ./builder/debiantest/
 
 # fuzz runs every Fuzz target of the module for FUZZTIME each. Minimizing a
 # new interesting input is capped at 1s: Go's byte minimizer is quadratic, and

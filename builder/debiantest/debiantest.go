@@ -25,6 +25,9 @@ const (
 	OpenSSLOld = "3.0.17-1~deb12u2"
 	// OpenSSLFixed carries the CVE fixes (debian/patches) the tests backport.
 	OpenSSLFixed = "3.0.20-1~deb12u2"
+	// GlibcOld is the version of glibc whose stock libc.so.6 the glibc test
+	// patches (make test-glibc), with a fix of 2.36-9+deb12u14.
+	GlibcOld = "2.36-9+deb12u7"
 )
 
 // fetchTimeout bounds one apt-get run.

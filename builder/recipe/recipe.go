@@ -15,7 +15,7 @@ type Command struct {
 
 // Recipe knows how one source tree compiles its translation units.
 type Recipe interface {
-	// Name names the recipe ("openssl", "compile-commands").
+	// Name names the recipe ("openssl", "glibc", "compile-commands").
 	Name() string
 	// Root is the source tree the recipe was made for; Command refers to the tree only through paths under Root (absolute, or relative to Dir).
 	Root() string
@@ -45,7 +45,7 @@ func register(name string, detect func(root string) bool, open func(root, target
 // package.
 var ErrUnknown = errors.New("unknown recipe")
 
-// Open returns the recipe called name ("openssl", ...) for the
+// Open returns the recipe called name ("openssl", "glibc", ...) for the
 // tree at root and the library target (its path or file name) built from
 // it; "auto" picks the first whose detection accepts the tree.
 func Open(name, root, target string) (Recipe, error) {

@@ -28,7 +28,7 @@ func newBuildCommand(g *globalOptions) *cobra.Command {
 		Short: "Build a livepatch container from a source fix of a stock library",
 		Long: `build compiles each C file that FIX.patch (a unified diff, -p1) changes in
 the source tree DIR before and after the fix, with the flags the package's own
-build uses (a recipe: openssl, or a compile_commands.json), compares the
+build uses (a recipe: openssl, glibc, or a compile_commands.json), compares the
 objects function by function, finds every function it replaces and every
 static symbol it uses in LIB (a stripped library is fine: the code compiled
 again locates them), and writes an ordinary container: OUT replaces each
@@ -47,7 +47,7 @@ source package at the installed version is fetched with apt-get source
 	f.StringVar(&opts.target, "target", "", "the stock library `LIB` the livepatch is for")
 	f.StringVar(&opts.source, "source", "", "the source tree `DIR` LIB was built from (default: the folder of --compile-commands, else fetched with apt-get source)")
 	f.StringVar(&opts.patch, "patch", "", "the fix, a unified diff `FILE` (-p1)")
-	f.StringVar(&opts.recipe, "recipe", "auto", "how DIR compiles: `openssl` or auto")
+	f.StringVar(&opts.recipe, "recipe", "auto", "how DIR compiles: `openssl`, glibc or auto")
 	f.StringVar(&opts.compdb, "compile-commands", "", "take the compile flags from `FILE` (compile_commands.json) instead of a recipe")
 	f.StringVarP(&opts.out, "output", "o", "", "write the container to `OUT` (default: FIX.so next to the patch)")
 	f.StringVarP(&opts.comment, "message", "m", "", "a comment for the container; bug labels in it (CVE-...) are listed")
