@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -222,8 +221,8 @@ func describe(pid int, err error) string {
 		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
 		hint := "run ulp as the process's owner or as root"
-		if scope := yamaScope(); scope != "" && scope != "0" && ownProcess(pid) {
-			hint = "run ulp as root: yama ptrace_scope " + scope + " lets a user read only the memory of its own descendants"
+		if scope, ok := procfs.PtraceScope(); ok && scope != 0 && ownProcess(pid) {
+			hint = fmt.Sprintf("run ulp as root: yama ptrace_scope %d lets a user read only the memory of its own descendants", scope)
 		}
 		return fmt.Sprintf("cannot read process: %v (%s)", err, hint)
 	case errors.Is(err, target.ErrNoRuntime):
@@ -232,25 +231,12 @@ func describe(pid int, err error) string {
 	return err.Error()
 }
 
-// yamaScope returns /proc/sys/kernel/yama/ptrace_scope, "" without Yama.
-func yamaScope() string {
-	b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // ownProcess reports whether process pid belongs to the caller (its /proc
 // folder is owned by the caller's uid, which is not so for a non-dumpable
 // process).
 func ownProcess(pid int) bool {
-	fi, err := os.Stat(fmt.Sprintf("%s/%d", procfs.Root, pid))
-	if err != nil {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
+	uid, err := procfs.Owner(pid)
+	return err == nil && uid == os.Geteuid()
 }
 
 // status describes a runtime state other than ready, with its reason.
