@@ -146,23 +146,27 @@ func inspect(ctx context.Context, f target.Found, patchable *patchableCache) pro
 		v.err = err
 		return v
 	}
+	// Each patch under the object its target names (by basename, else by
+	// DT_SONAME: see target.Process.Object).
+	byObj := make(map[*target.Object][]ledger.Patch)
+	var orphans []ledger.Patch
+	for _, pt := range l.Patches {
+		if o := p.Object(pt.Target); o != nil {
+			byObj[o] = append(byObj[o], pt)
+		} else {
+			orphans = append(orphans, pt)
+		}
+	}
 	for i := range p.Objects {
 		o := &p.Objects[i]
-		lib := patchedLib{obj: o}
-		for _, pt := range l.Patches {
-			if pt.Target == o.Name {
-				lib.patches = append(lib.patches, pt)
-			}
-		}
+		lib := patchedLib{obj: o, patches: byObj[o]}
 		if len(lib.patches) > 0 || o != p.Runtime && patchable.has(p, o) {
 			v.libs = append(v.libs, lib)
 		}
 	}
 	// Patches whose target is no longer among the objects (never expected).
-	for _, pt := range l.Patches {
-		if p.Object(pt.Target) == nil {
-			v.libs = append(v.libs, patchedLib{obj: &target.Object{Path: pt.Target + " (not loaded)", Name: pt.Target}, patches: []ledger.Patch{pt}})
-		}
+	for _, pt := range orphans {
+		v.libs = append(v.libs, patchedLib{obj: &target.Object{Path: pt.Target + " (not loaded)", Name: pt.Target}, patches: []ledger.Patch{pt}})
 	}
 	return v
 }
