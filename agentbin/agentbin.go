@@ -13,7 +13,7 @@ import (
 )
 
 // ErrNoAgent means this binary was built without the agent embedded.
-var ErrNoAgent = errors.New("agentbin: no agent embedded: build with make (it copies build/ulp to agentbin/bin/ulp)")
+var ErrNoAgent = errors.New("agentbin: no agent embedded: build with make (it copies build/ulp-agent to agentbin/bin/ulp)")
 
 //go:embed all:bin
 var bin embed.FS

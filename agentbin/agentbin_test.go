@@ -15,21 +15,21 @@ import (
 )
 
 // TestAgent_MatchesBuild checks, when make has run, that the embedded agent
-// is build/ulp and that Describe reports its digest.
+// is build/ulp-agent and that Describe reports its digest.
 func TestAgent_MatchesBuild(t *testing.T) {
-	want, err := os.ReadFile(testenv.Artifact(t, "ulp"))
+	want, err := os.ReadFile(testenv.Artifact(t, "ulp-agent"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	got, err := Agent()
 	if errors.Is(err, ErrNoAgent) {
-		t.Fatalf("%v (make builds build/ulp and copies it before the tests)", err)
+		t.Fatalf("%v (make builds build/ulp-agent and copies it before the tests)", err)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("embedded agent (%d bytes) is not build/ulp (%d bytes): rebuild with make", len(got), len(want))
+		t.Fatalf("embedded agent (%d bytes) is not build/ulp-agent (%d bytes): rebuild with make", len(got), len(want))
 	}
 	info, err := Describe()
 	if err != nil {

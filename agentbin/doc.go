@@ -1,8 +1,9 @@
 // Package agentbin holds the static ulp agent that ulpfleet uploads to
 // hosts, embedded at build time so that a push needs no other file.
 //
-// `make` builds build/ulp and copies it to agentbin/bin/ulp before building
-// ulpfleet; //go:embed picks it up from there. A binary built without that
+// `make` builds build/ulp-agent (ulp without the commands that build and
+// package livepatches, -tags fleetagent) and copies it to agentbin/bin/ulp
+// before building ulpfleet; //go:embed picks it up from there. A binary built without that
 // step (plain `go build ./...`, `go test`) embeds no agent, and [Agent]
 // returns [ErrNoAgent].
 //

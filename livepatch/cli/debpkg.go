@@ -1,3 +1,5 @@
+//go:build !fleetagent
+
 package cli
 
 import (

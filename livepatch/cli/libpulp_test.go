@@ -224,3 +224,35 @@ func TestLibpulpTools(t *testing.T) {
 	}
 	p.Expect(t, map[string]string{"value": "100"})
 }
+
+// TestVersionedLibrary: a library installed as libcalc.so.1.0.0 behind the
+// link libcalc.so.1 (as libtool and distributions install them; the
+// process maps the versioned file) takes a container that names it by the
+// link, as libpulp's do, and lists its patch under the file.
+func TestVersionedLibrary(t *testing.T) {
+	testenv.Require(t, testenv.Ptrace, testenv.CC)
+	fx := triggertest.Build(t)
+	versioned := fx.Calc + ".0.0"
+	if err := os.Rename(fx.Calc, versioned); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Base(versioned), fx.Calc); err != nil {
+		t.Fatal(err)
+	}
+	p := triggertest.Start(t, nil, fx.App)
+	pid := strconv.Itoa(p.PID)
+	for _, lp := range []string{fx.LP["lp200"], libpulpContainer(t, fx, 260)} {
+		if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != ExitOK || out != "SUCCESS\n" {
+			t.Fatalf("trigger %s: exit %d, %q %q", lp, code, out, errOut)
+		}
+	}
+	p.Expect(t, map[string]string{"value": "260"})
+	out, _, code := inspectRun(t, "patches", "-p", pid)
+	if want := "    in " + versioned + ":\n      livepatch: lp200.so loaded on "; code != ExitOK || !strings.Contains(out, want) || strings.Contains(out, "(not loaded)") {
+		t.Errorf("patches: exit %d\n%s\nwant %q", code, out, want)
+	}
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert-all=libcalc.so.1"); code != ExitOK || out != "SUCCESS\n" {
+		t.Fatalf("revert-all: exit %d, %q %q", code, out, errOut)
+	}
+	p.Expect(t, map[string]string{"value": "100"})
+}

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -147,23 +146,27 @@ func inspect(ctx context.Context, f target.Found, patchable *patchableCache) pro
 		v.err = err
 		return v
 	}
+	// Each patch under the object its target names (by basename, else by
+	// DT_SONAME: see target.Process.Object).
+	byObj := make(map[*target.Object][]ledger.Patch)
+	var orphans []ledger.Patch
+	for _, pt := range l.Patches {
+		if o := p.Object(pt.Target); o != nil {
+			byObj[o] = append(byObj[o], pt)
+		} else {
+			orphans = append(orphans, pt)
+		}
+	}
 	for i := range p.Objects {
 		o := &p.Objects[i]
-		lib := patchedLib{obj: o}
-		for _, pt := range l.Patches {
-			if pt.Target == o.Name {
-				lib.patches = append(lib.patches, pt)
-			}
-		}
+		lib := patchedLib{obj: o, patches: byObj[o]}
 		if len(lib.patches) > 0 || o != p.Runtime && patchable.has(p, o) {
 			v.libs = append(v.libs, lib)
 		}
 	}
 	// Patches whose target is no longer among the objects (never expected).
-	for _, pt := range l.Patches {
-		if p.Object(pt.Target) == nil {
-			v.libs = append(v.libs, patchedLib{obj: &target.Object{Path: pt.Target + " (not loaded)", Name: pt.Target}, patches: []ledger.Patch{pt}})
-		}
+	for _, pt := range orphans {
+		v.libs = append(v.libs, patchedLib{obj: &target.Object{Path: pt.Target + " (not loaded)", Name: pt.Target}, patches: []ledger.Patch{pt}})
 	}
 	return v
 }
@@ -222,8 +225,8 @@ func describe(pid int, err error) string {
 		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
 		hint := "run ulp as the process's owner or as root"
-		if scope := yamaScope(); scope != "" && scope != "0" && ownProcess(pid) {
-			hint = "run ulp as root: yama ptrace_scope " + scope + " lets a user read only the memory of its own descendants"
+		if scope, ok := procfs.PtraceScope(); ok && scope != 0 && ownProcess(pid) {
+			hint = fmt.Sprintf("run ulp as root: yama ptrace_scope %d lets a user read only the memory of its own descendants", scope)
 		}
 		return fmt.Sprintf("cannot read process: %v (%s)", err, hint)
 	case errors.Is(err, target.ErrNoRuntime):
@@ -232,25 +235,12 @@ func describe(pid int, err error) string {
 	return err.Error()
 }
 
-// yamaScope returns /proc/sys/kernel/yama/ptrace_scope, "" without Yama.
-func yamaScope() string {
-	b, err := os.ReadFile("/proc/sys/kernel/yama/ptrace_scope")
-	if err != nil {
-		return ""
-	}
-	return strings.TrimSpace(string(b))
-}
-
 // ownProcess reports whether process pid belongs to the caller (its /proc
 // folder is owned by the caller's uid, which is not so for a non-dumpable
 // process).
 func ownProcess(pid int) bool {
-	fi, err := os.Stat(fmt.Sprintf("%s/%d", procfs.Root, pid))
-	if err != nil {
-		return false
-	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return ok && int(st.Uid) == os.Geteuid()
+	uid, err := procfs.Owner(pid)
+	return err == nil && uid == os.Geteuid()
 }
 
 // status describes a runtime state other than ready, with its reason.

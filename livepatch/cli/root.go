@@ -97,7 +97,6 @@ func newRoot(g *globalOptions) *cobra.Command {
 	root.PersistentFlags().BoolVarP(&g.verbose, "verbose", "v", false, "print debug information on stderr")
 	root.AddCommand(
 		newPackerCommand(g),
-		newBuildCommand(g),
 		newDumpCommand(g),
 		newLivepatchableCommand(g),
 		newExtractCommand(g),
@@ -111,7 +110,6 @@ func newRoot(g *globalOptions) *cobra.Command {
 		newKeygenCommand(g),
 		newSignCommand(g),
 		newVerifyCommand(g),
-		newDebCommand(g),
 		&cobra.Command{
 			Use:   "version",
 			Short: "Print ulp's version (also: ulp --version)",
@@ -122,6 +120,7 @@ func newRoot(g *globalOptions) *cobra.Command {
 			},
 		},
 	)
+	root.AddCommand(packagingCommands(g)...)
 	return root
 }
 

@@ -205,6 +205,20 @@ func TestRegularUser(t *testing.T) {
 	}
 	other.Expect(t, map[string]string{"value": "200"})
 	own.Expect(t, map[string]string{"value": "100"})
+	// set_patchable -u: only that user's processes change.
+	out, errOut, code = sudo("set_patchable", "-u", u.name, "-p", "app", "disable")
+	if code != ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
+		t.Errorf("sudo ulp set_patchable -u %s -p app disable: exit %d\n%s%s", u.name, code, out, errOut)
+	}
+	if out, _, _ := sudo("trigger", "-p", ownPID, lp); !strings.HasPrefix(out, "SKIPPED blocked by user") {
+		t.Errorf("trigger after set_patchable -u disable: %q", out)
+	}
+	if out, _, _ := sudo("patches", "-p", otherPID); strings.Contains(out, "Livepatching status:") {
+		t.Errorf("set_patchable -u %s changed root's process:\n%s", u.name, out)
+	}
+	if _, errOut, code := sudo("set_patchable", "-u", u.name, "-p", "app", "enable"); code != ExitOK {
+		t.Errorf("set_patchable -u enable: exit %d %s", code, errOut)
+	}
 	if _, errOut, code := sudo("trigger", "-u", "root", "-p", "app", "--revert", lp); code != ExitOK {
 		t.Errorf("sudo ulp trigger --revert: exit %d %s", code, errOut)
 	}

@@ -68,7 +68,7 @@ int use(void) { return undefined_obj; }
 	}
 }
 
-// FuzzExportsObject runs the lookup on arbitrary bytes: it must neither
+// FuzzExportsObject runs the lookup and Soname on arbitrary bytes: it must neither
 // panic nor allocate from unchecked sizes.
 func FuzzExportsObject(f *testing.F) {
 	if b, err := os.ReadFile("/proc/self/exe"); err == nil {
@@ -81,5 +81,37 @@ func FuzzExportsObject(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		elfsym.ExportsObject(bytes.NewReader(b), "ulp_abi")
+		if ef, err := elfsym.NewFile(bytes.NewReader(b), int64(len(b)), "x"); err == nil {
+			ef.Soname()
+		}
 	})
+}
+
+// TestSoname reads DT_SONAME, and "" from an object without one.
+func TestSoname(t *testing.T) {
+	testenv.Require(t, testenv.CC)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "lib.c")
+	if err := os.WriteFile(src, []byte("int f(void) { return 1; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"-Wl,-soname,libx.so.0"}, "libx.so.0"},
+		{nil, ""},
+	} {
+		out := filepath.Join(dir, "libx.so.0.0.0")
+		testenv.CompileC(t, out, append([]string{"-shared", "-fPIC"}, tt.flags...), src)
+		f, err := elfsym.OpenFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := f.Soname()
+		f.Close()
+		if err != nil || got != tt.want {
+			t.Errorf("%v: Soname = %q, %v; want %q", tt.flags, got, err, tt.want)
+		}
+	}
 }

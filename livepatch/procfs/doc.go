@@ -1,7 +1,10 @@
 // Package procfs reads what Linux publishes about a process under /proc
 // without stopping it: the memory map (maps), status, the thread list
 // (task), comm, exe and the auxiliary vector, and the process's memory
-// through process_vm_readv (a plain read of a running process, not ptrace).
+// through process_vm_readv (a plain read of a running process, not ptrace);
+// and the facts about a process that several packages ask: whether it is
+// gone ([Gone], [LeaderExited], [Status.Dead]), who owns it ([Owner]) and
+// Yama's ptrace_scope ([PtraceScope]).
 //
 // The Parse* functions are pure parsers of the files' bytes, safe on hostile
 // input; the other functions read the files of a live process. Errors keep

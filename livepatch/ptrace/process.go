@@ -874,5 +874,5 @@ func taskGone(tid int) bool {
 	if err != nil {
 		return errors.Is(err, procfs.ErrNoProcess)
 	}
-	return st.State == 'Z' || st.State == 'X' || st.State == 'x'
+	return st.Dead()
 }

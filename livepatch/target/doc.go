@@ -5,8 +5,13 @@
 // of that block, of the ledger and of the message ring, each retried under
 // its sequence counter.
 //
-// Everything here reads: /proc files and process_vm_readv. Nothing attaches
-// to, stops or writes to the process; that is the trigger's job, through
-// livepatch/ptrace. The ledger's format is livepatch/ledger's, the block's
-// layout livepatch/abi's.
+// It is the one Go owner of the block's seqlock protocol (seqlock.go): the
+// reads, and beside them the writes of the ledger and of a ring line
+// ([Process.LedgerWriter], [Process.AppendRing]), which go through a
+// [Writer] the caller holds (the trigger's seized *ptrace.Process).
+//
+// Otherwise everything here reads: /proc files and process_vm_readv.
+// Nothing attaches to or stops the process; that is the trigger's job,
+// through livepatch/ptrace. The ledger's format is livepatch/ledger's, the
+// block's layout livepatch/abi's.
 package target

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 
 	"ulp/livepatch/abi"
 	"ulp/livepatch/elfsym"
@@ -67,14 +68,48 @@ type Process struct {
 // Maps returns the memory map read by Open (shared: not to be modified).
 func (p *Process) Maps() []procfs.Mapping { return p.maps }
 
-// Object returns the loaded object whose basename is name, or nil.
+// Object returns the loaded object whose basename is name, else the one
+// whose DT_SONAME is name (a versioned file, libx.so.0.0.0, mapped through
+// the link libx.so.0 that the loader and libpulp's containers name it by),
+// or nil.
 func (p *Process) Object(name string) *Object {
 	for i := range p.Objects {
 		if p.Objects[i].Name == name {
 			return &p.Objects[i]
 		}
 	}
+	for i := range p.Objects {
+		if p.soname(&p.Objects[i]) == name {
+			return &p.Objects[i]
+		}
+	}
 	return nil
+}
+
+// sonames caches the DT_SONAME of mapped files by build-id (else path).
+var sonames sync.Map // string → string
+
+// soname returns the DT_SONAME of o's file, "" when it has none or the
+// file cannot be read.
+func (p *Process) soname(o *Object) string {
+	key := "path:" + o.Path
+	if len(o.BuildID) > 0 {
+		key = "id:" + string(o.BuildID)
+	}
+	if v, ok := sonames.Load(key); ok {
+		return v.(string)
+	}
+	f, err := p.Symbols(o)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	name, err := f.Soname()
+	if err != nil {
+		return ""
+	}
+	sonames.Store(key, name)
+	return name
 }
 
 // Main returns the process's executable, or nil if it is not an ELF object

@@ -56,7 +56,7 @@ func SetPatchable(ctx context.Context, pid int, enable bool, o Options) (abi.Sta
 	if err := p.Write(tp.ABI+abi.OffState, binary.LittleEndian.AppendUint32(nil, uint32(state))); err != nil {
 		return blk.State, err
 	}
-	if err := appendRing(p, tp.ABI, line); err != nil {
+	if err := tp.AppendRing(p, line); err != nil {
 		o.logger().Warn("message ring", "err", err)
 	}
 	return blk.State, p.Detach()

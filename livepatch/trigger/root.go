@@ -28,7 +28,7 @@ import (
 //
 // checkLoaded then checks that the object loaded is the checked file.
 func (r *run) containerPath() (string, error) {
-	st, err := procfs.ReadStatus(r.pid)
+	st, err := r.status()
 	if err != nil {
 		return "", failed("read status: %w", err)
 	}
@@ -83,7 +83,7 @@ func (r *run) fdRefused(path string, err error) (string, bool, error) {
 		return "", false, nil
 	}
 	r.log.Debug("the process may not open the agent's descriptor", "err", err)
-	st, err := procfs.ReadStatus(r.pid)
+	st, err := r.status()
 	if err != nil {
 		return "", true, failed("read status: %w", err)
 	}
@@ -112,4 +112,18 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 		return fileID{}, false
 	}
 	return fileID{st.Dev, st.Ino}, true
+}
+
+// status returns the process's credentials as /proc/PID/status gave them,
+// read once per trigger: the user, group and capabilities that decide how
+// the process may open the container.
+func (r *run) status() (*procfs.Status, error) {
+	if r.st == nil {
+		st, err := procfs.ReadStatus(r.pid)
+		if err != nil {
+			return nil, err
+		}
+		r.st = st
+	}
+	return r.st, nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
@@ -215,7 +216,7 @@ func TestMainThreadExited(t *testing.T) {
 	bin := filepath.Join(fx.Dir, "leaderexit")
 	triggertest.Compile(t, bin, []string{"-O2", "-pthread", "-Wl,-rpath," + fx.Dir}, "leaderexit.c", fx.Calc)
 	p := triggertest.Start(t, nil, bin)
-	for deadline := time.Now().Add(10 * time.Second); !leaderExited(p.PID); {
+	for deadline := time.Now().Add(10 * time.Second); !procfs.LeaderExited(p.PID); {
 		if time.Now().After(deadline) {
 			t.Fatal("the main thread did not exit")
 		}

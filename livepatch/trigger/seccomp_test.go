@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
@@ -38,7 +39,7 @@ func TestSeccompFilter(t *testing.T) {
 	if rep.Result != report.Error || rep.Reason != "process killed by signal SIGSYS during the trigger" {
 		t.Errorf("with AllowSeccomp: %s %q, want ERROR process killed by signal SIGSYS during the trigger", rep.Result, rep.Reason)
 	}
-	if !gone(p.PID) {
+	if !procfs.Gone(p.PID) {
 		t.Error("the process is still there")
 	}
 }

@@ -179,7 +179,7 @@ func (r *run) exitOutcome() error {
 // with err: whatever failed, the trigger is then SKIPPED "process exited".
 // An error saying the process is gone gives it a moment to finish dying.
 func exited(pid int, err error) bool {
-	if gone(pid) {
+	if procfs.Gone(pid) {
 		return true
 	}
 	if !errors.Is(err, syscall.ESRCH) && !errors.Is(err, ptrace.ErrExited) && !errors.Is(err, procfs.ErrNoProcess) {
@@ -187,25 +187,11 @@ func exited(pid int, err error) bool {
 	}
 	for range 100 {
 		time.Sleep(time.Millisecond)
-		if gone(pid) {
+		if procfs.Gone(pid) {
 			return true
 		}
 	}
 	return false
-}
-
-// gone reports whether process pid has exited, is a zombie, or is exiting
-// (its memory is already released: an empty memory map).
-func gone(pid int) bool {
-	st, err := procfs.ReadStatus(pid)
-	if err != nil {
-		return errors.Is(err, procfs.ErrNoProcess)
-	}
-	if st.State == 'Z' || st.State == 'X' {
-		return st.Threads <= 1 // not a main thread gone before the others
-	}
-	maps, err := procfs.Maps(pid)
-	return errors.Is(err, procfs.ErrNoProcess) || err == nil && len(maps) == 0
 }
 
 // goneSoon reports whether process pid is gone within 100 ms: a process
@@ -213,21 +199,12 @@ func gone(pid int) bool {
 // threads die, which is not a main thread that called pthread_exit.
 func goneSoon(pid int) bool {
 	for range 100 {
-		if gone(pid) {
+		if procfs.Gone(pid) {
 			return true
 		}
 		time.Sleep(time.Millisecond)
 	}
 	return false
-}
-
-// leaderExited reports a process whose main thread has exited
-// (pthread_exit) while other threads run: the kernel then gives no memory
-// view through its PID (/proc/PID/maps is empty, process_vm_readv fails),
-// so it cannot be patched.
-func leaderExited(pid int) bool {
-	st, err := procfs.ReadStatus(pid)
-	return err == nil && st.State == 'Z' && st.Threads > 1
 }
 
 // run is the state of one trigger.
@@ -246,8 +223,9 @@ type run struct {
 	spec *container.Spec // apply: the new patch (apply, replace); revert: the patch
 	obj  *target.Object  // the target object of spec
 
-	ck     *checked    // the container's open, checked file (its session's)
-	ranges []codeRange // CheckStack: the functions being replaced
+	ck     *checked       // the container's open, checked file (its session's)
+	st     *procfs.Status // the process's credentials (status)
+	ranges []codeRange    // CheckStack: the functions being replaced
 	// offsetsChecked: the container's offsets were checked against the
 	// target (checkOffsets; once, before the seize).
 	offsetsChecked bool
@@ -320,7 +298,7 @@ func (r *run) do(ctx context.Context) error {
 	if err := r.ensureLedgerCap(ctx, uint64(len(enc))); err != nil {
 		return err
 	}
-	commit, err := r.ledgerWriter(enc)
+	commit, err := r.tp.LedgerWriter(context.Background(), r.proc, enc)
 	if err != nil {
 		return failed("read ledger: %w", err)
 	}
@@ -355,7 +333,7 @@ func (r *run) readContainer() error {
 func (r *run) openTarget() error {
 	tp, err := openStable(r.pid)
 	switch {
-	case err != nil && leaderExited(r.pid) && !goneSoon(r.pid):
+	case err != nil && procfs.LeaderExited(r.pid) && !goneSoon(r.pid):
 		return failed("the main thread of process %d has exited (pthread_exit): ulp cannot read or patch such a process", r.pid)
 	case errors.Is(err, procfs.ErrNoProcess):
 		return skipped(ReasonExited)
@@ -801,38 +779,6 @@ func (r *run) splitting(plan *ledger.Plan) (int, error) {
 	return 0, nil
 }
 
-// ledgerWriter prepares the store of the encoded ledger under the ledger
-// seqlock (reading the area now) and returns the function that performs it:
-// four writes.
-func (r *run) ledgerWriter(enc []byte) (func() error, error) {
-	_, area, err := r.tp.ReadLedgerBytes(context.Background())
-	if err != nil {
-		return nil, err
-	}
-	if uint64(len(enc)) > area.Cap {
-		return nil, fmt.Errorf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
-	}
-	le := binary.LittleEndian
-	seq := area.Seq + 1 // odd: writing
-	if area.Seq&1 == 1 {
-		seq = area.Seq + 2 // a writer died mid-write: stay odd, move on
-	}
-	odd, even := le.AppendUint64(nil, seq), le.AppendUint64(nil, seq+1)
-	n := le.AppendUint64(nil, uint64(len(enc)))
-	return func() error {
-		if err := r.proc.Write(r.rt.ABI+abi.OffLedgerSeq, odd); err != nil {
-			return err
-		}
-		if err := r.proc.Write(area.Addr, enc); err != nil {
-			return err
-		}
-		if err := r.proc.Write(r.rt.ABI+abi.OffLedgerLen, n); err != nil {
-			return err
-		}
-		return r.proc.Write(r.rt.ABI+abi.OffLedgerSeq, even)
-	}, nil
-}
-
 // message appends one line about the change to the runtime's ring.
 func (r *run) message(plan *ledger.Plan) {
 	var line string
@@ -847,43 +793,7 @@ func (r *run) message(plan *ledger.Plan) {
 		line = fmt.Sprintf("ulp: replaced the patches on %s by %s (%s)", r.req.Lib, r.rep.PatchID[:16], r.rep.Patch)
 	}
 	// A ring line is one line: the container's path may hold a newline.
-	if err := appendRing(r.proc, r.rt.ABI, escape.Text(line)); err != nil {
+	if err := r.tp.AppendRing(r.proc, escape.Text(line)); err != nil {
 		r.log.Warn("message ring", "err", err)
 	}
-}
-
-// appendRing writes one line to the message ring following its seqlock
-// protocol. The agent writes only while it holds the process and no call
-// runs, so the runtime does not write at the same time.
-func appendRing(p *ptrace.Process, abiAddr uint64, line string) error {
-	var hdr [16]byte
-	if err := procfs.ReadMem(p.PID(), abiAddr+abi.OffRingSeq, hdr[:]); err != nil {
-		return err
-	}
-	le := binary.LittleEndian
-	seq, head := le.Uint64(hdr[0:]), le.Uint64(hdr[8:])
-	if seq&1 == 0 {
-		seq++
-	} else {
-		seq += 2
-	}
-	if err := p.Write(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq)); err != nil {
-		return err
-	}
-	text := []byte(line + "\n")
-	if len(text) > abi.RingSize {
-		text = text[len(text)-abi.RingSize:]
-	}
-	for len(text) > 0 {
-		off := head % abi.RingSize
-		n := min(uint64(len(text)), abi.RingSize-off)
-		if err := p.Write(abiAddr+abi.OffRingBuf+off, text[:n]); err != nil {
-			return err
-		}
-		text, head = text[n:], head+n
-	}
-	if err := p.Write(abiAddr+abi.OffRingHead, le.AppendUint64(nil, head)); err != nil {
-		return err
-	}
-	return p.Write(abiAddr+abi.OffRingSeq, le.AppendUint64(nil, seq+1))
 }

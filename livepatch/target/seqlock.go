@@ -182,3 +182,79 @@ func ringLines(r *abi.Ring) []string {
 	}
 	return strings.Split(text, "\n")
 }
+
+// Writer writes the memory of a process that the agent holds;
+// *ptrace.Process is one. The writes below follow the seqlock protocol the
+// reads above expect; the agent writes only while it holds the process and
+// no call runs, so the runtime does not write at the same time.
+type Writer interface {
+	Write(addr uint64, b []byte) error
+}
+
+// LedgerWriter prepares the store of the encoded ledger enc under the
+// ledger seqlock (reading the area now) and returns the function that
+// performs it with w: four writes (counter odd, bytes, length, counter
+// even).
+func (p *Process) LedgerWriter(ctx context.Context, w Writer, enc []byte) (func() error, error) {
+	_, area, err := p.ReadLedgerBytes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if uint64(len(enc)) > area.Cap {
+		return nil, fmt.Errorf("ledger of %d bytes does not fit %d", len(enc), area.Cap)
+	}
+	le := binary.LittleEndian
+	seq := area.Seq + 1 // odd: writing
+	if area.Seq&1 == 1 {
+		seq = area.Seq + 2 // a writer died mid-write: stay odd, move on
+	}
+	odd, even := le.AppendUint64(nil, seq), le.AppendUint64(nil, seq+1)
+	n := le.AppendUint64(nil, uint64(len(enc)))
+	return func() error {
+		if err := w.Write(p.ABI+abi.OffLedgerSeq, odd); err != nil {
+			return err
+		}
+		if err := w.Write(area.Addr, enc); err != nil {
+			return err
+		}
+		if err := w.Write(p.ABI+abi.OffLedgerLen, n); err != nil {
+			return err
+		}
+		return w.Write(p.ABI+abi.OffLedgerSeq, even)
+	}, nil
+}
+
+// AppendRing writes one line to the runtime's message ring with w,
+// following the ring's seqlock protocol.
+func (p *Process) AppendRing(w Writer, line string) error {
+	var hdr [16]byte
+	if err := procfs.ReadMem(p.PID, p.ABI+abi.OffRingSeq, hdr[:]); err != nil {
+		return err
+	}
+	le := binary.LittleEndian
+	seq, head := le.Uint64(hdr[0:]), le.Uint64(hdr[8:])
+	if seq&1 == 0 {
+		seq++
+	} else {
+		seq += 2
+	}
+	if err := w.Write(p.ABI+abi.OffRingSeq, le.AppendUint64(nil, seq)); err != nil {
+		return err
+	}
+	text := []byte(line + "\n")
+	if len(text) > abi.RingSize {
+		text = text[len(text)-abi.RingSize:]
+	}
+	for len(text) > 0 {
+		off := head % abi.RingSize
+		n := min(uint64(len(text)), abi.RingSize-off)
+		if err := w.Write(p.ABI+abi.OffRingBuf+off, text[:n]); err != nil {
+			return err
+		}
+		text, head = text[n:], head+n
+	}
+	if err := w.Write(p.ABI+abi.OffRingHead, le.AppendUint64(nil, head)); err != nil {
+		return err
+	}
+	return w.Write(p.ABI+abi.OffRingSeq, le.AppendUint64(nil, seq+1))
+}

@@ -1,0 +1,64 @@
+package procfs
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// Dead reports a task that has exited: a zombie ('Z') or dead ('X', and
+// 'x' of older kernels).
+func (s *Status) Dead() bool { return s.State == 'Z' || s.State == 'X' || s.State == 'x' }
+
+// Gone reports whether process pid has exited, is a zombie, or is exiting
+// (its memory is already released: an empty memory map). A zombie main
+// thread whose other threads still run (pthread_exit) is not gone; see
+// [LeaderExited].
+func Gone(pid int) bool {
+	st, err := ReadStatus(pid)
+	if err != nil {
+		return errors.Is(err, ErrNoProcess)
+	}
+	if st.Dead() {
+		return st.Threads <= 1 // not a main thread gone before the others
+	}
+	maps, err := Maps(pid)
+	return errors.Is(err, ErrNoProcess) || err == nil && len(maps) == 0
+}
+
+// LeaderExited reports a process whose main thread has exited
+// (pthread_exit) while other threads run: the kernel then gives no memory
+// view through its PID (/proc/PID/maps is empty, process_vm_readv fails).
+func LeaderExited(pid int) bool {
+	st, err := ReadStatus(pid)
+	return err == nil && st.State == 'Z' && st.Threads > 1
+}
+
+// PtraceScope returns Yama's kernel.yama.ptrace_scope (0: classic ptrace
+// permissions, 1: only descendants, 2: only with CAP_SYS_PTRACE, 3: no
+// attach), and false on a kernel without Yama.
+func PtraceScope() (int, bool) {
+	b, err := os.ReadFile(Root + "/sys/kernel/yama/ptrace_scope")
+	if err != nil {
+		return 0, false
+	}
+	n, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return n, true
+}
+
+// Owner returns the uid that owns /proc/PID: the process's user, or root
+// for a process that is not dumpable (setuid, prctl).
+func Owner(pid int) (int, error) {
+	fi, err := os.Stat(fmt.Sprintf("%s/%d", Root, pid))
+	if err != nil {
+		return 0, procErr(pid, err)
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, fmt.Errorf("%s/%d: no owner", Root, pid)
+	}
+	return int(st.Uid), nil
+}
