@@ -71,7 +71,7 @@ type Timings struct {
 	TotalUS  int64 `json:"total_us"`
 	AttachUS int64 `json:"attach_us"`
 	LoadUS   int64 `json:"load_us"`  // container load inside the process (threads running)
-	WriteUS  int64 `json:"write_us"` // code write (all threads stopped)
+	WriteUS  int64 `json:"write_us"` // code write (all threads stopped, or none: docs/json.md)
 	DetachUS int64 `json:"detach_us"`
 	PauseUS  int64 `json:"pause_us"` // longest time every thread was stopped
 }
