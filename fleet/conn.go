@@ -30,12 +30,15 @@ type Conn interface {
 
 // Dialer connects to hosts.
 type Dialer interface {
-	Dial(ctx context.Context, h inventory.Host) (Conn, error)
+	// Dial connects to the host of hp, through hp.Jump when it is set: the
+	// plan resolved the jump host once, so what the plan shows is what is
+	// dialled.
+	Dial(ctx context.Context, hp *HostPlan) (Conn, error)
 }
 
 // JumpVar is the host variable naming the jump host through which a host
 // is reached, "[USER@]HOST[:PORT]" (OpenSSH's ProxyJump), overriding
-// [SSHDialer.Jump]; "none" reaches the host directly.
+// [Options.Jump]; "none" reaches the host directly.
 const JumpVar = "ulp_jump"
 
 // JumpFor returns the jump host of h: its [JumpVar], else def; "" when h
@@ -74,24 +77,23 @@ func ParseJump(spec string) (user, addr string, err error) {
 }
 
 // SSHDialer dials hosts over SSH with package remote. Base holds the
-// settings shared by every host (known_hosts, identities, timeouts, sudo);
-// Dial fills in the host's address and, when the inventory names one, its
-// user. Jump, when set, is the jump host of every host without its own
-// [JumpVar].
+// settings shared by every host (known_hosts, identities, timeouts); Dial
+// fills in the host's address and, when the inventory names one, its user.
 type SSHDialer struct {
 	Base remote.Config
-	Jump string
 }
 
-// Dial connects to h, through its jump host when it has one: a connection
-// to the jump host is made for h alone and closed with h's.
-func (d SSHDialer) Dial(ctx context.Context, h inventory.Host) (Conn, error) {
+// Dial connects to the host of hp, through its jump host (HostPlan.Jump)
+// when it has one: a connection to the jump host is made for this host
+// alone and closed with its own.
+func (d SSHDialer) Dial(ctx context.Context, hp *HostPlan) (Conn, error) {
+	h := hp.Host
 	cfg := d.Base
 	cfg.Addr = h.Address()
 	if h.User != "" {
 		cfg.User = h.User
 	}
-	spec := JumpFor(h, d.Jump)
+	spec := hp.Jump
 	if spec == "" {
 		c, err := remote.Dial(ctx, cfg)
 		if err != nil {

@@ -327,7 +327,8 @@ func newFake() *fakeDialer {
 	return &fakeDialer{hosts: map[string]*fakeHost{}, runs: map[string][][]string{}, started: make(chan string, 1000)}
 }
 
-func (d *fakeDialer) Dial(ctx context.Context, h inventory.Host) (Conn, error) {
+func (d *fakeDialer) Dial(ctx context.Context, hp *HostPlan) (Conn, error) {
+	h := hp.Host
 	fh := d.hosts[h.Name]
 	if fh == nil {
 		fh = &fakeHost{triggerOut: string(okOut)}
@@ -643,4 +644,61 @@ func TestAggregate(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden(t, "aggregate.golden", append(got, '\n'))
+}
+
+// jumpDialer records the jump host each host is dialled through.
+type jumpDialer struct {
+	*fakeDialer
+	mu    sync.Mutex
+	jumps map[string]string
+}
+
+func (d *jumpDialer) Dial(ctx context.Context, hp *HostPlan) (Conn, error) {
+	d.mu.Lock()
+	d.jumps[hp.Host.Name] = hp.Jump
+	d.mu.Unlock()
+	return d.fakeDialer.Dial(ctx, hp)
+}
+
+// TestRun_DialsThePlannedJump: each host is dialled through the jump host
+// its plan shows (the default, its own ulp_jump, or none).
+func TestRun_DialsThePlannedJump(t *testing.T) {
+	hs := hosts("a", "b", "c")
+	hs[1].Vars = map[string]any{JumpVar: "ops@other:2200"}
+	hs[2].Vars = map[string]any{JumpVar: "none"}
+	p, err := NewPlan(hs, Options{Action: Status, Agent: testAgent, Jump: "bastion"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &jumpDialer{fakeDialer: newFake(), jumps: map[string]string{}}
+	r := &Rollout{Dialer: d, Parallel: 2, UploadParallel: 1, Log: testLog(t)}
+	if _, err := r.Run(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	planned := map[string]string{}
+	for _, w := range p.Waves {
+		for _, hp := range w.Hosts {
+			planned[hp.Host.Name] = hp.Jump
+		}
+	}
+	want := map[string]string{"a": "bastion", "b": "ops@other:2200", "c": ""}
+	if d := cmp.Diff(want, planned); d != "" {
+		t.Errorf("planned jump hosts (-want +got):\n%s", d)
+	}
+	if d := cmp.Diff(planned, d.jumps); d != "" {
+		t.Errorf("dialled jump hosts (-plan +dialled):\n%s", d)
+	}
+}
+
+// TestRun_Locked: a trigger that waited in vain for the host lock fails
+// with ErrLocked, naming the lock.
+func TestRun_Locked(t *testing.T) {
+	d := newFake()
+	d.hosts["a"] = &fakeHost{exitCode: LockedExit}
+	r := &Rollout{Dialer: d, Parallel: 1, UploadParallel: 1, Log: testLog(t)}
+	res, _ := r.Run(t.Context(), plan(t, []string{"a"}))
+	h := res.Hosts[0]
+	if !errors.Is(h.Err, ErrLocked) || !strings.Contains(h.Err.Error(), "for /var/lib/ulp/lock:") {
+		t.Errorf("host a: %s %v, want ErrLocked naming /var/lib/ulp/lock", h.State, h.Err)
+	}
 }

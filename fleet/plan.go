@@ -110,8 +110,9 @@ type Options struct {
 	// else runs as the login user, who must be able to write the staging
 	// folder.
 	Sudo bool
-	// Jump is the jump host of hosts without their own [JumpVar] (see
-	// [SSHDialer]); the plan shows each host's.
+	// Jump is the jump host of hosts without their own [JumpVar]; the plan
+	// resolves each host's once ([HostPlan.Jump]), and that is what the
+	// [Dialer] dials.
 	Jump string
 	// Trusted, when set, requires signed containers fleet-wide: NewPlan
 	// refuses (ErrUntrusted) an apply or push of a container that the
@@ -187,6 +188,7 @@ type Step struct {
 	Argv []string `json:"argv,omitempty"`
 	art  *Artifact
 	mode fs.FileMode
+	lock string // the host lock a trigger step waits for
 }
 
 // ErrPlan marks invalid plan options.
@@ -329,13 +331,14 @@ func (p *Plan) steps(dir string) []Step {
 	if p.Sudo {
 		agent = []string{"sudo", "-n", "--", agentPath}
 	}
-	lock := []string{"flock", "-w", strconv.Itoa(LockWait), "-E", strconv.Itoa(LockedExit), path.Join(dir, "lock")}
+	lockPath := path.Join(dir, "lock")
+	lock := []string{"flock", "-w", strconv.Itoa(LockWait), "-E", strconv.Itoa(LockedExit), lockPath}
 	trigger := func(args ...string) Step {
 		argv := append(append(lock, agent...), "trigger", "--json", "-p", "*")
 		if p.Activate {
 			argv = append(argv, "--activate")
 		}
-		return Step{Kind: StepTrigger, Argv: append(argv, args...)}
+		return Step{Kind: StepTrigger, Argv: append(argv, args...), lock: lockPath}
 	}
 	switch p.Action {
 	case Apply:

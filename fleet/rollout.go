@@ -327,121 +327,24 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 		return hr
 	}
 	log.Debug("connect", "addr", hp.Host.Address())
-	conn, err := r.Dialer.Dial(hctx, hp.Host)
+	conn, err := r.Dialer.Dial(hctx, hp)
 	if err != nil {
 		return fail("connect", err)
 	}
 	defer conn.Close()
 	for _, s := range hp.Steps {
 		log.Debug("step", "kind", s.Kind, "path", s.Path)
-		switch s.Kind {
-		case StepUpload:
-			select {
-			case uploads <- struct{}{}:
-			case <-hctx.Done():
-				return fail(string(s.Kind), hctx.Err())
-			}
-			if s.art == nil {
-				<-uploads
-				return fail(string(s.Kind), fmt.Errorf("%w: upload step without data", ErrInternal))
-			}
-			up, err := conn.Upload(hctx, s.art.data, s.Path, s.mode)
-			<-uploads
-			if err != nil {
-				return fail(string(s.Kind), err)
-			}
-			if up.Skipped {
-				hr.Unchanged++
-			} else {
-				hr.Uploaded++
-			}
-		case StepTrigger:
-			hr.AgentRan = true
-			out, err := conn.Run(hctx, s.Argv, nil)
-			var xe *remote.ExitError
-			// Exit 1 (some ERROR) and 3 (maybe inconsistent) still print
-			// the records; anything else is a failure of the agent.
-			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
-				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds for %s: %w", ErrLocked, LockWait, s.Argv[5], err))
-			}
-			if errors.As(err, &xe) && xe.Signal == "" && xe.Code > 128 && xe.Code <= 128+64 {
-				// flock exits 128+N when the agent under it was killed by signal N.
-				n := syscall.Signal(xe.Code - 128)
-				return fail(string(s.Kind), fmt.Errorf("the agent was killed by signal %d (%v): %w", int(n), n, err))
-			}
-			if err != nil && !(errors.As(err, &xe) && (xe.Code == report.ExitFailure || xe.Code == report.ExitInconsistent)) {
-				return fail(string(s.Kind), err)
-			}
-			procs, sum, perr := report.ParseTrigger(out.Stdout)
-			if perr != nil {
-				if err != nil {
-					perr = fmt.Errorf("%w; %w", err, perr)
-				}
-				return fail(string(s.Kind), perr)
-			}
-			hr.Processes = append(hr.Processes, procs...)
-			hr.Inconsistent += sum.Inconsistent
-			hr.Inaccessible = max(hr.Inaccessible, sum.Inaccessible)
-			if xe != nil && xe.Code == report.ExitInconsistent && sum.Inconsistent == 0 {
-				hr.Inconsistent++
-			}
-		case StepPatches:
-			out, err := conn.Run(hctx, s.Argv, nil)
-			if err != nil {
-				return fail(string(s.Kind), err)
-			}
-			procs, err := report.ParsePatches(out.Stdout)
-			if err != nil {
-				return fail(string(s.Kind), err)
-			}
-			hr.Patches = procs
-		case StepMessages:
-			// Exit 1: some process could not be read; its record says why.
-			out, err := conn.Run(hctx, s.Argv, nil)
-			var xe *remote.ExitError
-			if err != nil && !(errors.As(err, &xe) && xe.Code == report.ExitFailure && xe.Signal == "") {
-				return fail(string(s.Kind), err)
-			}
-			msgs, perr := report.ParseMessages(out.Stdout)
-			if perr != nil {
-				if err != nil {
-					perr = fmt.Errorf("%w; %w", err, perr)
-				}
-				return fail(string(s.Kind), perr)
-			}
-			hr.Messages = msgs
-		case StepHealth:
-			if _, err := conn.Run(hctx, s.Argv, nil); err != nil {
-				var xe *remote.ExitError
-				if errors.As(err, &xe) {
-					err = fmt.Errorf("%w: %w", ErrHealth, err)
-				}
-				return fail(string(s.Kind), err)
-			}
-		case StepClean:
-			out, err := conn.Run(hctx, s.Argv, nil)
-			var xe *remote.ExitError
-			if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
-				return fail(string(s.Kind), fmt.Errorf("%w: waited %ds: %w", ErrLocked, LockWait, err))
-			}
-			if err != nil {
-				return fail(string(s.Kind), err)
-			}
-			for line := range strings.Lines(string(out.Stdout)) {
-				if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") && len(hr.Removed) < maxRemoved {
-					hr.Removed = append(hr.Removed, line)
-				}
-			}
-		case StepPreflight:
-			out, err := conn.Run(hctx, s.Argv, nil)
-			if err != nil {
-				return fail(string(s.Kind), err)
-			}
-			hr.Preflight = parsePreflight(out.Stdout)
-		default:
-			return fail(string(s.Kind), fmt.Errorf("%w: unknown step", ErrInternal))
+		if err := hr.step(hctx, conn, &s, uploads); err != nil {
+			return fail(string(s.Kind), err)
 		}
 	}
+	hr.finish()
+	return hr
+}
+
+// finish sets the state of a host whose steps all ran: OK, or ERROR when
+// a process reported ERROR, may be inconsistent, or could not be inspected.
+func (hr *HostResult) finish() {
 	hr.countProcesses()
 	hr.State = StateOK
 	if hr.Failed > 0 || hr.Inconsistent > 0 || hr.Inaccessible > 0 {
@@ -454,9 +357,163 @@ func (r *Rollout) host(ctx context.Context, log *slog.Logger, wave int, hp *Host
 			err = fmt.Errorf("%w: %d process(es) not inspected: the agent's user may not read them (--sudo runs it as root), %d patched",
 				ErrProcessFailed, hr.Inaccessible, hr.Patched)
 		}
-		hr.Err = &HostError{Host: hp.Host.Name, Phase: hr.Phase, Err: err}
+		hr.Err = &HostError{Host: hr.Host, Phase: hr.Phase, Err: err}
 	}
-	return hr
+}
+
+// step runs one step of the host on conn, recording what it found.
+func (hr *HostResult) step(ctx context.Context, conn Conn, s *Step, uploads chan struct{}) error {
+	switch s.Kind {
+	case StepUpload:
+		return hr.upload(ctx, conn, s, uploads)
+	case StepTrigger:
+		return hr.trigger(ctx, conn, s)
+	case StepPatches:
+		return hr.patches(ctx, conn, s)
+	case StepMessages:
+		return hr.messages(ctx, conn, s)
+	case StepHealth:
+		return hr.health(ctx, conn, s)
+	case StepClean:
+		return hr.clean(ctx, conn, s)
+	case StepPreflight:
+		return hr.preflight(ctx, conn, s)
+	}
+	return fmt.Errorf("%w: unknown step", ErrInternal)
+}
+
+// upload writes an artifact, under the rollout's upload limit (uploads).
+func (hr *HostResult) upload(ctx context.Context, conn Conn, s *Step, uploads chan struct{}) error {
+	select {
+	case uploads <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if s.art == nil {
+		<-uploads
+		return fmt.Errorf("%w: upload step without data", ErrInternal)
+	}
+	up, err := conn.Upload(ctx, s.art.data, s.Path, s.mode)
+	<-uploads
+	if err != nil {
+		return err
+	}
+	if up.Skipped {
+		hr.Unchanged++
+	} else {
+		hr.Uploaded++
+	}
+	return nil
+}
+
+// trigger runs the agent's trigger under the host lock and keeps its
+// records.
+func (hr *HostResult) trigger(ctx context.Context, conn Conn, s *Step) error {
+	hr.AgentRan = true
+	out, err := conn.Run(ctx, s.Argv, nil)
+	var xe *remote.ExitError
+	// Exit 1 (some ERROR) and 3 (maybe inconsistent) still print
+	// the records; anything else is a failure of the agent.
+	if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
+		return fmt.Errorf("%w: waited %ds for %s: %w", ErrLocked, LockWait, s.lock, err)
+	}
+	if errors.As(err, &xe) && xe.Signal == "" && xe.Code > 128 && xe.Code <= 128+64 {
+		// flock exits 128+N when the agent under it was killed by signal N.
+		n := syscall.Signal(xe.Code - 128)
+		return fmt.Errorf("the agent was killed by signal %d (%v): %w", int(n), n, err)
+	}
+	if err != nil && !(errors.As(err, &xe) && (xe.Code == report.ExitFailure || xe.Code == report.ExitInconsistent)) {
+		return err
+	}
+	procs, sum, perr := report.ParseTrigger(out.Stdout)
+	if perr != nil {
+		if err != nil {
+			perr = fmt.Errorf("%w; %w", err, perr)
+		}
+		return perr
+	}
+	hr.Processes = append(hr.Processes, procs...)
+	hr.Inconsistent += sum.Inconsistent
+	hr.Inaccessible = max(hr.Inaccessible, sum.Inaccessible)
+	if xe != nil && xe.Code == report.ExitInconsistent && sum.Inconsistent == 0 {
+		hr.Inconsistent++
+	}
+	return nil
+}
+
+// patches runs `ulp patches --json` and keeps its records.
+func (hr *HostResult) patches(ctx context.Context, conn Conn, s *Step) error {
+	out, err := conn.Run(ctx, s.Argv, nil)
+	if err != nil {
+		return err
+	}
+	procs, err := report.ParsePatches(out.Stdout)
+	if err != nil {
+		return err
+	}
+	hr.Patches = procs
+	return nil
+}
+
+// messages runs `ulp messages --json` and keeps its records.
+func (hr *HostResult) messages(ctx context.Context, conn Conn, s *Step) error {
+	// Exit 1: some process could not be read; its record says why.
+	out, err := conn.Run(ctx, s.Argv, nil)
+	var xe *remote.ExitError
+	if err != nil && !(errors.As(err, &xe) && xe.Code == report.ExitFailure && xe.Signal == "") {
+		return err
+	}
+	msgs, perr := report.ParseMessages(out.Stdout)
+	if perr != nil {
+		if err != nil {
+			perr = fmt.Errorf("%w; %w", err, perr)
+		}
+		return perr
+	}
+	hr.Messages = msgs
+	return nil
+}
+
+// health runs the health check; a command that ran and failed is
+// ErrHealth.
+func (hr *HostResult) health(ctx context.Context, conn Conn, s *Step) error {
+	if _, err := conn.Run(ctx, s.Argv, nil); err != nil {
+		var xe *remote.ExitError
+		if errors.As(err, &xe) {
+			err = fmt.Errorf("%w: %w", ErrHealth, err)
+		}
+		return err
+	}
+	return nil
+}
+
+// clean runs the staging clean-up under the host lock and keeps the
+// paths it removed.
+func (hr *HostResult) clean(ctx context.Context, conn Conn, s *Step) error {
+	out, err := conn.Run(ctx, s.Argv, nil)
+	var xe *remote.ExitError
+	if errors.As(err, &xe) && xe.Code == LockedExit && xe.Signal == "" {
+		return fmt.Errorf("%w: waited %ds: %w", ErrLocked, LockWait, err)
+	}
+	if err != nil {
+		return err
+	}
+	for line := range strings.Lines(string(out.Stdout)) {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "/") && len(hr.Removed) < maxRemoved {
+			hr.Removed = append(hr.Removed, line)
+		}
+	}
+	return nil
+}
+
+// preflight runs the read-only preflight script and keeps its facts.
+func (hr *HostResult) preflight(ctx context.Context, conn Conn, s *Step) error {
+	out, err := conn.Run(ctx, s.Argv, nil)
+	if err != nil {
+		return err
+	}
+	hr.Preflight = parsePreflight(out.Stdout)
+	return nil
 }
 
 // maxRemoved bounds the paths a clean step reports.

@@ -47,7 +47,7 @@ func sshDialer(cfg Config, log *slog.Logger) (fleet.Dialer, error) {
 	if err := remote.CheckAuth(base); err != nil {
 		return nil, usageError(fmt.Errorf("--identity: %w", err))
 	}
-	return fleet.SSHDialer{Base: base, Jump: cfg.Jump}, nil
+	return fleet.SSHDialer{Base: base}, nil
 }
 
 // agentArtifact returns the agent to upload: --agent, else the embedded one.
