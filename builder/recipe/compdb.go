@@ -80,7 +80,7 @@ func parseCompileCommands(data []byte, root string) (*compdb, error) {
 		args := e.Arguments
 		if len(args) == 0 {
 			var err error
-			if args, err = splitCommand(e.Command); err != nil {
+			if args, err = splitShell(e.Command); err != nil {
 				return nil, fmt.Errorf("entry %d: %w", i, err)
 			}
 		}
@@ -133,58 +133,4 @@ func StripOutput(args []string) []string {
 		}
 	}
 	return out
-}
-
-// splitCommand splits a shell command line as compile_commands.json's
-// "command" holds it: words separated by blanks, with '...' and "..."
-// quoting and backslash escapes.
-func splitCommand(s string) ([]string, error) {
-	var out []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n':
-			if inWord {
-				out = append(out, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		case c == '\\':
-			if i+1 >= len(s) {
-				return nil, errors.New("command ends with a backslash")
-			}
-			i++
-			cur.WriteByte(s[i])
-			inWord = true
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("unterminated ' in command")
-			}
-			cur.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-			inWord = true
-		case c == '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-					i++
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, errors.New("unterminated \" in command")
-			}
-			inWord = true
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		out = append(out, cur.String())
-	}
-	return out, nil
 }

@@ -128,31 +128,13 @@ func compileLine(makeOut []byte, obj string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("compile command of %s: %w", obj, err)
 		}
-		return stripOutputFlags(argv), nil
+		return StripOutput(argv), nil
 	}
 	return nil, fmt.Errorf("make prints no command writing %s", obj)
 }
 
-// stripOutputFlags drops -o F and the dependency-output flags from argv.
-func stripOutputFlags(argv []string) []string {
-	var out []string
-	for i := 0; i < len(argv); i++ {
-		switch a := argv[i]; a {
-		case "-o", "-MF", "-MT", "-MQ":
-			i++ // and its operand
-		case "-MD", "-MMD", "-MP":
-		default:
-			if strings.HasPrefix(a, "-MF") || strings.HasPrefix(a, "-MT") || strings.HasPrefix(a, "-MQ") ||
-				(strings.HasPrefix(a, "-o") && len(a) > 2) {
-				continue
-			}
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// splitShell splits a POSIX shell command line (as make prints it) into
+// splitShell splits a POSIX shell command line (as make prints it, or as
+// compile_commands.json's "command" holds it) into
 // words, honouring single quotes, double quotes and backslashes. A line that
 // needs more of the shell than quoting (expansions, redirections, several
 // commands) is refused: it is not a plain compiler invocation.
@@ -163,7 +145,7 @@ func splitShell(line string) ([]string, error) {
 	for i := 0; i < len(line); i++ {
 		c := line[i]
 		switch {
-		case c == ' ' || c == '\t':
+		case c == ' ' || c == '\t' || c == '\n':
 			if inWord {
 				words = append(words, cur.String())
 				cur.Reset()

@@ -41,11 +41,11 @@ func TestSplitShell(t *testing.T) {
 	}
 }
 
-func TestStripOutputFlags(t *testing.T) {
-	got := stripOutputFlags(strings.Fields("gcc -I. -MMD -MF a.d.tmp -MT a.o -MQ b -MP -MD -MFx.d -c -o a.o -oother.o ../a.c"))
+func TestStripOutput(t *testing.T) {
+	got := StripOutput(strings.Fields("gcc -I. -MMD -MF a.d.tmp -MT a.o -MQ b -MP -MD -MFx.d -c -o a.o -oother.o ../a.c"))
 	want := strings.Fields("gcc -I. -c ../a.c")
 	if !slices.Equal(got, want) {
-		t.Errorf("stripOutputFlags = %q, want %q", got, want)
+		t.Errorf("StripOutput = %q, want %q", got, want)
 	}
 }
 

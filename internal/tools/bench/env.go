@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,6 +272,20 @@ func (p *proc) ask(q string) (string, error) {
 		return "", err
 	}
 	return strings.TrimSpace(line), nil
+}
+
+// gap asks the spinning program for its longest gap since the last question
+// (src/spin.c answers "gap" with nanoseconds).
+func (p *proc) gap() (time.Duration, error) {
+	line, err := p.ask("gap")
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.ParseInt(line, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("gap answer %q: %w", line, err)
+	}
+	return time.Duration(n), nil
 }
 
 // stop kills the program and waits for it.

@@ -171,25 +171,17 @@ func sideTriggerSample(ctx context.Context, e *env, t sideTool, idle int, smp *s
 		return err
 	}
 	defer p.stop()
-	gap := func() (time.Duration, error) {
-		line, err := p.ask("gap")
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.ParseInt(line, 10, 64)
-		return time.Duration(n), err
-	}
 	time.Sleep(20 * time.Millisecond) // let the threads settle
 	prefix := fmt.Sprintf("idle=%d.", idle)
 	for _, action := range []string{"apply", "revert"} {
-		if _, err := gap(); err != nil {
+		if _, err := p.gap(); err != nil {
 			return err
 		}
 		wall, err := e.sideTrigger(ctx, t, p.Pid, action == "revert")
 		if err != nil {
 			return err
 		}
-		g, err := gap()
+		g, err := p.gap()
 		if err != nil {
 			return err
 		}

@@ -40,20 +40,12 @@ func triggerSample(ctx context.Context, e *env, m mechanism, threads int, smp *s
 		return err
 	}
 	defer p.stop()
-	gap := func() (time.Duration, error) {
-		line, err := p.ask("gap")
-		if err != nil {
-			return 0, err
-		}
-		n, err := strconv.ParseInt(line, 10, 64)
-		return time.Duration(n), err
-	}
 	// Let the threads settle, then start every measured interval with a reset.
 	time.Sleep(20 * time.Millisecond)
 	prefix := fmt.Sprintf("%s.threads=%d.", m.name, threads)
 	var applyWall time.Duration
 	for _, action := range []string{"apply", "revert"} {
-		if _, err := gap(); err != nil {
+		if _, err := p.gap(); err != nil {
 			return err
 		}
 		args := []string{m.lp}
@@ -64,7 +56,7 @@ func triggerSample(ctx context.Context, e *env, m mechanism, threads int, smp *s
 		if err != nil {
 			return err
 		}
-		g, err := gap()
+		g, err := p.gap()
 		if err != nil {
 			return err
 		}
@@ -77,11 +69,11 @@ func triggerSample(ctx context.Context, e *env, m mechanism, threads int, smp *s
 		}
 		addTimings(smp, prefix+action, wall, g, rec.Timings)
 	}
-	if _, err := gap(); err != nil {
+	if _, err := p.gap(); err != nil {
 		return err
 	}
 	time.Sleep(applyWall)
-	g, err := gap()
+	g, err := p.gap()
 	if err != nil {
 		return err
 	}

@@ -4,7 +4,8 @@
  * records the largest gap between two consecutive readings (the longest time
  * it was kept from running); workers 1..N-1 wake every 10 ms and call
  * bench_target(), like the idle threads of a service; IDLE more threads
- * (default 0) block in pause() and never run again. The main thread
+ * (default 0) block in pause() and never run again ("ready" waits until
+ * they all do). The main thread
  * answers lines on stdin: "gap" prints the largest gap in ns since the last
  * "gap" and resets it; "value" prints bench_target(0). */
 #include <pthread.h>
@@ -49,8 +50,11 @@ static void *sleeper(void *arg) {
   return NULL;
 }
 
+static int idling; /* idle threads that reached pause() */
+
 static void *idler(void *arg) {
   (void)arg;
+  __atomic_add_fetch(&idling, 1, __ATOMIC_RELAXED);
   for (;;)
     pause();
   return NULL;
@@ -66,6 +70,12 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  /* "ready" once every idle thread is blocked: on a busy machine a
+     thousand new threads take a while to be scheduled once, and a trigger
+     measured meanwhile would measure that. */
+  struct timespec ms = {0, 1000 * 1000};
+  while (__atomic_load_n(&idling, __ATOMIC_RELAXED) < idle)
+    nanosleep(&ms, NULL);
   printf("ready\n");
   fflush(stdout);
   char line[64];
