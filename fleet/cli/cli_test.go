@@ -965,3 +965,28 @@ func TestVersion_MakeBuild(t *testing.T) {
 		t.Errorf("ulpfleet version:\n%s\nwant %s", out, want)
 	}
 }
+
+// TestResults_Busy: while another run writes the default results file, a
+// run saves its own next to it and says where; a --results file in use is
+// refused before any host is touched.
+func TestResults_Busy(t *testing.T) {
+	t.Setenv("XDG_STATE_HOME", t.TempDir())
+	f := startInProcessFleet(t, 1, "")
+	other, err := createResults(defaultResults(), runRecord{Schema: runSchema, Type: "run", RunID: "other", Action: "apply", Hosts: []string{"x"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.f.Close()
+	code, _, stderr, _ := cliRun(t.Context(), t, append([]string{"push", sampleContainer}, f.args...)...)
+	alt, _ := filepath.Glob(strings.TrimSuffix(defaultResults(), ".ndjson") + "-*.ndjson")
+	if code != 0 || len(alt) != 1 || !strings.Contains(stderr, alt[0]) {
+		t.Fatalf("push while the default file is busy: exit %d, files %v\n%s", code, alt, stderr)
+	}
+	if lr, err := readResults(alt[0]); err != nil || !lr.Finished || len(lr.Run.Hosts) != 1 {
+		t.Errorf("the run's own results: %+v, %v", lr, err)
+	}
+	code, _, stderr, _ = cliRun(t.Context(), t, append([]string{"push", "--results", defaultResults(), sampleContainer}, f.args...)...)
+	if code != ExitUsage || !strings.Contains(stderr, "in progress") {
+		t.Errorf("push to a --results file in use: exit %d\n%s", code, stderr)
+	}
+}

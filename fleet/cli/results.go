@@ -83,14 +83,18 @@ type resultsWriter struct {
 	err  error // the first failed write; later ones are not tried
 }
 
+// errResultsBusy marks a results file that another run is writing.
+var errResultsBusy = errors.New("is being written by another ulpfleet run in progress")
+
 // createResults replaces the results file at path with one holding only
-// run, locked for this run. It refuses a file that another run is writing.
+// run, locked for this run. It refuses a file that another run is writing
+// (errResultsBusy).
 func createResults(path string, run runRecord) (*resultsWriter, error) {
 	if f, err := os.Open(path); err == nil {
 		busy := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB) != nil
 		f.Close()
 		if busy {
-			return nil, fmt.Errorf("%s is being written by another ulpfleet run in progress", path)
+			return nil, fmt.Errorf("%s %w", path, errResultsBusy)
 		}
 	}
 	dir := filepath.Dir(path)

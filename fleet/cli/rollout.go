@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -201,7 +202,17 @@ func (a *app) runPlan(ctx context.Context, p *fleet.Plan, dryRun bool) error {
 	var rw *resultsWriter
 	if a.cfg.Results != "" {
 		var err error
-		if rw, err = createResults(a.cfg.Results, run); err != nil {
+		rw, err = createResults(a.cfg.Results, run)
+		if errors.Is(err, errResultsBusy) && a.defaultResults {
+			// Another run (another terminal) writes the default file: this
+			// run keeps its own record next to it rather than fail.
+			alt := strings.TrimSuffix(a.cfg.Results, ".ndjson") + "-" + run.RunID + ".ndjson"
+			a.log.Warn("results: the default results file is in use by another run; this run's go to another file (retry --results FILE)",
+				"results", alt)
+			a.cfg.Results = alt
+			rw, err = createResults(alt, run)
+		}
+		if err != nil {
 			return usageError(fmt.Errorf("results: %w (--results '' runs without saving them)", err))
 		}
 	}

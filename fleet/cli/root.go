@@ -55,6 +55,9 @@ type app struct {
 	dialer func(cfg Config, log *slog.Logger) (fleet.Dialer, error)
 	// agent returns the agent binary to upload.
 	agent func(cfg Config) (fleet.Artifact, error)
+	// defaultResults is set when the results file is the default, not one
+	// named by a flag, the environment or the config file.
+	defaultResults bool
 	// started is set once cobra accepted the command line: errors before
 	// that (unknown command or flag, wrong arguments) are usage errors.
 	started bool

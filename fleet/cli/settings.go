@@ -138,6 +138,7 @@ func (a *app) loadSettings(cmd *cobra.Command) error {
 		return usageError(err)
 	}
 	a.cfg = cfg
+	a.defaultResults = src("results") == "--results" && !flags.Lookup("results").Changed
 	// Info logs (a line per host) stand in for the progress display when
 	// stdout is not a terminal; on a terminal the progress line shows them.
 	level := slog.LevelInfo

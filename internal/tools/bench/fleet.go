@@ -287,7 +287,7 @@ func (fb *fleetBench) ulpfleet(ctx context.Context, inv, known string, fo int, a
 	defer cancel()
 	c := exec.CommandContext(ctx, fb.env.fleet, "-i", inv, "--known-hosts", known, "--identity", fb.fleet.Identity,
 		"--canary", "0", "--parallel", fmt.Sprint(fo), "--upload-parallel", fmt.Sprint(fo),
-		"--timeout", "2m", "--connect-timeout", "10s", "--json", action, fb.lp)
+		"--timeout", "2m", "--connect-timeout", "10s", "--results", filepath.Join(fb.work, "last-run.ndjson"), "--json", action, fb.lp)
 	c.Dir = fb.work // no ./ulpfleet.yaml is picked up
 	var stdout, stderr bytes.Buffer
 	c.Stdout, c.Stderr = &stdout, &stderr
