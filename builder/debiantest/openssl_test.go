@@ -3,6 +3,7 @@ package debiantest_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"ulp/builder/debiantest"
+	"ulp/builder/recipe"
 	"ulp/internal/testenv"
 )
 
@@ -220,4 +222,42 @@ func TestOpenSSL_RealRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("other compiler flags", func(t *testing.T) {
+		// The package's own command for the file with -O1 instead of
+		// -O2, as a compile_commands.json.
+		r, err := recipe.NewOpenSSL(src, "libcrypto.so.3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+		defer cancel()
+		cmd, err := r.Command(ctx, "crypto/pkcs7/pk7_smime.c")
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := slices.Clone(cmd.Args)
+		i := slices.Index(args, "-O2")
+		if i < 0 {
+			t.Fatalf("no -O2 in %q", args)
+		}
+		args[i] = "-O1"
+		db, err := json.Marshal([]map[string]any{{"directory": cmd.Dir, "file": "../crypto/pkcs7/pk7_smime.c", "arguments": args}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc := filepath.Join(dir, "compile_commands.json")
+		if err := os.WriteFile(cc, db, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "o1.so")
+		c := exec.CommandContext(ctx, testenv.Artifact(t, "ulp"), "build", "--target", filepath.Join(libDir, "libcrypto.so.3"),
+			"--compile-commands", cc, "--source", src, "--patch", filepath.Join("testdata", "openssl", "CVE-2026-45447-pkcs7-verify.patch"), "-o", out)
+		msg, err := c.CombinedOutput()
+		if c.ProcessState == nil || c.ProcessState.ExitCode() != 2 || !strings.Contains(string(msg), "is not in libcrypto.so.3") || !strings.Contains(string(msg), "-O1") {
+			t.Errorf("ulp build with -O1: %v, want exit status 2 saying the code is not the library's and showing the command:\n%s", err, msg)
+		}
+		if _, err := os.Stat(out); err == nil {
+			t.Errorf("a refused build wrote %s", out)
+		}
+	})
 }
