@@ -67,6 +67,8 @@ func runBuild(cmd *cobra.Command, g *globalOptions, opts buildOptions, stdout io
 	var r recipe.Recipe
 	var err error
 	switch {
+	case opts.compdb != "" && opts.recipe != "auto":
+		return usageError(errors.New("--recipe and --compile-commands are two ways of saying how the tree compiles: give one"))
 	case opts.compdb != "" && opts.source != "":
 		r, err = recipe.LoadCompileCommands(opts.compdb, opts.source)
 	case opts.compdb != "":
