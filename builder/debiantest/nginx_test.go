@@ -1,16 +1,9 @@
 package debiantest_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
@@ -52,60 +45,6 @@ http {
 }
 `
 
-// selfSigned writes cert.pem and key.pem for 127.0.0.1 into dir.
-func selfSigned(t *testing.T, dir string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, blk := range map[string]*pem.Block{
-		"cert.pem": {Type: "CERTIFICATE", Bytes: der},
-		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: kder},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// children returns the PIDs whose parent is pid.
-func children(pid int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		p, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			pids = append(pids, p)
-		}
-	}
-	return pids
-}
-
 // startStockNginx starts Debian's unmodified nginx on the stock libraries
 // in libDir (LD_LIBRARY_PATH) with the runtime preloaded, and returns its
 // master's PID and address; it is stopped when t ends.
@@ -113,7 +52,7 @@ func startStockNginx(t *testing.T, libDir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
 	dir := t.TempDir()
-	selfSigned(t, dir)
+	testenv.WriteSelfSignedCert(t, dir)
 	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +74,7 @@ func startStockNginx(t *testing.T, libDir string) (int, string) {
 	}
 	master := cmd.Process.Pid
 	t.Cleanup(func() {
-		workers := children(master)
+		workers := testenv.Children(master)
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -150,7 +89,7 @@ func startStockNginx(t *testing.T, libDir string) (int, string) {
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
-	for len(children(master)) < 2 || fetch(addr, tls.VersionTLS13) != nil {
+	for len(testenv.Children(master)) < 2 || fetch(addr, tls.VersionTLS13) != nil {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
@@ -264,7 +203,7 @@ func TestNginx_StockLibsslServesThroughLivepatch(t *testing.T) {
 	}
 
 	master, addr := startStockNginx(t, libDir)
-	procs := append([]int{master}, children(master)...)
+	procs := append([]int{master}, testenv.Children(master)...)
 	for _, pid := range procs {
 		maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
 		if err != nil || !strings.Contains(string(maps), filepath.Join(libDir, "libssl.so.3")) {
@@ -299,7 +238,7 @@ func TestNginx_StockLibsslServesThroughLivepatch(t *testing.T) {
 	for _, err := range load.failed {
 		t.Error(err)
 	}
-	if w := children(master); len(w) != 2 || (w[0] != procs[1] && w[0] != procs[2]) {
+	if w := testenv.Children(master); len(w) != 2 || (w[0] != procs[1] && w[0] != procs[2]) {
 		t.Errorf("workers %v after the patch, were %v: nginx restarted them", w, procs[1:])
 	}
 }

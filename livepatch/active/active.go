@@ -49,18 +49,14 @@ func prepare(dir string) error {
 	return nil
 }
 
-// Install copies the container src into dir under its own base name,
-// atomically (a temporary dot file in dir, mode 0644, fsync, rename, fsync
-// of dir), replacing a file of that name. It returns the new path.
-func Install(dir, src string) (string, error) {
+// Install copies the container src, read from in (the file the caller
+// opened and checked, not src opened again), into dir under src's base
+// name, atomically (a temporary dot file in dir, mode 0644, fsync, rename,
+// fsync of dir), replacing a file of that name. It returns the new path.
+func Install(dir, src string, in io.Reader) (string, error) {
 	if err := prepare(dir); err != nil {
 		return "", err
 	}
-	in, err := os.Open(src)
-	if err != nil {
-		return "", err
-	}
-	defer in.Close()
 	dst := filepath.Join(dir, filepath.Base(src))
 	if err := atomicfile.Write(dst, 0o644, func(w io.Writer) error {
 		_, err := io.Copy(w, in)

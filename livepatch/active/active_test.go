@@ -16,7 +16,7 @@ func TestInstallRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(t.TempDir(), "a", "active")
-	p, err := Install(dir, sample)
+	p, err := Install(dir, sample, open(t, sample))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -24,7 +24,7 @@ func TestInstallRemove(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o644 || p != filepath.Join(dir, "sample.so") {
 		t.Fatalf("installed %s: %v %v", p, fi, err)
 	}
-	if _, err := Install(dir, sample); err != nil { // again: replaced in place
+	if _, err := Install(dir, sample, open(t, sample)); err != nil { // again: replaced in place
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dir, "junk.so"), []byte("not a container"), 0o644)
@@ -53,7 +53,8 @@ func TestInstall_UnsafeFolder(t *testing.T) {
 	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
-	_, err := Install(dir, filepath.Join("..", "container", "testdata", "sample.so"))
+	sample := filepath.Join("..", "container", "testdata", "sample.so")
+	_, err := Install(dir, sample, open(t, sample))
 	if !errors.Is(err, ErrUnsafe) {
 		t.Errorf("err %v, want ErrUnsafe", err)
 	}
@@ -68,4 +69,15 @@ func TestDir(t *testing.T) {
 	if Dir() != "/x/y" {
 		t.Errorf("Dir() = %s", Dir())
 	}
+}
+
+// open opens path for the test's length.
+func open(t *testing.T, path string) *os.File {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

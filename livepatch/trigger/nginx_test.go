@@ -1,22 +1,14 @@
 package trigger
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -55,38 +47,6 @@ http {
 }
 `
 
-// writeCert writes a self-signed certificate and key for 127.0.0.1.
-func writeCert(t *testing.T, dir string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(24 * time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, blk := range map[string]*pem.Block{
-		"cert.pem": {Type: "CERTIFICATE", Bytes: der},
-		"key.pem":  {Type: "EC PRIVATE KEY", Bytes: kder},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(blk), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
 // freePort returns a TCP address on 127.0.0.1 that was free a moment ago.
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -105,7 +65,7 @@ func startNginx(t *testing.T, dir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
 	rt := testenv.Artifact(t, "libpulp.so.0")
-	writeCert(t, dir)
+	testenv.WriteSelfSignedCert(t, dir)
 	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +82,7 @@ func startNginx(t *testing.T, dir string) (int, string) {
 	}
 	master := cmd.Process.Pid
 	t.Cleanup(func() {
-		workers := nginxWorkers(master)
+		workers := testenv.Children(master)
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -137,7 +97,7 @@ func startNginx(t *testing.T, dir string) (int, string) {
 		}
 	})
 	deadline := time.Now().Add(20 * time.Second)
-	for len(nginxWorkers(master)) < 2 || get(addr) == "" {
+	for len(testenv.Children(master)) < 2 || get(addr) == "" {
 		if time.Now().After(deadline) {
 			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
 			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
@@ -145,28 +105,6 @@ func startNginx(t *testing.T, dir string) (int, string) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return master, addr
-}
-
-// nginxWorkers returns the PIDs of the children of master.
-func nginxWorkers(master int) []int {
-	ents, _ := os.ReadDir("/proc")
-	var pids []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces, so cut at the last ')'.
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(master) {
-			pids = append(pids, pid)
-		}
-	}
-	return pids
 }
 
 // get fetches https://addr/ on a new connection and returns the body, or ""
@@ -221,7 +159,7 @@ func TestNginx_LiveTLSPatch(t *testing.T) {
 	lp := fx.PackFile(t, so, distroSSL, "SSL_get_version:ssl_get_version_lp")
 
 	master, addr := startNginx(t, t.TempDir())
-	procs := append([]int{master}, nginxWorkers(master)...)
+	procs := append([]int{master}, testenv.Children(master)...)
 	expect := func(want string) {
 		t.Helper()
 		for range 20 {
@@ -239,7 +177,7 @@ func TestNginx_LiveTLSPatch(t *testing.T) {
 		mustTrig(t, pid, revert(lp), report.Success)
 	}
 	expect("protocol=TLSv1.3")
-	if w := nginxWorkers(master); len(w) != 2 || w[0] != procs[1] && w[0] != procs[2] {
+	if w := testenv.Children(master); len(w) != 2 || w[0] != procs[1] && w[0] != procs[2] {
 		t.Errorf("workers %v after the patch, were %v: nginx restarted them", w, procs[1:])
 	}
 }

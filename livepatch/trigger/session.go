@@ -3,6 +3,7 @@ package trigger
 import (
 	"context"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"os"
@@ -177,7 +178,11 @@ func (s *Session) Activate(dir string, reqs []Request, say func(what, path strin
 		}
 	}
 	for _, c := range install {
-		p, err := active.Install(dir, c)
+		e := s.open(c) // the file checked: not c opened again
+		if e.err != nil {
+			return e.err
+		}
+		p, err := active.Install(dir, c, io.NewSectionReader(e.ck.file, 0, e.ck.info.Size()))
 		if err != nil {
 			return err
 		}

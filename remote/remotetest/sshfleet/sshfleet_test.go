@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -65,7 +64,7 @@ func TestHost_KillAndRestart(t *testing.T) {
 	go func() { cmd.Wait(); close(waited) }()
 	t.Cleanup(func() { cmd.Process.Kill(); <-waited })
 	h.Kill()
-	if alive(pid) {
+	if sshfleet.Alive(pid) {
 		t.Errorf("sshd %d still alive after Kill", pid)
 	}
 	select {
@@ -80,18 +79,6 @@ func TestHost_KillAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ssh after restart: %v\n%s", err, out)
 	}
-}
-
-// alive reports whether pid exists and is not a zombie (a killed process
-// reparented to an init that does not reap stays a zombie).
-func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
 // TestStart_FleetWithRemote dials 8 hosts at once with package remote and

@@ -1,0 +1,4 @@
+package sshfleet
+
+// Alive is alive, for the external tests.
+var Alive = alive
