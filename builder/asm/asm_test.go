@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"ulp/internal/testenv"
 )
 
 // resolver: data and lib_fn live in the library, kept_fn and .L labels in
@@ -84,9 +86,10 @@ func TestRewrite(t *testing.T) {
 // TestRewrite_Assembles checks that the rewritten forms are valid input
 // for the assembler.
 func TestRewrite_Assembles(t *testing.T) {
+	testenv.Require(t, testenv.CC) // gcc's assembler, binutils' as
 	as, err := exec.LookPath("as")
 	if err != nil {
-		t.Skip("no as")
+		t.Fatal(err)
 	}
 	src := "\t.text\n\t.globl f\n\t.type f, @function\nf:\n\t.cfi_startproc\n\tcall\tlib_fn@PLT\n\tjne\tlib_fn\n\tleaq\tdata+8(%rip), %rdi\n\tmovl\tdata+4(%rip), %eax\n\tmovb\tdata(%rip), %al\n\tlock addl\t$1, data(%rip)\n\tcall\t*data+16(%rip)\n\tmovq\ttls@gottpoff(%rip), %rax\n\tret\n\t.cfi_endproc\n\t.size f, .-f\n"
 	res, err := Rewrite([]byte(src), Options{Resolve: resolver, Roots: []string{"f"}, Root: "__ulp_roots_0"})
