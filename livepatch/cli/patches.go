@@ -9,7 +9,6 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -224,23 +223,11 @@ func describe(pid int, err error) string {
 	case errors.Is(err, procfs.ErrNoProcess):
 		return "no such process"
 	case errors.Is(err, fs.ErrPermission):
-		hint := "run ulp as the process's owner or as root"
-		if scope, ok := procfs.PtraceScope(); ok && scope != 0 && ownProcess(pid) {
-			hint = fmt.Sprintf("run ulp as root: yama ptrace_scope %d lets a user read only the memory of its own descendants", scope)
-		}
-		return fmt.Sprintf("cannot read process: %v (%s)", err, hint)
+		return fmt.Sprintf("cannot read process: %v (%s)", err, procfs.PtraceAdvice(pid, false))
 	case errors.Is(err, target.ErrNoRuntime):
 		return fmt.Sprintf("%v (start it with LD_PRELOAD=%s)", err, target.RuntimeName)
 	}
 	return err.Error()
-}
-
-// ownProcess reports whether process pid belongs to the caller (its /proc
-// folder is owned by the caller's uid, which is not so for a non-dumpable
-// process).
-func ownProcess(pid int) bool {
-	uid, err := procfs.Owner(pid)
-	return err == nil && uid == os.Geteuid()
 }
 
 // status describes a runtime state other than ready, with its reason.

@@ -62,3 +62,29 @@ func Owner(pid int) (int, error) {
 	}
 	return int(st.Uid), nil
 }
+
+// PtraceAdvice is the one advisor for an EPERM of ptrace access to process
+// pid: it says, from Yama's ptrace_scope and the owner of /proc/PID, why
+// the kernel refused the caller and what to do. attach is for PTRACE_SEIZE
+// (stopping and writing the process); else the refusal was of reading its
+// memory (process_vm_readv, /proc/PID/mem).
+func PtraceAdvice(pid int, attach bool) string {
+	scope, _ := PtraceScope()
+	owner, oerr := Owner(pid)
+	euid := os.Geteuid()
+	if !attach {
+		if scope != 0 && oerr == nil && owner == euid {
+			return fmt.Sprintf("run ulp as root: yama ptrace_scope %d lets a user read only the memory of its own descendants", scope)
+		}
+		return "run ulp as the process's owner or as root"
+	}
+	switch {
+	case scope == 3:
+		return "yama ptrace_scope is 3 (ptrace disabled until reboot)"
+	case scope > 0 && euid != 0:
+		return fmt.Sprintf("yama ptrace_scope is %d: run as root, or echo 0 > %s/sys/kernel/yama/ptrace_scope", scope, Root)
+	case oerr == nil && owner != euid && euid != 0:
+		return fmt.Sprintf("the process belongs to uid %d: run as root", owner)
+	}
+	return "not permitted (no CAP_SYS_PTRACE, or the process is not dumpable)"
+}

@@ -3,7 +3,6 @@ package ptrace
 import (
 	"errors"
 	"fmt"
-	"os"
 
 	"golang.org/x/sys/unix"
 
@@ -18,15 +17,7 @@ func seizeError(pid, tid int, err error) error {
 	if tracer := tracerOf(tid); tracer > 0 {
 		return busyError(pid, tracer, err)
 	}
-	if scope, _ := procfs.PtraceScope(); scope == 3 {
-		return fmt.Errorf("seize pid %d: yama ptrace_scope is 3 (ptrace disabled until reboot): %w", pid, err)
-	} else if scope > 0 && os.Geteuid() != 0 {
-		return fmt.Errorf("seize pid %d: yama ptrace_scope is %d: run as root, or echo 0 > /proc/sys/kernel/yama/ptrace_scope: %w", pid, scope, err)
-	}
-	if uid, e := procfs.Owner(pid); e == nil && uid != os.Geteuid() && os.Geteuid() != 0 {
-		return fmt.Errorf("seize pid %d: the process belongs to uid %d: run as root: %w", pid, uid, err)
-	}
-	return fmt.Errorf("seize pid %d: not permitted (no CAP_SYS_PTRACE, or the process is not dumpable): %w", pid, err)
+	return fmt.Errorf("seize pid %d: %s: %w", pid, procfs.PtraceAdvice(pid, true), err)
 }
 
 // busyError reports a process held by another tracer.

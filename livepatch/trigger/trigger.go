@@ -343,7 +343,7 @@ func (r *run) openTarget() error {
 		return failed("%s is not loaded in process %d: start it with LD_PRELOAD=/path/to/%s",
 			target.RuntimeName, r.pid, target.RuntimeName)
 	case errors.Is(err, fs.ErrPermission):
-		return failed("no permission to inspect process %d: %w (run ulp as the process's owner or as root)", r.pid, err)
+		return failed("no permission to inspect process %d: %w (%s)", r.pid, err, procfs.PtraceAdvice(r.pid, false))
 	case err != nil:
 		return failed("inspect process: %w", err)
 	}
