@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/elfsym"
 )
 
@@ -37,8 +38,9 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 	if g.verbose {
 		seen := make(map[uint64]bool)
 		for _, s := range obj.Symbols {
+			name := escape.Text(s.Name) // the file's bytes, not ours
 			if s.Type == elfsym.TypeIFunc {
-				fmt.Fprintf(stdout, "%s\t%#x\tnone\tIFUNC: the process runs the implementation its resolver picks; patch that one\n", s.Name, s.Offset)
+				fmt.Fprintf(stdout, "%s\t%#x\tnone\tIFUNC: the process runs the implementation its resolver picks; patch that one\n", name, s.Offset)
 				continue
 			}
 			if s.Type != elfsym.TypeFunc || seen[s.Offset] {
@@ -47,23 +49,23 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 			seen[s.Offset] = true
 			switch {
 			case s.Pad:
-				fmt.Fprintf(stdout, "%s\t%#x\tpad\tentry+%d\n", s.Name, s.Offset, s.EntryOffset)
+				fmt.Fprintf(stdout, "%s\t%#x\tpad\tentry+%d\n", name, s.Offset, s.EntryOffset)
 			case s.Entry:
-				fmt.Fprintf(stdout, "%s\t%#x\tentry\tentry+%d\n", s.Name, s.Offset, s.EntryOffset)
+				fmt.Fprintf(stdout, "%s\t%#x\tentry\tentry+%d\n", name, s.Offset, s.EntryOffset)
 			default:
-				fmt.Fprintf(stdout, "%s\t%#x\tnone\t%s\n", s.Name, s.Offset, s.Refused)
+				fmt.Fprintf(stdout, "%s\t%#x\tnone\t%s\n", name, s.Offset, s.Refused)
 			}
 		}
 	}
 	if padded+entry == 0 {
 		if !g.quiet {
-			fmt.Fprintf(stdout, "%s is not livepatchable: none of its %d functions has the entry pad of -fpatchable-function-entry=16,14 or an entry that can take a jump\n", path, total)
+			fmt.Fprintf(stdout, "%s is not livepatchable: none of its %d functions has the entry pad of -fpatchable-function-entry=16,14 or an entry that can take a jump\n", escape.Text(path), total)
 		}
 		return &ExitError{Code: ExitFailure}
 	}
 	if !g.quiet {
 		fmt.Fprintf(stdout, "%s is livepatchable: %d of %d functions have the entry pad (mechanism: pad), %d more can take an entry jump (mechanism: entry)\n",
-			path, padded, total, entry)
+			escape.Text(path), padded, total, entry)
 	}
 	return nil
 }
