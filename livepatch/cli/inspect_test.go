@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -229,9 +228,12 @@ func TestInspectCommands(t *testing.T) {
 		t.Errorf("patches --only-livepatched after apply: exit %d, %q", code, out)
 	}
 	out, _, code = inspectRun(t, "patches", "-p", pid, "--json")
-	var rec report.PatchedProcess
-	if err := json.Unmarshal([]byte(out), &rec); err != nil || code != ExitOK {
+	rec, err := onePatched(out)
+	if err != nil || code != ExitOK {
 		t.Fatalf("patches --json: exit %d, %v: %q", code, err, out)
+	}
+	if sum := lastLine(out); !strings.Contains(sum, `"type":"summary","processes":1,"failed":0,"inaccessible":0`) {
+		t.Errorf("patches --json summary: %q", sum)
 	}
 	wantRec := report.AppliedPatch{ID: hex.EncodeToString(spec.ID[:]), Container: res.Out, Target: "libtarget.so.1",
 		AppliedAt: appliedAt, Labels: []string{"bsc#1200316"}, Functions: 1}
@@ -285,9 +287,12 @@ func TestInspectCommands(t *testing.T) {
 	}
 	out, _, code = inspectRun(t, "messages", "-p", pid, "--json")
 	var msgs report.ProcessMessages
-	if err := json.Unmarshal([]byte(out), &msgs); err != nil || code != ExitOK || msgs.Schema != report.MessagesSchema ||
+	if all, err := report.ParseMessages([]byte(out)); err == nil && len(all) == 1 {
+		msgs = all[0]
+	}
+	if sum := lastLine(out); code != ExitOK || msgs.Schema != report.MessagesSchema || !strings.Contains(sum, `"type":"summary","processes":1`) ||
 		strconv.Itoa(msgs.PID) != pid || msgs.Comm == "" || len(msgs.Messages) == 0 || !strings.HasPrefix(msgs.Messages[0], "libpulp loaded") {
-		t.Errorf("messages --json: exit %d, %v, %q", code, err, out)
+		t.Errorf("messages --json: exit %d, %q", code, out)
 	}
 	// A glob selects by name: a block per process.
 	out, _, code = inspectRun(t, "messages", "-p", msgs.Comm)
@@ -300,8 +305,7 @@ func TestInspectCommands(t *testing.T) {
 		t.Fatalf("set_patchable disable: exit %d, %q %q", code, out, errOut)
 	}
 	out, _, _ = inspectRun(t, "patches", "-p", pid, "--json")
-	rec = report.PatchedProcess{}
-	if err := json.Unmarshal([]byte(out), &rec); err != nil || rec.Status != report.StatusDisabled ||
+	if rec, err = onePatched(out); err != nil || rec.Status != report.StatusDisabled ||
 		!strings.HasPrefix(rec.StatusReason, "disabled at run time") {
 		t.Errorf("patches --json after set_patchable disable: %v, %q", err, out)
 	}
@@ -506,4 +510,22 @@ func libcPath(t *testing.T, pid int) string {
 		t.Fatalf("process %d maps no libc.so.6", pid)
 	}
 	return o.Path
+}
+
+// onePatched decodes `ulp patches --json` output of one process.
+func onePatched(out string) (report.PatchedProcess, error) {
+	procs, err := report.ParsePatches([]byte(out))
+	if err == nil && len(procs) != 1 {
+		err = fmt.Errorf("%d process records, want 1", len(procs))
+	}
+	if err != nil {
+		return report.PatchedProcess{}, err
+	}
+	return procs[0], nil
+}
+
+// lastLine is the last line of out.
+func lastLine(out string) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	return lines[len(lines)-1]
 }

@@ -58,7 +58,9 @@ func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w 
 		g.log.Info("processes not inspected: the caller may not read them", "count", filter.Inaccessible)
 	}
 	if len(found) == 0 {
-		return opts.sel.noMatch()
+		if err := opts.sel.noMatch(); err != nil {
+			return err
+		}
 	}
 	failed := 0
 	enc := json.NewEncoder(w)
@@ -95,6 +97,13 @@ func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w 
 		}
 		if rec.Error != "" {
 			failed++
+		}
+	}
+	if opts.json {
+		sum := report.ListSummary{Schema: report.MessagesSchema, Type: report.TypeSummary,
+			Processes: len(found), Failed: failed, Inaccessible: filter.Inaccessible}
+		if err := enc.Encode(sum); err != nil {
+			return err
 		}
 	}
 	if failed > 0 {

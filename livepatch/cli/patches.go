@@ -110,6 +110,13 @@ func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io
 	if filter.Inaccessible > 0 {
 		g.log.Info("processes not inspected: the caller may not read them", "count", filter.Inaccessible)
 	}
+	if opts.json {
+		sum := report.ListSummary{Schema: report.PatchesSchema, Type: report.TypeSummary,
+			Processes: listed, Failed: failed, Inaccessible: filter.Inaccessible}
+		if err := enc.Encode(sum); err != nil {
+			return err
+		}
+	}
 	if selected == 0 {
 		if err := opts.sel.noMatch(); err != nil {
 			return err

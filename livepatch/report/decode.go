@@ -97,7 +97,11 @@ func ParseTrigger(out []byte) ([]Process, Summary, error) {
 // process with the runtime.
 func ParsePatches(out []byte) ([]PatchedProcess, error) {
 	var procs []PatchedProcess
+	var summed bool
 	err := records(out, func(line []byte) error {
+		if last, err := listSummary(line, PatchesSchema, &summed); last || err != nil {
+			return err
+		}
 		var p PatchedProcess
 		if err := json.Unmarshal(line, &p); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -130,7 +134,11 @@ const maxMessages = 1 << 14
 // process.
 func ParseMessages(out []byte) ([]ProcessMessages, error) {
 	var procs []ProcessMessages
+	var summed bool
 	err := records(out, func(line []byte) error {
+		if last, err := listSummary(line, MessagesSchema, &summed); last || err != nil {
+			return err
+		}
 		var p ProcessMessages
 		if err := json.Unmarshal(line, &p); err != nil {
 			return fmt.Errorf("%w: %w", ErrInvalid, err)
@@ -151,4 +159,33 @@ func ParseMessages(out []byte) ([]ProcessMessages, error) {
 		return nil, err
 	}
 	return procs, nil
+}
+
+// listSummary checks line against the ListSummary that may end the output
+// of `ulp patches --json` and `ulp messages --json`: it reports whether line
+// is that summary, and an error for a summary that is malformed or not
+// last. *summed records that the summary was seen.
+func listSummary(line []byte, schema string, summed *bool) (bool, error) {
+	if *summed {
+		return true, fmt.Errorf("%w: record after the summary", ErrInvalid)
+	}
+	var head struct{ Type string }
+	if err := json.Unmarshal(line, &head); err != nil {
+		return true, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if head.Type != TypeSummary {
+		return false, nil
+	}
+	var s ListSummary
+	if err := json.Unmarshal(line, &s); err != nil {
+		return true, fmt.Errorf("%w: summary record: %w", ErrInvalid, err)
+	}
+	if s.Schema != schema {
+		return true, fmt.Errorf("%w: schema %q, want %q", ErrInvalid, s.Schema, schema)
+	}
+	if s.Processes < 0 || s.Failed < 0 || s.Inaccessible < 0 {
+		return true, fmt.Errorf("%w: negative count in summary", ErrInvalid)
+	}
+	*summed = true
+	return true, nil
 }

@@ -51,7 +51,9 @@ func TestParsePatches(t *testing.T) {
 		t.Fatalf("got %+v, %v", procs, err)
 	}
 	for _, in := range []string{`{"schema":"x","pid":1}`, `{"schema":"ulp.patches/v1","pid":-1}`,
-		`{"schema":"ulp.patches/v1","pid":1,"patches":[{"id":""}]}`, `{"schema":"ulp.patches/v1","pid":1,"patches":5}`} {
+		`{"schema":"ulp.patches/v1","pid":1,"patches":[{"id":""}]}`, `{"schema":"ulp.patches/v1","pid":1,"patches":5}`,
+		`{"schema":"ulp.patches/v1","type":"summary","processes":0}` + "\n" + `{"schema":"ulp.patches/v1","pid":1}`,
+		`{"schema":"ulp.patches/v1","type":"summary","inaccessible":-1}`, `{"schema":"ulp.messages/v1","type":"summary"}`} {
 		if _, err := ParsePatches([]byte(in)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParsePatches(%s) err = %v", in, err)
 		}
@@ -65,7 +67,9 @@ func TestParseMessages(t *testing.T) {
 	}
 	many := `{"schema":"ulp.messages/v1","pid":1,"messages":[` + strings.Repeat(`"x",`, maxMessages) + `"x"]}`
 	for _, in := range []string{`{"schema":"ulp.patches/v1","pid":1}`, `{"schema":"ulp.messages/v1","pid":0}`,
-		`{"schema":"ulp.messages/v1","pid":1,"messages":"x"}`, many} {
+		`{"schema":"ulp.messages/v1","pid":1,"messages":"x"}`, many,
+		`{"schema":"ulp.messages/v1","type":"summary"}` + "\n" + `{"schema":"ulp.messages/v1","type":"summary"}`,
+		`{"schema":"ulp.messages/v1","type":"summary","failed":-2}`} {
 		if _, err := ParseMessages([]byte(in)); !errors.Is(err, ErrInvalid) {
 			t.Errorf("ParseMessages(%.80s) err = %v", in, err)
 		}

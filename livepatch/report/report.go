@@ -102,6 +102,18 @@ type AppliedPatch struct {
 	Functions int       `json:"functions"`
 }
 
+// ListSummary is the last line of `ulp patches --json` and `ulp messages
+// --json` (their schema, Type TypeSummary): how many processes were
+// listed, how many of them could not be read, and how many a whole-host
+// selection left out because the caller may not inspect them.
+type ListSummary struct {
+	Schema       string `json:"schema"`
+	Type         string `json:"type"` // TypeSummary
+	Processes    int    `json:"processes"`
+	Failed       int    `json:"failed"`
+	Inaccessible int    `json:"inaccessible"`
+}
+
 // PatchedProcess is one line of `ulp patches --json`.
 type PatchedProcess struct {
 	Schema    string         `json:"schema"`
