@@ -222,10 +222,11 @@ func sideHostSample(ctx context.Context, e *env, t sideTool, forker, timeit stri
 		return err
 	}
 	defer p.stop()
-	inner, err := childOf(p.Pid)
-	if err != nil {
-		return err
+	kids := testenv.Children(p.Pid) // unshare's one child: the namespace's first process
+	if len(kids) == 0 {
+		return errors.New("the namespace's first process was not found")
 	}
+	inner := kids[0]
 	prefix := fmt.Sprintf("procs=%d.", n)
 	for _, action := range []string{"apply", "revert"} {
 		args := []string{"-t", strconv.Itoa(inner), "--pid", "--mount", timeit, t.bin, "trigger"}
@@ -253,35 +254,6 @@ func sideHostSample(ctx context.Context, e *env, t sideTool, forker, timeit stri
 		smp.add(prefix+action+".per-process."+t.name, "µs/process", float64(ns)/1e3/float64(n+1))
 	}
 	return nil
-}
-
-// childOf returns the PID of the one child of process pid (unshare's, the
-// first process of the new namespace).
-func childOf(pid int) (int, error) {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return 0, err
-	}
-	for _, ent := range ents {
-		child, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid ...: comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			return child, nil
-		}
-	}
-	return 0, errors.New("the namespace's first process was not found")
 }
 
 // withLibpulpRatios sets, on every figure of ulp, libpulp's median of the
