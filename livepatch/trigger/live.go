@@ -136,7 +136,7 @@ func (r *run) writeLive(ctx context.Context, plan *ledger.Plan, commit func() er
 	// A process of one thread is stopped as cheaply as it is borrowed (and
 	// its detach then needs no stop of its own): stopping it costs less
 	// than a second call.
-	if st, err := procfs.ReadStatus(r.pid); err != nil || st.Threads <= 1 {
+	if st, err := r.status(); err != nil || st.Threads <= 1 {
 		return false, nil
 	}
 	tw := time.Now()

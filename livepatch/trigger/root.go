@@ -114,9 +114,11 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 	return fileID{st.Dev, st.Ino}, true
 }
 
-// status returns the process's credentials as /proc/PID/status gave them,
-// read once per trigger: the user, group and capabilities that decide how
-// the process may open the container.
+// status returns /proc/PID/status as read once per trigger: the user,
+// group and capabilities that decide how the process may open the
+// container, and the thread count that chooses how the code is written
+// (writeLive). What changes while the trigger runs (state, tracer) is read
+// afresh where it is needed.
 func (r *run) status() (*procfs.Status, error) {
 	if r.st == nil {
 		st, err := procfs.ReadStatus(r.pid)

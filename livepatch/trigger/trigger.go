@@ -224,7 +224,7 @@ type run struct {
 	obj  *target.Object  // the target object of spec
 
 	ck     *checked       // the container's open, checked file (its session's)
-	st     *procfs.Status // the process's credentials (status)
+	st     *procfs.Status // /proc/PID/status, read once (status)
 	ranges []codeRange    // CheckStack: the functions being replaced
 	// offsetsChecked: the container's offsets were checked against the
 	// target (checkOffsets; once, before the seize).
