@@ -93,6 +93,12 @@ func call(ctx context.Context, p *ptrace.Process, rt runtimeInfo, req *abi.Reque
 	tried := map[int]bool{}
 	var last error = errNoThread
 	for {
+		// A thread that answered EAGAIN is inside the loader or malloc,
+		// holding their locks, and held in its stop: let it go on before
+		// another thread is asked to take those locks.
+		if err := p.ResumeAll(); err != nil {
+			return nil, err
+		}
 		tid, notify, err := pickThread(p, tried)
 		if err != nil {
 			return nil, last
