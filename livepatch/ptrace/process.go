@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -809,14 +810,25 @@ const maxSleep = 2 * time.Millisecond
 // waits for. A SIGCHLD that arrived since the last drain is kept by the
 // channel (buffer of one), so no event is lost between a drain and the
 // sleep.
+//
+// It sleeps in rt_sigtimedwait(SIGCHLD) on the tracer thread itself: the
+// kernel sends a tracee's SIGCHLD to its tracer thread when that thread
+// waits for it, so the wake-up goes straight to the thread that calls
+// wait4, instead of through the Go runtime's signal handler, os/signal's
+// goroutine and a channel (three threads to schedule, each a delay on a busy
+// machine). A SIGCHLD that Go's handler took meanwhile (the tracer thread
+// was running) is found on the channel first.
 func (p *Process) sleep(d time.Duration) {
 	d = min(max(d, 0), maxSleep)
-	t := time.NewTimer(d)
-	defer t.Stop()
 	select {
 	case <-p.tr.sigchld:
-	case <-t.C:
+		return
+	default:
 	}
+	set := uint64(1) << (unix.SIGCHLD - 1)
+	ts := unix.NsecToTimespec(d.Nanoseconds())
+	// Any result will do: a SIGCHLD, the timeout, or another signal (EINTR).
+	unix.Syscall6(unix.SYS_RT_SIGTIMEDWAIT, uintptr(unsafe.Pointer(&set)), 0, uintptr(unsafe.Pointer(&ts)), 8, 0, 0)
 }
 
 // waitUntil services wait4 events until cond holds, ctx ends or the process
