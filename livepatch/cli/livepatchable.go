@@ -53,7 +53,7 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 			case s.Entry:
 				fmt.Fprintf(stdout, "%s\t%#x\tentry\tentry+%d\n", name, s.Offset, s.EntryOffset)
 			default:
-				fmt.Fprintf(stdout, "%s\t%#x\tnone\t%s\n", name, s.Offset, s.Refused)
+				fmt.Fprintf(stdout, "%s\t%#x\tnone\t%s\n", name, s.Offset, escape.Text(s.Refused))
 			}
 		}
 	}

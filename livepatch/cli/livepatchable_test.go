@@ -57,3 +57,30 @@ func TestLivepatchable_No(t *testing.T) {
 		t.Errorf("livepatchable -v: %q", out)
 	}
 }
+
+// TestLivepatchable_ForgedNames: symbol names and refusal reasons are the
+// file's bytes (here an `ulp extract` dump), so -v prints them escaped: a
+// newline or an escape sequence in them cannot start a forged line.
+func TestLivepatchable_ForgedNames(t *testing.T) {
+	dump := filepath.Join(t.TempDir(), "forged\n.json")
+	if err := os.WriteFile(dump, []byte(`{"schema": "ulp.extract/v1", "name": "libforged.so.1", "build_id": "01", "symbols": [
+  {"name": "f\nfake\t0x1\tpad\tentry+0", "offset": 4096, "size": 32, "type": "func", "bind": "global", "pad": true},
+  {"name": "g\u001b]0;title\u0007", "offset": 8192, "size": 3, "type": "func", "bind": "global", "refused": "short\nfake2\t0x2\tentry\tentry+0"}
+]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _, code := runBuildCommand(t, "-v", "livepatchable", dump)
+	if code != 0 {
+		t.Fatalf("livepatchable -v: %d %q", code, out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "fake") || strings.HasPrefix(l, ".json") || strings.ContainsAny(l, "\x1b\x07") {
+			t.Errorf("forged line %q in\n%s", l, out)
+		}
+	}
+	for _, want := range []string{`f\nfake\t0x1\tpad\tentry+0` + "\t0x1000\tpad\tentry+0\n", `g\x1b]0;title\a` + "\t0x2000\tnone\t" + `short\nfake2\t0x2\tentry\tentry+0` + "\n", `forged\n.json is livepatchable`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("livepatchable -v lacks %q:\n%s", want, out)
+		}
+	}
+}
