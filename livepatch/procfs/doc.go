@@ -3,9 +3,10 @@
 // (task), comm, exe and the auxiliary vector, and the process's memory
 // through process_vm_readv (a plain read of a running process, not ptrace);
 // and the facts about a process that several packages ask: whether it is
-// gone ([Gone], [LeaderExited], [Status.Dead]), who owns it ([Owner]) and
-// Yama's ptrace_scope ([PtraceScope]), and the one advisor that turns an
-// EPERM of ptrace access into what to do ([PtraceAdvice]).
+// gone ([Gone], [LeaderExited], [Status.Dead]), who owns and who traces it
+// ([Owner], [Tracer], [Name]) and Yama's ptrace_scope ([PtraceScope]); and
+// the one advisor that turns an EPERM of ptrace access into what to do
+// ([PtraceAdvice]).
 //
 // The Parse* functions are pure parsers of the files' bytes, safe on hostile
 // input; the other functions read the files of a live process. Errors keep

@@ -88,3 +88,23 @@ func PtraceAdvice(pid int, attach bool) string {
 	}
 	return "not permitted (no CAP_SYS_PTRACE, or the process is not dumpable)"
 }
+
+// Tracer returns the pid that traces task tid (its TracerPid), 0 when none
+// or when the task cannot be read.
+func Tracer(tid int) int {
+	st, err := ReadStatus(tid)
+	if err != nil {
+		return 0
+	}
+	return st.TracerPid
+}
+
+// Name returns the comm of process pid, "?" when it cannot be read: for
+// naming another process (a tracer) in a message.
+func Name(pid int) string {
+	name, err := Comm(pid)
+	if err != nil {
+		return "?"
+	}
+	return name
+}

@@ -275,7 +275,7 @@ func (p *Process) seizeTask(tid int) (skip bool, err error) {
 		case !errors.Is(err, unix.EPERM):
 			return false, seizeError(p.pid, tid, err)
 		}
-		switch tracer := tracerOf(tid); {
+		switch tracer := procfs.Tracer(tid); {
 		case tracer == p.tracerTID:
 			return false, nil
 		case tracer != 0:

@@ -132,7 +132,7 @@ func tracers(t *testing.T, pid int) map[int]int {
 	}
 	m := map[int]int{}
 	for _, tid := range tids {
-		if tr := tracerOf(tid); tr != 0 {
+		if tr := procfs.Tracer(tid); tr != 0 {
 			m[tid] = tr
 		}
 	}
