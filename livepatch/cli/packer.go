@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/dsc"
 	"ulp/livepatch/elfsym"
 	"ulp/livepatch/packer"
@@ -60,7 +61,7 @@ func runPacker(g *globalOptions, opts packerOptions, path string, stdout, stderr
 	g.log.Debug("packed", "out", res.Out, "patch", res.Apply)
 	if !g.quiet {
 		fmt.Fprintf(stdout, "packed %s: patch %s, %d functions, %d references, target %s (build-id %x)\n",
-			res.Out, res.Apply.ID, len(res.Apply.Funcs), len(res.Apply.Refs), res.Apply.Target.Name, res.Apply.Target.BuildID)
+			escape.Text(res.Out), res.Apply.ID, len(res.Apply.Funcs), len(res.Apply.Refs), escape.Text(res.Apply.Target.Name), res.Apply.Target.BuildID)
 	}
 	return nil
 }
