@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"ulp/livepatch/abi"
 	"ulp/livepatch/ptrace"
@@ -23,6 +22,7 @@ var ErrSticky = errors.New("runtime state cannot be changed")
 // process seized, so that no trigger runs at the same time. Nothing is
 // stopped. It returns the state before the change.
 func SetPatchable(ctx context.Context, pid int, enable bool, o Options) (abi.State, error) {
+	o = o.withDefaults()
 	tp, err := openStable(pid)
 	if err != nil {
 		return 0, err
@@ -57,14 +57,7 @@ func SetPatchable(ctx context.Context, pid int, enable bool, o Options) (abi.Sta
 		return blk.State, err
 	}
 	if err := tp.AppendRing(p, line); err != nil {
-		o.logger().Warn("message ring", "err", err)
+		o.Log.Warn("message ring", "err", err)
 	}
 	return blk.State, p.Detach()
-}
-
-func (o Options) logger() *slog.Logger {
-	if o.Log == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return o.Log
 }

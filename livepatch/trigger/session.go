@@ -55,13 +55,19 @@ type opened struct {
 
 // NewSession returns a session whose triggers all use o.
 func NewSession(o Options) *Session {
+	return &Session{o: o.withDefaults()}
+}
+
+// withDefaults returns o with its zero fields set: Timeout 30 s, a Log that
+// discards.
+func (o Options) withDefaults() Options {
 	if o.Timeout <= 0 {
 		o.Timeout = 30 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Session{o: o}
+	return o
 }
 
 // Container returns the container at path, read once in the session. Its
