@@ -12,6 +12,7 @@ import (
 
 	"ulp/builder"
 	"ulp/builder/recipe"
+	"ulp/internal/escape"
 	"ulp/livepatch/elfsym"
 )
 
@@ -105,9 +106,9 @@ func runBuild(cmd *cobra.Command, g *globalOptions, opts buildOptions, stdout io
 	}
 	if !g.quiet {
 		fmt.Fprintf(stdout, "built %s: patch %s, %d functions, %d references, target %s (build-id %x)\n",
-			res.Out, res.Spec.ID, len(res.Spec.Funcs), len(res.Spec.Refs), res.Spec.Target.Name, res.Spec.Target.BuildID)
+			escape.Text(res.Out), res.Spec.ID, len(res.Spec.Funcs), len(res.Spec.Refs), escape.Text(res.Spec.Target.Name), res.Spec.Target.BuildID)
 		for _, f := range res.Funcs {
-			fmt.Fprintf(stdout, "  %s (%s) at %#x\n", f.Name, f.TU, f.OldOffset)
+			fmt.Fprintf(stdout, "  %s (%s) at %#x\n", escape.Text(f.Name), escape.Text(f.TU), f.OldOffset)
 		}
 	}
 	return nil
