@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"ulp/internal/escape"
 	"ulp/livepatch/preload"
 )
 
@@ -140,14 +141,14 @@ func preloadError(err error) error {
 func printPreloadStatus(w io.Writer, st preload.Status) {
 	switch {
 	case !st.Enabled():
-		fmt.Fprintf(w, "disabled: %s has no %s entry\n", st.File, preload.RuntimeName)
+		fmt.Fprintf(w, "disabled: %s has no %s entry\n", escape.Text(st.File), preload.RuntimeName)
 	case st.Missing:
-		fmt.Fprintf(w, "enabled, but the runtime is missing: %s preloads %s, which does not exist (every program prints a loader error: run ulp preload disable)\n", st.File, st.Runtime)
+		fmt.Fprintf(w, "enabled, but the runtime is missing: %s preloads %s, which does not exist (every program prints a loader error: run ulp preload disable)\n", escape.Text(st.File), escape.Text(st.Runtime))
 	default:
-		fmt.Fprintf(w, "enabled: %s preloads %s\n", st.File, st.Runtime)
+		fmt.Fprintf(w, "enabled: %s preloads %s\n", escape.Text(st.File), escape.Text(st.Runtime))
 	}
 	if len(st.Others) > 0 {
-		fmt.Fprintf(w, "other entries: %s\n", strings.Join(st.Others, " "))
+		fmt.Fprintf(w, "other entries: %s\n", strings.Join(escape.Texts(st.Others), " "))
 	}
 }
 
