@@ -4,15 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,52 +48,8 @@ http {
 func startStockNginx(t *testing.T, libDir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
-	dir := t.TempDir()
-	testenv.WriteSelfSignedCert(t, dir)
-	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-	cmd.Env = append(os.Environ(), "LD_LIBRARY_PATH="+libDir, "LD_PRELOAD="+testenv.Artifact(t, "libpulp.so.0"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	master := cmd.Process.Pid
-	t.Cleanup(func() {
-		workers := testenv.Children(master)
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		for _, w := range workers {
-			syscall.Kill(w, syscall.SIGKILL) // normally gone with the master
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for len(testenv.Children(master)) < 2 || fetch(addr, tls.VersionTLS13) != nil {
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return master, addr
+	env := []string{"LD_LIBRARY_PATH=" + libDir, "LD_PRELOAD=" + testenv.Artifact(t, "libpulp.so.0")}
+	return testenv.StartNginx(t, t.TempDir(), nginxConf, env, func(addr string) bool { return fetch(addr, tls.VersionTLS13) == nil })
 }
 
 // fetch makes one request on a new TLS connection (a full handshake) with

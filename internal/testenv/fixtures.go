@@ -7,12 +7,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -71,4 +74,61 @@ func Children(pid int) []int {
 		}
 	}
 	return pids
+}
+
+// StartNginx starts Debian's nginx (/usr/sbin/nginx, in the foreground) with
+// its prefix, logs and temporary files in dir: confTmpl is its
+// configuration, in which %[1]s stands for dir and %[2]s for a free
+// 127.0.0.1 address; dir/cert.pem and dir/key.pem are a self-signed
+// certificate for it; env is added to nginx's environment. It waits until
+// the master has two workers and up(addr) holds, and returns the master's
+// PID and the address. The master and its workers are ended when t ends.
+// The caller requires Nginx (and what else its test needs).
+func StartNginx(t testing.TB, dir, confTmpl string, env []string, up func(addr string) bool) (int, string) {
+	t.Helper()
+	WriteSelfSignedCert(t, dir)
+	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	conf := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(confTmpl, dir, addr)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	master := cmd.Process.Pid
+	t.Cleanup(func() {
+		workers := Children(master)
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }() // owned: the cleanup waits for it
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		for _, w := range workers {
+			syscall.Kill(w, syscall.SIGKILL) // normally gone with the master
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for len(Children(master)) < 2 || !up(addr) {
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return master, addr
 }

@@ -2,15 +2,11 @@ package trigger
 
 import (
 	"crypto/tls"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,64 +43,14 @@ http {
 }
 `
 
-// freePort returns a TCP address on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startNginx starts Debian's nginx with the runtime preloaded and returns
 // its master's PID and its address. The master and its workers are ended
 // when t ends.
 func startNginx(t *testing.T, dir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
-	rt := testenv.Artifact(t, "libpulp.so.0")
-	testenv.WriteSelfSignedCert(t, dir)
-	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	addr := freePort(t)
-	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))
-	cmd.Env = append(os.Environ(), "LD_PRELOAD="+rt)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	master := cmd.Process.Pid
-	t.Cleanup(func() {
-		workers := testenv.Children(master)
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-		for _, w := range workers {
-			syscall.Kill(w, syscall.SIGKILL) // normally gone with the master
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for len(testenv.Children(master)) < 2 || get(addr) == "" {
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not come up on %s:\n%s", addr, b)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return master, addr
+	env := []string{"LD_PRELOAD=" + testenv.Artifact(t, "libpulp.so.0")}
+	return testenv.StartNginx(t, dir, nginxConf, env, func(addr string) bool { return get(addr) != "" })
 }
 
 // get fetches https://addr/ on a new connection and returns the body, or ""
