@@ -43,7 +43,7 @@ $(BUILD)/ulp: $(GO_SRCS)
 
 # ulpfleet embeds the static agent it uploads to hosts: build/ulp-agent is
 # ulp without the commands that build and package livepatches (-tags
-# fleetagent: no ulp build, no ulp deb), less than half of build/ulp's size;
+# fleetagent: no ulp build, no ulp deb), a megabyte less on every host;
 # agentbin/bin/ulp is a copy of it.
 $(BUILD)/ulp-agent: $(GO_SRCS)
 	@mkdir -p $(BUILD)

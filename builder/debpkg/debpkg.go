@@ -12,11 +12,9 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-
-	"github.com/goreleaser/nfpm/v2"
-	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
-	"github.com/goreleaser/nfpm/v2/files"
+	"time"
 
 	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
@@ -323,76 +321,55 @@ func description(pkg *Package, libs []*Library) string {
 	return b.String()
 }
 
-// write stages the containers and scripts in a temporary folder and packs
-// them with nfpm into pkg.Out, atomically.
+// write packs the containers and the maintainer scripts into pkg.Out,
+// atomically. Its time stamps are SOURCE_DATE_EPOCH's when that is set, so
+// the same inputs give the same bytes.
 func write(pkg *Package, maint string, libs []*Library, targets []string, blobs [][]byte) error {
-	stage, err := os.MkdirTemp("", "ulp-deb-*")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(stage)
-	stageFile := func(name string, b []byte) (string, error) {
-		p := filepath.Join(stage, name)
-		return p, os.WriteFile(p, b, 0o600)
-	}
-	info := &nfpm.Info{
-		Name:          pkg.Name,
-		Arch:          Arch,
-		Platform:      "linux",
-		Version:       pkg.Version,
-		VersionSchema: "none",
-		Section:       "admin",
-		Priority:      "optional",
-		Maintainer:    maint,
-		Description:   description(pkg, libs),
-		Overridables: nfpm.Overridables{
-			Depends:   pkg.Depends,
-			Provides:  pkg.Provides,
-			Conflicts: pkg.Provides,
-			Replaces:  pkg.Provides,
-		},
-	}
-	dirs := map[string]bool{}
-	addDir := func(d string) {
-		if !dirs[d] {
-			dirs[d] = true
-			info.Contents = append(info.Contents, &files.Content{Destination: d, Type: files.TypeDir,
-				FileInfo: &files.ContentFileInfo{Mode: 0o755, Owner: "root", Group: "root"}})
-		}
-	}
-	addDir(pkgDir(pkg.Name))
-	for i, c := range pkg.Containers {
-		src, err := stageFile(fmt.Sprintf("c%d.so", i), blobs[i])
-		if err != nil {
-			return err
-		}
-		addDir(path.Dir(c.Path))
-		info.Contents = append(info.Contents, &files.Content{Source: src, Destination: c.Path, Type: files.TypeFile,
-			FileInfo: &files.ContentFileInfo{Mode: 0o644, Owner: "root", Group: "root"}})
-	}
+	var data []debFile
 	var names []string
-	for _, c := range pkg.Containers {
+	for i, c := range pkg.Containers {
+		data = append(data, debFile{c.Path, 0o644, blobs[i]})
 		names = append(names, path.Base(c.Path))
 	}
+	ctl := []debFile{
+		{"postinst", 0o755, []byte(postinst(pkg.Name, targets, libs, names))},
+		{"prerm", 0o755, []byte(prerm(pkg.Name))},
+	}
+	var triggers strings.Builder
 	for _, l := range libs {
 		if l.Path != "" {
 			if err := checkTriggerPath(l.Path); err != nil {
 				return err
 			}
-			info.Deb.Triggers.InterestNoAwait = append(info.Deb.Triggers.InterestNoAwait, l.Path)
+			fmt.Fprintf(&triggers, "interest-noawait %s\n", l.Path)
 		}
 	}
-	if info.Scripts.PostInstall, err = stageFile("postinst", []byte(postinst(pkg.Name, targets, libs, names))); err != nil {
-		return err
+	if triggers.Len() > 0 {
+		ctl = append(ctl, debFile{"triggers", 0o644, []byte(triggers.String())})
 	}
-	if info.Scripts.PreRemove, err = stageFile("prerm", []byte(prerm(pkg.Name))); err != nil {
-		return err
-	}
-	packager, err := nfpm.Get("deb")
+	provides := strings.Join(pkg.Provides, ", ")
+	c := control{fields: [][2]string{
+		{"Package", pkg.Name}, {"Version", pkg.Version}, {"Architecture", Arch}, {"Maintainer", maint},
+		{"Depends", strings.Join(pkg.Depends, ", ")},
+		{"Provides", provides}, {"Conflicts", provides}, {"Replaces", provides},
+		{"Section", "admin"}, {"Priority", "optional"},
+	}, description: description(pkg, libs)}
+	mtime, err := sourceDate()
 	if err != nil {
 		return err
 	}
-	info = nfpm.WithDefaults(info)
-	info.Target = pkg.Out
-	return atomicfile.Write(pkg.Out, 0o644, func(w io.Writer) error { return packager.Package(info, w) })
+	return atomicfile.Write(pkg.Out, 0o644, func(w io.Writer) error { return writeDeb(w, c, ctl, data, mtime) })
+}
+
+// sourceDate is SOURCE_DATE_EPOCH (reproducible builds), or now.
+func sourceDate() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Now(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: not a number of seconds", v)
+	}
+	return time.Unix(n, 0), nil
 }

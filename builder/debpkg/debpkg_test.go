@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/goreleaser/nfpm/v2"
+	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager of the test library package
 	"github.com/goreleaser/nfpm/v2/files"
 
 	"ulp/builder/debpkg"

@@ -17,6 +17,10 @@
 // library is upgraded. Neither script fails the package operation because a
 // process could not be patched.
 //
+// The package file is written here (deb.go: deb(5)'s ar archive of
+// debian-binary, control.tar.gz and data.tar.gz, every time stamp
+// SOURCE_DATE_EPOCH's when set), so the agent links no packaging library.
+//
 // Every name and version taken from the inputs is checked against Debian
 // policy or a plain file-name alphabet before it reaches a path, a control
 // field or a script, and the scripts quote every word.
