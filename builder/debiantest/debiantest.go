@@ -69,8 +69,11 @@ func Extract(t testing.TB, pkg, version string) string {
 			return err
 		}
 		debs, err := filepath.Glob(filepath.Join(tmp, pkg+"_*.deb"))
-		if err != nil || len(debs) != 1 {
-			return fmt.Errorf("apt-get download %s=%s wrote %d packages: %v", pkg, version, len(debs), err)
+		if err != nil {
+			return fmt.Errorf("apt-get download %s=%s: %w", pkg, version, err)
+		}
+		if len(debs) != 1 {
+			return fmt.Errorf("apt-get download %s=%s wrote %d packages, want 1", pkg, version, len(debs))
 		}
 		return run(tmp, "dpkg-deb", "-x", debs[0], "root")
 	}, func(dir string) (string, error) { return filepath.Join(dir, "root"), nil }, pkg, version)
