@@ -16,32 +16,6 @@ import (
 	"ulp/internal/testenv"
 )
 
-// nginxConf: nginx in the foreground, a master and two workers, TLS 1.2 and
-// 1.3 on a loopback port.
-const nginxConf = `daemon off;
-master_process on;
-user nobody nogroup;
-worker_processes 2;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/tmp;
-	proxy_temp_path %[1]s/tmp;
-	fastcgi_temp_path %[1]s/tmp;
-	uwsgi_temp_path %[1]s/tmp;
-	scgi_temp_path %[1]s/tmp;
-	server {
-		listen %[2]s ssl;
-		ssl_certificate %[1]s/cert.pem;
-		ssl_certificate_key %[1]s/key.pem;
-		ssl_protocols TLSv1.2 TLSv1.3;
-		location / { return 200 "ok $ssl_protocol\n"; }
-	}
-}
-`
-
 // startStockNginx starts Debian's unmodified nginx on the stock libraries
 // in libDir (LD_LIBRARY_PATH) with the runtime preloaded, and returns its
 // master's PID and address; it is stopped when t ends.
@@ -49,7 +23,7 @@ func startStockNginx(t *testing.T, libDir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
 	env := []string{"LD_LIBRARY_PATH=" + libDir, "LD_PRELOAD=" + testenv.Artifact(t, "libpulp.so.0")}
-	return testenv.StartNginx(t, t.TempDir(), nginxConf, env, func(addr string) bool { return fetch(addr, tls.VersionTLS13) == nil })
+	return testenv.StartNginx(t, t.TempDir(), "TLSv1.2 TLSv1.3", "ok ", env, func(addr string) bool { return fetch(addr, tls.VersionTLS13) == nil })
 }
 
 // fetch makes one request on a new TLS connection (a full handshake) with

@@ -76,15 +76,45 @@ func Children(pid int) []int {
 	return pids
 }
 
+// nginxConf is the configuration StartNginx runs nginx with: in the
+// foreground, a master and two workers, its files in %[1]s, TLS with the
+// protocols %[3]s on the address %[2]s, answering every request with %[4]s
+// followed by the connection's protocol ($ssl_protocol, which libssl's
+// SSL_get_version gives).
+const nginxConf = `daemon off;
+master_process on;
+user nobody nogroup;
+worker_processes 2;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log;
+events { worker_connections 64; }
+http {
+	access_log off;
+	client_body_temp_path %[1]s/tmp;
+	proxy_temp_path %[1]s/tmp;
+	fastcgi_temp_path %[1]s/tmp;
+	uwsgi_temp_path %[1]s/tmp;
+	scgi_temp_path %[1]s/tmp;
+	server {
+		listen %[2]s ssl;
+		ssl_certificate %[1]s/cert.pem;
+		ssl_certificate_key %[1]s/key.pem;
+		ssl_protocols %[3]s;
+		location / { return 200 "%[4]s$ssl_protocol\n"; }
+	}
+}
+`
+
 // StartNginx starts Debian's nginx (/usr/sbin/nginx, in the foreground) with
-// its prefix, logs and temporary files in dir: confTmpl is its
-// configuration, in which %[1]s stands for dir and %[2]s for a free
-// 127.0.0.1 address; dir/cert.pem and dir/key.pem are a self-signed
-// certificate for it; env is added to nginx's environment. It waits until
-// the master has two workers and up(addr) holds, and returns the master's
-// PID and the address. The master and its workers are ended when t ends.
-// The caller requires Nginx (and what else its test needs).
-func StartNginx(t testing.TB, dir, confTmpl string, env []string, up func(addr string) bool) (int, string) {
+// its prefix, logs and temporary files in dir, serving TLS with protocols
+// (e.g. "TLSv1.2 TLSv1.3") on a free 127.0.0.1 address and answering each
+// request with answer followed by the connection's protocol; dir/cert.pem
+// and dir/key.pem are a self-signed certificate for it; env is added to
+// nginx's environment. It waits until the master has two workers and
+// up(addr) holds, and returns the master's PID and the address. The master
+// and its workers are ended when t ends. The caller requires Nginx (and
+// what else its test needs).
+func StartNginx(t testing.TB, dir, protocols, answer string, env []string, up func(addr string) bool) (int, string) {
 	t.Helper()
 	WriteSelfSignedCert(t, dir)
 	if err := os.Mkdir(filepath.Join(dir, "tmp"), 0o700); err != nil {
@@ -97,7 +127,7 @@ func StartNginx(t testing.TB, dir, confTmpl string, env []string, up func(addr s
 	addr := l.Addr().String()
 	l.Close()
 	conf := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(confTmpl, dir, addr)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(nginxConf, dir, addr, protocols, answer)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command("/usr/sbin/nginx", "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"))

@@ -17,32 +17,6 @@ import (
 
 const distroSSL = "/lib/x86_64-linux-gnu/libssl.so.3"
 
-// nginxConf runs nginx in the foreground with a master and two workers,
-// serving $ssl_protocol (SSL_get_version of libssl.so.3) over TLS.
-const nginxConf = `daemon off;
-master_process on;
-user nobody nogroup;
-worker_processes 2;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/tmp;
-	proxy_temp_path %[1]s/tmp;
-	fastcgi_temp_path %[1]s/tmp;
-	uwsgi_temp_path %[1]s/tmp;
-	scgi_temp_path %[1]s/tmp;
-	server {
-		listen %[2]s ssl;
-		ssl_certificate %[1]s/cert.pem;
-		ssl_certificate_key %[1]s/key.pem;
-		ssl_protocols TLSv1.3;
-		location / { return 200 "protocol=$ssl_protocol\n"; }
-	}
-}
-`
-
 // startNginx starts Debian's nginx with the runtime preloaded and returns
 // its master's PID and its address. The master and its workers are ended
 // when t ends.
@@ -50,7 +24,7 @@ func startNginx(t *testing.T, dir string) (int, string) {
 	t.Helper()
 	testenv.Require(t, testenv.Root, testenv.Ptrace, testenv.Nginx)
 	env := []string{"LD_PRELOAD=" + testenv.Artifact(t, "libpulp.so.0")}
-	return testenv.StartNginx(t, dir, nginxConf, env, func(addr string) bool { return get(addr) != "" })
+	return testenv.StartNginx(t, dir, "TLSv1.3", "protocol=", env, func(addr string) bool { return get(addr) != "" })
 }
 
 // get fetches https://addr/ on a new connection and returns the body, or ""
