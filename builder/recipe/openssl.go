@@ -340,7 +340,7 @@ func makeRules(mk []byte) map[string][]string {
 			continue
 		}
 		target = strings.TrimSpace(target)
-		if target == "" || strings.Contains(target, " ") {
+		if target == "" || strings.ContainsAny(target, " \t") {
 			continue
 		}
 		rules[target] = append(rules[target], strings.Fields(deps)...)
