@@ -7,38 +7,43 @@ import (
 	"crypto/md5"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
 
-// debFile is one file of a package: a path inside the package's tree
-// ("/usr/lib/..." for data, "postinst" for control) and its bytes.
-type debFile struct {
-	name string
-	mode int64
-	data []byte
+// File is one file of a package: for the data, its path in the installed
+// tree ("/usr/bin/ulp"), for the control archive, the member's name
+// ("postinst", "triggers"); its permission bits and its bytes.
+type File struct {
+	Name string
+	Mode fs.FileMode
+	Data []byte
 }
 
-// control is a package's control file: its fields in order, and a
-// Description whose first line is the synopsis.
-type control struct {
-	fields      [][2]string
-	description string
+// Control is a package's control file: its fields in order (a field with
+// an empty value is left out) and a Description whose first line is the
+// synopsis. WriteDeb adds Installed-Size.
+type Control struct {
+	Fields      [][2]string
+	Description string
 }
 
 // bytes renders c as deb-control(5): one "Name: value" line a field, and
 // the description's later lines indented by one space, " ." for a blank
 // one.
-func (c control) bytes() []byte {
+func (c Control) bytes() []byte {
 	var b bytes.Buffer
-	for _, f := range c.fields {
+	for _, f := range c.Fields {
 		if f[1] != "" {
 			fmt.Fprintf(&b, "%s: %s\n", f[0], f[1])
 		}
 	}
-	lines := strings.Split(strings.TrimRight(c.description, "\n"), "\n")
+	lines := strings.Split(strings.TrimRight(c.Description, "\n"), "\n")
 	fmt.Fprintf(&b, "Description: %s\n", lines[0])
 	for _, l := range lines[1:] {
 		if strings.TrimSpace(l) == "" {
@@ -49,22 +54,23 @@ func (c control) bytes() []byte {
 	return b.Bytes()
 }
 
-// writeDeb writes a binary package (deb(5)) to w: an ar archive of
-// debian-binary, control.tar.gz (the control file, md5sums and ctl) and
-// data.tar.gz (data, with every parent folder, owned by root). Every time
-// stamp is mtime and every list is sorted, so the same inputs give the
-// same bytes.
-func writeDeb(w io.Writer, c control, ctl, data []debFile, mtime time.Time) error {
+// WriteDeb writes a binary package (deb(5)) to w: an ar archive of
+// debian-binary, control.tar.gz (the control file, md5sums and the members
+// of ctl: maintainer scripts, triggers) and data.tar.gz (data, with every
+// parent folder, mode 0755, all owned by root). Every time stamp is mtime
+// and every list is sorted, so the same inputs give the same bytes. It
+// checks neither the fields nor the names: that is the caller's part.
+func WriteDeb(w io.Writer, c Control, ctl, data []File, mtime time.Time) error {
 	data = slices.Clone(data)
-	slices.SortFunc(data, func(a, b debFile) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(data, func(a, b File) int { return strings.Compare(a.Name, b.Name) })
 	var size int64
 	var sums bytes.Buffer
 	for _, f := range data {
-		size += int64(len(f.data))
-		fmt.Fprintf(&sums, "%x  %s\n", md5.Sum(f.data), strings.TrimPrefix(f.name, "/"))
+		size += int64(len(f.Data))
+		fmt.Fprintf(&sums, "%x  %s\n", md5.Sum(f.Data), strings.TrimPrefix(f.Name, "/"))
 	}
-	c.fields = append(c.fields, [2]string{"Installed-Size", fmt.Sprint((size + 1023) / 1024)})
-	ctl = append([]debFile{{"control", 0o644, c.bytes()}, {"md5sums", 0o644, sums.Bytes()}}, ctl...)
+	c.Fields = append(slices.Clip(c.Fields), [2]string{"Installed-Size", fmt.Sprint((size + 1023) / 1024)})
+	ctl = append([]File{{"control", 0o644, c.bytes()}, {"md5sums", 0o644, sums.Bytes()}}, ctl...)
 	ctlTar, err := tarGz(ctl, false, mtime)
 	if err != nil {
 		return err
@@ -96,9 +102,23 @@ func writeDeb(w io.Writer, c control, ctl, data []debFile, mtime time.Time) erro
 	return nil
 }
 
+// SourceDate is the time stamp of a package's files: SOURCE_DATE_EPOCH
+// (reproducible builds) when set, else now.
+func SourceDate() (time.Time, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return time.Now(), nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: not a number of seconds", v)
+	}
+	return time.Unix(n, 0), nil
+}
+
 // tarGz is the gzipped tar of files as "./NAME" entries owned by root;
 // with dirs, every folder above a file gets its own entry first.
-func tarGz(files []debFile, dirs bool, mtime time.Time) ([]byte, error) {
+func tarGz(files []File, dirs bool, mtime time.Time) ([]byte, error) {
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	tw := tar.NewWriter(zw)
@@ -121,16 +141,16 @@ func tarGz(files []debFile, dirs bool, mtime time.Time) ([]byte, error) {
 		return entry("."+strings.TrimSuffix(d, "/")+"/", tar.TypeDir, 0o755, 0)
 	}
 	for _, f := range files {
-		name := "./" + strings.TrimPrefix(f.name, "/")
+		name := "./" + strings.TrimPrefix(f.Name, "/")
 		if dirs {
-			if err := mkdir(path.Dir(f.name)); err != nil {
+			if err := mkdir(path.Dir(f.Name)); err != nil {
 				return nil, err
 			}
 		}
-		if err := entry(name, tar.TypeReg, f.mode, len(f.data)); err != nil {
+		if err := entry(name, tar.TypeReg, int64(f.Mode.Perm()), len(f.Data)); err != nil {
 			return nil, err
 		}
-		if _, err := tw.Write(f.data); err != nil {
+		if _, err := tw.Write(f.Data); err != nil {
 			return nil, err
 		}
 	}

@@ -12,9 +12,7 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"time"
 
 	"ulp/internal/atomicfile"
 	"ulp/livepatch/container"
@@ -325,13 +323,13 @@ func description(pkg *Package, libs []*Library) string {
 // atomically. Its time stamps are SOURCE_DATE_EPOCH's when that is set, so
 // the same inputs give the same bytes.
 func write(pkg *Package, maint string, libs []*Library, targets []string, blobs [][]byte) error {
-	var data []debFile
+	var data []File
 	var names []string
 	for i, c := range pkg.Containers {
-		data = append(data, debFile{c.Path, 0o644, blobs[i]})
+		data = append(data, File{c.Path, 0o644, blobs[i]})
 		names = append(names, path.Base(c.Path))
 	}
-	ctl := []debFile{
+	ctl := []File{
 		{"postinst", 0o755, []byte(postinst(pkg.Name, targets, libs, names))},
 		{"prerm", 0o755, []byte(prerm(pkg.Name))},
 	}
@@ -345,31 +343,18 @@ func write(pkg *Package, maint string, libs []*Library, targets []string, blobs 
 		}
 	}
 	if triggers.Len() > 0 {
-		ctl = append(ctl, debFile{"triggers", 0o644, []byte(triggers.String())})
+		ctl = append(ctl, File{"triggers", 0o644, []byte(triggers.String())})
 	}
 	provides := strings.Join(pkg.Provides, ", ")
-	c := control{fields: [][2]string{
+	c := Control{Fields: [][2]string{
 		{"Package", pkg.Name}, {"Version", pkg.Version}, {"Architecture", Arch}, {"Maintainer", maint},
 		{"Depends", strings.Join(pkg.Depends, ", ")},
 		{"Provides", provides}, {"Conflicts", provides}, {"Replaces", provides},
 		{"Section", "admin"}, {"Priority", "optional"},
-	}, description: description(pkg, libs)}
-	mtime, err := sourceDate()
+	}, Description: description(pkg, libs)}
+	mtime, err := SourceDate()
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(pkg.Out, 0o644, func(w io.Writer) error { return writeDeb(w, c, ctl, data, mtime) })
-}
-
-// sourceDate is SOURCE_DATE_EPOCH (reproducible builds), or now.
-func sourceDate() (time.Time, error) {
-	v := os.Getenv("SOURCE_DATE_EPOCH")
-	if v == "" {
-		return time.Now(), nil
-	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q: not a number of seconds", v)
-	}
-	return time.Unix(n, 0), nil
+	return atomicfile.Write(pkg.Out, 0o644, func(w io.Writer) error { return WriteDeb(w, c, ctl, data, mtime) })
 }

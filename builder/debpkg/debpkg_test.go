@@ -13,10 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/goreleaser/nfpm/v2"
-	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager of the test library package
-	"github.com/goreleaser/nfpm/v2/files"
-
 	"ulp/builder/debpkg"
 	"ulp/internal/testenv"
 	"ulp/livepatch/container"
@@ -267,24 +263,20 @@ func installULP(t *testing.T) {
 func libPackage(t *testing.T, env []string, lib, version string) string {
 	t.Helper()
 	const name, dir = "ulp-test-libcalc", "/usr/lib/ulp-test-libcalc"
-	info := nfpm.WithDefaults(&nfpm.Info{
-		Name: name, Arch: "amd64", Version: version, VersionSchema: "none",
-		Maintainer: "ulp tests <root@localhost>", Description: "libcalc of the ulp tests",
-		Overridables: nfpm.Overridables{Contents: files.Contents{{
-			Source: lib, Destination: dir + "/" + filepath.Base(lib), Type: files.TypeFile,
-			FileInfo: &files.ContentFileInfo{Mode: 0o644},
-		}}},
-	})
-	pkg, err := nfpm.Get("deb")
+	b, err := os.ReadFile(lib)
 	if err != nil {
 		t.Fatal(err)
+	}
+	c := debpkg.Control{
+		Fields:      [][2]string{{"Package", name}, {"Version", version}, {"Architecture", debpkg.Arch}, {"Maintainer", "ulp tests <root@localhost>"}},
+		Description: "libcalc of the ulp tests",
 	}
 	deb := filepath.Join(t.TempDir(), name+".deb")
 	f, err := os.Create(deb)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := pkg.Package(info, f); err != nil {
+	if err := debpkg.WriteDeb(f, c, nil, []debpkg.File{{Name: dir + "/" + filepath.Base(lib), Mode: 0o644, Data: b}}, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

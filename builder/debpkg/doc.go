@@ -19,7 +19,9 @@
 //
 // The package file is written here (deb.go: deb(5)'s ar archive of
 // debian-binary, control.tar.gz and data.tar.gz, every time stamp
-// SOURCE_DATE_EPOCH's when set), so the agent links no packaging library.
+// SOURCE_DATE_EPOCH's when set), so the agent links no packaging library;
+// WriteDeb is exported for `make deb` (internal/tools/mkdeb), which packs
+// the project's own package with it.
 //
 // Every name and version taken from the inputs is checked against Debian
 // policy or a plain file-name alphabet before it reaches a path, a control

@@ -1,8 +1,10 @@
 // Command mkdeb builds the ulp Debian package from an installed tree with
-// the nfpm library: `make deb` installs into a staging folder and runs
+// the .deb writer of builder/debpkg: `make deb` installs into a staging
+// folder and runs
 //
 //	go run ./internal/tools/mkdeb -root STAGING -version V -o ulp_V_amd64.deb
 //
-// The package's metadata, maintainer script and ldconfig trigger are in
-// packaging/nfpm.yaml; its files are exactly the staging tree.
+// The package's control fields and ldconfig trigger are here (main.go), its
+// prerm script is packaging/prerm.sh; its files are exactly the staging
+// tree's, with their permission bits, owned by root.
 package main
