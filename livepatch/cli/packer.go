@@ -67,7 +67,9 @@ func runPacker(g *globalOptions, opts packerOptions, path string, stdout, stderr
 }
 
 // printDescErrors prints the *dsc.Error values joined in err compiler-style,
-// each with its source line and a caret. It reports whether there were any.
+// each with its source line and a caret, escaped (a description, the
+// names of its files and the names in the files they name are not the
+// agent's text). It reports whether there were any.
 func printDescErrors(err error, stderr io.Writer) bool {
 	errs := []error{err}
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -79,7 +81,7 @@ func printDescErrors(err error, stderr io.Writer) bool {
 		if !errors.As(e, &de) {
 			continue
 		}
-		fmt.Fprintln(stderr, de.Error())
+		fmt.Fprintln(stderr, escape.Text(de.Error()))
 		if c := de.Caret(); c != "" {
 			fmt.Fprintln(stderr, c)
 		}

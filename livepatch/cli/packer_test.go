@@ -338,3 +338,58 @@ func TestUlpBinary_PackDumpPost(t *testing.T) {
 		t.Errorf("post: %d %s", code, out)
 	}
 }
+
+// TestPackerCommand_ForgedText: the lines of a .dsc and the names in the
+// files it names (here an extract dump whose library name holds a newline)
+// are printed escaped in packer's errors, so that they can neither start a
+// forged line nor drive the terminal.
+func TestPackerCommand_ForgedText(t *testing.T) {
+	fx := packertest.Build(t, packertest.Options{})
+	dump, _, code := runBuildCommand(t, "extract", fx.Target)
+	if code != 0 {
+		t.Fatal("extract failed")
+	}
+	var d map[string]any
+	if err := json.Unmarshal([]byte(dump), &d); err != nil {
+		t.Fatal(err)
+	}
+	d["name"] = "libtarget.so.1\nPID 1 (init): SUCCESS\x1b]0;owned\a"
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dumpPath := filepath.Join(fx.Dir, "target.json")
+	if err := os.WriteFile(dumpPath, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, dsc string
+		want      []string // in stderr, escaped
+	}{
+		{"syntax", "livepatch.so\n@libtarget.so.1\nfoo\x1b]0;owned\a:foo_lp:zz\nbar\rPID 1 (init): SUCCESS:foo_lp\n", []string{
+			`foo\x1b]0;owned\a:foo_lp:zz` + "\n" + strings.Repeat(" ", 25) + "^\n",
+			`bar\rPID 1 (init): SUCCESS:foo_lp` + "\n" + strings.Repeat(" ", 3) + "^\n",
+		}},
+		{"names in the target", "livepatch.so\n@target.json\nnothere:foo_lp\n", []string{
+			`no func "nothere" in libtarget.so.1\nPID 1 (init): SUCCESS\x1b]0;owned\a` + "\n",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out, stderr, code := runBuildCommand(t, "packer", fx.WriteDsc(t, "e.dsc", tt.dsc))
+			if code != ExitUsage || out != "" {
+				t.Errorf("exit %d, want %d; stdout %q", code, ExitUsage, out)
+			}
+			for _, l := range strings.Split(stderr, "\n") {
+				if strings.HasPrefix(l, "PID") || strings.ContainsAny(l, "\x1b\a\r") {
+					t.Errorf("forged line %q in\n%s", l, stderr)
+				}
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("stderr lacks %q:\n%s", w, stderr)
+				}
+			}
+		})
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"ulp/internal/escape"
 )
 
 // MaxSize bounds a description file.
@@ -38,18 +40,17 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // Caret returns the source line and a caret line under the column, or ""
-// when the error has no source line.
+// when the error has no source line. The line is the description's text,
+// so it is escaped as internal/escape.Text escapes what the agent prints
+// (an ESC, a carriage return or a bidi control in a .dsc cannot drive the
+// terminal), and the caret stands under the escaped text.
 func (e *Error) Caret() string {
 	if e.Source == "" {
 		return ""
 	}
-	pad := strings.Map(func(r rune) rune {
-		if r == '\t' {
-			return '\t'
-		}
-		return ' '
-	}, e.Source[:min(max(e.Pos.Col-1, 0), len(e.Source))])
-	return e.Source + "\n" + pad + "^"
+	col := min(max(e.Pos.Col-1, 0), len(e.Source))
+	pad := strings.Repeat(" ", utf8.RuneCountInString(escape.Text(e.Source[:col])))
+	return escape.Text(e.Source) + "\n" + pad + "^"
 }
 
 // Func is an `old:new[:old_offset]` line.

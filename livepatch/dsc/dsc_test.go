@@ -126,8 +126,28 @@ func TestError_Caret(t *testing.T) {
 	if !errors.As(err, &de) {
 		t.Fatalf("got %v", err)
 	}
-	if got, want := de.Caret(), "\ta:b:zz\n\t    ^"; got != want {
+	if got, want := de.Caret(), `\ta:b:zz`+"\n      ^"; got != want {
 		t.Errorf("Caret = %q, want %q", got, want)
+	}
+}
+
+// TestError_CaretEscapes: the source line is the description's text, so
+// its control characters and bytes that are not UTF-8 are escaped, and the
+// caret stands under the escaped column.
+func TestError_CaretEscapes(t *testing.T) {
+	for _, tt := range []struct{ line, want string }{
+		{"a\x1b]0;owned\ab:c:zz", `a\x1b]0;owned\ab:c:zz` + "\n" + strings.Repeat(" ", 19) + "^"}, // under zz
+		{"a\x1b[2K\rb:c", `a\x1b[2K\rb:c` + "\n" + strings.Repeat(" ", 8) + "^"},                  // under \r, a space in a name
+		{"\xff\xfe:b", `\xff\xfe:b` + "\n^"},
+	} {
+		_, err := Parse("x.dsc", []byte("lp.so\n@t\n"+tt.line+"\n"))
+		var de *Error
+		if !errors.As(err, &de) {
+			t.Fatalf("%q: got %v", tt.line, err)
+		}
+		if got := de.Caret(); got != tt.want {
+			t.Errorf("%q: Caret = %q, want %q", tt.line, got, tt.want)
+		}
 	}
 }
 
