@@ -12,8 +12,9 @@ import (
 // TestForgedRows: what one host's agent reports (a ledger's container path
 // and target, a process name, ring lines, an error, preflight facts) with
 // newlines, tabs and ESC sequences cannot add a row about another host to
-// the text of `ulpfleet status`, `messages` or `ping`: each host keeps
-// exactly its own rows, and nothing it controls is printed raw.
+// the text of `ulpfleet status` (and `status --csv`), `messages` or
+// `ping`: each host keeps exactly its own rows, and nothing it controls is
+// printed raw.
 func TestForgedRows(t *testing.T) {
 	const forged = "x\nhost03\t1\t1\tCVE-FAKE(1)\x1b]0;owned\a\r"
 	patches, err := report.ParsePatches([]byte(`{"schema":"ulp.patches/v1","pid":7,"comm":"sshd\nhost03","livepatchable_libraries":[],"status":"enabled",` +
@@ -30,8 +31,11 @@ func TestForgedRows(t *testing.T) {
 			Preflight: map[string]string{"arch": forged, "kernel": "6.1\nhost03", "agent_version": forged, "agents": forged}},
 		{Host: "web02", State: fleet.StateFailed, Err: &fleet.HostError{Host: "web02", Phase: "trigger", Err: errString(forged)}},
 	}}
-	var status, messages, ping bytes.Buffer
+	var status, statusCSV, messages, ping bytes.Buffer
 	if err := writeReportText(&status, fleet.Aggregate(res)); err != nil {
+		t.Fatal(err)
+	}
+	if err := writeReportCSV(&statusCSV, fleet.Aggregate(res)); err != nil {
 		t.Fatal(err)
 	}
 	if err := writeMessagesText(&messages, res); err != nil {
@@ -45,7 +49,8 @@ func TestForgedRows(t *testing.T) {
 		out  string
 		rows int // lines in all
 	}{
-		{"status", status.String(), 7}, // header, 2 hosts, blank, header, 1 patch (+ final newline)
+		{"status", status.String(), 7},          // header, 2 hosts, blank, header, 1 patch (+ final newline)
+		{"status --csv", statusCSV.String(), 4}, // header, 1 patch of web01, web02's error
 		{"messages", messages.String(), 3},
 		{"ping", ping.String(), 5},
 	}

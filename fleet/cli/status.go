@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/fleet"
+	"ulp/internal/escape"
 )
 
 func newStatusCommand(a *app) *cobra.Command {
@@ -42,6 +43,9 @@ func newStatusCommand(a *app) *cobra.Command {
 
 // writeReportCSV prints one row per host and patch it carries (one row
 // with empty patch columns for a host without patches or with an error).
+// The fields a host reports are escaped as in the text output: CSV would
+// quote a newline, but a terminal showing it would still start a line and
+// run an ESC sequence.
 func writeReportCSV(w io.Writer, rep fleet.Report) error {
 	cw := csv.NewWriter(w)
 	cw.Write([]string{"host", "processes", "patched", "patch", "target", "container", "patch_processes", "error"})
@@ -50,15 +54,15 @@ func writeReportCSV(w io.Writer, rep fleet.Report) error {
 		byID[pc.ID] = pc
 	}
 	for _, h := range rep.Hosts {
-		row := []string{h.Host, strconv.Itoa(h.Processes), strconv.Itoa(h.Patched)}
+		row := []string{escape.Text(h.Host), strconv.Itoa(h.Processes), strconv.Itoa(h.Patched)}
 		if h.Error != "" || len(h.Patches) == 0 {
-			cw.Write(append(row, "", "", "", "", h.Error))
+			cw.Write(append(row, "", "", "", "", escape.Text(h.Error)))
 			continue
 		}
 		ids := slices.Sorted(maps.Keys(h.Patches))
 		for _, id := range ids {
 			pc := byID[id]
-			cw.Write(append(slices.Clone(row), id, pc.Target, pc.Container, strconv.Itoa(h.Patches[id]), ""))
+			cw.Write(append(slices.Clone(row), escape.Text(id), escape.Text(pc.Target), escape.Text(pc.Container), strconv.Itoa(h.Patches[id]), ""))
 		}
 	}
 	cw.Flush()
