@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/builder/debpkg"
+	"ulp/internal/escape"
 )
 
 type debOptions struct {
@@ -105,9 +106,9 @@ func runDeb(cmd *cobra.Command, g *globalOptions, opts debOptions, args []string
 	fmt.Fprintf(w, "wrote %s\n", pkg.Out)
 	fmt.Fprintf(w, "  Package: %s\n  Version: %s\n  Depends: %s\n", pkg.Name, pkg.Version, strings.Join(pkg.Depends, ", "))
 	for _, c := range pkg.Containers {
-		line := fmt.Sprintf("  %s (%s", c.Path, c.Target.Name)
+		line := fmt.Sprintf("  %s (%s", escape.Text(c.Path), escape.Text(c.Target.Name))
 		if len(c.Labels) > 0 {
-			line += ": " + strings.Join(c.Labels, ", ")
+			line += ": " + strings.Join(escape.Texts(c.Labels), ", ")
 		}
 		fmt.Fprintln(w, line+")")
 	}

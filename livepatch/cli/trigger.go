@@ -262,7 +262,7 @@ func triggerRequests(s *trigger.Session, opts triggerOptions, args, paths []stri
 	if opts.revertAll != "" && opts.revertAll != revertAllTarget && !replaced[opts.revertAll] {
 		if len(paths) == 1 && paths[0] == args[0] { // one container named, not a glob
 			c, _ := s.Container(paths[0]) // read above
-			return nil, usageError(fmt.Errorf("%s patches %s, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
+			return nil, usageError(fmt.Errorf("%s patches %q, not %s", paths[0], c.Apply.Target.Name, opts.revertAll))
 		}
 		reqs = append([]trigger.Request{{Action: report.RevertAll, Lib: opts.revertAll}}, reqs...)
 	}

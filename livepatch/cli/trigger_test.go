@@ -49,7 +49,7 @@ func TestTriggerCommand(t *testing.T) {
 		{"revert without container", []string{"trigger", "-p", pid, "--revert"}, "", 2, "100", "--revert needs"},
 		{"revert and revert-all", []string{"trigger", "-p", pid, "--revert", "--revert-all=x", lp200}, "", 2, "100", "mutually exclusive"},
 		{"invalid container", []string{"trigger", "-p", pid, unpacked}, "", 2, "100", "invalid container"},
-		{"replace other library", []string{"trigger", "-p", pid, "--revert-all=libtwo.so.1", lp200}, "", 2, "100", "patches libcalc.so.1, not libtwo.so.1"},
+		{"replace other library", []string{"trigger", "-p", pid, "--revert-all=libtwo.so.1", lp200}, "", 2, "100", `patches "libcalc.so.1", not libtwo.so.1`},
 		{"two containers", []string{"trigger", "-p", pid, lp200, lp300}, "", 2, "100", "at most 1"},
 		{"bad retries", []string{"trigger", "-p", pid, "--retries=-1", lp200}, "", 2, "100", "--retries"},
 		{"no runtime", []string{"trigger", "-p", strconv.Itoa(plain.PID), lp200}, "ERROR libpulp.so.0 is not loaded...", 1, "100", ""},

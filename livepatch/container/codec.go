@@ -322,7 +322,7 @@ func (s *Spec) Validate() error {
 		}
 		key := fmt.Sprintf("%s@%x", f.Old, f.OldOffset)
 		if seen[key] {
-			bad("function %d: %s replaced twice", i, f.Old)
+			bad("function %d: %q replaced twice", i, f.Old)
 		}
 		seen[key] = true
 		switch f.Mechanism {

@@ -131,7 +131,8 @@ func TestValidate(t *testing.T) {
 		{"empty name", func(s *Spec) { s.Target.Name = "" }, "target name: empty"},
 		{"revert with funcs", func(s *Spec) { s.Kind = Revert }, "revert spec has no functions"},
 		{"no funcs", func(s *Spec) { s.Funcs = nil }, "no function to replace"},
-		{"dup func", func(s *Spec) { s.Funcs = append(s.Funcs, s.Funcs[0]) }, "foo replaced twice"},
+		{"dup func", func(s *Spec) { s.Funcs = append(s.Funcs, s.Funcs[0]) }, `"foo" replaced twice`},
+		{"dup func quoted", func(s *Spec) { s.Funcs[0].Old = "f\nulp: fake"; s.Funcs = append(s.Funcs, s.Funcs[0]) }, `"f\nulp: fake" replaced twice`}, // one line
 		{"entry", func(s *Spec) { s.Funcs[0].EntryOffset = 2 }, "entry offset 2"},
 		{"nul", func(s *Spec) { s.Refs[0].PatchRef = "a\x00b" }, "contains NUL"},
 		{"long symbol", func(s *Spec) { s.Funcs[0].New = strings.Repeat("x", MaxSymbol+1) }, "at most 4096"},

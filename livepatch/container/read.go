@@ -103,7 +103,7 @@ func Read(r io.ReaderAt) (*File, error) {
 		return nil, &FormatError{Section: SectionRevert, Msg: "patch id differs from " + SectionApply, Val: c.Revert.ID}
 	}
 	if c.Apply.Target.Name != c.Revert.Target.Name || !bytes.Equal(c.Apply.Target.BuildID, c.Revert.Target.BuildID) {
-		return nil, &FormatError{Section: SectionRevert, Msg: "target differs from " + SectionApply, Val: c.Revert.Target.Name}
+		return nil, &FormatError{Section: SectionRevert, Msg: "target differs from " + SectionApply, Val: fmt.Sprintf("%q", c.Revert.Target.Name)}
 	}
 	comments, err := sectionData(ef, SectionComments, MaxComments)
 	if err != nil && !errors.Is(err, ErrNotContainer) {

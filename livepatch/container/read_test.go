@@ -133,6 +133,7 @@ func TestRead_MismatchedSections(t *testing.T) {
 	}{
 		{"id", func(s *container.Spec) { s.ID[0] ^= 1 }, nil, "patch id differs"},
 		{"target", func(s *container.Spec) { s.Target.Name = "other.so" }, nil, "target differs"},
+		{"target quoted", func(s *container.Spec) { s.Target.Name = "x\nulp: fake" }, nil, `target differs from .ulp '"x\nulp: fake"'`}, // one line
 		{"kind", nil, c.Revert, "wrong kind"},
 	}
 	for _, tt := range tests {
