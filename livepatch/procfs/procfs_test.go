@@ -239,6 +239,33 @@ func TestGoneProcess(t *testing.T) {
 	}
 }
 
+// TestZombie: a child that exited and is not reaped yet is Dead and Gone,
+// though /proc still shows it; a running one is neither.
+func TestZombie(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()
+	pid := cmd.Process.Pid
+	var st *Status
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		var err error
+		if st, err = ReadStatus(pid); err != nil {
+			t.Fatalf("ReadStatus of an unreaped child: %v", err)
+		}
+		if st.State == 'Z' || time.Now().After(deadline) {
+			break
+		}
+	}
+	if !st.Dead() || !Gone(pid) {
+		t.Errorf("exited child: State %q, Dead %v, Gone %v; want a zombie, dead and gone", st.State, st.Dead(), Gone(pid))
+	}
+	if st, err := ReadStatus(os.Getpid()); err != nil || st.Dead() || Gone(os.Getpid()) {
+		t.Errorf("this process: %+v, %v; want neither dead nor gone", st, err)
+	}
+}
+
 func TestPermissionDenied(t *testing.T) {
 	testenv.Require(t, testenv.Root)
 	// Run this test binary again as nobody against a child of root.

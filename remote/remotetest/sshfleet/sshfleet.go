@@ -22,6 +22,7 @@ import (
 	"golang.org/x/crypto/ssh/knownhosts"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/procfs"
 	"ulp/remote"
 	"ulp/remote/remotetest"
 )
@@ -198,15 +199,12 @@ func (h *Host) Kill() {
 }
 
 // alive reports whether pid exists and is not a zombie (a killed process
-// reparented to an init that does not reap it stays a zombie).
+// reparented to an init that does not reap it stays a zombie). A
+// namespace's init turns zombie only once the kernel has killed every
+// other process of its namespace, which Kill waits for.
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	st, err := procfs.ReadStatus(pid)
+	return err == nil && !st.Dead()
 }
 
 // Restart starts a killed host again with the same keys and address.
