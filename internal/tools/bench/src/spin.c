@@ -7,7 +7,11 @@
  * (default 0) block in pause() and never run again ("ready" waits until
  * they all do). The main thread
  * answers lines on stdin: "gap" prints the largest gap in ns since the last
- * "gap" and resets it; "value" prints bench_target(0). */
+ * "gap" and resets it; "value" prints bench_target(0).
+ *
+ * livepatch/trigger/triggertest/testdata/spin.c is a different program
+ * with the same protocol: the trigger tests' target, every spinning thread
+ * calling libcalc's calc_value in a tight loop (its comment says why). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,7 +2,17 @@
  * in pause(2). Each spinning thread records the largest gap
  * between two consecutive clock readings (the longest time it was kept from
  * running). The main thread answers stdin lines: "gap" prints the largest
- * gap in ns and resets it, "value" calls calc_value(). */
+ * gap in ns and resets it, "value" calls calc_value().
+ *
+ * internal/tools/bench/src/spin.c is its cousin, kept apart on purpose:
+ * this one is the trigger tests' target over the fixture's libcalc (every
+ * spinning thread calls calc_value in a tight loop: the fault tests run
+ * two, so that a trigger killed at any moment finds threads inside the
+ * patched code; BenchmarkPause one, beside threads blocked in pause); the
+ * bench's is the pause benchmark's target shaped like a service (one
+ * thread measuring, the others waking every 10 ms, the idle ones counted
+ * before "ready"), over libbench's pad and entry functions, and go:embed
+ * cannot reach a file outside the bench's folder. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
