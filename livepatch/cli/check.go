@@ -10,6 +10,7 @@ import (
 
 	"ulp/internal/escape"
 	"ulp/livepatch/container"
+	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 )
 
@@ -39,7 +40,7 @@ EXIT STATUS
 
 // checkError is an error of `ulp check`: exit status 2, never 1, which
 // means "not applied".
-func checkError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+func checkError(err error) error { return &ExitError{Code: report.ExitUsage, Err: err} }
 
 func runCheck(ctx context.Context, g *globalOptions, pid int, path string, w io.Writer) error {
 	if pid <= 0 {
@@ -66,7 +67,7 @@ func runCheck(ctx context.Context, g *globalOptions, pid int, path string, w io.
 		fmt.Fprintf(w, "PID %d (%s): %s %s\n", pid, escape.Text(p.Comm), escape.Text(path), state)
 	}
 	if !applied {
-		return &ExitError{Code: ExitFailure}
+		return &ExitError{Code: report.ExitFailure}
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"ulp/internal/testenv"
 	"ulp/livepatch/elfsym"
+	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -72,8 +73,8 @@ func TestNonRegularContainer(t *testing.T) {
 				case <-time.After(10 * time.Second):
 					t.Fatalf("ulp %s %s still running after 10 s", c.name, f.kind)
 				}
-				if r.code != ExitUsage || !strings.Contains(r.stderr, "not a regular file ("+f.kind+")") {
-					t.Errorf("exit %d, stderr %q; want %d and \"not a regular file (%s)\"", r.code, r.stderr, ExitUsage, f.kind)
+				if r.code != report.ExitUsage || !strings.Contains(r.stderr, "not a regular file ("+f.kind+")") {
+					t.Errorf("exit %d, stderr %q; want %d and \"not a regular file (%s)\"", r.code, r.stderr, report.ExitUsage, f.kind)
 				}
 			})
 		}
@@ -244,7 +245,7 @@ func TestForgedLines(t *testing.T) {
 	}
 	// An error message quoting a name prints it escaped too.
 	_, stderr, code := runBuildCommand(t, "dump", filepath.Join(dir, "missing\x1b]0;owned\a.so"))
-	if code != ExitUsage || strings.ContainsAny(stderr, "\x1b\a") || !strings.Contains(stderr, `missing\x1b]0;owned\a.so`) {
+	if code != report.ExitUsage || strings.ContainsAny(stderr, "\x1b\a") || !strings.Contains(stderr, `missing\x1b]0;owned\a.so`) {
 		t.Errorf("dump of a missing file: exit %d, stderr %q", code, stderr)
 	}
 	if got := p.Ask(t, "value"); got != "7" {

@@ -167,17 +167,17 @@ func TestInspectCommands(t *testing.T) {
 	original := h.call(t)
 
 	out, errOut, code := inspectRun(t, "check", "-p", pid, res.Out)
-	if code != ExitFailure || !strings.Contains(out, "not applied") {
+	if code != report.ExitFailure || !strings.Contains(out, "not applied") {
 		t.Errorf("check before apply: exit %d, %q %q", code, out, errOut)
 	}
 	out, errOut, code = inspectRun(t, "patches", "-p", pid)
 	runtime := testenv.Artifact(t, "libpulp.so.0")
 	libc := libcPath(t, h.pid)
-	if code != ExitOK || strings.Contains(out, "livepatch:") {
+	if code != report.ExitOK || strings.Contains(out, "livepatch:") {
 		t.Errorf("patches before apply: exit %d\n%s%s", code, out, errOut)
 	}
 	checkLibs(t, listedLibs(t, out, h.pid), []string{fx.Target, libc}, runtime)
-	if out, errOut, code := inspectRun(t, "patches", "--only-livepatched", "-p", pid); code != ExitOK || out != "" {
+	if out, errOut, code := inspectRun(t, "patches", "--only-livepatched", "-p", pid); code != report.ExitOK || out != "" {
 		t.Errorf("patches --only-livepatched before apply: exit %d, %q %q", code, out, errOut)
 	}
 
@@ -210,26 +210,26 @@ func TestInspectCommands(t *testing.T) {
 	}
 
 	out, _, code = inspectRun(t, "check", "-p", pid, res.Out)
-	if code != ExitOK || !strings.HasSuffix(out, "livepatch.so applied\n") {
+	if code != report.ExitOK || !strings.HasSuffix(out, "livepatch.so applied\n") {
 		t.Errorf("check after apply: exit %d, %q", code, out)
 	}
-	if out, _, code = inspectRun(t, "-q", "check", "-p", pid, res.Out); code != ExitOK || out != "" {
+	if out, _, code = inspectRun(t, "-q", "check", "-p", pid, res.Out); code != report.ExitOK || out != "" {
 		t.Errorf("check -q: exit %d, %q", code, out)
 	}
 	out, _, code = inspectRun(t, "patches", "-p", "hold*")
 	want := fmt.Sprintf("    in %s:\n      livepatch: livepatch.so loaded on %s\n        bug labels: bsc#1200316\n",
 		fx.Target, appliedAt.Local().Format("2006-01-02 15:04:05 MST"))
 	// Other processes may match the glob: find this one's block.
-	if block := processBlock(out, h.pid); code != ExitOK || !strings.Contains(block, want) {
+	if block := processBlock(out, h.pid); code != report.ExitOK || !strings.Contains(block, want) {
 		t.Errorf("patches after apply: exit %d\n got %q\nwant it to hold %q", code, block, want)
 	}
 	checkLibs(t, listedLibs(t, processBlock(out, h.pid), h.pid), []string{fx.Target, libc}, runtime, res.Out)
-	if out, _, code := inspectRun(t, "patches", "--only-livepatched", "-p", pid); code != ExitOK || !strings.Contains(out, want) {
+	if out, _, code := inspectRun(t, "patches", "--only-livepatched", "-p", pid); code != report.ExitOK || !strings.Contains(out, want) {
 		t.Errorf("patches --only-livepatched after apply: exit %d, %q", code, out)
 	}
 	out, _, code = inspectRun(t, "patches", "-p", pid, "--json")
 	rec, err := onePatched(out)
-	if err != nil || code != ExitOK {
+	if err != nil || code != report.ExitOK {
 		t.Fatalf("patches --json: exit %d, %v: %q", code, err, out)
 	}
 	if sum := lastLine(out); !strings.Contains(sum, `"type":"summary","processes":1,"failed":0,"inaccessible":0`) {
@@ -255,26 +255,26 @@ func TestInspectCommands(t *testing.T) {
 	if got := h.call(t); got != original {
 		t.Errorf("foo(1) after revert = %s, want %s", got, original)
 	}
-	if _, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != ExitFailure {
+	if _, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != report.ExitFailure {
 		t.Errorf("check after revert: exit %d", code)
 	}
 
 	// The same through the real trigger: what it records, patches and
 	// check read back, and messages shows its log lines.
-	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, res.Out); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, res.Out); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("trigger: exit %d, %q %q", code, out, errOut)
 	}
 	if got := h.call(t); got != "1001" {
 		t.Errorf("foo(1) after trigger = %s, want 1001", got)
 	}
-	if out, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != ExitOK {
+	if out, _, code = inspectRun(t, "check", "-p", pid, res.Out); code != report.ExitOK {
 		t.Errorf("check after trigger: exit %d, %q", code, out)
 	}
 	out, _, _ = inspectRun(t, "patches", "-p", pid)
 	if !strings.Contains(out, "      livepatch: livepatch.so loaded on ") || !strings.Contains(out, "        bug labels: bsc#1200316\n") {
 		t.Errorf("patches after trigger: %q", out)
 	}
-	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, "--revert", res.Out); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code = inspectRun(t, "trigger", "-p", pid, "--revert", res.Out); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("trigger --revert: exit %d, %q %q", code, out, errOut)
 	}
 	if got := h.call(t); got != original {
@@ -282,7 +282,7 @@ func TestInspectCommands(t *testing.T) {
 	}
 
 	out, _, code = inspectRun(t, "messages", "-p", pid)
-	if code != ExitOK || !strings.Contains(out, "libpulp loaded") || !strings.Contains(out, "reverted") {
+	if code != report.ExitOK || !strings.Contains(out, "libpulp loaded") || !strings.Contains(out, "reverted") {
 		t.Errorf("messages: exit %d, %q", code, out)
 	}
 	out, _, code = inspectRun(t, "messages", "-p", pid, "--json")
@@ -290,18 +290,18 @@ func TestInspectCommands(t *testing.T) {
 	if all, err := report.ParseMessages([]byte(out)); err == nil && len(all) == 1 {
 		msgs = all[0]
 	}
-	if sum := lastLine(out); code != ExitOK || msgs.Schema != report.MessagesSchema || !strings.Contains(sum, `"type":"summary","processes":1`) ||
+	if sum := lastLine(out); code != report.ExitOK || msgs.Schema != report.MessagesSchema || !strings.Contains(sum, `"type":"summary","processes":1`) ||
 		strconv.Itoa(msgs.PID) != pid || msgs.Comm == "" || len(msgs.Messages) == 0 || !strings.HasPrefix(msgs.Messages[0], "libpulp loaded") {
 		t.Errorf("messages --json: exit %d, %q", code, out)
 	}
 	// A glob selects by name: a block per process.
 	out, _, code = inspectRun(t, "messages", "-p", msgs.Comm)
-	if code != ExitOK || !strings.Contains(out, pid+" ("+msgs.Comm+"):\n  libpulp loaded") {
+	if code != report.ExitOK || !strings.Contains(out, pid+" ("+msgs.Comm+"):\n  libpulp loaded") {
 		t.Errorf("messages -p %s: exit %d, %q", msgs.Comm, code, out)
 	}
 
 	// Patching disabled at run time: the status says so, and why.
-	if out, errOut, code = inspectRun(t, "set_patchable", "-p", pid, "disable"); code != ExitOK {
+	if out, errOut, code = inspectRun(t, "set_patchable", "-p", pid, "disable"); code != report.ExitOK {
 		t.Fatalf("set_patchable disable: exit %d, %q %q", code, out, errOut)
 	}
 	out, _, _ = inspectRun(t, "patches", "-p", pid, "--json")
@@ -338,17 +338,17 @@ func TestInspectErrors(t *testing.T) {
 		inStdout string
 		inStderr string
 	}{
-		{[]string{"patches", "-p", noRuntime}, ExitFailure, "libpulp.so.0 not loaded in process (start it with LD_PRELOAD", ""},
-		{[]string{"patches", "-p", "["}, ExitUsage, "", "bad process selector"},
-		{[]string{"patches", "extra"}, ExitUsage, "", ""},
-		{[]string{"check", "-p", noRuntime, missing}, ExitUsage, "", "missing.so"},
-		{[]string{"check", missing}, ExitUsage, "", "needs -p PID"},
-		{[]string{"check", "-p", "x", missing}, ExitUsage, "", ""},
-		{[]string{"messages", "-p", noRuntime}, ExitFailure, "", "not loaded"},
-		{[]string{"messages"}, ExitUsage, "", "needs -p PID"},
-		{[]string{"messages", "-p", "0"}, ExitUsage, "", "bad process selector: pid 0"},
-		{[]string{"messages", "-p", noRuntime, "--json"}, ExitFailure, `libpulp.so.0 not loaded in process`, ""},
-		{[]string{"messages", "-p", "["}, ExitUsage, "", "bad process selector"},
+		{[]string{"patches", "-p", noRuntime}, report.ExitFailure, "libpulp.so.0 not loaded in process (start it with LD_PRELOAD", ""},
+		{[]string{"patches", "-p", "["}, report.ExitUsage, "", "bad process selector"},
+		{[]string{"patches", "extra"}, report.ExitUsage, "", ""},
+		{[]string{"check", "-p", noRuntime, missing}, report.ExitUsage, "", "missing.so"},
+		{[]string{"check", missing}, report.ExitUsage, "", "needs -p PID"},
+		{[]string{"check", "-p", "x", missing}, report.ExitUsage, "", ""},
+		{[]string{"messages", "-p", noRuntime}, report.ExitFailure, "", "not loaded"},
+		{[]string{"messages"}, report.ExitUsage, "", "needs -p PID"},
+		{[]string{"messages", "-p", "0"}, report.ExitUsage, "", "bad process selector: pid 0"},
+		{[]string{"messages", "-p", noRuntime, "--json"}, report.ExitFailure, `libpulp.so.0 not loaded in process`, ""},
+		{[]string{"messages", "-p", "["}, report.ExitUsage, "", "bad process selector"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -372,7 +372,7 @@ func TestPatchesPermission(t *testing.T) {
 	args := []string{"patches", "-p", strconv.Itoa(h.pid)}
 	out, err := runAsNobody(t, bin, args...)
 	var ee *exec.ExitError
-	if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure {
+	if !errorsAs(err, &ee) || ee.ExitCode() != report.ExitFailure {
 		t.Errorf("%v as nobody: %v, want exit status 1\n%s", args, err, out)
 	}
 	want := fmt.Sprintf("PID: %d, name: holder\n  error: cannot read process:", h.pid)
@@ -381,7 +381,7 @@ func TestPatchesPermission(t *testing.T) {
 	}
 	args = []string{"patches", "-p", "holder"}
 	out, err = runAsNobody(t, bin, args...)
-	if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure || strings.Contains(string(out), fmt.Sprintf("PID: %d,", h.pid)) {
+	if !errorsAs(err, &ee) || ee.ExitCode() != report.ExitFailure || strings.Contains(string(out), fmt.Sprintf("PID: %d,", h.pid)) {
 		t.Errorf("%v as nobody: %v, want exit status 1 and no match\n%s", args, err, out)
 	}
 }

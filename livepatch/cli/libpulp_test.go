@@ -14,6 +14,7 @@ import (
 
 	"ulp/internal/testenv"
 	"ulp/livepatch/elfsym"
+	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -99,18 +100,18 @@ func TestLibpulpContainer(t *testing.T) {
 			fx := triggertest.Build(t, cflags...)
 			lp := libpulpContainer(t, fx, 250)
 			out, errOut, code := inspectRun(t, "dump", lp)
-			if code != ExitOK || !strings.Contains(out, "target:             libcalc.so.1\n") ||
+			if code != report.ExitOK || !strings.Contains(out, "target:             libcalc.so.1\n") ||
 				!strings.Contains(out, "calc_value -> calc_value_lp") || !strings.Contains(out, "labels:             bsc#1200316 CVE-2099-0002") ||
 				!strings.Contains(out, "\nformat:             libpulp ") {
 				t.Fatalf("dump: exit %d\n%s%s", code, out, errOut)
 			}
 			p := triggertest.Start(t, nil, fx.App)
 			pid := strconv.Itoa(p.PID)
-			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != ExitOK || out != "SUCCESS\n" {
+			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != report.ExitOK || out != "SUCCESS\n" {
 				t.Fatalf("trigger: exit %d, %q %q", code, out, errOut)
 			}
 			p.Expect(t, map[string]string{"value": "250"})
-			if out, _, code := inspectRun(t, "check", "-p", pid, lp); code != ExitOK {
+			if out, _, code := inspectRun(t, "check", "-p", pid, lp); code != report.ExitOK {
 				t.Errorf("check: exit %d, %q", code, out)
 			}
 			if out, _, _ := inspectRun(t, "patches", "-p", pid); !strings.Contains(out, "livepatch: libpulp_lp250.so loaded on ") ||
@@ -118,15 +119,15 @@ func TestLibpulpContainer(t *testing.T) {
 				t.Errorf("patches:\n%s", out)
 			}
 			// Stacked with one of ulp's own containers, then reverted.
-			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, fx.LP["lp300"]); code != ExitOK {
+			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, fx.LP["lp300"]); code != report.ExitOK {
 				t.Fatalf("trigger lp300: exit %d, %q %q", code, out, errOut)
 			}
 			p.Expect(t, map[string]string{"value": "300"})
-			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", fx.LP["lp300"]); code != ExitOK {
+			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", fx.LP["lp300"]); code != report.ExitOK {
 				t.Fatalf("revert lp300: exit %d, %q %q", code, out, errOut)
 			}
 			p.Expect(t, map[string]string{"value": "250"})
-			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", lp); code != ExitOK || out != "SUCCESS\n" {
+			if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", lp); code != report.ExitOK || out != "SUCCESS\n" {
 				t.Fatalf("revert: exit %d, %q %q", code, out, errOut)
 			}
 			p.Expect(t, map[string]string{"value": "100"})
@@ -158,10 +159,10 @@ func TestLibpulpContainer_Malformed(t *testing.T) {
 			if out, err := exec.Command("objcopy", "--add-section", ".ulp="+f1, "--add-section", ".ulp.rev="+f2, so).CombinedOutput(); err != nil {
 				t.Fatalf("objcopy: %v\n%s", err, out)
 			}
-			if out, errOut, code := inspectRun(t, "dump", so); code != ExitUsage {
+			if out, errOut, code := inspectRun(t, "dump", so); code != report.ExitUsage {
 				t.Errorf("dump: exit %d, %q %q", code, out, errOut)
 			}
-			if _, errOut, code := inspectRun(t, "trigger", "-p", strconv.Itoa(os.Getpid()), so); code != ExitUsage || !strings.Contains(errOut, "invalid container") {
+			if _, errOut, code := inspectRun(t, "trigger", "-p", strconv.Itoa(os.Getpid()), so); code != report.ExitUsage || !strings.Contains(errOut, "invalid container") {
 				t.Errorf("trigger: exit %d, %q", code, errOut)
 			}
 		})
@@ -189,14 +190,14 @@ func TestLibpulpTools(t *testing.T) {
 		t.Fatalf("libpulp's ulp packer: %v\n%s", err, out)
 	}
 	out, errOut, code := inspectRun(t, "dump", so)
-	if code != ExitOK || !strings.Contains(out, "format:             libpulp") {
+	if code != report.ExitOK || !strings.Contains(out, "format:             libpulp") {
 		t.Fatalf("dump of libpulp's container: exit %d\n%s%s", code, out, errOut)
 	}
-	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, so); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, so); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("trigger of libpulp's container: exit %d, %q %q", code, out, errOut)
 	}
 	p.Expect(t, map[string]string{"value": "350"})
-	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", so); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", so); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("revert of libpulp's container: exit %d, %q %q", code, out, errOut)
 	}
 	p.Expect(t, map[string]string{"value": "100"})
@@ -212,14 +213,14 @@ func TestLibpulpTools(t *testing.T) {
 	if err := os.WriteFile(desc, []byte(lp+"\n@"+dump+"\ncalc_value:calc_value_lp\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if out, errOut, code := inspectRun(t, "packer", desc); code != ExitOK {
+	if out, errOut, code := inspectRun(t, "packer", desc); code != report.ExitOK {
 		t.Fatalf("packer against libpulp's dump: exit %d, %q %q", code, out, errOut)
 	}
-	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("trigger: exit %d, %q %q", code, out, errOut)
 	}
 	p.Expect(t, map[string]string{"value": "450"})
-	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", lp); code != ExitOK {
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert", lp); code != report.ExitOK {
 		t.Fatalf("revert: exit %d, %q %q", code, out, errOut)
 	}
 	p.Expect(t, map[string]string{"value": "100"})
@@ -242,16 +243,16 @@ func TestVersionedLibrary(t *testing.T) {
 	p := triggertest.Start(t, nil, fx.App)
 	pid := strconv.Itoa(p.PID)
 	for _, lp := range []string{fx.LP["lp200"], libpulpContainer(t, fx, 260)} {
-		if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != ExitOK || out != "SUCCESS\n" {
+		if out, errOut, code := inspectRun(t, "trigger", "-p", pid, lp); code != report.ExitOK || out != "SUCCESS\n" {
 			t.Fatalf("trigger %s: exit %d, %q %q", lp, code, out, errOut)
 		}
 	}
 	p.Expect(t, map[string]string{"value": "260"})
 	out, _, code := inspectRun(t, "patches", "-p", pid)
-	if want := "    in " + versioned + ":\n      livepatch: lp200.so loaded on "; code != ExitOK || !strings.Contains(out, want) || strings.Contains(out, "(not loaded)") {
+	if want := "    in " + versioned + ":\n      livepatch: lp200.so loaded on "; code != report.ExitOK || !strings.Contains(out, want) || strings.Contains(out, "(not loaded)") {
 		t.Errorf("patches: exit %d\n%s\nwant %q", code, out, want)
 	}
-	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert-all=libcalc.so.1"); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code := inspectRun(t, "trigger", "-p", pid, "--revert-all=libcalc.so.1"); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Fatalf("revert-all: exit %d, %q %q", code, out, errOut)
 	}
 	p.Expect(t, map[string]string{"value": "100"})

@@ -8,6 +8,7 @@ import (
 
 	"ulp/internal/escape"
 	"ulp/livepatch/elfsym"
+	"ulp/livepatch/report"
 )
 
 func newLivepatchableCommand(g *globalOptions) *cobra.Command {
@@ -61,7 +62,7 @@ func runLivepatchable(g *globalOptions, path string, stdout io.Writer) error {
 		if !g.quiet {
 			fmt.Fprintf(stdout, "%s is not livepatchable: none of its %d functions has the entry pad of -fpatchable-function-entry=16,14 or an entry that can take a jump\n", escape.Text(path), total)
 		}
-		return &ExitError{Code: ExitFailure}
+		return &ExitError{Code: report.ExitFailure}
 	}
 	if !g.quiet {
 		fmt.Fprintf(stdout, "%s is livepatchable: %d of %d functions have the entry pad (mechanism: pad), %d more can take an entry jump (mechanism: entry)\n",

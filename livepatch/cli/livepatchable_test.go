@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/report"
 )
 
 // TestLivepatchable_DistroLibrary: Debian's libc.so.6 and libcrypto.so.3,
@@ -49,7 +50,7 @@ func TestLivepatchable_No(t *testing.T) {
 	lib := filepath.Join(dir, "libtiny.so")
 	testenv.CompileC(t, lib, []string{"-shared", "-fPIC", "-O2", "-s", "-fcf-protection=none"}, src)
 	out, _, code := runBuildCommand(t, "livepatchable", lib)
-	if code != ExitFailure || !strings.Contains(out, "is not livepatchable: none of its 2 functions") {
+	if code != report.ExitFailure || !strings.Contains(out, "is not livepatchable: none of its 2 functions") {
 		t.Errorf("livepatchable: %d %q", code, out)
 	}
 	out, _, _ = runBuildCommand(t, "-v", "livepatchable", lib)

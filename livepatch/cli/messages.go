@@ -107,7 +107,7 @@ func runMessages(ctx context.Context, g *globalOptions, opts messagesOptions, w 
 		}
 	}
 	if failed > 0 {
-		return &ExitError{Code: ExitFailure}
+		return &ExitError{Code: report.ExitFailure}
 	}
 	return nil
 }

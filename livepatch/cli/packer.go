@@ -11,6 +11,7 @@ import (
 	"ulp/livepatch/dsc"
 	"ulp/livepatch/elfsym"
 	"ulp/livepatch/packer"
+	"ulp/livepatch/report"
 )
 
 type packerOptions struct {
@@ -43,14 +44,14 @@ func runPacker(g *globalOptions, opts packerOptions, path string, stdout, stderr
 	desc, err := dsc.ParseFile(path)
 	if err != nil {
 		if printDescErrors(err, stderr) {
-			return &ExitError{Code: ExitUsage}
+			return &ExitError{Code: report.ExitUsage}
 		}
 		return usageError(err) // an unreadable description is invalid input too
 	}
 	res, err := packer.Pack(desc, packer.Options{Out: opts.out, DebugRoot: opts.debugRoot})
 	if err != nil {
 		if printDescErrors(err, stderr) {
-			return &ExitError{Code: ExitUsage}
+			return &ExitError{Code: report.ExitUsage}
 		}
 		return err
 	}

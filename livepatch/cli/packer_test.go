@@ -20,6 +20,7 @@ import (
 	"ulp/internal/testenv"
 	"ulp/livepatch/container"
 	"ulp/livepatch/packer/packertest"
+	"ulp/livepatch/report"
 )
 
 // runBuildCommand runs `ulp args...` in process and returns its stdout,
@@ -186,7 +187,7 @@ func TestBuildCommands_EndToEnd(t *testing.T) {
 		t.Errorf("second post: %d %q", code, out)
 	}
 	_, stderr, code = runBuildCommand(t, "post", fx.Livepatch)
-	if code != ExitFailure || !strings.Contains(stderr, "no function carries the patchable entry pad") {
+	if code != report.ExitFailure || !strings.Contains(stderr, "no function carries the patchable entry pad") {
 		t.Errorf("post on the livepatch: %d %q", code, stderr)
 	}
 }
@@ -209,32 +210,32 @@ func TestPackerCommand_Errors(t *testing.T) {
 		code int
 		want []string
 	}{
-		{"syntax", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp:zz\n#x\n", nil, ExitUsage, []string{
+		{"syntax", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp:zz\n#x\n", nil, report.ExitUsage, []string{
 			"e.dsc:3:12: error: old function offset \"zz\" is not a hex number\nfoo:foo_lp:zz\n           ^\n",
 			"e.dsc:4:1: error: expected '#target_var:patch_ref'",
 		}},
-		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\ntiny:foo_lp\n", nil, ExitUsage, []string{
+		{"unresolved", "livepatch.so\n@libtarget.so.1\nfoo:nothere\ntiny:foo_lp\n", nil, report.ExitUsage, []string{
 			"e.dsc:3:5: error: new function: symbol not found: no func \"nothere\" in livepatch.so\nfoo:nothere\n    ^\n",
 			"e.dsc:4:1: error: old function \"tiny\"",
 		}},
 		// Offsets given by hand are checked against the files, as the
 		// agent checks them before it writes.
-		{"patch offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:%x:%x\n", counter, counterRef+8), nil, ExitUsage, []string{
+		{"patch offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:%x:%x\n", counter, counterRef+8), nil, report.ExitUsage, []string{
 			fmt.Sprintf("e.dsc:4:10: error: patch reference: symbol not found: no object \"counter_ref\" at offset %#x in livepatch.so", counterRef+8),
 		}},
-		{"target offset outside every segment", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", counterRef), nil, ExitUsage, []string{
+		{"target offset outside every segment", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", counterRef), nil, report.ExitUsage, []string{
 			"e.dsc:4:2: error: bad offset: reference counter_ref: the target variable counter at 0x7fffff00 is not in a segment of libtarget.so.1",
 		}},
-		{"extract dump: target offset outside every segment", fmt.Sprintf("livepatch.so\n@%s\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", dumpPath, counterRef), nil, ExitUsage, []string{
+		{"extract dump: target offset outside every segment", fmt.Sprintf("livepatch.so\n@%s\nfoo:foo_lp\n#counter:counter_ref:7fffff00:%x\n", dumpPath, counterRef), nil, report.ExitUsage, []string{
 			"error: bad offset: reference counter_ref: the target variable counter at 0x7fffff00 is not in a segment of libtarget.so.1",
 		}},
-		{"duplicated replacement", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\nfoo:foo_lp\n", nil, ExitUsage, []string{
+		{"duplicated replacement", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\nfoo:foo_lp\n", nil, report.ExitUsage, []string{
 			"e.dsc:4:1: error: function \"foo\" replaced twice (first on line 3)",
 		}},
-		{"old offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp:%x\n", foo+1), nil, ExitUsage, []string{
+		{"old offset not the named symbol", fmt.Sprintf("livepatch.so\n@libtarget.so.1\nfoo:foo_lp:%x\n", foo+1), nil, report.ExitUsage, []string{
 			fmt.Sprintf("e.dsc:3:1: error: old function: symbol not found: no func \"foo\" at offset %#x in libtarget.so.1", foo+1),
 		}},
-		{"write error", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n", []string{"-o", "/nonexistent/dir/x.so"}, ExitFailure, []string{
+		{"write error", "livepatch.so\n@libtarget.so.1\nfoo:foo_lp\n", []string{"-o", "/nonexistent/dir/x.so"}, report.ExitFailure, []string{
 			"ulp: write container /nonexistent/dir/x.so: create temporary file",
 		}},
 	}
@@ -271,22 +272,22 @@ func TestBuildCommands_Usage(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"packer"}, ExitUsage, "accepts 1 arg(s), received 0"},
-		{[]string{"packer", "a", "b"}, ExitUsage, "accepts 1 arg(s), received 2"},
-		{[]string{"packer", filepath.Join(dir, "missing.dsc")}, ExitUsage, "no such file"},
-		{[]string{"packer", "--bogus", "x"}, ExitUsage, "unknown flag"},
-		{[]string{"dump"}, ExitUsage, "accepts 1 arg(s)"},
-		{[]string{"dump", filepath.Join(dir, "missing.so")}, ExitUsage, "no such file"},
-		{[]string{"dump", text}, ExitUsage, "not an ELF file"},
-		{[]string{"dump", "/proc/self/exe"}, ExitUsage, "not a livepatch container: no .ulp section"},
-		{[]string{"livepatchable", filepath.Join(dir, "missing")}, ExitUsage, "no such file"},
-		{[]string{"livepatchable", text}, ExitUsage, "invalid extract dump"},
-		{[]string{"extract", text}, ExitUsage, "invalid extract dump"},
-		{[]string{"extract", "/proc/self/exe", "-d", text}, ExitUsage, "debuginfo"},
-		{[]string{"extract", "/proc/self/exe", "-o", filepath.Join(dir, "no", "x.json")}, ExitFailure, "create temporary file"},
-		{[]string{"post"}, ExitUsage, "accepts 1 arg(s)"},
-		{[]string{"post", text}, ExitUsage, "invalid input"},
-		{[]string{"post", filepath.Join(dir, "missing")}, ExitUsage, "no such file"},
+		{[]string{"packer"}, report.ExitUsage, "accepts 1 arg(s), received 0"},
+		{[]string{"packer", "a", "b"}, report.ExitUsage, "accepts 1 arg(s), received 2"},
+		{[]string{"packer", filepath.Join(dir, "missing.dsc")}, report.ExitUsage, "no such file"},
+		{[]string{"packer", "--bogus", "x"}, report.ExitUsage, "unknown flag"},
+		{[]string{"dump"}, report.ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"dump", filepath.Join(dir, "missing.so")}, report.ExitUsage, "no such file"},
+		{[]string{"dump", text}, report.ExitUsage, "not an ELF file"},
+		{[]string{"dump", "/proc/self/exe"}, report.ExitUsage, "not a livepatch container: no .ulp section"},
+		{[]string{"livepatchable", filepath.Join(dir, "missing")}, report.ExitUsage, "no such file"},
+		{[]string{"livepatchable", text}, report.ExitUsage, "invalid extract dump"},
+		{[]string{"extract", text}, report.ExitUsage, "invalid extract dump"},
+		{[]string{"extract", "/proc/self/exe", "-d", text}, report.ExitUsage, "debuginfo"},
+		{[]string{"extract", "/proc/self/exe", "-o", filepath.Join(dir, "no", "x.json")}, report.ExitFailure, "create temporary file"},
+		{[]string{"post"}, report.ExitUsage, "accepts 1 arg(s)"},
+		{[]string{"post", text}, report.ExitUsage, "invalid input"},
+		{[]string{"post", filepath.Join(dir, "missing")}, report.ExitUsage, "no such file"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -328,7 +329,7 @@ func TestUlpBinary_PackDumpPost(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &d); code != 0 || err != nil || len(d.Functions) != 2 || d.Labels[0] != "CVE-2024-2961" {
 		t.Errorf("dump: %d %v %s", code, err, out)
 	}
-	if out, code := run("packer", fx.WriteDsc(t, "bad.dsc", "livepatch.so\n@libtarget.so.1\nfoo\n")); code != ExitUsage || !strings.Contains(out, "bad.dsc:3:1: error: ") {
+	if out, code := run("packer", fx.WriteDsc(t, "bad.dsc", "livepatch.so\n@libtarget.so.1\nfoo\n")); code != report.ExitUsage || !strings.Contains(out, "bad.dsc:3:1: error: ") {
 		t.Errorf("bad description: %d %s", code, out)
 	}
 	if out, code := run("livepatchable", fx.Livepatch); code != 0 || !strings.Contains(out, "(mechanism: entry)") {
@@ -377,8 +378,8 @@ func TestPackerCommand_ForgedText(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			out, stderr, code := runBuildCommand(t, "packer", fx.WriteDsc(t, "e.dsc", tt.dsc))
-			if code != ExitUsage || out != "" {
-				t.Errorf("exit %d, want %d; stdout %q", code, ExitUsage, out)
+			if code != report.ExitUsage || out != "" {
+				t.Errorf("exit %d, want %d; stdout %q", code, report.ExitUsage, out)
 			}
 			for _, l := range strings.Split(stderr, "\n") {
 				if strings.HasPrefix(l, "PID") || strings.ContainsAny(l, "\x1b\a\r") {

@@ -124,7 +124,7 @@ func runPatches(ctx context.Context, g *globalOptions, opts patchesOptions, w io
 		g.log.Info("no process with the runtime found", "runtime", target.RuntimeName)
 	}
 	if failed > 0 {
-		return &ExitError{Code: ExitFailure}
+		return &ExitError{Code: report.ExitFailure}
 	}
 	return nil
 }

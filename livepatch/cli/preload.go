@@ -14,6 +14,7 @@ import (
 
 	"ulp/internal/escape"
 	"ulp/livepatch/preload"
+	"ulp/livepatch/report"
 )
 
 func newPreloadCommand(g *globalOptions) *cobra.Command {
@@ -72,7 +73,7 @@ EXIT STATUS
 			}
 			printPreloadStatus(cmd.OutOrStdout(), st)
 			if !st.Enabled() {
-				return &ExitError{Code: ExitFailure}
+				return &ExitError{Code: report.ExitFailure}
 			}
 			return nil
 		},

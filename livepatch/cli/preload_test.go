@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/report"
 )
 
 // TestPreloadCommand runs enable, status and disable on a scratch root and
@@ -46,13 +47,13 @@ func TestPreloadCommand(t *testing.T) {
 		inStderr string
 		file     string
 	}{
-		{[]string{"status"}, ExitFailure, "disabled: " + file + " has no libpulp.so.0 entry\nother entries: /opt/libother.so\n", "", "/opt/libother.so\n"},
-		{[]string{"enable", "/bad/libpulp.so.0"}, ExitUsage, "", "runtime does not load", "/opt/libother.so\n"},
-		{[]string{"enable", lib}, ExitOK, "enabled: " + file + " preloads " + lib + "\nonly processes started from now on are covered: restart running services to make them patchable\n", "", "/opt/libother.so\n" + lib + "\n"},
-		{[]string{"status"}, ExitOK, "enabled: " + file + " preloads " + lib + "\nother entries: /opt/libother.so\n", "", "/opt/libother.so\n" + lib + "\n"},
-		{[]string{"disable"}, ExitOK, "disabled: removed libpulp.so.0 from " + file + "\nprocesses already running keep the runtime until they restart; programs started from now on do not get it\n", "", "/opt/libother.so\n"},
-		{[]string{"disable"}, ExitOK, "already disabled: " + file + " has no libpulp.so.0 entry\n", "", "/opt/libother.so\n"},
-		{[]string{"frobnicate"}, ExitUsage, "", "", "/opt/libother.so\n"},
+		{[]string{"status"}, report.ExitFailure, "disabled: " + file + " has no libpulp.so.0 entry\nother entries: /opt/libother.so\n", "", "/opt/libother.so\n"},
+		{[]string{"enable", "/bad/libpulp.so.0"}, report.ExitUsage, "", "runtime does not load", "/opt/libother.so\n"},
+		{[]string{"enable", lib}, report.ExitOK, "enabled: " + file + " preloads " + lib + "\nonly processes started from now on are covered: restart running services to make them patchable\n", "", "/opt/libother.so\n" + lib + "\n"},
+		{[]string{"status"}, report.ExitOK, "enabled: " + file + " preloads " + lib + "\nother entries: /opt/libother.so\n", "", "/opt/libother.so\n" + lib + "\n"},
+		{[]string{"disable"}, report.ExitOK, "disabled: removed libpulp.so.0 from " + file + "\nprocesses already running keep the runtime until they restart; programs started from now on do not get it\n", "", "/opt/libother.so\n"},
+		{[]string{"disable"}, report.ExitOK, "already disabled: " + file + " has no libpulp.so.0 entry\n", "", "/opt/libother.so\n"},
+		{[]string{"frobnicate"}, report.ExitUsage, "", "", "/opt/libother.so\n"},
 	}
 	for _, s := range steps {
 		args := append([]string{"preload", "--root", root}, s.args...)
@@ -146,7 +147,7 @@ func TestSystemWidePreload(t *testing.T) {
 		}
 	}
 	checks("absent")
-	if out, errOut, code := inspectRun(t, "preload", "--root", root, "enable", lib); code != ExitOK {
+	if out, errOut, code := inspectRun(t, "preload", "--root", root, "enable", lib); code != report.ExitOK {
 		t.Fatalf("preload enable: exit %d, %q %q", code, out, errOut)
 	}
 	checks("present")
@@ -174,7 +175,7 @@ func TestSystemWidePreload(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	listing, errOut, code := inspectRun(t, "patches", "-p", pid)
-	if code != ExitOK {
+	if code != report.ExitOK {
 		t.Errorf("patches -p %s (setuid) as root: exit %d\n%s%s", pid, code, listing, errOut)
 	}
 	checkLibs(t, listedLibsOf(t, listing, cmd.Process.Pid, "probe-setuid"), []string{libcPath(t, cmd.Process.Pid)}, filepath.Join(root, lib))
@@ -187,7 +188,7 @@ func TestSystemWidePreload(t *testing.T) {
 		t.Errorf("setuid probe: %v, %q", err, line.String())
 	}
 
-	if out, errOut, code := inspectRun(t, "preload", "--root", root, "disable"); code != ExitOK {
+	if out, errOut, code := inspectRun(t, "preload", "--root", root, "disable"); code != report.ExitOK {
 		t.Fatalf("preload disable: exit %d, %q %q", code, out, errOut)
 	}
 	checks("absent")
@@ -213,7 +214,7 @@ func TestPreloadAsUser(t *testing.T) {
 	}
 	out, err = runAsNobody(t, bin, "preload", "--root", root, "disable")
 	var ee *exec.ExitError
-	if !errorsAs(err, &ee) || ee.ExitCode() != ExitFailure || len(out) != 0 {
+	if !errorsAs(err, &ee) || ee.ExitCode() != report.ExitFailure || len(out) != 0 {
 		t.Errorf("disable as nobody: %v, %q; want exit status 1 and no output", err, out)
 	}
 	if b, _ := os.ReadFile(file); string(b) != list {

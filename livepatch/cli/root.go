@@ -17,17 +17,6 @@ import (
 	"ulp/livepatch/report"
 )
 
-// Exit statuses of ulp, the names this package uses for the values that
-// package report defines (the contract ulpfleet reads). They are listed
-// under EXIT STATUS in `ulp --help` and in docs/cli.md; ExitCode is the only
-// place that maps errors to them.
-const (
-	ExitOK           = report.ExitOK
-	ExitFailure      = report.ExitFailure
-	ExitUsage        = report.ExitUsage
-	ExitInconsistent = report.ExitInconsistent
-)
-
 // Version is ulp's version, set at link time by the Makefile
 // (-X ulp/livepatch/cli.Version=$(VERSION)); "unknown" in a plain go build.
 var Version = "unknown"
@@ -46,7 +35,7 @@ func versionLine() string {
 type ExitError = exitstatus.Error
 
 // usageError marks err as bad usage or invalid input (exit status 2).
-func usageError(err error) error { return &ExitError{Code: ExitUsage, Err: err} }
+func usageError(err error) error { return &ExitError{Code: report.ExitUsage, Err: err} }
 
 // globalOptions are the flags shared by every command.
 type globalOptions struct {
@@ -129,9 +118,9 @@ func newRoot(g *globalOptions) *cobra.Command {
 func NewRoot() *cobra.Command { return newRoot(&globalOptions{}) }
 
 // ExitCode prints err (once) on w and returns the exit status for it: the
-// Code of an *ExitError, else ExitFailure.
+// Code of an *ExitError, else report.ExitFailure.
 func ExitCode(w io.Writer, err error) int {
-	return exitstatus.Print(escape.LineWriter{W: w}, "ulp", err, func(error) int { return ExitFailure })
+	return exitstatus.Print(escape.LineWriter{W: w}, "ulp", err, func(error) int { return report.ExitFailure })
 }
 
 // Run executes the ulp command tree with args and returns the exit status.

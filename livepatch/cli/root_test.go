@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"ulp/livepatch/report"
 )
 
 // TestRun_ExitStatus: what cobra refuses before any command runs (an
@@ -15,12 +17,12 @@ func TestRun_ExitStatus(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"--help"}, ExitOK, ""},
-		{[]string{"nosuch"}, ExitUsage, `ulp: unknown command "nosuch"`},
-		{[]string{"dump", "--nosuch"}, ExitUsage, "unknown flag: --nosuch"},
-		{[]string{"dump"}, ExitUsage, "accepts 1 arg(s), received 0"},
-		{[]string{"-q", "-v", "dump", "x"}, ExitUsage, "mutually exclusive"},
-		{[]string{"dump", "/nonexistent/x.so"}, ExitUsage, "/nonexistent/x.so"},
+		{[]string{"--help"}, report.ExitOK, ""},
+		{[]string{"nosuch"}, report.ExitUsage, `ulp: unknown command "nosuch"`},
+		{[]string{"dump", "--nosuch"}, report.ExitUsage, "unknown flag: --nosuch"},
+		{[]string{"dump"}, report.ExitUsage, "accepts 1 arg(s), received 0"},
+		{[]string{"-q", "-v", "dump", "x"}, report.ExitUsage, "mutually exclusive"},
+		{[]string{"dump", "/nonexistent/x.so"}, report.ExitUsage, "/nonexistent/x.so"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -39,7 +41,7 @@ func TestVersion(t *testing.T) {
 	var lines []string
 	for _, args := range [][]string{{"--version"}, {"-V"}, {"version"}} {
 		var stdout, stderr bytes.Buffer
-		if code := run(t.Context(), args, &stdout, &stderr); code != ExitOK || stderr.Len() != 0 {
+		if code := run(t.Context(), args, &stdout, &stderr); code != report.ExitOK || stderr.Len() != 0 {
 			t.Fatalf("%v: exit %d, stderr %q", args, code, stderr.String())
 		}
 		lines = append(lines, stdout.String())

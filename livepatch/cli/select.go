@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 
+	"ulp/livepatch/report"
 	"ulp/livepatch/target"
 )
 
@@ -76,5 +77,5 @@ func (s *selectFlags) noMatch() error {
 	if s.isPID() || s.process == "" {
 		return nil
 	}
-	return &ExitError{Code: ExitFailure, Err: fmt.Errorf("no process with %s matches -p %q", target.RuntimeName, s.process)}
+	return &ExitError{Code: report.ExitFailure, Err: fmt.Errorf("no process with %s matches -p %q", target.RuntimeName, s.process)}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ulp/internal/testenv"
+	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
 )
 
@@ -37,16 +38,16 @@ func TestSelect_NothingSelected(t *testing.T) {
 		code   int
 		stderr string
 	}{
-		{[]string{"trigger", "-p", dead, lp}, ExitUsage, noPID},
-		{[]string{"trigger", "-p", glob, lp}, ExitFailure, noMatch},
-		{[]string{"patches", "-p", dead}, ExitUsage, noPID},
-		{[]string{"patches", "-p", glob}, ExitFailure, noMatch},
-		{[]string{"patches", "--json", "-p", glob}, ExitFailure, noMatch},
-		{[]string{"messages", "-p", dead}, ExitUsage, noPID},
-		{[]string{"messages", "-p", glob}, ExitFailure, noMatch},
-		{[]string{"set_patchable", "-p", dead, "disable"}, ExitUsage, noPID},
-		{[]string{"set_patchable", "-p", glob, "disable"}, ExitFailure, noMatch},
-		{[]string{"check", "-p", dead, lp}, ExitUsage, "ulp: no such process"},
+		{[]string{"trigger", "-p", dead, lp}, report.ExitUsage, noPID},
+		{[]string{"trigger", "-p", glob, lp}, report.ExitFailure, noMatch},
+		{[]string{"patches", "-p", dead}, report.ExitUsage, noPID},
+		{[]string{"patches", "-p", glob}, report.ExitFailure, noMatch},
+		{[]string{"patches", "--json", "-p", glob}, report.ExitFailure, noMatch},
+		{[]string{"messages", "-p", dead}, report.ExitUsage, noPID},
+		{[]string{"messages", "-p", glob}, report.ExitFailure, noMatch},
+		{[]string{"set_patchable", "-p", dead, "disable"}, report.ExitUsage, noPID},
+		{[]string{"set_patchable", "-p", glob, "disable"}, report.ExitFailure, noMatch},
+		{[]string{"check", "-p", dead, lp}, report.ExitUsage, "ulp: no such process"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args[:3], " "), func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/internal/escape"
+	"ulp/livepatch/report"
 	"ulp/livepatch/trigger"
 )
 
@@ -81,7 +82,7 @@ func runSetPatchable(ctx context.Context, g *globalOptions, sel selectFlags, ena
 		}
 	}
 	if len(errs) > 0 {
-		return &ExitError{Code: ExitFailure, Err: errors.Join(errs...)}
+		return &ExitError{Code: report.ExitFailure, Err: errors.Join(errs...)}
 	}
 	return nil
 }

@@ -16,6 +16,7 @@ import (
 
 	"ulp/internal/testenv"
 	"ulp/livepatch/packer/packertest"
+	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
 	"ulp/livepatch/trigger/triggertest"
 )
@@ -46,7 +47,7 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 	if fi, err := os.Stat(key + ".key"); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("private key file: %v %v", fi.Mode(), err)
 	}
-	if _, stderr, code := runBuildCommand(t, "keygen", key); code != ExitUsage || !strings.Contains(stderr, "already exists") {
+	if _, stderr, code := runBuildCommand(t, "keygen", key); code != report.ExitUsage || !strings.Contains(stderr, "already exists") {
 		t.Errorf("keygen over existing files: %d %q", code, stderr)
 	}
 	other := filepath.Join(dir, "other")
@@ -55,7 +56,7 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 	}
 
 	// Before signing: verify says "not signed", exit 1.
-	if _, stderr, code := runBuildCommand(t, "verify", "--pub", key+".pub", so); code != ExitFailure || !strings.Contains(stderr, "container is not signed") {
+	if _, stderr, code := runBuildCommand(t, "verify", "--pub", key+".pub", so); code != report.ExitFailure || !strings.Contains(stderr, "container is not signed") {
 		t.Errorf("verify unsigned: %d %q", code, stderr)
 	}
 	out, stderr, code := runBuildCommand(t, "sign", "--key", key+".key", so)
@@ -75,7 +76,7 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 	if out, _, code := runBuildCommand(t, "verify", "--trusted", trusted, so); code != 0 || !strings.Contains(out, "good signature by vendor.pub") {
 		t.Errorf("verify --trusted: %d %q", code, out)
 	}
-	if _, stderr, code := runBuildCommand(t, "verify", "--pub", other+".pub", so); code != ExitFailure || !strings.Contains(stderr, "untrusted key") {
+	if _, stderr, code := runBuildCommand(t, "verify", "--pub", other+".pub", so); code != report.ExitFailure || !strings.Contains(stderr, "untrusted key") {
 		t.Errorf("verify with the wrong key: %d %q", code, stderr)
 	}
 	// The container still dumps, and -o leaves the input alone.
@@ -99,7 +100,7 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 	b[0x1000] ^= 0xff
 	tampered := filepath.Join(dir, "tampered.so")
 	os.WriteFile(tampered, b, 0o644)
-	if _, stderr, code := runBuildCommand(t, "verify", "--pub", key+".pub", tampered); code != ExitFailure || !strings.Contains(stderr, "signature does not match") {
+	if _, stderr, code := runBuildCommand(t, "verify", "--pub", key+".pub", tampered); code != report.ExitFailure || !strings.Contains(stderr, "signature does not match") {
 		t.Errorf("verify tampered: %d %q", code, stderr)
 	}
 
@@ -117,7 +118,7 @@ func TestSignCommands_EndToEnd(t *testing.T) {
 		{"verify missing folder", []string{"verify", "--trusted", filepath.Join(dir, "nope"), so}, "no such file"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, stderr, code := runBuildCommand(t, tt.args...); code != ExitUsage || !strings.Contains(stderr, tt.want) {
+			if _, stderr, code := runBuildCommand(t, tt.args...); code != report.ExitUsage || !strings.Contains(stderr, tt.want) {
 				t.Errorf("%v: %d %q, want exit 2 and %q", tt.args, code, stderr, tt.want)
 			}
 		})
@@ -201,7 +202,7 @@ func TestDiskFull_PackAndSign(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, stderr, code := runBuildCommand(t, tt.args...)
-			if code != ExitFailure || !strings.Contains(stderr, "no space left on device") {
+			if code != report.ExitFailure || !strings.Contains(stderr, "no space left on device") {
 				t.Errorf("%s on a full disk: exit %d, stderr %q; want 1 and ENOSPC", tt.name, code, stderr)
 			}
 			if b, err := os.ReadFile(filepath.Join(mnt, "fix.so")); err != nil || !bytes.Equal(b, orig) {
@@ -233,7 +234,7 @@ func TestTriggerCommand_TrustPolicy(t *testing.T) {
 	os.WriteFile(filepath.Join(trusted, "vendor.pub"), pub, 0o644)
 
 	stdout, stderr, code := inspectRun(t, "trigger", "--trusted", trusted, "-p", pid, fx.LP["lp200"])
-	if code != ExitFailure || !strings.HasPrefix(stdout, "ERROR refused by trust policy "+trusted+": ") || !strings.Contains(stdout, "container is not signed") {
+	if code != report.ExitFailure || !strings.HasPrefix(stdout, "ERROR refused by trust policy "+trusted+": ") || !strings.Contains(stdout, "container is not signed") {
 		t.Errorf("unsigned: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if triggertest.Mapped(t, p.PID, fx.LP["lp200"]) {
@@ -241,7 +242,7 @@ func TestTriggerCommand_TrustPolicy(t *testing.T) {
 	}
 	p.Expect(t, map[string]string{"value": "100"})
 
-	if _, stderr, code := inspectRun(t, "trigger", "--trusted", filepath.Join(dir, "missing"), "-p", pid, fx.LP["lp200"]); code != ExitUsage || !strings.Contains(stderr, "no such file") {
+	if _, stderr, code := inspectRun(t, "trigger", "--trusted", filepath.Join(dir, "missing"), "-p", pid, fx.LP["lp200"]); code != report.ExitUsage || !strings.Contains(stderr, "no such file") {
 		t.Errorf("missing policy folder: exit %d, stderr %q", code, stderr)
 	}
 
@@ -340,7 +341,7 @@ func TestUlpBinary_SignAndTrustPolicy(t *testing.T) {
 	lp := fx.LP["lp200"]
 	pid := strconv.Itoa(p.PID)
 
-	if out, code := run("trigger", "--trusted", trusted, "-p", pid, lp); code != ExitFailure || !strings.Contains(out, "ERROR refused by trust policy") {
+	if out, code := run("trigger", "--trusted", trusted, "-p", pid, lp); code != report.ExitFailure || !strings.Contains(out, "ERROR refused by trust policy") {
 		t.Errorf("unsigned: %d %q", code, out)
 	}
 	if triggertest.Mapped(t, p.PID, lp) {

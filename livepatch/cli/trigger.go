@@ -326,11 +326,11 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 	case len(reps) == 0:
 		return opts.sel.noMatch()
 	case sum.Inconsistent > 0:
-		return &ExitError{Code: ExitInconsistent, Err: fmt.Errorf(
+		return &ExitError{Code: report.ExitInconsistent, Err: fmt.Errorf(
 			"%d process(es) may run a mix of old and new code: see their ERROR lines, check with `ulp patches`, and restart them if in doubt",
 			sum.Inconsistent)}
 	case sum.Failed > 0:
-		return &ExitError{Code: ExitFailure}
+		return &ExitError{Code: report.ExitFailure}
 	}
 	return nil
 }

@@ -103,23 +103,23 @@ func TestRegularUser(t *testing.T) {
 	// Its own process.
 	if yama == "" || yama == "0" {
 		out, errOut, code := u.run(t, "trigger", "-p", ownPID, lp)
-		if code != ExitOK || out != "SUCCESS\n" {
+		if code != report.ExitOK || out != "SUCCESS\n" {
 			t.Fatalf("trigger own process: exit %d, %q %q", code, out, errOut)
 		}
 		own.Expect(t, map[string]string{"value": "200"})
 	} else {
 		// Yama 1 lets a user trace only its descendants: root applies.
-		if out, errOut, code := (*testUser)(nil).run(t, "trigger", "-p", ownPID, lp); code != ExitOK {
+		if out, errOut, code := (*testUser)(nil).run(t, "trigger", "-p", ownPID, lp); code != report.ExitOK {
 			t.Fatalf("trigger as root: exit %d, %q %q", code, out, errOut)
 		}
 	}
-	if out, errOut, code := u.run(t, "check", "-p", ownPID, lp); code != ExitOK || out != fmt.Sprintf("PID %d (app): %s applied\n", own.PID, lp) {
+	if out, errOut, code := u.run(t, "check", "-p", ownPID, lp); code != report.ExitOK || out != fmt.Sprintf("PID %d (app): %s applied\n", own.PID, lp) {
 		t.Errorf("check own process: exit %d, %q %q", code, out, errOut)
 	}
-	if out, errOut, code := u.run(t, "patches", "-p", ownPID); code != ExitOK || !strings.Contains(out, "      livepatch: lp200.so loaded on ") {
+	if out, errOut, code := u.run(t, "patches", "-p", ownPID); code != report.ExitOK || !strings.Contains(out, "      livepatch: lp200.so loaded on ") {
 		t.Errorf("patches own process: exit %d, %q %q", code, out, errOut)
 	}
-	if out, errOut, code := u.run(t, "messages", "-p", ownPID); code != ExitOK || !strings.Contains(out, "libpulp loaded") {
+	if out, errOut, code := u.run(t, "messages", "-p", ownPID); code != report.ExitOK || !strings.Contains(out, "libpulp loaded") {
 		t.Errorf("messages own process: exit %d, %q %q", code, out, errOut)
 	}
 
@@ -130,10 +130,10 @@ func TestRegularUser(t *testing.T) {
 		code           int
 		stdout, stderr string // prefixes
 	}{
-		{[]string{"trigger", "-p", otherPID, lp}, ExitFailure, fmt.Sprintf("ERROR no permission to inspect process %d: %s", other.PID, denied[len("cannot read process: "):]), ""},
-		{[]string{"patches", "-p", otherPID}, ExitFailure, fmt.Sprintf("PID: %d, name: app\n  error: %s", other.PID, denied), ""},
-		{[]string{"messages", "-p", otherPID}, ExitFailure, "", "ulp: " + denied},
-		{[]string{"check", "-p", otherPID, lp}, ExitUsage, "", "ulp: " + denied},
+		{[]string{"trigger", "-p", otherPID, lp}, report.ExitFailure, fmt.Sprintf("ERROR no permission to inspect process %d: %s", other.PID, denied[len("cannot read process: "):]), ""},
+		{[]string{"patches", "-p", otherPID}, report.ExitFailure, fmt.Sprintf("PID: %d, name: app\n  error: %s", other.PID, denied), ""},
+		{[]string{"messages", "-p", otherPID}, report.ExitFailure, "", "ulp: " + denied},
+		{[]string{"check", "-p", otherPID, lp}, report.ExitUsage, "", "ulp: " + denied},
 	}
 	for _, tt := range tests {
 		out, errOut, code := u.run(t, tt.args...)
@@ -150,33 +150,33 @@ func TestRegularUser(t *testing.T) {
 	// A glob, or every process, is a whole-host selection: root's process
 	// is left out, not an error, and only counted apart in --json.
 	out, errOut, code := u.run(t, "patches", "-p", "app")
-	if code != ExitOK || strings.Contains(out, "PID: "+otherPID+",") || errOut != "" ||
+	if code != report.ExitOK || strings.Contains(out, "PID: "+otherPID+",") || errOut != "" ||
 		!strings.HasPrefix(out, fmt.Sprintf("PID: %d, name: app\n  Livepatchable libraries:\n", own.PID)) {
 		t.Errorf("patches -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
-	if out, errOut, code := u.run(t, "patches"); code != ExitOK || strings.Contains(out, "error:") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+	if out, errOut, code := u.run(t, "patches"); code != report.ExitOK || strings.Contains(out, "error:") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
 		t.Errorf("patches as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
-	if out, errOut, code := u.run(t, "messages", "-p", "app"); code != ExitOK || strings.Contains(out, otherPID+" (app):") || !strings.Contains(out, "libpulp loaded") {
+	if out, errOut, code := u.run(t, "messages", "-p", "app"); code != report.ExitOK || strings.Contains(out, otherPID+" (app):") || !strings.Contains(out, "libpulp loaded") {
 		t.Errorf("messages -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
 	if yama == "" || yama == "0" {
 		out, errOut, code = u.run(t, "trigger", "--json", "-p", "app", "--revert", lp)
 		recs, sum := decodeTrigger(t, out)
-		if code != ExitOK || len(recs) != 1 || recs[0].PID != own.PID || recs[0].Result != report.Success ||
+		if code != report.ExitOK || len(recs) != 1 || recs[0].PID != own.PID || recs[0].Result != report.Success ||
 			sum.Candidates != 1 || sum.Inaccessible < 1 || sum.Failed != 0 {
 			t.Errorf("trigger --json -p app --revert as %s: exit %d\n%s%s", u.name, code, out, errOut)
 		}
 		own.Expect(t, map[string]string{"value": "100"})
-		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "disable"); code != ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
+		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "disable"); code != report.ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
 			t.Errorf("set_patchable -p app disable as %s: exit %d\n%s%s", u.name, code, out, errOut)
 		}
-		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "enable"); code != ExitOK || out != fmt.Sprintf("PID %d (app): patching enabled\n", own.PID) {
+		if out, errOut, code := u.run(t, "set_patchable", "-p", "app", "enable"); code != report.ExitOK || out != fmt.Sprintf("PID %d (app): patching enabled\n", own.PID) {
 			t.Errorf("set_patchable -p app enable as %s: exit %d\n%s%s", u.name, code, out, errOut)
 		}
 	}
 	// -u narrows to one user: root's processes are all out of reach.
-	if out, errOut, code := u.run(t, "patches", "-u", "root", "-p", "app"); code != ExitFailure || out != "" ||
+	if out, errOut, code := u.run(t, "patches", "-u", "root", "-p", "app"); code != report.ExitFailure || out != "" ||
 		errOut != "ulp: no process with libpulp.so.0 matches -p \"app\"\n" {
 		t.Errorf("patches -u root -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
@@ -192,22 +192,22 @@ func TestRegularUser(t *testing.T) {
 		return u.run(t, append([]string{"sudo"}, args...)...)
 	}
 	out, errOut, code = sudo("patches", "-p", "app")
-	if code != ExitOK || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", other.PID)) || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+	if code != report.ExitOK || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", other.PID)) || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
 		t.Errorf("sudo ulp patches -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
 	out, errOut, code = sudo("patches", "-u", u.name, "-p", "app")
-	if code != ExitOK || strings.Contains(out, "PID: "+otherPID+",") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+	if code != report.ExitOK || strings.Contains(out, "PID: "+otherPID+",") || !strings.Contains(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
 		t.Errorf("sudo ulp patches -u %s -p app: exit %d\n%s%s", u.name, code, out, errOut)
 	}
 	out, errOut, code = sudo("trigger", "-u", "root", "-p", "app", lp)
-	if code != ExitOK || out != "SUCCESS\n" && !strings.Contains(out, fmt.Sprintf("PID %d (app): SUCCESS\n", other.PID)) || strings.Contains(out, "PID "+ownPID+" (") {
+	if code != report.ExitOK || out != "SUCCESS\n" && !strings.Contains(out, fmt.Sprintf("PID %d (app): SUCCESS\n", other.PID)) || strings.Contains(out, "PID "+ownPID+" (") {
 		t.Errorf("sudo ulp trigger -u root -p app as %s: exit %d\n%s%s", u.name, code, out, errOut)
 	}
 	other.Expect(t, map[string]string{"value": "200"})
 	own.Expect(t, map[string]string{"value": "100"})
 	// set_patchable -u: only that user's processes change.
 	out, errOut, code = sudo("set_patchable", "-u", u.name, "-p", "app", "disable")
-	if code != ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
+	if code != report.ExitOK || out != fmt.Sprintf("PID %d (app): patching disabled\n", own.PID) {
 		t.Errorf("sudo ulp set_patchable -u %s -p app disable: exit %d\n%s%s", u.name, code, out, errOut)
 	}
 	if out, _, _ := sudo("trigger", "-p", ownPID, lp); !strings.HasPrefix(out, "SKIPPED blocked by user") {
@@ -216,19 +216,19 @@ func TestRegularUser(t *testing.T) {
 	if out, _, _ := sudo("patches", "-p", otherPID); strings.Contains(out, "Livepatching status:") {
 		t.Errorf("set_patchable -u %s changed root's process:\n%s", u.name, out)
 	}
-	if _, errOut, code := sudo("set_patchable", "-u", u.name, "-p", "app", "enable"); code != ExitOK {
+	if _, errOut, code := sudo("set_patchable", "-u", u.name, "-p", "app", "enable"); code != report.ExitOK {
 		t.Errorf("set_patchable -u enable: exit %d %s", code, errOut)
 	}
-	if _, errOut, code := sudo("trigger", "-u", "root", "-p", "app", "--revert", lp); code != ExitOK {
+	if _, errOut, code := sudo("trigger", "-u", "root", "-p", "app", "--revert", lp); code != report.ExitOK {
 		t.Errorf("sudo ulp trigger --revert: exit %d %s", code, errOut)
 	}
 	other.Expect(t, map[string]string{"value": "100"})
 
 	// Root reaches the user's process.
-	if out, errOut, code := (*testUser)(nil).run(t, "patches", "-p", ownPID); code != ExitOK || !strings.HasPrefix(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
+	if out, errOut, code := (*testUser)(nil).run(t, "patches", "-p", ownPID); code != report.ExitOK || !strings.HasPrefix(out, fmt.Sprintf("PID: %d, name: app\n", own.PID)) {
 		t.Errorf("patches as root: exit %d, %q %q", code, out, errOut)
 	}
-	if out, errOut, code := (*testUser)(nil).run(t, "trigger", "-p", ownPID, fx.LP["lp300"]); code != ExitOK || out != "SUCCESS\n" {
+	if out, errOut, code := (*testUser)(nil).run(t, "trigger", "-p", ownPID, fx.LP["lp300"]); code != report.ExitOK || out != "SUCCESS\n" {
 		t.Errorf("trigger as root on the user's process: exit %d, %q %q", code, out, errOut)
 	}
 	own.Expect(t, map[string]string{"value": "300"})

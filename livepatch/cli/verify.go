@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/report"
 	"ulp/livepatch/sign"
 )
 
@@ -75,7 +76,7 @@ func runVerify(g *globalOptions, opts verifyOptions, path string, stdout io.Writ
 	defer f.Close()
 	by, err := p.Verify(f, fi.Size())
 	if err != nil {
-		return &ExitError{Code: ExitFailure, Err: fmt.Errorf("%s: %w", path, err)}
+		return &ExitError{Code: report.ExitFailure, Err: fmt.Errorf("%s: %w", path, err)}
 	}
 	if !g.quiet {
 		fmt.Fprintf(stdout, "%s: good signature by %s\n", path, by)

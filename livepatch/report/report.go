@@ -35,7 +35,9 @@ const (
 func (a Action) Loads() bool { return a == Apply || a == Replace }
 
 // Exit statuses of `ulp`. They are listed under EXIT STATUS in `ulp --help`
-// and in docs/cli.md; ulpfleet reads them from the agent it runs.
+// and in docs/cli.md; livepatch/cli uses these names, its ExitCode is the
+// only place that maps errors to them, and ulpfleet reads them from the
+// agent it runs.
 const (
 	ExitOK           = 0 // success; for trigger: no process reported ERROR
 	ExitFailure      = 1 // at least one ERROR; for check: not applied; for livepatchable: no
