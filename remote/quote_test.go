@@ -78,7 +78,7 @@ func FuzzPidFilter(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte, chunk uint8) {
 		var out bytes.Buffer
 		const mk = "ulp-pid-0123456789abcdef:"
-		pf := &pidFilter{w: &out, marker: mk}
+		pf := newPIDFilter(&out, mk)
 		n := int(chunk) + 1
 		for i := 0; i < len(in); i += n {
 			pf.Write(in[i:min(i+n, len(in))])

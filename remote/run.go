@@ -39,8 +39,9 @@ type Result struct {
 // [ErrConnLost]; a command ending without exit status returns
 // [ErrExitMissing]. When ctx ends first, the remote command and its process
 // group are sent SIGTERM (through a signal request and through kill(1) in a
-// second session, since OpenSSH ignores signal requests in root sessions),
-// the session is closed, and the error wraps ctx.Err().
+// second session, since OpenSSH ignores signal requests in root sessions;
+// a command cancelled as it starts is given up to 5 s for its PID line to
+// arrive), the session is closed, and the error wraps ctx.Err().
 func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Result, error) {
 	if len(argv) == 0 {
 		return Result{}, errors.New("remote: run: empty argv")
@@ -59,7 +60,7 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	}()
 	stdout := &capWriter{max: c.cfg.MaxOutput}
 	stderr := &capWriter{max: c.cfg.MaxOutput}
-	pf := &pidFilter{w: stdout, marker: pidMarker()}
+	pf := newPIDFilter(stdout, pidMarker())
 	s.Stdout, s.Stderr = pf, stderr
 	// stdin is copied by our own goroutine, not x/crypto's: a command that
 	// exits without reading its stdin makes the copy fail, and that is no
@@ -88,12 +89,22 @@ func (c *Client) Run(ctx context.Context, argv []string, stdin io.Reader) (Resul
 	select {
 	case err = <-waited:
 	case <-ctx.Done():
+		cancelled := fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, ctx.Err())
+		// The PID line may still be on its way (the command started
+		// moments ago): without the PID only the signal request is sent,
+		// which OpenSSH ignores in root sessions.
+		select {
+		case <-pf.known:
+		case <-waited:
+			return Result{ExitCode: -1}, cancelled
+		case <-time.After(cancelGrace):
+		}
 		c.cancelRemote(s, pf.pid.Load())
 		select {
 		case <-waited:
 		case <-time.After(cancelGrace):
 		}
-		return Result{ExitCode: -1}, fmt.Errorf("remote: run %s on %s: %w", argv[0], c.addr, ctx.Err())
+		return Result{ExitCode: -1}, cancelled
 	}
 	pf.flush()
 	res := Result{Stdout: stdout.buf, Stderr: stderr.buf, Truncated: stdout.cut || stderr.cut}
@@ -161,6 +172,11 @@ type pidFilter struct {
 	scan   int    // buf[:scan] holds only complete lines without the marker
 	done   bool
 	pid    atomic.Int64
+	known  chan struct{} // closed once done: pid is set, or will never be
+}
+
+func newPIDFilter(w io.Writer, marker string) *pidFilter {
+	return &pidFilter{w: w, marker: marker, known: make(chan struct{})}
 }
 
 func (f *pidFilter) Write(p []byte) (int, error) {
@@ -181,6 +197,7 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 			}
 			rest := f.buf[f.scan:]
 			f.done, f.buf = true, nil
+			close(f.known)
 			if len(rest) > 0 {
 				f.w.Write(rest)
 			}
@@ -196,6 +213,7 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 func (f *pidFilter) flush() {
 	if !f.done {
 		f.done = true
+		close(f.known)
 		f.w.Write(f.buf)
 		f.buf = nil
 	}
