@@ -1,6 +1,7 @@
 package trigger
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -43,10 +44,15 @@ func TestCheckStack(t *testing.T) {
 		t.Helper()
 		return Run(t.Context(), p.PID, req, Options{Retries: 100, Timeout: timeout, CheckStack: true})
 	}
-	if got := p.Ask(t, "hold 3"); got != "ok" {
+	// A hold thread sleeps holdSecs: longer than a refused trigger
+	// (refuseAfter) can take, even on a loaded machine, so that it is
+	// still inside sleep when the trigger gives up.
+	const holdSecs, refuseAfter, waitFor = 8, 2 * time.Second, 60 * time.Second
+	hold := fmt.Sprintf("hold %d", holdSecs)
+	if got := p.Ask(t, hold); got != "ok" {
 		t.Fatalf("hold: %q", got)
 	}
-	rep := run(apply(lp), 500*time.Millisecond)
+	rep := run(apply(lp), refuseAfter)
 	if rep.Result != report.Error || !strings.Contains(rep.Reason, "--check-stack: thread ") ||
 		!strings.Contains(rep.Reason, "holds a return address") || !strings.Contains(rep.Reason, "inside sleep") {
 		t.Fatalf("apply while a thread sleeps: %s %q", rep.Result, rep.Reason)
@@ -54,7 +60,7 @@ func TestCheckStack(t *testing.T) {
 	if got := p.Ask(t, "call"); got != "0" {
 		t.Fatalf("sleep(0) after the refused apply = %s", got)
 	}
-	rep = run(apply(lp), 20*time.Second)
+	rep = run(apply(lp), waitFor)
 	if rep.Result != report.Success {
 		t.Fatalf("apply after the wait: %s %q", rep.Result, rep.Reason)
 	}
@@ -66,22 +72,23 @@ func TestCheckStack(t *testing.T) {
 	}
 
 	// A thread sleeping inside the replacement holds the revert.
-	if got := p.Ask(t, "hold 3"); got != "ok" {
+	if got := p.Ask(t, hold); got != "ok" {
 		t.Fatalf("hold: %q", got)
 	}
-	rep = run(revert(lp), 500*time.Millisecond)
+	rep = run(revert(lp), refuseAfter)
 	if rep.Result != report.Error || !strings.Contains(rep.Reason, "inside sleep_lp") {
 		t.Fatalf("revert while a thread sleeps in the replacement: %s %q", rep.Result, rep.Reason)
 	}
-	if rep = run(revert(lp), 20*time.Second); rep.Result != report.Success {
+	if rep = run(revert(lp), waitFor); rep.Result != report.Success {
 		t.Fatalf("revert after the wait: %s %q", rep.Result, rep.Reason)
 	}
 	if got := p.Ask(t, "done"); got != "2" {
 		t.Errorf("the revert succeeded with %s hold threads returned, want 2", got)
 	}
 
-	// Without CheckStack nothing waits.
-	if got := p.Ask(t, "hold 3"); got != "ok" {
+	// Without CheckStack nothing waits: the thread sleeps for longer than
+	// the test runs.
+	if got := p.Ask(t, "hold 3600"); got != "ok" {
 		t.Fatalf("hold: %q", got)
 	}
 	mustTrig(t, p.PID, apply(lp), report.Success)

@@ -221,7 +221,7 @@ func TestDistroLibraries_SignalFrameInsideEntry(t *testing.T) {
 	p.Ask(t, "release")
 	mustTrig(t, p.PID, apply(d.libc), report.Success)
 	before := p.Ask(t, "count")
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for p.Ask(t, "count") == before {
 		if time.Now().After(deadline) {
 			t.Fatal("the worker stopped calling labs")

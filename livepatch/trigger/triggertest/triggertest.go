@@ -146,6 +146,10 @@ func (fx *Fixture) Spin(t testing.TB) string {
 	return out
 }
 
+// answerTimeout bounds the wait for one line of a Proc: generous, for a
+// machine under load (a line comes as soon as the program has answered).
+const answerTimeout = 60 * time.Second
+
 // Proc is a running test program.
 type Proc struct {
 	Cmd *exec.Cmd
@@ -192,7 +196,7 @@ func StartPlain(t testing.TB, env []string, bin string, args ...string) *Proc {
 	return p
 }
 
-// Line reads one line of output, failing t after 20 s.
+// Line reads one line of output, failing t after answerTimeout.
 func (p *Proc) Line(t testing.TB) string {
 	t.Helper()
 	type res struct {
@@ -210,8 +214,8 @@ func (p *Proc) Line(t testing.TB) string {
 			t.Fatalf("pid %d: read: %v", p.PID, r.err)
 		}
 		return r.s
-	case <-time.After(20 * time.Second):
-		t.Fatalf("pid %d: no answer in 20s", p.PID)
+	case <-time.After(answerTimeout):
+		t.Fatalf("pid %d: no answer in %v", p.PID, answerTimeout)
 	}
 	return ""
 }
