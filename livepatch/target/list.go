@@ -71,10 +71,6 @@ func check(pid int) (Found, bool) {
 		f.Err = err
 		return f, true
 	}
-	for _, m := range maps {
-		if m.Offset == 0 && isRuntime(pid, m) {
-			return f, true
-		}
-	}
-	return f, false
+	_, ok := runtimeMapping(pid, maps)
+	return f, ok
 }

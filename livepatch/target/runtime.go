@@ -24,15 +24,25 @@ const suseSymbol = "__ulp_metadata_buffer"
 // name with a freed inode number (test folders) from hitting a stale entry.
 var exported sync.Map // "dev inode symbol path" → bool
 
-// isRuntime reports whether m, the mapping of file offset 0 of an object of
-// process pid, is the runtime: a file named libpulp.so.0, or any file that
-// exports the runtime's block (abi.Symbol), whatever its name (an install
-// that maps libpulp.so.0.0.0 through a libpulp.so.0 link).
-func isRuntime(pid int, m procfs.Mapping) bool {
-	if base := m.Base(); base == RuntimeName || base == RuntimeName+deletedSuffix {
-		return true
+// runtimeMapping returns the mapping of file offset 0 of the runtime in
+// maps, the memory map of process pid: a file named libpulp.so.0, else any
+// file that exports the runtime's block (abi.Symbol), whatever its name (an
+// install that maps libpulp.so.0.0.0 through a libpulp.so.0 link). The
+// names are looked at first: opening and reading the files mapped before
+// the runtime, to find none of them exports the block, costs most of what
+// looking at a process costs.
+func runtimeMapping(pid int, maps []procfs.Mapping) (procfs.Mapping, bool) {
+	for _, m := range maps {
+		if base := m.Base(); m.Offset == 0 && (base == RuntimeName || base == RuntimeName+deletedSuffix) {
+			return m, true
+		}
 	}
-	return exports(pid, m, abi.Symbol)
+	for _, m := range maps {
+		if m.Offset == 0 && exports(pid, m, abi.Symbol) {
+			return m, true
+		}
+	}
+	return procfs.Mapping{}, false
 }
 
 // exports reports whether the file of mapping m of process pid exports the

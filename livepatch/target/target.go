@@ -60,7 +60,7 @@ type Process struct {
 	Comm    string
 	Exe     string   // path of the executable
 	Objects []Object // in address order
-	Runtime *Object  // the runtime (see isRuntime), one of Objects
+	Runtime *Object  // the runtime (see runtimeMapping), one of Objects
 	ABI     uint64   // address of the runtime's ulp_abi block
 	maps    []procfs.Mapping
 }
@@ -165,17 +165,11 @@ func Inspect(pid int) (*Process, error) {
 	if p.Objects, err = objects(pid, maps, p.Exe); err != nil {
 		return nil, err
 	}
-	for _, m := range maps {
-		if m.Offset != 0 || !isRuntime(pid, m) {
-			continue
-		}
+	if m, ok := runtimeMapping(pid, maps); ok {
 		for i := range p.Objects {
 			if p.Objects[i].Start == m.Start {
 				p.Runtime = &p.Objects[i]
 			}
-		}
-		if p.Runtime != nil {
-			break
 		}
 	}
 	return p, nil

@@ -515,7 +515,7 @@ func TestRuntimeAnyName(t *testing.T) {
 func TestSUSERuntime(t *testing.T) {
 	testenv.Require(t, testenv.Libpulp)
 	rt := filepath.Join(testenv.LibpulpDir(), "lib", "libpulp.so.0.0.0") // lib/libpulp.so.0 is a copied symlink: 16 bytes of text
-	rt, err := filepath.EvalSymlinks(rt) // the maps name the file by its real path
+	rt, err := filepath.EvalSymlinks(rt)                                 // the maps name the file by its real path
 	if err != nil {
 		t.Fatal(err)
 	}
