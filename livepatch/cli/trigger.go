@@ -275,7 +275,10 @@ func runTrigger(ctx context.Context, g *globalOptions, opts triggerOptions, args
 		return err
 	}
 	defer s.Close()
-	if opts.jobs == 0 {
+	switch {
+	case opts.sel.isPID():
+		opts.jobs = 1 // one process: no idle workers to start and end
+	case opts.jobs == 0:
 		opts.jobs = 2 * runtime.NumCPU()
 	}
 	if opts.activeDir == "" {
