@@ -182,8 +182,8 @@ func (p *Process) seizeOne(tid int) error {
 	if _, ok := p.threads[tid]; ok {
 		return nil
 	}
-	skip, err := p.seizeTask(tid)
-	if err != nil || skip {
+	how, err := p.seizeTask(tid)
+	if err != nil || how == seizeExited {
 		return err
 	}
 	p.threads[tid] = &thread{tid: tid, wantStop: p.stopAll}
@@ -211,7 +211,13 @@ func (p *Process) SeizeAll(ctx context.Context) error {
 	return p.run(func() error { return p.seizeAll(ctx) })
 }
 
-// seizeAll seizes every task until a scan finds nothing new.
+// seizeAll seizes every task until a scan finds no task that was not
+// traced already. A task traced already is one seized by an earlier round
+// or one a traced thread created (PTRACE_O_TRACECLONE attached it at
+// birth, and its clone event may not have been drained yet): a scan that
+// needs no explicit seize shows that every task alive at the scan is
+// traced, so every task created after it is too. Counting auto-attached
+// tasks as new would never settle while threads keep creating threads.
 func (p *Process) seizeAll(ctx context.Context) error {
 	if p.all {
 		return nil
@@ -235,15 +241,17 @@ func (p *Process) seizeAll(ctx context.Context) error {
 			if _, ok := p.threads[tid]; ok {
 				continue
 			}
-			skip, err := p.seizeTask(tid)
+			how, err := p.seizeTask(tid)
 			if err != nil {
 				return err
 			}
-			if skip {
+			if how == seizeExited {
 				continue
 			}
 			p.threads[tid] = &thread{tid: tid, wantStop: p.stopAll}
-			added++
+			if how == seizedNow {
+				added++
+			}
 		}
 		if _, err := p.drain(); err != nil {
 			return err
@@ -259,31 +267,40 @@ func (p *Process) seizeAll(ctx context.Context) error {
 	}
 }
 
-// seizeTask seizes one task. skip reports a task that exited meanwhile.
-// On EPERM it looks at TracerPid: our own tracer thread means the task was
-// attached already through PTRACE_O_TRACECLONE; another one means another
-// agent or debugger holds the process (ErrBusy); none, that such a tracer
-// was just leaving, so the SEIZE is tried again a few times.
-func (p *Process) seizeTask(tid int) (skip bool, err error) {
+// How seizeTask found a task.
+type seizeResult int
+
+const (
+	seizedNow     seizeResult = iota // PTRACE_SEIZE attached it now
+	tracedAlready                    // traced by this tracer already (PTRACE_O_TRACECLONE)
+	seizeExited                      // exited meanwhile
+)
+
+// seizeTask seizes one task and says how it found it. On EPERM it looks at
+// TracerPid: our own tracer thread means the task was attached already
+// through PTRACE_O_TRACECLONE; another one means another agent or debugger
+// holds the process (ErrBusy); none, that such a tracer was just leaving,
+// so the SEIZE is tried again a few times.
+func (p *Process) seizeTask(tid int) (seizeResult, error) {
 	for attempt := 0; ; attempt++ {
 		err := ptrace(unix.PTRACE_SEIZE, tid, 0, unix.PTRACE_O_TRACECLONE)
 		switch {
 		case err == nil:
-			return false, nil
+			return seizedNow, nil
 		case errors.Is(err, unix.ESRCH):
-			return true, nil
+			return seizeExited, nil
 		case !errors.Is(err, unix.EPERM):
-			return false, seizeError(p.pid, tid, err)
+			return 0, seizeError(p.pid, tid, err)
 		}
 		switch tracer := procfs.Tracer(tid); {
 		case tracer == p.tracerTID:
-			return false, nil
+			return tracedAlready, nil
 		case tracer != 0:
-			return false, busyError(p.pid, tracer, err)
+			return 0, busyError(p.pid, tracer, err)
 		case taskGone(tid):
-			return true, nil // an exited thread not yet reaped refuses attach
+			return seizeExited, nil // an exited thread not yet reaped refuses attach
 		case attempt >= 20:
-			return false, seizeError(p.pid, tid, err)
+			return 0, seizeError(p.pid, tid, err)
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
