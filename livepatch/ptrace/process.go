@@ -49,9 +49,10 @@ type thread struct {
 	tid         int
 	stopped     bool
 	kind        stopKind
-	sig         int  // signal to re-inject (stopSignal)
-	wantStop    bool // the caller asked for this thread to stay stopped
-	interrupted bool // PTRACE_INTERRUPT sent, its stop not seen yet
+	sig         int         // signal to re-inject (stopSignal)
+	wantStop    bool        // the caller asked for this thread to stay stopped
+	interrupted bool        // PTRACE_INTERRUPT sent, its stop not seen yet
+	holdIf      func() bool // ResumeHolding: hold the first stop seen while it reports true
 }
 
 // Process is a seized target. Every thread is traced; threads run unless the
@@ -344,7 +345,7 @@ func (p *Process) Interrupt(ctx context.Context, tid int) error {
 		if err != nil {
 			return err
 		}
-		th.wantStop = true
+		th.wantStop, th.holdIf = true, nil
 		if err := p.interrupt(th); err != nil {
 			return err
 		}
@@ -393,7 +394,7 @@ func (p *Process) ResumeAll() error {
 		p.endWindow()
 		p.stopAll = false
 		for _, th := range p.threads {
-			th.wantStop = false
+			th.wantStop, th.holdIf = false, nil
 			if th.stopped {
 				if e := p.cont(th); e != nil && err == nil {
 					err = e
@@ -411,7 +412,7 @@ func (p *Process) Resume(tid int) error {
 		if err != nil {
 			return err
 		}
-		th.wantStop = false
+		th.wantStop, th.holdIf = false, nil
 		if th.stopped {
 			return p.cont(th)
 		}
@@ -419,22 +420,28 @@ func (p *Process) Resume(tid int) error {
 	})
 }
 
-// ResumeHolding resumes thread tid like Resume, but holds its next stop:
-// the thread stays in it until Resume, ResumeAll or Detach (which then
-// needs no stop of its own). For a thread that is about to stop by itself
-// (a call's notification, ulp_abi.h ULP_REQ_NOTIFY).
-func (p *Process) ResumeHolding(tid int) error {
+// ResumeHolding resumes thread tid like Resume, and holds the first stop
+// it enters while hold reports true: the thread stays in that stop until
+// Resume, ResumeAll or Detach (which then needs no stop of its own). For a
+// thread that is about to stop by itself once something is done (a call's
+// notification, ulp_abi.h ULP_REQ_NOTIFY, once the call's result is out):
+// a stop before that (a signal sent to the thread meanwhile) is resumed
+// as usual, so the thread goes on to finish. hold runs on the tracer
+// thread, in the middle of handling the stop: it may read the target's
+// memory, nothing more.
+func (p *Process) ResumeHolding(tid int, hold func() bool) error {
 	return p.run(func() error {
 		th, err := p.thread(tid)
 		if err != nil {
 			return err
 		}
+		th.wantStop, th.holdIf = false, nil
 		if th.stopped {
 			if err := p.cont(th); err != nil {
 				return err
 			}
 		}
-		th.wantStop = true
+		th.holdIf = hold
 		return nil
 	})
 }
@@ -794,6 +801,9 @@ func (p *Process) handle(tid int, ws unix.WaitStatus) {
 		}
 	default:
 		th.kind = stopEvent
+	}
+	if th.holdIf != nil && th.holdIf() {
+		th.wantStop, th.holdIf = true, nil
 	}
 	p.log.Debug("thread stopped", "tid", tid, "kind", th.kind, "signal", sig, "event", event, "hold", th.wantStop)
 	if p.stopAll {

@@ -202,10 +202,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, not
 		}
 		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
 	}
-	ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-	err := p.Interrupt(ictx, tid)
-	cancel()
-	if err != nil {
+	if err := stopForCall(ctx, p, tid); err != nil {
 		p.Resume(tid) // let a late stop go on
 		p.Log().Debug("thread did not stop for the call", "tid", tid, "err", err)
 		if errors.Is(err, ptrace.ErrExited) || ctx.Err() != nil {
@@ -218,7 +215,7 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, not
 		p.Resume(tid)
 		return nil, fmt.Errorf("%w: %w", errSkipThread, err)
 	}
-	if !hijackable(p, tid) || (regs.Rip >= rt.TextStart && regs.Rip < rt.TextEnd) {
+	if regs.Rip >= rt.TextStart && regs.Rip < rt.TextEnd {
 		p.Resume(tid)
 		return nil, errSkipThread
 	}
@@ -239,7 +236,14 @@ func callOn(ctx context.Context, p *ptrace.Process, rt runtimeInfo, tid int, not
 	}
 	resume := p.Resume
 	if notify {
-		resume = p.ResumeHolding
+		// Hold the thread in the stop that notifies the call's end, and
+		// in no stop before it.
+		resume = func(tid int) error {
+			return p.ResumeHolding(tid, func() bool {
+				c, err := readCall(p.PID(), rt)
+				return err == nil && c.State == abi.CallDone && c.ID == req.ID
+			})
+		}
 	}
 	if err := resume(tid); err != nil {
 		return nil, err
@@ -273,16 +277,43 @@ func stackRoom(pid int, maps []procfs.Mapping, rsp, low uint64) bool {
 	return false
 }
 
-// hijackable reports whether stopped thread tid can take a call: not when
-// it stopped for a signal (it is resumed with the signal instead) or for
-// job control (it would not run the call until SIGCONT).
-func hijackable(p *ptrace.Process, tid int) bool {
-	for _, th := range p.Threads() {
-		if th.TID == tid {
-			return th.Signal == 0 && !th.JobStop
+// stopForCall interrupts thread tid and waits until it is in a stop that
+// can take a call. A thread that stops for a signal instead (one sent
+// before the interrupt: the late notification of the previous call, say)
+// is resumed with that signal and interrupted again, a few times; a thread
+// in a job-control stop is not (it would not run the call until SIGCONT).
+func stopForCall(ctx context.Context, p *ptrace.Process, tid int) error {
+	for try := 0; ; try++ {
+		ictx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+		err := p.Interrupt(ictx, tid)
+		cancel()
+		if err != nil {
+			return err
+		}
+		sig, job := stopOf(p, tid)
+		switch {
+		case job:
+			return errors.New("job-control stop")
+		case sig == 0:
+			return nil
+		case try == 2:
+			return fmt.Errorf("stops for signal %d", sig)
+		}
+		if err := p.Resume(tid); err != nil {
+			return err
 		}
 	}
-	return false
+}
+
+// stopOf returns how stopped thread tid stopped: the signal of a
+// signal-delivery stop (else 0), and whether it is a job-control stop.
+func stopOf(p *ptrace.Process, tid int) (sig int, job bool) {
+	for _, th := range p.Threads() {
+		if th.TID == tid {
+			return th.Signal, th.JobStop
+		}
+	}
+	return 0, false
 }
 
 // buildFrame returns the resume frame of a thread stopped with regs (its

@@ -14,6 +14,8 @@ import (
 	"ulp/livepatch/procfs"
 	"ulp/livepatch/report"
 	"ulp/livepatch/trigger/triggertest"
+
+	"golang.org/x/sys/unix"
 )
 
 // threadByName returns the thread of pid whose comm is name.
@@ -38,7 +40,8 @@ func threadByName(t *testing.T, pid int, name string) int {
 // (restarted through restart_syscall) and a thread blocked in read(2)
 // (restarted with its own number), and checks that each noticed nothing:
 // red zone intact, whole sleeps, no EINTR, and the reader still reads. A
-// thread on a stack too small for the call is left alone.
+// thread on a stack too small for the call is left alone. Some calls meet
+// a signal on its way to the thread.
 func TestHijackedThreadsUndisturbed(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "threads")
 	triggertest.Compile(t, bin, []string{"-O2", "-pthread"}, "threads.c")
@@ -59,6 +62,14 @@ func TestHijackedThreadsUndisturbed(t *testing.T) {
 			}
 			if err := p.Resume(tid); err != nil {
 				t.Fatalf("%s: resume before ping %d: %v", name, i, err)
+			}
+			if i%3 == 2 {
+				// A signal on its way when the call comes (as a late
+				// notification of the previous call is): the thread
+				// stops for it first, and is resumed with it.
+				if err := unix.Tgkill(tg.PID, tid, unix.SIGURG); err != nil {
+					t.Fatal(err)
+				}
 			}
 			c, err := callOn(ctx, p, rt, tid, notify, req)
 			if err != nil {
