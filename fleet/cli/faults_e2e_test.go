@@ -97,7 +97,7 @@ func checkStaged(t *testing.T, f *sshfleet.Fleet, agent string, srcs ...string) 
 }
 
 // TestE2E_OpenSSH_AgentKilledMidTrigger: the agent on host02 is SIGKILLed
-// while the process loads the container (its constructor takes 1.5 s).
+// while the process loads the container (its constructor takes 3 s).
 // host02's result says the agent was killed; its process keeps running,
 // answering, on the old code; the other hosts are patched. Retry finishes
 // the job on host02 only, and no host holds a partial file.

@@ -11,7 +11,7 @@ import (
 )
 
 // TestLoadTimeout: a load that outlasts the timeout (a constructor that
-// takes 1.5 s) ends the trigger with ERROR in time, leaves the process
+// takes 3 s) ends the trigger with ERROR in time, leaves the process
 // untraced, and the hijacked thread comes back by itself once the load
 // ends; later triggers succeed.
 func TestLoadTimeout(t *testing.T) {
@@ -23,7 +23,7 @@ func TestLoadTimeout(t *testing.T) {
 	if rep.Result != report.Error || !strings.Contains(rep.Reason, "did not finish") {
 		t.Fatalf("slow load: %s %q, want ERROR ... did not finish", rep.Result, rep.Reason)
 	}
-	if d := time.Since(start); d > 1200*time.Millisecond {
+	if d := time.Since(start); d > 2500*time.Millisecond {
 		t.Errorf("the trigger took %v with a 300 ms timeout", d)
 	}
 	p.Untraced(t)

@@ -1,9 +1,9 @@
-/* A livepatch whose constructor takes 1.5 s: its load outlasts a short
+/* A livepatch whose constructor takes 3 s: its load outlasts a short
  * --timeout. */
 #include <time.h>
 
 __attribute__((constructor)) static void slow(void) {
-  struct timespec d = {1, 500 * 1000 * 1000};
+  struct timespec d = {3, 0};
   while (nanosleep(&d, &d) != 0) {
   }
 }
