@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"ulp/livepatch/insn"
 )
 
 // Schema is the "schema" field of the `ulp extract` JSON dump.
@@ -153,7 +155,7 @@ func (s *jsonSymbol) validate() error {
 	if s.Entry && (s.Pad || s.Type != TypeFunc) {
 		return fmt.Errorf("%q: entry on a %s symbol with pad %v", s.Name, s.Type, s.Pad)
 	}
-	if s.EntryOffset != 0 && (!s.Pad && !s.Entry || s.EntryOffset != uint8(len(endbr64))) {
+	if s.EntryOffset != 0 && (!s.Pad && !s.Entry || s.EntryOffset != insn.EndbrLen) {
 		return fmt.Errorf("%q: entry_offset %d, want 0, or 4 with pad or entry", s.Name, s.EntryOffset)
 	}
 	if len(s.Refused) > maxSymName || s.Refused != "" && (s.Pad || s.Entry) {

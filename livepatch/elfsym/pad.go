@@ -18,8 +18,6 @@ const (
 	maxExecSection = 1 << 30
 )
 
-var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
-
 // PadSite is one padded function entry in an ELF file, as `ulp post` needs
 // it.
 type PadSite struct {
@@ -97,10 +95,8 @@ func classify(data []byte, i int) (pad bool, entry uint8, merged bool) {
 		}
 	}
 	rest := data[i:]
-	if bytes.HasPrefix(rest, endbr64) {
-		entry = uint8(len(endbr64))
-		rest = rest[entry:]
-	}
+	entry = insn.Endbr(rest)
+	rest = rest[entry:]
 	switch {
 	case bytes.HasPrefix(rest, []byte{0x90, 0x90}):
 		return true, entry, false

@@ -14,14 +14,27 @@ const JumpLen = 5
 
 // MaxHead is how many bytes from a function's entry [CheckHead] may need:
 // an endbr64 and the longest instructions that the jump can overlap.
-const MaxHead = endbr64Len + JumpLen - 1 + maxInstLen
+const MaxHead = EndbrLen + JumpLen - 1 + maxInstLen
 
-const (
-	endbr64Len = 4
-	maxInstLen = 15
-)
+// EndbrLen is the length of endbr64 (f3 0f 1e fa, Intel SDM: CET), the
+// landing pad a function built with -fcf-protection starts with.
+const EndbrLen = 4
+
+const maxInstLen = 15
 
 var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
+
+// AppendEndbr appends endbr64 to b.
+func AppendEndbr(b []byte) []byte { return append(b, endbr64...) }
+
+// Endbr returns EndbrLen when code starts with endbr64, else 0: the offset
+// of a function's first instruction after its landing pad.
+func Endbr(code []byte) uint8 {
+	if bytes.HasPrefix(code, endbr64) {
+		return EndbrLen
+	}
+	return 0
+}
 
 // Reasons a function is refused; a *RefusedError wraps one of them.
 var (
@@ -118,10 +131,7 @@ func Targets(code []byte) []int {
 // cannot. It does not see the rest of the function, so it cannot rule out a
 // branch into the overwritten bytes: that is [Check]'s job.
 func CheckHead(code []byte) (Entry, error) {
-	var e Entry
-	if bytes.HasPrefix(code, endbr64) {
-		e.Offset = endbr64Len
-	}
+	e := Entry{Offset: Endbr(code)}
 	lo := int(e.Offset)
 	if len(code) < lo+JumpLen {
 		return Entry{}, &RefusedError{At: len(code), Reason: ErrTooShort,

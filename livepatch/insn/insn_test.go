@@ -105,7 +105,7 @@ func FuzzCheck(f *testing.F) {
 		if herr != nil || h != e {
 			t.Fatalf("Check = %+v but CheckHead = %+v, %v", e, h, herr)
 		}
-		if e.Offset != 0 && e.Offset != endbr64Len || e.Covered < JumpLen || e.Covered > maxInstLen+JumpLen-1 ||
+		if e.Offset != 0 && e.Offset != EndbrLen || e.Covered < JumpLen || e.Covered > maxInstLen+JumpLen-1 ||
 			int(e.Offset)+e.Covered > len(fn) {
 			t.Fatalf("Check(% x) = %+v", fn, e)
 		}

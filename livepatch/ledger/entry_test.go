@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/insn"
 )
 
 // entryPatch is testPatch with replacements within reach of mem's code.
@@ -25,7 +26,7 @@ func TestEntry_ApplyStackRevert(t *testing.T) {
 		orig := bytes.Clone(mem.b)
 		off := uint64(0)
 		if endbr {
-			off = endbr64Len
+			off = insn.EndbrLen
 		}
 		step := func(plan *Plan, err error) *Ledger {
 			t.Helper()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"ulp/livepatch/container"
+	"ulp/livepatch/insn"
 )
 
 // Redirect sends calls of the function at Old to the function at New (both
@@ -177,7 +178,7 @@ func (l *Ledger) Validate() error {
 		default:
 			return fmt.Errorf("%w: function %#x: unknown %v", ErrFormat, s.Addr, s.Mechanism)
 		}
-		if s.EntryOffset != 0 && s.EntryOffset != endbr64Len {
+		if s.EntryOffset != 0 && s.EntryOffset != insn.EndbrLen {
 			return fmt.Errorf("%w: function %#x: entry offset %d", ErrFormat, s.Addr, s.EntryOffset)
 		}
 		if len(s.Orig) != origLen {

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"ulp/livepatch/insn"
 )
 
 // fakeMem is a flat code region at base that implements io.ReaderAt with
@@ -27,7 +29,7 @@ func newCode(n int, endbr bool) *fakeMem {
 		copy(m.b[o:], bytes.Repeat([]byte{0x90}, padLen))
 		o += padLen
 		if endbr {
-			o += copy(m.b[o:], endbr64)
+			o += copy(m.b[o:], insn.AppendEndbr(nil))
 		}
 		copy(m.b[o:], []byte{0x66, 0x90, 0xc3})
 	}
@@ -46,7 +48,7 @@ func newEntryCode(n int, endbr bool) *fakeMem {
 	for i := range n {
 		o := i*fnStride + padLen
 		if endbr {
-			o += copy(m.b[o:], endbr64)
+			o += copy(m.b[o:], insn.AppendEndbr(nil))
 		}
 		copy(m.b[o:], labs)
 	}
@@ -84,14 +86,14 @@ func (m *fakeMem) write(t testing.TB, ws []Write) {
 // entry jumps back into a well-formed pad, else addr itself.
 func (m *fakeMem) reach(t *testing.T, addr uint64) uint64 {
 	t.Helper()
-	code := make([]byte, endbr64Len+entryLen)
+	code := make([]byte, insn.EndbrLen+entryLen)
 	if _, err := m.ReadAt(code, int64(addr)); err != nil {
 		t.Fatal(err)
 	}
 	at := addr
-	if bytes.HasPrefix(code, endbr64) {
-		at += endbr64Len
-		code = code[endbr64Len:]
+	if insn.Endbr(code) != 0 {
+		at += insn.EndbrLen
+		code = code[insn.EndbrLen:]
 	}
 	switch {
 	case code[0] == 0xe9:

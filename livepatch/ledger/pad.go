@@ -11,11 +11,10 @@ import (
 
 // Sizes of the pad mechanism (x86_64, -fpatchable-function-entry=16,14).
 const (
-	padLen     = 14 // bytes before the entry: jmp *0(%rip) + 8-byte address
-	jmpLen     = 6  // ff 25 00 00 00 00
-	slotLen    = 8  // the absolute address read by the jmp
-	entryLen   = 2  // the redirected entry bytes
-	endbr64Len = 4  // f3 0f 1e fa
+	padLen   = 14 // bytes before the entry: jmp *0(%rip) + 8-byte address
+	jmpLen   = 6  // ff 25 00 00 00 00
+	slotLen  = 8  // the absolute address read by the jmp
+	entryLen = 2  // the redirected entry bytes
 	// windowLen is how many bytes from Addr-14 describe a function's state:
 	// the pad, and what the entry mechanism needs to decode the first
 	// instructions after an optional endbr64.
@@ -24,10 +23,7 @@ const (
 	jumpLen = insn.JumpLen
 )
 
-var (
-	jmpIndirect = []byte{0xff, 0x25, 0x00, 0x00, 0x00, 0x00}
-	endbr64     = []byte{0xf3, 0x0f, 0x1e, 0xfa}
-)
+var jmpIndirect = []byte{0xff, 0x25, 0x00, 0x00, 0x00, 0x00}
 
 // PadBytes returns the 14 bytes written at entry-14 to jump to newAddr:
 // `ff 25 00 00 00 00` (jmp *0(%rip)) and the little-endian address.
@@ -48,12 +44,7 @@ func EntryBytes(entryOffset uint8) []byte {
 
 // EntryOffset returns where the 2 redirected entry bytes sit in the code
 // starting at a function's entry: 4 after an endbr64, else 0.
-func EntryOffset(code []byte) uint8 {
-	if bytes.HasPrefix(code, endbr64) {
-		return endbr64Len
-	}
-	return 0
-}
+func EntryOffset(code []byte) uint8 { return insn.Endbr(code) }
 
 // isEntryNop reports whether b (2 bytes) is an unpatched entry: the 2-byte
 // NOP `66 90` that `ulp post` writes, or two 1-byte NOPs `90 90`.

@@ -256,8 +256,8 @@ func checkRedirected(s *Stack, code []byte) error {
 	} else {
 		start = padLen
 	}
-	if s.EntryOffset == endbr64Len {
-		want = append(want, endbr64...)
+	if s.EntryOffset == insn.EndbrLen {
+		want = insn.AppendEndbr(want)
 	}
 	if s.Mechanism == container.MechPad {
 		want = append(want, EntryBytes(s.EntryOffset)...)
@@ -287,7 +287,7 @@ func mechanism(addr uint64, code []byte) (container.Mechanism, error) {
 	case pad && isEntryNop(entry):
 		return container.MechPad, nil
 	case pad && entry[0] == 0xeb:
-		return 0, &NotPatchableError{Addr: addr, Got: slices.Clone(code[:padLen+endbr64Len+entryLen]),
+		return 0, &NotPatchableError{Addr: addr, Got: slices.Clone(code[:padLen+insn.EndbrLen+entryLen]),
 			Why: "the entry already jumps somewhere the ledger does not know"}
 	}
 	if _, err := insn.CheckHead(code[padLen:]); err != nil {

@@ -18,6 +18,7 @@ import (
 	"ulp/internal/escape"
 	"ulp/livepatch/abi"
 	"ulp/livepatch/container"
+	"ulp/livepatch/insn"
 	"ulp/livepatch/ledger"
 	"ulp/livepatch/procfs"
 	"ulp/livepatch/ptrace"
@@ -449,20 +450,15 @@ func (r *run) libpulpEntries() error {
 	spec.Funcs = slices.Clone(spec.Funcs)
 	for i := range spec.Funcs {
 		f := &spec.Funcs[i]
-		b := make([]byte, len(endbr64))
-		// endbr64 is f3 0f 1e fa (Intel SDM, CET).
+		b := make([]byte, insn.EndbrLen)
 		if err := procfs.ReadMem(r.pid, r.obj.Bias+f.OldOffset, b); err != nil {
 			return failed("read the entry of %s: %w", f.Old, err)
 		}
-		if bytes.Equal(b, endbr64) {
-			f.EntryOffset = uint8(len(endbr64))
-		}
+		f.EntryOffset = insn.Endbr(b)
 	}
 	r.spec = &spec
 	return nil
 }
-
-var endbr64 = []byte{0xf3, 0x0f, 0x1e, 0xfa}
 
 // checkSeccomp refuses a load into a process whose seccomp mode may kill
 // it for a system call of dlopen: strict mode always, a filter unless
