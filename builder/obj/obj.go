@@ -12,7 +12,7 @@ import (
 	"sort"
 	"strings"
 
-	"golang.org/x/arch/x86/x86asm"
+	"ulp/livepatch/insn"
 )
 
 // MaxSize bounds an object file read by Read.
@@ -364,7 +364,7 @@ func (r *reader) relocs(sec *section, lo, hi int, code []byte) ([]Reloc, error) 
 		t := int64(sym.Value) + rr.addend
 		if pcRelative(rr.typ) && code != nil {
 			if ends == nil {
-				ends = instEnds(code)
+				ends = insn.Ends(code)
 			}
 			t += int64(endAfter(ends, rel.Off, rel.Size()) - rel.Off)
 		}
@@ -521,21 +521,6 @@ func sectionKind(name string) string {
 		}
 	}
 	return name
-}
-
-// instEnds decodes code linearly and returns the end offset of each
-// instruction; an undecodable byte counts as a 1-byte instruction.
-func instEnds(code []byte) []int {
-	var ends []int
-	for pc := 0; pc < len(code); {
-		n := 1
-		if in, err := x86asm.Decode(code[pc:], 64); err == nil && in.Len > 0 {
-			n = in.Len
-		}
-		pc += n
-		ends = append(ends, pc)
-	}
-	return ends
 }
 
 // endAfter returns the end of the instruction holding the field [off,

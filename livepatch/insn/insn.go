@@ -103,6 +103,22 @@ func Check(fn []byte) (Entry, error) {
 	return e, nil
 }
 
+// Ends decodes code linearly and returns the end offset of each
+// instruction, in order; an undecodable byte counts as a 1-byte
+// instruction, so the sweep resynchronises after data or padding.
+func Ends(code []byte) []int {
+	var ends []int
+	for pc := 0; pc < len(code); {
+		n := 1
+		if in, err := x86asm.Decode(code[pc:], 64); err == nil && in.Len > 0 {
+			n = in.Len
+		}
+		pc += n
+		ends = append(ends, pc)
+	}
+	return ends
+}
+
 // Targets decodes code (a whole executable section) linearly and returns,
 // sorted and without duplicates, the offsets in code that its direct
 // branches (jumps, conditional jumps, calls) target. An undecodable byte is

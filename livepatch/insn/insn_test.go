@@ -120,3 +120,21 @@ func TestTargets(t *testing.T) {
 		t.Errorf("Targets = %v, want %v", got, want)
 	}
 }
+
+func TestEnds(t *testing.T) {
+	tests := []struct {
+		name string
+		code []byte
+		want []int
+	}{
+		{"empty", nil, nil},
+		{"mov eax, 1; xor eax, eax; ret", []byte{0xb8, 1, 0, 0, 0, 0x31, 0xc0, 0xc3}, []int{5, 7, 8}},
+		{"jmp rel32 then nop", []byte{0xe9, 1, 2, 3, 4, 0x90}, []int{5, 6}},
+		{"truncated jmp, then nops", []byte{0xe9, 0x90, 0x90}, []int{1, 2, 3}},
+	}
+	for _, tt := range tests {
+		if got := Ends(tt.code); !slices.Equal(got, tt.want) {
+			t.Errorf("%s: Ends = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
