@@ -271,7 +271,7 @@ var sectionFlags = []string{"-ffunction-sections", "-fdata-sections"}
 
 // symbolOffsets reads the defined symbols of an ELF file by name (the first of each).
 func symbolOffsets(path string) (map[string]elf.Symbol, error) {
-	ef, err := elf.Open(path)
+	ef, err := elfsym.OpenStd(path)
 	if err != nil {
 		return nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"debug/elf"
 	"os"
 	"path/filepath"
+
+	"ulp/livepatch/elfsym"
 )
 
 // neededLibs returns the linker arguments for the libraries the target
@@ -13,7 +15,7 @@ import (
 // one (the libraries of an extracted .deb come as a set), else -l:NAME from
 // the system's library path.
 func neededLibs(target string) ([]string, error) {
-	f, err := elf.Open(target)
+	f, err := elfsym.OpenStd(target)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +56,7 @@ func (b *build) linkableName(sym string) bool {
 func linkableNames(target string) map[string]bool {
 	names := make(map[string]bool)
 	add := func(path string) []string {
-		f, err := elf.Open(path)
+		f, err := elfsym.OpenStd(path)
 		if err != nil {
 			return nil
 		}

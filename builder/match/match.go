@@ -81,7 +81,7 @@ func Open(path, debugRoot string) (*Lib, error) {
 	if fi.Size() > maxLibSize {
 		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxLibSize)
 	}
-	ef, err := elf.Open(path)
+	ef, err := elfsym.OpenStd(path)
 	if err != nil {
 		return nil, err
 	}

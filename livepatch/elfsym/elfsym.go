@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"ulp/internal/regfile"
 )
 
 // Errors callers branch on.
@@ -110,7 +112,7 @@ type LoadOptions struct {
 // Load reads path, an ELF object or an `ulp extract` JSON dump (told apart by
 // the ELF magic), and merges a separate debuginfo file as o says.
 func Load(path string, o LoadOptions) (*Object, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path) // a FIFO or a device is never opened
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +147,7 @@ func Load(path string, o LoadOptions) (*Object, error) {
 
 // Open reads the ELF object at path, without any debuginfo.
 func Open(path string) (*Object, error) {
-	f, err := os.Open(path)
+	f, _, err := regfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -206,26 +208,19 @@ func read(ef *elf.File, name string, o LoadOptions) (*Object, error) {
 }
 
 func debugSymbols(path string, want []byte) ([]Symbol, error) {
-	f, err := os.Open(path)
+	ef, err := OpenStd(path)
 	if err != nil {
 		return nil, fmt.Errorf("debuginfo: %w", err)
 	}
-	defer f.Close()
-	if err := Check(f); err != nil {
-		return nil, fmt.Errorf("debuginfo %s: %w", path, err)
-	}
-	ef, err := elf.NewFile(f)
-	if err != nil {
-		return nil, fmt.Errorf("debuginfo: %w", err)
-	}
-	got, err := BuildID(ef)
+	defer ef.Close()
+	got, err := BuildID(ef.File)
 	if err != nil {
 		return nil, fmt.Errorf("debuginfo %s: %w", path, err)
 	}
 	if !bytes.Equal(got, want) {
 		return nil, fmt.Errorf("debuginfo %s: %w: %x, object has %x", path, ErrBuildIDMismatch, got, want)
 	}
-	syms, err := symbols(ef)
+	syms, err := symbols(ef.File)
 	if err != nil {
 		return nil, fmt.Errorf("debuginfo %s: %w", path, err)
 	}

@@ -488,6 +488,36 @@ func (c *pageCache) readAt(b []byte, off uint64) error {
 	return nil
 }
 
+// StdFile is a debug/elf file opened by OpenStd; Close closes the file.
+type StdFile struct {
+	*elf.File
+	f *os.File
+}
+
+// OpenStd opens the ELF file at path with debug/elf, only if it is a
+// regular file (regfile.Open: a FIFO or a device is never opened) whose
+// headers Check accepts, so that debug/elf allocates no more than the file
+// holds.
+func OpenStd(path string) (*StdFile, error) {
+	f, _, err := regfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := Check(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	ef, err := elf.NewFile(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &StdFile{File: ef, f: f}, nil
+}
+
+// Close closes the file.
+func (s *StdFile) Close() error { return s.f.Close() }
+
 // Check refuses an ELF file in r that exceeds the bounds of File (its
 // headers, and the entries of each symbol table), before a reader that
 // reads sections whole (debug/elf) allocates what its headers claim. The

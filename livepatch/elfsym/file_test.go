@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
+	"time"
 
+	"ulp/internal/regfile"
 	"ulp/livepatch/elfsym"
 	"ulp/livepatch/packer/packertest"
 )
@@ -250,4 +253,34 @@ func mustLocal(t *testing.T, obj *elfsym.Object, name string) uint64 {
 	}
 	t.Fatalf("no local %s", name)
 	return 0
+}
+
+// TestOpeners_RefuseNonRegular: every opener of a named ELF file refuses a
+// FIFO and a device at once (a FIFO's open would wait for a writer
+// forever), with regfile.ErrNotRegular.
+func TestOpeners_RefuseNonRegular(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "fifo.so")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	openers := map[string]func(string) error{
+		"OpenFile": func(p string) error { _, err := elfsym.OpenFile(p); return err },
+		"OpenStd":  func(p string) error { _, err := elfsym.OpenStd(p); return err },
+		"Open":     func(p string) error { _, err := elfsym.Open(p); return err },
+		"Load":     func(p string) error { _, err := elfsym.Load(p, elfsym.LoadOptions{}); return err },
+	}
+	for name, open := range openers {
+		for _, path := range []string{fifo, "/dev/zero"} {
+			done := make(chan error, 1)
+			go func() { done <- open(path) }()
+			select {
+			case err := <-done:
+				if !errors.Is(err, regfile.ErrNotRegular) {
+					t.Errorf("%s(%s): %v, want ErrNotRegular", name, path, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s(%s) blocks", name, path)
+			}
+		}
+	}
 }
